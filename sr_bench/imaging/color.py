@@ -1,0 +1,61 @@
+"""Colour conversions with MATLAB's semantics.
+
+Tensors are ``(..., 3, H, W)`` RGB or ``(..., 1, H, W)`` gray, in 0..255 units (float64 recommended).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from sr_bench.imaging.quantize import round_half_away
+
+# MATLAB rgb2ycbcr: origT row for Y (for [0,1] input); for uint8 input MATLAB scales T by 1/255 and keeps offset 16.
+_Y_T = (65.481, 128.553, 24.966)
+# What EDSR / Meta-SR / LIIF multiply the RGB *difference* by (the +16 offset cancels in a difference).
+_Y_DIFF_256 = (65.738 / 256.0, 129.057 / 256.0, 25.064 / 256.0)
+# MATLAB rgb2gray (the Y row of the inverse NTSC transform, as rgb2gray.m computes it).
+_GRAY = (0.298936021293775, 0.587043074451121, 0.114020904255103)
+
+
+def rgb2y_matlab_uint8(rgb: torch.Tensor) -> torch.Tensor:
+    """Y of MATLAB ``rgb2ycbcr`` applied to a uint8 image: ``round(T/255 . rgb + 16)``, returned as float.
+
+    MATLAB evaluates it with ``imlincomb`` in double, then rounds half away from zero into uint8; we follow that order.
+    ``rgb`` holds integer values 0..255 (any float dtype).
+    """
+    _check_rgb(rgb)
+    r, g, b = rgb.unbind(-3)
+    t = [c / 255.0 for c in _Y_T]
+    # imlincomb's order: T1*R + T2*G + T3*B + offset. 194 of the 2^24 colours sit exactly on a .5 tie, so the
+    # evaluation order is part of the definition; in-place ops keep it while saving image-sized temporaries.
+    y = r * t[0]
+    y += g * t[1]
+    y += b * t[2]
+    y += 16.0
+    y += 0.5  # separately: adding 16.5 at once could absorb the last bit that decides a tie
+    return y.floor_().clamp_(0, 255).unsqueeze(-3)  # Y >= 16 > 0: half away from zero is floor(y + .5)
+
+
+def rgb2y_linear(rgb: torch.Tensor, coefficients: tuple[float, float, float] = _Y_DIFF_256) -> torch.Tensor:
+    """``c . rgb`` without offset or rounding; the Meta-SR/EDSR luma of a difference image."""
+    _check_rgb(rgb)
+    r, g, b = rgb.unbind(-3)
+    return (coefficients[0] * r + coefficients[1] * g + coefficients[2] * b).unsqueeze(-3)
+
+
+def rgb2gray_matlab_uint8(rgb: torch.Tensor) -> torch.Tensor:
+    """MATLAB ``rgb2gray`` of a uint8 image (rounded), as float. Equal channels map to themselves."""
+    _check_rgb(rgb)
+    r, g, b = rgb.unbind(-3)
+    return round_half_away(_GRAY[0] * r + _GRAY[1] * g + _GRAY[2] * b).clamp_(0, 255).unsqueeze(-3)
+
+
+def gray2rgb(gray: torch.Tensor) -> torch.Tensor:
+    if gray.shape[-3] != 1:
+        raise ValueError(f"expected 1 channel, got {gray.shape[-3]}")
+    return gray.expand(*gray.shape[:-3], 3, *gray.shape[-2:])
+
+
+def _check_rgb(x: torch.Tensor) -> None:
+    if x.dim() < 3 or x.shape[-3] != 3:
+        raise ValueError(f"expected RGB (..., 3, H, W), got shape {tuple(x.shape)}")

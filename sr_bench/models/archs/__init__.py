@@ -1,0 +1,1 @@
+"""PyTorch re-implementations of published SR architectures, with the official releases' state_dict key names."""

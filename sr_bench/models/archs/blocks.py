@@ -1,0 +1,379 @@
+"""Shared pieces of the PyTorch architectures, and the adapter machinery every network ``Upscaler`` uses.
+
+Layers mirror ``thstkdgus35/EDSR-PyTorch`` ``src/model/common.py`` so that ``state_dict()`` keys and shapes are the
+official ones (``sub_mean.weight``, ``tail.0.0.weight``, ...). The second half of the file holds what the adapters
+share: the "needs weights" error, checkpoint reading (``weights_only``, container unwrapping, ``module.`` prefixes,
+sha256), strict loading with a one-line error that names the keys, deterministic untrained init, and the
+integer-scale adapter base with the ``ceil-then-down`` strategy for scales that have no tail.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import os
+import pickle
+import re
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, ClassVar, Iterable, Mapping
+
+import torch
+import torch.nn as nn
+
+from sr_bench.errors import UserError
+from sr_bench.models.interface import ScaleSupport, Upscaler
+
+DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
+
+# --------------------------------------------------------------------------------------------------------------------
+# Layers (EDSR-PyTorch common.py)
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def default_conv(in_channels: int, out_channels: int, kernel_size: int, bias: bool = True) -> nn.Conv2d:
+    """'same'-padded convolution (padding = kernel_size // 2)."""
+    return nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=bias)
+
+
+class MeanShift(nn.Conv2d):
+    """Fixed 1x1 conv adding/subtracting the DIV2K RGB mean scaled by ``rgb_range``.
+
+    As in EDSR-PyTorch it is a ``Conv2d`` whose weight and bias are Parameters with ``requires_grad=False``: they are
+    in ``state_dict()`` (``sub_mean.weight``/``sub_mean.bias``) but not in trainable parameter counts.
+    """
+
+    def __init__(self, rgb_range: float, rgb_mean=DIV2K_RGB_MEAN, rgb_std=(1.0, 1.0, 1.0), sign: int = -1):
+        super().__init__(3, 3, kernel_size=1)
+        dev = self.weight.device  # building on the meta device must not mix in CPU tensors
+        std = torch.tensor(rgb_std, dtype=torch.float32, device=dev)
+        mean = torch.tensor(rgb_mean, dtype=torch.float32, device=dev)
+        with torch.no_grad():
+            self.weight.copy_(torch.eye(3, device=dev).view(3, 3, 1, 1) / std.view(3, 1, 1, 1))
+            self.bias.copy_(sign * rgb_range * mean / std)
+        for p in self.parameters():
+            p.requires_grad = False
+
+
+class Upsampler(nn.Sequential):
+    """Sub-pixel upsampler: [conv n->4n, PixelShuffle(2)] per factor 2 for 2^k, or conv n->9n + PixelShuffle(3)."""
+
+    def __init__(self, conv: Callable, scale: int, n_feats: int, bias: bool = True):
+        m: list[nn.Module] = []
+        if scale >= 1 and (scale & (scale - 1)) == 0:
+            for _ in range(int(math.log2(scale))):
+                m.append(conv(n_feats, 4 * n_feats, 3, bias))
+                m.append(nn.PixelShuffle(2))
+        elif scale == 3:
+            m.append(conv(n_feats, 9 * n_feats, 3, bias))
+            m.append(nn.PixelShuffle(3))
+        else:
+            raise ValueError(f"sub-pixel upsampler supports x2^k and x3, not x{scale}")
+        super().__init__(*m)
+
+
+def upsampler_scale(sd: Mapping[str, torch.Tensor], prefix: str, n_feats: int) -> int | None:
+    """The scale of an ``Upsampler`` stored under ``prefix`` (e.g. ``'tail.0.'``), from its conv shapes."""
+    first = sd.get(prefix + "0.weight")
+    if first is None or first.dim() != 4:
+        return None
+    if first.shape[0] == 9 * n_feats:
+        return 3
+    if first.shape[0] != 4 * n_feats:
+        return None
+    n = 1
+    while prefix + f"{2 * n}.weight" in sd:
+        n += 1
+    return 2**n
+
+
+def count_trainable(module: nn.Module) -> int:
+    """Trainable parameters (MeanShift weights/biases have requires_grad=False and are excluded, as in papers.md)."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Checkpoints
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def needs_weights(name: str, example: str) -> UserError:
+    return UserError(
+        f"model {name!r} needs weights: --models {name}=PATH/TO/{example} "
+        f"(releases: see `srbench models {name}` / registry/{name}.toml), or train one with `srbench train`, "
+        f"or --allow-untrained for a smoke run"
+    )
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def checkpoint_paths(checkpoint) -> list[Path]:
+    """One path, a sequence of paths, or one string of paths joined by ``os.pathsep`` (one file per scale)."""
+    if checkpoint is None:
+        return []
+    if isinstance(checkpoint, (str, os.PathLike)):
+        text = os.fspath(checkpoint)
+        parts = [p for p in text.split(os.pathsep) if p] if os.pathsep in text and not Path(text).exists() else [text]
+    else:
+        parts = [os.fspath(p) for p in checkpoint]
+    if not parts:
+        raise UserError("empty checkpoint path; pass --models NAME=PATH/TO/WEIGHTS")
+    return [Path(p).expanduser() for p in parts]
+
+
+def read_checkpoint(path: Path, name: str) -> tuple[object, str]:
+    """``torch.load(weights_only=True)`` on CPU; returns (object, sha256). Errors are one-line UserErrors."""
+    if not path.is_file():
+        raise UserError(f"checkpoint for model {name!r} not found: {str(path)!r}; check the path after '{name}='")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        text = " ".join(str(e).split())
+        glob = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+        if glob is None:  # not a torch checkpoint at all (wrong file, truncated download)
+            detail = re.search(r"WeightsUnpickler error: (.*?)(?: Check the documentation|$)", text)
+            reason = (detail.group(1) if detail else text)[:120]
+            raise UserError(f"checkpoint {str(path)!r} for model {name!r} could not be read ({reason})") from None
+        raise UserError(
+            f"checkpoint {str(path)!r} for model {name!r} holds pickled Python objects ({glob.group(1)}) that "
+            f"torch.load(weights_only=True) refuses; re-save just its state_dict with torch.save(model.state_dict(), ...)"
+        ) from None
+    except Exception as e:  # truncated download, not a torch file, ...
+        reason = " ".join(str(e).split())[:160]
+        raise UserError(f"checkpoint {str(path)!r} for model {name!r} could not be read ({type(e).__name__}: {reason})") from None
+    return obj, sha256_file(path)
+
+
+def _is_state_dict(obj) -> bool:
+    return isinstance(obj, Mapping) and len(obj) > 0 and all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
+    )
+
+
+def unwrap_state_dict(obj, path: Path | str = "?", name: str = "?") -> tuple[dict[str, torch.Tensor], dict | None]:
+    """Find the state_dict inside common containers; returns (state_dict, LIIF-style model spec or None).
+
+    Handles a bare state_dict, ``{'state_dict': ...}``, ``{'model': ...}``, BasicSR ``{'params_ema'|'params': ...}``,
+    LIIF ``{'model': {'name', 'args', 'sd'}}``; strips ``module.`` (DataParallel) prefixes.
+    """
+    spec = None
+    for _ in range(4):
+        if _is_state_dict(obj):
+            break
+        if not isinstance(obj, Mapping):
+            break
+        if isinstance(obj.get("model"), Mapping) and "sd" in obj["model"]:
+            spec = {k: v for k, v in obj["model"].items() if k != "sd"}
+            obj = obj["model"]["sd"]
+            continue
+        for key in ("state_dict", "params_ema", "params", "model", "net", "network"):
+            if isinstance(obj.get(key), Mapping):
+                obj = obj[key]
+                break
+        else:
+            break
+    if not _is_state_dict(obj):
+        raise UserError(
+            f"checkpoint {str(path)!r} for model {name!r} holds no state_dict (expected a dict of tensors, optionally "
+            f"under 'state_dict', 'model', 'params' or LIIF's ['model']['sd'])"
+        )
+    sd = dict(obj)
+    while sd and all(k.startswith("module.") for k in sd):
+        sd = {k[len("module."):]: v for k, v in sd.items()}
+    return sd, spec
+
+
+def _shape(t) -> str:
+    return "(" + ",".join(str(d) for d in t.shape) + ")"
+
+
+def _few(items: list[str], n: int = 5) -> str:
+    return ", ".join(items[:n]) + (f", ... ({len(items) - n} more)" if len(items) > n else "")
+
+
+def load_strict(module: nn.Module, sd: Mapping[str, torch.Tensor], name: str, path: Path | str, hint: str = "") -> None:
+    """``load_state_dict(strict=True)`` (assigning the checkpoint's tensors, so meta-built modules work), or a
+    UserError naming up to 5 missing / unexpected keys and shape mismatches."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in sd]
+    unexpected = [k for k in sd if k not in own]
+    shapes = [f"{k} {_shape(sd[k])} vs model {_shape(own[k])}" for k in own if k in sd and sd[k].shape != own[k].shape]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing key(s): {_few(missing)}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected key(s): {_few(unexpected)}")
+        if shapes:
+            parts.append(f"{len(shapes)} shape mismatch(es): {_few(shapes)}")
+        raise UserError(
+            f"checkpoint {str(path)!r} does not fit model {name!r}: " + "; ".join(parts) + (f"; {hint}" if hint else "")
+        )
+    module.load_state_dict({k: v.to(own[k].dtype) if v.is_floating_point() else v for k, v in sd.items()},
+                           strict=True, assign=True)
+
+
+@contextlib.contextmanager
+def seeded(seed: int = 0):
+    """Deterministic random init (for untrained smoke runs) without disturbing the global RNG."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def build_module(factory: Callable[[], nn.Module], meta: bool) -> nn.Module:
+    """Build a network outside inference mode: on the meta device (weights come from a checkpoint), or seeded."""
+    with torch.inference_mode(False):
+        if meta:
+            with torch.device("meta"):
+                return factory()
+        with seeded(0):
+            return factory()
+
+
+def crop_to(x: torch.Tensor, size: tuple[int, int], what: str) -> torch.Tensor:
+    """Top-left crop to ``size`` (protocols that floor the SR size ask for fewer pixels than the network makes)."""
+    h, w = int(size[0]), int(size[1])
+    if x.shape[-2] < h or x.shape[-1] < w:
+        raise ValueError(f"{what} produced {tuple(x.shape[-2:])}, smaller than the requested {(h, w)}")
+    return x[..., :h, :w]
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Adapters
+# --------------------------------------------------------------------------------------------------------------------
+
+
+class NetworkUpscaler(Upscaler):
+    """Common state of the network adapters: device, float32 inference, checkpoint bookkeeping."""
+
+    model_name: ClassVar[str] = "?"
+    example_weights: ClassVar[str] = "WEIGHTS.pt"
+
+    def _setup(self, scales: ScaleSupport, checkpoint, allow_untrained: bool, config: dict) -> list[Path]:
+        Upscaler.__init__(self, name=self.model_name, scales=scales, learned=True, config=dict(config))
+        self._device = torch.device("cpu")
+        paths = checkpoint_paths(checkpoint)
+        if not paths and not allow_untrained:
+            raise needs_weights(self.model_name, self.example_weights)
+        self.untrained = not paths
+        return paths
+
+    def modules(self) -> Iterable[nn.Module]:
+        raise NotImplementedError
+
+    def to(self, device) -> "NetworkUpscaler":
+        self._device = torch.device(device)
+        for m in self.modules():
+            m.to(self._device)
+        return self
+
+    def _prepare(self, m: nn.Module) -> nn.Module:
+        return m.float().eval().to(self._device)
+
+    def _input(self, lr: torch.Tensor) -> torch.Tensor:
+        if lr.dim() != 4 or lr.shape[1] != 3:
+            raise ValueError(f"{self.name} expects a (B, 3, h, w) RGB batch, got {tuple(lr.shape)}")
+        return lr.to(self._device, torch.float32)
+
+
+class IntegerScaleUpscaler(NetworkUpscaler):
+    """EDSR / RDN / RCAN: one network per integer scale (each release has one tail).
+
+    Native only at the scales it holds a network for. Any other scale s uses ``ceil-then-down``: run the smallest
+    held scale k >= s, then MATLAB-bicubic-resize the k-times output (0..255, float64) to the requested size.
+    Networks take RGB in 0..255 (EDSR-PyTorch ``rgb_range`` 255) and return 0..255.
+    """
+
+    family_scales: ClassVar[tuple[int, ...]] = (2, 3, 4)
+    release_scales: ClassVar[tuple[int, ...]] = (2, 3, 4)
+    variants: ClassVar[dict[str, dict]] = {}
+    default_variant: ClassVar[str] = ""
+
+    def __init__(self, checkpoint=None, allow_untrained: bool = False, scale: int | None = None,
+                 variant: str | None = None):
+        variant = variant or self.default_variant
+        if variant not in self.variants:
+            raise UserError(f"model {self.model_name!r} has no variant {variant!r}; known: {', '.join(self.variants)}")
+        if scale is not None and int(scale) not in self.release_scales:
+            raise UserError(f"model {self.model_name!r} has tails for x{', x'.join(map(str, self.release_scales))}, "
+                            f"not x{scale}")
+        self.variant = variant
+        self.nets: dict[int, nn.Module] = {}
+        paths = self._setup(ScaleSupport(), checkpoint, allow_untrained,
+                            {"variant": variant, **self.variants[variant]})
+        if paths:
+            shas = []
+            for path in paths:
+                obj, sha = read_checkpoint(path, self.model_name)
+                sd, spec = unwrap_state_dict(obj, path, self.model_name)
+                if spec is not None:
+                    raise UserError(f"checkpoint {str(path)!r} is a LIIF-repo {spec.get('name', '?')!r} model "
+                                    f"(['model']['sd']), not {self.model_name}; use --models liif=PATH or liif-rdn=PATH")
+                k = self.infer_scale(sd)
+                if scale is not None and k is not None and k != int(scale):
+                    raise UserError(f"checkpoint {str(path)!r} is a x{k} {self.model_name} model, but scale={scale} was asked")
+                k = k or (int(scale) if scale is not None else self.family_scales[0])
+                if k in self.nets:
+                    raise UserError(f"two checkpoints for x{k} given to model {self.model_name!r}; give one per scale")
+                net = build_module(lambda: self.build(k), meta=True)
+                load_strict(net, sd, self.model_name, path, self.mismatch_hint(sd))
+                self.nets[k] = self._prepare(net)
+                shas.append(sha)
+            self.checkpoint_sha256 = "+".join(shas)
+            available = frozenset(self.nets)
+        else:
+            available = frozenset([int(scale)]) if scale is not None else frozenset(self.family_scales)
+        self.scales = ScaleSupport(integers=available)
+        self.strategy = "ceil-then-down"
+        self.config["scales"] = sorted(available)
+
+    # -- per family ---------------------------------------------------------------------------------------------------
+    def build(self, scale: int) -> nn.Module:
+        raise NotImplementedError
+
+    def infer_scale(self, sd: Mapping[str, torch.Tensor]) -> int | None:
+        raise NotImplementedError
+
+    def mismatch_hint(self, sd: Mapping[str, torch.Tensor]) -> str:
+        return ""
+
+    # -- running ------------------------------------------------------------------------------------------------------
+    def modules(self) -> Iterable[nn.Module]:
+        return list(self.nets.values())
+
+    def net(self, k: int) -> nn.Module:
+        if k not in self.nets:  # untrained: built on first use, seeded (outside any caller's inference mode)
+            with torch.inference_mode(False):
+                self.nets[k] = self._prepare(build_module(lambda: self.build(k), meta=False))
+        return self.nets[k]
+
+    def scale_for(self, s: Fraction) -> int:
+        above = [k for k in sorted(self.scales.integers) if k >= s]
+        if not above:
+            raise UserError(f"model {self.model_name!r} holds x{', x'.join(map(str, sorted(self.scales.integers)))} only; "
+                            f"x{s} needs a network of scale >= {s} (ceil-then-down)")
+        return above[0]
+
+    def super_resolve(self, lr: torch.Tensor, scale: Fraction, size: tuple[int, int]) -> torch.Tensor:
+        from sr_bench.imaging.resize import imresize
+
+        s = Fraction(scale)
+        k = self.scale_for(s)
+        net = self.net(k)
+        x = self._input(lr) * 255.0
+        with torch.inference_mode():
+            y = net(x).to(torch.float64)
+            if s == k:
+                y = crop_to(y, size, f"{self.name} x{k}")
+            else:
+                y = imresize(y, size=(int(size[0]), int(size[1])))
+            return (y / 255.0).clamp_(0.0, 1.0)
+

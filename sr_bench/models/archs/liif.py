@@ -1,0 +1,211 @@
+"""LIIF (Chen, Liu, Wang, CVPR'21), key-compatible with ``yinboc/liif`` ``models/liif.py`` + ``models/mlp.py``.
+
+A release ``.pth`` is ``{'model': {'name': 'liif', 'args': {...}, 'sd': state_dict}, 'optimizer': ..., 'epoch': ...}``;
+the state_dict keys are ``encoder.*`` (EDSR-baseline or RDN without upsampler; the EDSR encoder keeps its unused
+``sub_mean``/``add_mean`` convs) and ``imnet.layers.{0,2,4,6,8}.*`` (MLP 580 -> 256 x4 -> 3). The spec's ``args``
+(encoder name, ``local_ensemble``, ``feat_unfold``, ``cell_decode``, MLP ``hidden_list``) configure the network.
+
+Decoding follows ``LIIF.query_rgb`` step by step: 3x3 feature unfolding, the four nearest latent codes (local
+ensemble, area weights swapped diagonally), relative coordinates and cell size scaled by the feature size.
+Input is normalised (x - 0.5) / 0.5 and the output mapped back with * 0.5 + 0.5 then clamped, as in ``demo.py``;
+queries are the HR pixel centres of the requested size (``make_coord``), cell = (2/H, 2/W), in chunks of 30000.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import ClassVar, Iterable, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from sr_bench.errors import UserError
+from sr_bench.models.archs.blocks import (
+    NetworkUpscaler,
+    build_module,
+    load_strict,
+    read_checkpoint,
+    unwrap_state_dict,
+)
+from sr_bench.models.archs.edsr import EDSR, EDSR_VARIANTS
+from sr_bench.models.archs.rdn import RDN
+from sr_bench.models.interface import ScaleSupport
+
+
+def make_coord(shape: Sequence[int], ranges=None, flatten: bool = True, device=None) -> torch.Tensor:
+    """Coordinates of pixel centres in [-1, 1] (per axis: -1 + r + 2r*i, r = 1/n), shape (*shape, 2) or (prod, 2)."""
+    seqs = []
+    for i, n in enumerate(shape):
+        v0, v1 = (-1, 1) if ranges is None else ranges[i]
+        r = (v1 - v0) / (2 * n)
+        seqs.append(v0 + r + (2 * r) * torch.arange(n, device=device).float())
+    ret = torch.stack(torch.meshgrid(*seqs, indexing="ij"), dim=-1)
+    return ret.view(-1, ret.shape[-1]) if flatten else ret
+
+
+class MLP(nn.Module):
+    def __init__(self, in_dim: int, out_dim: int, hidden_list: Sequence[int]):
+        super().__init__()
+        layers: list[nn.Module] = []
+        last = in_dim
+        for hidden in hidden_list:
+            layers += [nn.Linear(last, hidden), nn.ReLU()]
+            last = hidden
+        layers.append(nn.Linear(last, out_dim))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape[:-1]
+        return self.layers(x.view(-1, x.shape[-1])).view(*shape, -1)
+
+
+def make_encoder(name: str, args: dict | None = None) -> nn.Module:
+    """The LIIF repo's encoders, always without upsampler (``no_upsampling: true`` in every LIIF config)."""
+    args = {k: v for k, v in (args or {}).items() if k not in ("no_upsampling", "scale")}
+    if name in ("edsr-baseline", "edsr"):
+        cfg = dict(EDSR_VARIANTS["baseline" if name == "edsr-baseline" else "edsr"])
+        cfg.update({k: args[k] for k in ("n_resblocks", "n_feats", "res_scale") if k in args})
+        return EDSR(**cfg, rgb_range=args.get("rgb_range", 1), no_upsampling=True, mean_shift=False)
+    if name == "rdn":
+        return RDN(G0=args.get("G0", 64), RDNkSize=args.get("RDNkSize", 3), RDNconfig=args.get("RDNconfig", "B"),
+                   no_upsampling=True)
+    raise UserError(f"LIIF encoder {name!r} is not supported; known: edsr-baseline, edsr, rdn")
+
+
+class LIIF(nn.Module):
+    def __init__(self, encoder: nn.Module, hidden_list: Sequence[int] = (256, 256, 256, 256), out_dim: int = 3,
+                 local_ensemble: bool = True, feat_unfold: bool = True, cell_decode: bool = True):
+        super().__init__()
+        self.local_ensemble, self.feat_unfold, self.cell_decode = local_ensemble, feat_unfold, cell_decode
+        self.encoder = encoder
+        in_dim = encoder.out_dim * (9 if feat_unfold else 1) + 2 + (2 if cell_decode else 0)
+        self.imnet = MLP(in_dim, out_dim, hidden_list)
+
+    def gen_feat(self, inp: torch.Tensor) -> torch.Tensor:
+        return self.encoder(inp)
+
+    def query_rgb(self, feat: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor | None = None) -> torch.Tensor:
+        if self.feat_unfold:
+            feat = F.unfold(feat, 3, padding=1).view(feat.shape[0], feat.shape[1] * 9, feat.shape[2], feat.shape[3])
+        if self.local_ensemble:
+            vx_lst, vy_lst, eps_shift = [-1, 1], [-1, 1], 1e-6
+        else:
+            vx_lst, vy_lst, eps_shift = [0], [0], 0
+        fh, fw = feat.shape[-2], feat.shape[-1]
+        rx, ry = 2 / fh / 2, 2 / fw / 2  # half a latent cell in the global [-1, 1] frame
+        feat_coord = (make_coord((fh, fw), flatten=False, device=feat.device)
+                      .permute(2, 0, 1).unsqueeze(0).expand(feat.shape[0], 2, fh, fw))
+        preds, areas = [], []
+        for vx in vx_lst:
+            for vy in vy_lst:
+                c = coord.clone()
+                c[:, :, 0] += vx * rx + eps_shift
+                c[:, :, 1] += vy * ry + eps_shift
+                c.clamp_(-1 + 1e-6, 1 - 1e-6)
+                grid = c.flip(-1).unsqueeze(1)
+                q_feat = F.grid_sample(feat, grid, mode="nearest", align_corners=False)[:, :, 0, :].permute(0, 2, 1)
+                q_coord = F.grid_sample(feat_coord, grid, mode="nearest", align_corners=False)[:, :, 0, :].permute(0, 2, 1)
+                rel_coord = coord - q_coord
+                rel_coord[:, :, 0] *= fh
+                rel_coord[:, :, 1] *= fw
+                inp = torch.cat([q_feat, rel_coord], dim=-1)
+                if self.cell_decode:
+                    rel_cell = cell.clone()
+                    rel_cell[:, :, 0] *= fh
+                    rel_cell[:, :, 1] *= fw
+                    inp = torch.cat([inp, rel_cell], dim=-1)
+                bs, q = coord.shape[:2]
+                preds.append(self.imnet(inp.view(bs * q, -1)).view(bs, q, -1))
+                areas.append(torch.abs(rel_coord[:, :, 0] * rel_coord[:, :, 1]) + 1e-9)
+        tot_area = torch.stack(areas).sum(dim=0)
+        if self.local_ensemble:  # each prediction is weighted by the area of the diagonally opposite sub-rectangle
+            areas[0], areas[3] = areas[3], areas[0]
+            areas[1], areas[2] = areas[2], areas[1]
+        ret = 0
+        for pred, area in zip(preds, areas):
+            ret = ret + pred * (area / tot_area).unsqueeze(-1)
+        return ret
+
+    def forward(self, inp: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
+        return self.query_rgb(self.gen_feat(inp), coord, cell)
+
+
+_DEFAULT_ARGS = {"local_ensemble": True, "feat_unfold": True, "cell_decode": True}
+
+
+class LIIFUpscaler(NetworkUpscaler):
+    """LIIF with an EDSR-baseline encoder (``variant='edsr-baseline'``) or RDN (``variant='rdn'``); any scale."""
+
+    model_name: ClassVar[str] = "liif"
+    example_weights: ClassVar[str] = "edsr-baseline-liif.pth"
+    default_variant: ClassVar[str] = "edsr-baseline"
+    query_chunk: int = 30000  # as demo.py's batched_predict
+
+    def __init__(self, checkpoint=None, allow_untrained: bool = False, scale=None, variant: str | None = None):
+        variant = variant or self.default_variant
+        if scale is not None:
+            raise UserError(f"model {self.model_name!r} handles every scale with one network; it takes no scale")
+        if variant not in ("edsr-baseline", "edsr", "rdn"):
+            raise UserError(f"model {self.model_name!r} has encoders edsr-baseline, edsr and rdn, not {variant!r}")
+        paths = self._setup(ScaleSupport.any_scale(), checkpoint, allow_untrained, {})
+        if len(paths) > 1:
+            raise UserError(f"model {self.model_name!r} takes one checkpoint, got {len(paths)}")
+        encoder_args: dict = {}
+        args = dict(_DEFAULT_ARGS)
+        hidden, out_dim = [256, 256, 256, 256], 3
+        sd = spec = None
+        if paths:
+            obj, sha = read_checkpoint(paths[0], self.model_name)
+            sd, spec = unwrap_state_dict(obj, paths[0], self.model_name)
+            if spec is not None:
+                if spec.get("name", "liif") != "liif":
+                    raise UserError(f"checkpoint {str(paths[0])!r} is a LIIF-repo {spec.get('name')!r} model, not 'liif'")
+                margs = spec.get("args") or {}
+                enc = margs.get("encoder_spec") or {}
+                found = enc.get("name", variant)
+                if found != variant:
+                    other = {"rdn": "liif-rdn", "edsr-baseline": "liif"}.get(found, found)
+                    raise UserError(f"checkpoint {str(paths[0])!r} is a LIIF with a {found!r} encoder, but model "
+                                    f"{self.model_name!r} uses {variant!r}; use --models {other}=PATH")
+                encoder_args = dict(enc.get("args") or {})
+                args.update({k: bool(margs[k]) for k in _DEFAULT_ARGS if k in margs})
+                imnet_args = (margs.get("imnet_spec") or {}).get("args") or {}
+                hidden = list(imnet_args.get("hidden_list", hidden))
+                out_dim = int(imnet_args.get("out_dim", out_dim))
+            self.checkpoint_sha256 = sha
+        self.variant = variant
+        self.config.update({"encoder": variant, **args, "hidden_list": hidden})
+
+        def factory():
+            return LIIF(make_encoder(variant, encoder_args), hidden, out_dim, **args)
+
+        net = build_module(factory, meta=sd is not None)
+        if sd is not None:
+            load_strict(net, sd, self.model_name, paths[0])
+        self.net = self._prepare(net)
+
+    def modules(self) -> Iterable[nn.Module]:
+        return [self.net]
+
+    def super_resolve(self, lr: torch.Tensor, scale: Fraction, size: tuple[int, int]) -> torch.Tensor:
+        h, w = int(size[0]), int(size[1])
+        x = self._input(lr)
+        b = x.shape[0]
+        with torch.inference_mode():
+            feat = self.net.gen_feat((x - 0.5) / 0.5)
+            coord = make_coord((h, w), device=x.device).unsqueeze(0).repeat(b, 1, 1)
+            cell = torch.ones_like(coord)
+            cell[:, :, 0] *= 2 / h
+            cell[:, :, 1] *= 2 / w
+            preds = [self.net.query_rgb(feat, coord[:, q:q + self.query_chunk], cell[:, q:q + self.query_chunk])
+                     for q in range(0, h * w, self.query_chunk)]
+            pred = torch.cat(preds, dim=1) * 0.5 + 0.5
+            pred = pred.clamp_(0, 1).view(b, h, w, -1).permute(0, 3, 1, 2)
+            return pred.to(torch.float64).contiguous()
+
+
+class LIIFRDNUpscaler(LIIFUpscaler):
+    model_name: ClassVar[str] = "liif-rdn"
+    example_weights: ClassVar[str] = "rdn-liif.pth"
+    default_variant: ClassVar[str] = "rdn"

@@ -1,0 +1,147 @@
+"""Meta-RDN (Hu et al., "Meta-SR", CVPR'19), key-compatible with ``XuecaiHu/Meta-SR-Pytorch`` ``model/metardn.py``
+(the released ``model_1000.pt`` is a bare state_dict with these keys).
+
+Keys: ``sub_mean.*``, ``add_mean.*``, the RDN body without upsampler (``SFENet1``, ``SFENet2``, ``RDBs``, ``GFF``) and
+the weight-prediction network ``P2W.meta_block.{0,2}.*`` (Linear 3->256, ReLU, Linear 256->3*3*64*3).
+
+Meta-upscale, as in the official forward: HR pixel (i, j) at scale r projects to LR pixel (floor(i/r), floor(j/r));
+its RGB value is a 3x3 convolution of the 64-channel LR features around that pixel with a kernel predicted from
+(1/r, i/r - floor(i/r), j/r - floor(j/r)). Coordinates are computed exactly as ``trainer.input_matrix_wpn`` does
+(``torch.arange(out).float().mul(1.0 / r)`` in float32), so the per-pixel inputs are bit-identical.
+
+Differences from the official implementation (same values, different bookkeeping):
+- The official code builds a ceil(r)*h x ceil(r)*w grid (features repeated ceil(r)^2 times, a position matrix with
+  padding entries and a mask) and ``masked_select``s the int(r*h) x int(r*w) valid pixels. Here the kernel is
+  predicted only for the requested output pixels, in row chunks to bound memory; the result is the same image.
+- Output size: the official code returns int(r*h) x int(r*w). Here the caller's ``size`` is produced directly by
+  extending the same coordinate rule to every requested row/column (i in range(size[0])); with size == int(r*h) this
+  is exactly the official output, with a larger size (e.g. ceil) the extra rows/columns follow the same projection
+  (LR index clamped to the last row/column).
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import ClassVar, Iterable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from sr_bench.errors import UserError
+from sr_bench.models.archs.blocks import (
+    MeanShift,
+    NetworkUpscaler,
+    build_module,
+    load_strict,
+    read_checkpoint,
+    unwrap_state_dict,
+)
+from sr_bench.models.archs.rdn import RDNBody, rdn_config_of
+from sr_bench.models.interface import ScaleSupport
+
+
+class Pos2Weight(nn.Module):
+    """Weight-prediction network: (1/r, dy, dx) -> a kernel_size^2 * inC * outC conv kernel for one HR pixel."""
+
+    def __init__(self, inC: int, kernel_size: int = 3, outC: int = 3):
+        super().__init__()
+        self.inC, self.kernel_size, self.outC = inC, kernel_size, outC
+        self.meta_block = nn.Sequential(
+            nn.Linear(3, 256),
+            nn.ReLU(inplace=True),
+            nn.Linear(256, kernel_size * kernel_size * inC * outC),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.meta_block(x)
+
+
+def meta_projection(in_len: int, out_len: int, scale: float, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """LR index and fractional offset of each of ``out_len`` HR positions (float32, as the official code)."""
+    coord = torch.arange(0, out_len, 1, device=device).float().mul(1.0 / scale)
+    base = torch.floor(coord)
+    offset = coord - base
+    return base.long().clamp_(0, in_len - 1), offset
+
+
+class MetaRDN(RDNBody):
+    """RDN features + meta-upscale; ``forward(x, scale, size)`` with x in 0..``rgb_range``."""
+
+    chunk_pixels: int = 1 << 15  # HR pixels whose kernels are predicted at once (each 1728 floats)
+
+    def __init__(self, G0: int = 64, RDNkSize: int = 3, RDNconfig: str = "B", rgb_range: float = 255, n_colors: int = 3):
+        super().__init__()
+        self.sub_mean = MeanShift(rgb_range)
+        self.add_mean = MeanShift(rgb_range, sign=1)
+        self._make_body(G0, RDNkSize, RDNconfig, n_colors)
+        self.P2W = Pos2Weight(inC=G0, outC=n_colors)
+
+    def meta_upscale(self, feat: torch.Tensor, scale: float, size: tuple[int, int]) -> torch.Tensor:
+        n, c, h, w = feat.shape
+        oh, ow = int(size[0]), int(size[1])
+        iy, dy = meta_projection(h, oh, scale, feat.device)
+        ix, dx = meta_projection(w, ow, scale, feat.device)
+        inv = torch.zeros(1, 1, device=feat.device)
+        inv[0, 0] = 1.0 / scale  # stored in float32, as scale_mat in input_matrix_wpn
+        k = self.P2W.kernel_size**2 * c
+        cols = F.unfold(feat, self.P2W.kernel_size, padding=self.P2W.kernel_size // 2).view(n, k, h, w)
+        out = feat.new_empty(n, self.P2W.outC, oh, ow)
+        rows = max(1, self.chunk_pixels // max(ow, 1))
+        for y0 in range(0, oh, rows):
+            y1 = min(oh, y0 + rows)
+            ny = y1 - y0
+            pos = torch.stack(
+                [inv.expand(ny, ow), dy[y0:y1, None].expand(ny, ow), dx[None, :].expand(ny, ow)], dim=-1
+            ).reshape(-1, 3)
+            weight = self.P2W(pos).view(ny, ow, k, self.P2W.outC)
+            patch = cols[:, :, iy[y0:y1]][:, :, :, ix]  # (n, k, ny, ow)
+            out[:, :, y0:y1] = torch.einsum("nkyx,yxko->noyx", patch, weight)
+        return out
+
+    def forward(self, x: torch.Tensor, scale: float, size: tuple[int, int] | None = None) -> torch.Tensor:
+        if size is None:
+            size = (int(scale * x.shape[-2]), int(scale * x.shape[-1]))
+        feat = self.features(self.sub_mean(x))
+        return self.add_mean(self.meta_upscale(feat, float(scale), size))
+
+
+class MetaSRUpscaler(NetworkUpscaler):
+    """Meta-RDN: one network for every scale; native in (1, 4] (its training range), ``extrapolate`` beyond."""
+
+    model_name: ClassVar[str] = "metasr"
+    example_weights: ClassVar[str] = "model_1000.pt"
+
+    def __init__(self, checkpoint=None, allow_untrained: bool = False, scale=None, variant: str = "B"):
+        if scale is not None:
+            raise UserError(f"model {self.model_name!r} handles every scale with one network; it takes no scale")
+        if variant not in ("A", "B"):
+            raise UserError(f"model {self.model_name!r} has RDN configs 'A' and 'B', not {variant!r}")
+        self.variant = variant
+        paths = self._setup(ScaleSupport(low=Fraction(1), high=Fraction(4)), checkpoint, allow_untrained,
+                            {"variant": variant, "rgb_range": 255})
+        self.strategy = "extrapolate"
+        if len(paths) > 1:
+            raise UserError(f"model {self.model_name!r} takes one checkpoint, got {len(paths)}")
+        factory = lambda: MetaRDN(G0=64, RDNkSize=3, RDNconfig=variant, rgb_range=255)  # noqa: E731
+        if paths:
+            obj, sha = read_checkpoint(paths[0], self.model_name)
+            sd, _ = unwrap_state_dict(obj, paths[0], self.model_name)
+            net = build_module(factory, meta=True)
+            cfg = rdn_config_of(sd)
+            hint = f"it looks like an RDN config-{cfg} body (variant={cfg!r})" if cfg and cfg != variant else ""
+            load_strict(net, sd, self.model_name, paths[0], hint)
+            self.checkpoint_sha256 = sha
+        else:
+            net = build_module(factory, meta=False)
+        self.net = self._prepare(net)
+
+    def modules(self) -> Iterable[nn.Module]:
+        return [self.net]
+
+    def super_resolve(self, lr: torch.Tensor, scale: Fraction, size: tuple[int, int]) -> torch.Tensor:
+        x = self._input(lr) * 255.0
+        with torch.inference_mode():
+            y = self.net(x, float(Fraction(scale)), (int(size[0]), int(size[1])))
+            return (y.to(torch.float64) / 255.0).clamp_(0.0, 1.0)
+

@@ -1,0 +1,103 @@
+"""A protocol = frozen rules + three pure functions: prepare HR, make LR, and build the views metrics measure.
+
+Tensors are (C, H, W) float64 holding 8-bit values 0..255 (uint8 semantics kept in float so one dtype flows through);
+C is 1 (gray) or 3 (RGB).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Callable
+
+import torch
+
+from sr_bench.errors import UserError
+from sr_bench.scales import scale_text
+
+
+class ImageTooSmall(ValueError):
+    """The image cannot be evaluated at this scale (recorded as an error row, the run goes on)."""
+
+
+@dataclass(frozen=True)
+class Case:
+    """One (image, scale) prepared by a protocol."""
+
+    hr: torch.Tensor  # the HR the SR is compared with, cropped to sr_size
+    lr: torch.Tensor  # model input, 0..255 integer values
+    sr_size: tuple[int, int]
+    shave: int
+    gray: bool  # the source image had one channel
+
+
+class Views:
+    """The (sr, hr) pair each metric view receives (see ``sr_bench.metrics.base.View``), built on first use:
+    a run without LPIPS never pays for the RGB view, one with PSNR only never builds the SSIM luma."""
+
+    def __init__(self, **builders: Callable[[], tuple[torch.Tensor, torch.Tensor]]):
+        self._builders = builders
+        self._built: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def pair(self, view: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if view not in self._built:
+            if view not in self._builders:
+                raise KeyError(f"this protocol provides no {view!r} view (has: {', '.join(self._builders)})")
+            self._built[view] = self._builders[view]()
+        return self._built[view]
+
+    def __getattr__(self, view: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if view.startswith("_"):
+            raise AttributeError(view)
+        return self.pair(view)
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """Base of named protocols. Every dataclass field is a rule and enters the fingerprint."""
+
+    name: str
+    version: int
+    summary: str
+
+    def rules(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    @property
+    def fingerprint(self) -> str:
+        blob = json.dumps(self.rules(), sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def check_scale(self, s: Fraction) -> None:
+        """Raise UserError if this protocol cannot evaluate scale ``s`` at all."""
+
+    def prepare(self, hr: torch.Tensor, s: Fraction) -> Case:
+        raise NotImplementedError
+
+    def quantize(self, sr01: torch.Tensor) -> torch.Tensor:
+        """Model output in [0, 1] -> 0..255 values the metrics see."""
+        raise NotImplementedError
+
+    def views(self, sr: torch.Tensor, case: Case) -> Views:
+        raise NotImplementedError
+
+
+def shave(x: torch.Tensor, n: int) -> torch.Tensor:
+    if n <= 0:
+        return x
+    return x[..., n:-n, n:-n]
+
+
+def require_size(h: int, w: int, need_h: int, need_w: int, what: str, s: Fraction) -> None:
+    if h < need_h or w < need_w:
+        raise ImageTooSmall(f"{what} {h}x{w} is too small for scale {scale_text(s)} (needs at least {need_h}x{need_w})")
+
+
+def integer_only(name: str, s: Fraction) -> None:
+    if s.denominator != 1:
+        raise UserError(
+            f"protocol {name!r} is defined for integer scales only, got {scale_text(s)}; use --protocol metasr or liif"
+        )

@@ -1,0 +1,59 @@
+"""``matlab``: the integer-scale protocol behind nearly every published SR table (RCAN/DBDN ``Evaluate_PSNR_SSIM.m``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+import torch
+
+from sr_bench.imaging.color import gray2rgb, rgb2gray_matlab_uint8, rgb2y_matlab_uint8
+from sr_bench.imaging.quantize import to_uint8_values, unit_to_uint8_values
+from sr_bench.imaging.resize import imresize
+from sr_bench.protocols.base import Case, Protocol, Views, integer_only, require_size, shave
+
+
+@dataclass(frozen=True)
+class MatlabProtocol(Protocol):
+    name: str = "matlab"
+    version: int = 1
+    summary: str = "RCAN/DBDN MATLAB scripts: modcrop, imresize bicubic, uint8, Y (rgb2ycbcr uint8), shave s, ssim_index"
+    scales: str = "integer"
+    hr_crop: str = "modcrop(H, s)"
+    lr: str = "matlab imresize(HR, 1/s) bicubic antialiased, rounded to uint8"
+    sr_size: str = "s * lr size (= modcropped HR size)"
+    sr_quantize: str = "round(255*x) half away from zero, clipped (im2uint8)"
+    color: str = "3-channel: Y = round(rgb2ycbcr uint8); 1-channel: the gray values (model sees gray replicated, SR -> rgb2gray)"
+    shave_px: str = "s"
+    psnr: str = "10 log10(255^2 / MSE) on shaved Y"
+    ssim: str = "ssim_index: Gaussian 11x11 sigma 1.5, K1 .01, K2 .03, L 255, valid, on shaved Y"
+    lpips_region: str = "full SR image, RGB in [-1, 1], not shaved"
+
+    def check_scale(self, s: Fraction) -> None:
+        integer_only(self.name, s)
+
+    def prepare(self, hr: torch.Tensor, s: Fraction) -> Case:
+        k = int(s)
+        _, h, w = hr.shape
+        hc, wc = h - h % k, w - w % k
+        # an SR must survive the shave on both sides and leave at least one pixel
+        require_size(hc, wc, 2 * k + 1, 2 * k + 1, "image", s)
+        hr_c = hr[:, :hc, :wc]
+        lr = to_uint8_values(imresize(hr_c, scale=Fraction(1, k)))
+        return Case(hr=hr_c, lr=lr, sr_size=(hc, wc), shave=k, gray=hr.shape[0] == 1)
+
+    def quantize(self, sr01: torch.Tensor) -> torch.Tensor:
+        return unit_to_uint8_values(sr01)
+
+    def views(self, sr: torch.Tensor, case: Case) -> Views:
+        if case.gray:
+            y_sr = rgb2gray_matlab_uint8(sr) if sr.shape[0] == 3 else sr
+            y_hr = case.hr
+        else:
+            y_sr, y_hr = rgb2y_matlab_uint8(sr), rgb2y_matlab_uint8(case.hr)
+        y = (shave(y_sr, case.shave)[None], shave(y_hr, case.shave)[None])
+        if case.gray:
+            rgb = lambda: (gray2rgb(y_sr)[None] / 255.0, gray2rgb(y_hr)[None] / 255.0)  # noqa: E731
+        else:
+            rgb = lambda: (sr[None] / 255.0, case.hr[None] / 255.0)  # noqa: E731
+        return Views(y=lambda: y, y_ssim=lambda: y, rgb=rgb)

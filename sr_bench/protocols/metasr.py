@@ -1,0 +1,62 @@
+"""``metasr``: Meta-SR's recipe for any scale (``generate_LR_metasr_X1_X4.m`` + ``trainer.test`` / ``calc_psnr``)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+import torch
+
+from sr_bench.imaging.color import gray2rgb, rgb2y_linear, rgb2y_matlab_uint8
+from sr_bench.imaging.quantize import to_uint8_values, unit_to_uint8_values
+from sr_bench.imaging.resize import imresize
+from sr_bench.protocols.base import Case, Protocol, Views, require_size, shave
+from sr_bench.scales import ceil_div, divisible, floor_mul
+
+
+@dataclass(frozen=True)
+class MetaSRProtocol(Protocol):
+    name: str = "metasr"
+    version: int = 1
+    summary: str = "Meta-SR: minus-4 crop, imresize bicubic, SR = floor(s*LR), Y-diff PSNR /256, shave ceil(s)"
+    scales: str = "any decimal > 1"
+    color_input: str = "images read as RGB (gray replicated, as Meta-SR's loader does)"
+    lr_crop: str = "per axis: if n/s is not a whole number (exact decimal arithmetic), drop the last 4 rows/cols"
+    lr: str = "matlab imresize(HR_cropped, 1/s) bicubic antialiased, size ceil(n'/s), rounded to uint8"
+    sr_size: str = "floor(s * lr size), exact"
+    hr_eval: str = "uncropped HR, cropped top-left to the SR size"
+    sr_quantize: str = "round(255*x) half away from zero, clipped"
+    shave_px: str = "ceil(s)"
+    psnr: str = "on Y of the difference: (65.738 R + 129.057 G + 25.064 B)/256, not rounded; peak 255"
+    ssim: str = "ssim_index on Y = round(rgb2ycbcr uint8) (not Meta-SR's /255 Y), shave ceil(s)"
+    lpips_region: str = "full SR image, RGB in [-1, 1], not shaved"
+
+    def prepare(self, hr: torch.Tensor, s: Fraction) -> Case:
+        gray = hr.shape[0] == 1
+        if gray:
+            hr = gray2rgb(hr)
+        _, h, w = hr.shape
+        hc = h if divisible(h, s) else h - 4
+        wc = w if divisible(w, s) else w - 4
+        require_size(hc, wc, 1, 1, "image", s)
+        lr_size = (ceil_div(hc, s), ceil_div(wc, s))
+        sr_size = (floor_mul(lr_size[0], s), floor_mul(lr_size[1], s))
+        k = math.ceil(s)
+        require_size(sr_size[0], sr_size[1], 2 * k + 1, 2 * k + 1, "SR", s)
+        if sr_size[0] > h or sr_size[1] > w:
+            raise ValueError(f"SR size {sr_size} exceeds HR {h}x{w}")  # cannot happen with exact sizes
+        lr = to_uint8_values(imresize(hr[:, :hc, :wc], scale=1 / s))
+        return Case(hr=hr[:, : sr_size[0], : sr_size[1]], lr=lr, sr_size=sr_size, shave=k, gray=gray)
+
+    def quantize(self, sr01: torch.Tensor) -> torch.Tensor:
+        return unit_to_uint8_values(sr01)
+
+    def views(self, sr: torch.Tensor, case: Case) -> Views:
+        n = case.shave
+        # Meta-SR converts the RGB difference; the luma of each image keeps the difference intact and unrounded.
+        return Views(
+            y=lambda: (shave(rgb2y_linear(sr), n)[None], shave(rgb2y_linear(case.hr), n)[None]),
+            y_ssim=lambda: (shave(rgb2y_matlab_uint8(sr), n)[None], shave(rgb2y_matlab_uint8(case.hr), n)[None]),
+            rgb=lambda: (sr[None] / 255.0, case.hr[None] / 255.0),
+        )

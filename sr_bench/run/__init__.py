@@ -1,0 +1,1 @@
+"""Running evaluations: grid expansion and the local runner."""

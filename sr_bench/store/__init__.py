@@ -1,0 +1,6 @@
+"""Result storage: the row schema and Parquet run folders."""
+
+from sr_bench.store.parquet import load_rows, read_manifest, resolve_run, write_manifest, write_shard
+from sr_bench.store.schema import COLUMNS, METRIC_COLUMNS, SCHEMA
+
+__all__ = ["COLUMNS", "METRIC_COLUMNS", "SCHEMA", "load_rows", "read_manifest", "resolve_run", "write_manifest", "write_shard"]

@@ -1,0 +1,90 @@
+"""Run folders: ``run.json`` (the manifest) + ``rows/*.parquet`` shards, each written atomically.
+
+A shard holds one (model, dataset, scale) job, so an interrupted run loses at most the job in flight and a resumed
+run knows exactly what is done.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sr_bench.errors import UserError
+from sr_bench.store.schema import SCHEMA
+
+
+def _safe(part: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", part)
+
+
+def shard_name(model: str, dataset: str, scale_text: str) -> str:
+    return f"{_safe(model)}__{_safe(dataset)}__x{_safe(scale_text.replace('/', 'over'))}.parquet"
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_shard(run_dir: Path, rows: list[dict], model: str, dataset: str, scale_text: str) -> Path:
+    table = pa.Table.from_pylist(rows, schema=SCHEMA)
+    path = run_dir / "rows" / shard_name(model, dataset, scale_text)
+    _atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+    return path
+
+
+def write_manifest(run_dir: Path, manifest: dict) -> None:
+    _atomic_write(run_dir / "run.json", lambda tmp: Path(tmp).write_text(json.dumps(manifest, indent=2, default=str)))
+
+
+def read_manifest(run_dir: Path) -> dict:
+    return json.loads((run_dir / "run.json").read_text())
+
+
+def done_shards(run_dir: Path) -> set[str]:
+    return {p.name for p in (run_dir / "rows").glob("*.parquet")}
+
+
+def load_rows(run_dir: Path) -> pd.DataFrame:
+    shards = sorted((run_dir / "rows").glob("*.parquet"))
+    if not shards:
+        raise UserError(f"run {str(run_dir)!r} has no result rows yet; run `srbench run` first")
+    tables = [pq.read_table(p, schema=SCHEMA) for p in shards]
+    df = pa.concat_tables(tables).to_pandas()
+    # a re-measured (model, dataset, image, scale) keeps its newest row
+    return df.sort_values("created").drop_duplicates(["model", "dataset", "image", "scale_text"], keep="last").reset_index(drop=True)
+
+
+def resolve_run(spec: str, results_dir: Path) -> Path:
+    """A run folder from a path, a run id under ``results_dir``, or ``latest``."""
+    p = Path(spec)
+    if (p / "run.json").is_file():
+        return p
+    if spec == "latest":
+        runs = sorted(results_dir.glob("*/run.json"), key=lambda f: f.stat().st_mtime)
+        if not runs:
+            raise UserError(f"no runs under {str(results_dir)!r}; run `srbench run` first")
+        return runs[-1].parent
+    cand = results_dir / spec
+    if (cand / "run.json").is_file():
+        return cand
+    known = [r.parent.name for r in results_dir.glob("*/run.json")]
+    from sr_bench.errors import closest
+
+    near = closest(spec, known)
+    hint = f"did you mean {', '.join(near)}?" if near else "give a run folder, a run id under results/, or 'latest'"
+    raise UserError(f"run {spec!r} not found; {hint}")

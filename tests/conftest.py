@@ -1,0 +1,45 @@
+"""Shared fixtures: where ../shared is, and basicsr imported as an independent reference without its __init__."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("SRBENCH_SHARED", REPO.parent / "shared"))
+DATA = Path(os.environ.get("SRBENCH_DATA", SHARED / "datasets"))
+
+
+def need_data(*names: str) -> Path:
+    """Skip (with the reason) unless every named dataset folder is present."""
+    missing = [n for n in names if not (DATA / n).is_dir()]
+    if missing:
+        pytest.skip(f"dataset(s) {', '.join(missing)} not found under {DATA}; set SRBENCH_DATA=../shared/datasets")
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def basicsr():
+    """basicsr's metric/resize modules, loaded without running basicsr/__init__ (which imports its whole trainer)."""
+    spec = importlib.util.find_spec("basicsr")
+    if spec is None:
+        pytest.skip("basicsr (basicsr-fixed==1.4.2) is not installed; it is the independent reference here")
+    if "basicsr" not in sys.modules:
+        pkg = types.ModuleType("basicsr")
+        pkg.__path__ = list(spec.submodule_search_locations)
+        pkg.__spec__ = spec
+        sys.modules["basicsr"] = pkg
+    from basicsr.metrics import psnr_ssim
+    from basicsr.utils import color_util, matlab_functions
+
+    return types.SimpleNamespace(
+        imresize=matlab_functions.imresize,
+        rgb2ycbcr=color_util.rgb2ycbcr,
+        calculate_psnr=psnr_ssim.calculate_psnr,
+        calculate_ssim=psnr_ssim.calculate_ssim,
+    )

@@ -1,0 +1,122 @@
+"""The runner end to end on small folders the tests make: real Parquet files, real image files, real errors."""
+
+from __future__ import annotations
+
+import json
+import math
+from fractions import Fraction
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from sr_bench.errors import UserError
+from sr_bench.imaging.resize import imresize
+from sr_bench.report.tables import summarize, to_csv
+from sr_bench.run.runner import run
+from sr_bench.scales import parse_scales
+from sr_bench.store import SCHEMA, load_rows
+
+
+def _natural(h, w, seed=0):
+    # smooth-ish content so PSNR is finite and plausible
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (h // 8 + 2, w // 8 + 2, 3)).astype(np.float64)
+    import torch
+
+    big = imresize(torch.from_numpy(small).permute(2, 0, 1), size=(h, w)).permute(1, 2, 0).numpy()
+    return np.clip(np.round(big), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture()
+def folder(tmp_path):
+    d = tmp_path / "imgs"
+    d.mkdir()
+    Image.fromarray(_natural(48, 40, 1)).save(d / "a.png")
+    Image.fromarray(_natural(37, 45, 2)[:, :, 0]).save(d / "gray.png")  # 1 channel
+    rgba = np.dstack([_natural(32, 32, 3), np.full((32, 32), 255, np.uint8)])
+    Image.fromarray(rgba, "RGBA").save(d / "rgba.png")
+    Image.fromarray(_natural(6, 6, 4)).save(d / "tiny.png")  # too small for x4
+    (d / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    return d
+
+
+def test_rows_schema_errors_and_summary(folder, tmp_path):
+    result = run(models=["bicubic"], datasets=[str(folder)], scales=parse_scales("2,4"), metrics=["psnr", "ssim"],
+                 out=tmp_path / "run", progress=False)
+    rows = result.rows
+    assert len(rows) == 5 * 2
+    files = sorted((tmp_path / "run" / "rows").glob("*.parquet"))
+    assert len(files) == 2 and pq.read_schema(files[0]).names == SCHEMA.names
+    by = {(r.image, r.scale_text): r for r in rows.itertuples()}
+    assert "broken" in by[("broken", "2")].error or "corrupt" in by[("broken", "2")].error or by[("broken", "2")].error
+    assert "too small" in by[("tiny", "4")].error
+    assert by[("tiny", "2")].error == ""  # 6x6 survives x2 (shave 2 leaves 2x2)
+    for name in ("a", "gray", "rgba"):
+        r = by[(name, "2")]
+        assert r.error == "" and 15 < r.psnr < 80 and 0 < r.ssim <= 1
+        assert r.protocol == "matlab" and len(r.protocol_fingerprint) == 16
+        assert json.loads(r.package_versions)["torch"]
+    # summaries are means of the per-image rows, errors excluded
+    summary = summarize(rows)
+    x2 = summary[summary.scale_text == "2"].iloc[0]
+    ok = rows[(rows.scale_text == "2") & (rows.error == "")]
+    assert x2.n_images == len(ok) == 4
+    assert x2.psnr == pytest.approx(ok.psnr.mean())
+    csv = to_csv(summary)
+    assert csv.splitlines()[0] == "model,dataset,scale,n_images,psnr,ssim,lpips"
+
+
+def test_gray_image_rows_use_gray_values(folder, tmp_path):
+    result = run(models=["bicubic"], datasets=[str(folder)], scales=[Fraction(2)], metrics=["psnr"],
+                 out=tmp_path / "run", progress=False)
+    gray = result.rows.set_index("image").loc["gray"]
+    # independent: MATLAB pipeline on the gray plane directly
+    import torch
+
+    hr = torch.from_numpy(np.asarray(Image.open(folder / "gray.png")).astype(np.float64))[None]
+    hr = hr[:, :36, :44]
+    lr = torch.floor(imresize(hr, scale=Fraction(1, 2)) + 0.5).clamp(0, 255)
+    sr = torch.floor(imresize(lr, scale=2) + 0.5).clamp(0, 255)
+    mse = ((sr - hr)[:, 2:-2, 2:-2] ** 2).mean().item()
+    assert gray.psnr == pytest.approx(10 * math.log10(255**2 / mse), abs=1e-9)
+
+
+def test_resume_recomputes_only_missing_shards(folder, tmp_path):
+    out = tmp_path / "run"
+    run(models=["bicubic"], datasets=[str(folder)], scales=parse_scales("2,3"), metrics=["psnr"], out=out, progress=False)
+    shards = sorted((out / "rows").glob("*.parquet"))
+    kept = shards[0].stat().st_mtime_ns
+    shards[1].unlink()
+    result = run(models=["bicubic"], datasets=[str(folder)], scales=parse_scales("2,3"), metrics=["psnr"],
+                 resume=out, progress=False)
+    assert shards[0].stat().st_mtime_ns == kept and shards[1].exists()
+    assert len(result.rows) == 10 and len(load_rows(out)) == 10
+
+
+def test_bad_requests_fail_before_work(folder, tmp_path):
+    out = tmp_path / "never"
+    with pytest.raises(UserError, match="did you mean 'bicubic'"):
+        run(models=["bicubc"], datasets=[str(folder)], scales=[Fraction(2)], out=out, progress=False)
+    with pytest.raises(UserError, match="did you mean 'psnr'"):
+        run(models=["bicubic"], datasets=[str(folder)], scales=[Fraction(2)], metrics=["pnsr"], out=out, progress=False)
+    with pytest.raises(UserError, match="integer scales only"):
+        run(models=["bicubic"], datasets=[str(folder)], scales=[Fraction(5, 2)], protocol="matlab", out=out,
+            progress=False)
+    with pytest.raises(UserError, match="protocol"):
+        run(models=["bicubic"], datasets=[str(folder)], scales=[Fraction(2)], protocol="matlb", out=out, progress=False)
+    with pytest.raises(UserError, match="no weights"):
+        run(models=["bicubic=foo.pt"], datasets=[str(folder)], scales=[Fraction(2)], out=out, progress=False)
+    assert not out.exists()
+
+
+def test_decimal_scales_use_metasr_and_exact_sizes(folder, tmp_path):
+    result = run(models=["bicubic"], datasets=[str(folder)], scales=parse_scales("1.5:2:0.5"), metrics=["psnr"],
+                 out=tmp_path / "run", progress=False)
+    rows = result.rows.set_index(["image", "scale_text"])
+    assert result.protocol.name == "metasr" and set(result.rows.scale_text) == {"1.5", "2"}
+    r = rows.loc[("a", "1.5")]  # 48x40: 48/1.5 = 32 and 40/1.5 is not whole -> 36 -> ceil(24)=24 -> 36
+    assert (r.lr_height, r.lr_width, r.hr_height, r.hr_width) == (32, 24, 48, 36)
+    assert isinstance(result.rows, pd.DataFrame)
