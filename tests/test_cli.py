@@ -59,7 +59,8 @@ def test_one_line_errors(args, needle, images):
     if args[0] == "run" and "--datasets" not in args:
         args = args + ["--datasets", str(images)]
     r = CliRunner().invoke(cli, args)
-    assert r.exit_code != 0
+    assert r.exit_code == 2
+    assert r.output.startswith("error: ")
     assert needle in r.output, r.output
     assert "Traceback" not in r.output
     assert len([line for line in r.output.splitlines() if line.strip()]) == 1, r.output

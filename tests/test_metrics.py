@@ -75,3 +75,10 @@ def test_registry_metadata_and_unknown_names():
     assert not metric_info("lpips").higher_is_better
     with pytest.raises(UserError, match="did you mean 'psnr'"):
         create_metric("psnrr")
+
+
+def test_ssim_band_size_does_not_change_the_value():
+    a, b = _pair(9, 140, 77)
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    values = [ssim(ta, tb, block_rows=k) for k in (1, 7, 128, 1000)]
+    assert max(values) - min(values) < 1e-14

@@ -15,9 +15,9 @@ from PIL import Image
 from sr_bench.errors import UserError
 from sr_bench.imaging.resize import imresize
 from sr_bench.report.tables import summarize, to_csv
-from sr_bench.run.runner import run
+from sr_bench.run.runner import resume_run, run
 from sr_bench.scales import parse_scales
-from sr_bench.store import SCHEMA, load_rows
+from sr_bench.store import SCHEMA, load_rows, write_shard
 
 
 def _natural(h, w, seed=0):
@@ -49,7 +49,7 @@ def test_rows_schema_errors_and_summary(folder, tmp_path):
     rows = result.rows
     assert len(rows) == 5 * 2
     files = sorted((tmp_path / "run" / "rows").glob("*.parquet"))
-    assert len(files) == 2 and pq.read_schema(files[0]).names == SCHEMA.names
+    assert files and all(pq.read_schema(f).names == SCHEMA.names for f in files)
     by = {(r.image, r.scale_text): r for r in rows.itertuples()}
     assert "broken" in by[("broken", "2")].error or "corrupt" in by[("broken", "2")].error or by[("broken", "2")].error
     assert "too small" in by[("tiny", "4")].error
@@ -84,16 +84,36 @@ def test_gray_image_rows_use_gray_values(folder, tmp_path):
     assert gray.psnr == pytest.approx(10 * math.log10(255**2 / mse), abs=1e-9)
 
 
-def test_resume_recomputes_only_missing_shards(folder, tmp_path):
+def test_resume_measures_only_what_is_missing(folder, tmp_path):
     out = tmp_path / "run"
-    run(models=["bicubic"], datasets=[str(folder)], scales=parse_scales("2,3"), metrics=["psnr"], out=out, progress=False)
+    first = run(models=["bicubic"], datasets=[str(folder)], scales=parse_scales("2,3"), metrics=["psnr"], out=out,
+                progress=False)
     shards = sorted((out / "rows").glob("*.parquet"))
-    kept = shards[0].stat().st_mtime_ns
-    shards[1].unlink()
-    result = run(models=["bicubic"], datasets=[str(folder)], scales=parse_scales("2,3"), metrics=["psnr"],
-                 resume=out, progress=False)
-    assert shards[0].stat().st_mtime_ns == kept and shards[1].exists()
-    assert len(result.rows) == 10 and len(load_rows(out)) == 10
+    assert len(shards) == 1  # 5 images < FLUSH_IMAGES: one shard
+    # simulate an interruption after two images: keep only their rows
+    keep = first.rows[first.rows.image.isin(["a", "gray"])]
+    shards[0].unlink()
+    write_shard(out, keep.to_dict("records"), "imgs")
+    result = resume_run(out, progress=False)
+    rows = result.rows
+    assert len(rows) == 10 and set(rows.image) == {"a", "gray", "rgba", "tiny", "broken"}
+    kept = rows[rows.image.isin(["a", "gray"])]
+    assert set(kept.created) == set(keep.created)  # not measured again
+    redone = rows[rows.image == "rgba"]
+    assert (redone.created > keep.created.max()).all()
+    manifest = json.loads((out / "run.json").read_text())
+    assert len(manifest["resumed"]) == 1 and manifest["request"]["metrics"] == ["psnr"]
+
+
+def test_two_workers_give_the_same_rows(folder, tmp_path):
+    one = run(models=["bicubic"], datasets=[str(folder)], scales=parse_scales("2,2.5"), metrics=["psnr", "ssim"],
+              out=tmp_path / "one", progress=False)
+    two = run(models=["bicubic"], datasets=[str(folder)], scales=parse_scales("2,2.5"), metrics=["psnr", "ssim"],
+              out=tmp_path / "two", progress=False, workers=2)
+    cols = ["image", "scale_text", "psnr", "ssim", "error"]
+    a = one.rows[cols].sort_values(["image", "scale_text"]).reset_index(drop=True)
+    b = two.rows[cols].sort_values(["image", "scale_text"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b)
 
 
 def test_bad_requests_fail_before_work(folder, tmp_path):

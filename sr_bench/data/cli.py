@@ -4,23 +4,13 @@ from __future__ import annotations
 
 import click
 
+from sr_bench.cli_group import UserErrorGroup
 from sr_bench.errors import UserError
 
 _DATA_ROOT_HELP = "Folder holding Set5/, Set14/, ... (default: $SRBENCH_DATA, else the repo's datasets/)."
 
 
-class _Group(click.Group):
-    """A UserError becomes `error: <message>` on stderr and exit code 2, never a traceback."""
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except UserError as e:
-            click.echo(f"error: {e}", err=True)
-            ctx.exit(2)
-
-
-@click.group(cls=_Group, name="datasets")
+@click.group(cls=UserErrorGroup, name="datasets")
 def datasets():
     """List, verify and download benchmark datasets.
 

@@ -40,7 +40,9 @@ def rgb2y_linear(rgb: torch.Tensor, coefficients: tuple[float, float, float] = _
     """``c . rgb`` without offset or rounding; the Meta-SR/EDSR luma of a difference image."""
     _check_rgb(rgb)
     r, g, b = rgb.unbind(-3)
-    return (coefficients[0] * r + coefficients[1] * g + coefficients[2] * b).unsqueeze(-3)
+    y = r * coefficients[0]
+    y.add_(g, alpha=coefficients[1]).add_(b, alpha=coefficients[2])
+    return y.unsqueeze(-3)
 
 
 def rgb2gray_matlab_uint8(rgb: torch.Tensor) -> torch.Tensor:

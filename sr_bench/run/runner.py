@@ -1,15 +1,24 @@
-"""``srbench run``: models x datasets x scales under one protocol, one Parquet shard per (model, dataset, scale)."""
+"""``srbench run``: models x datasets x scales under one protocol.
+
+The unit of work is one image: it is read once, its full-size HR luma is computed once, and every scale and model
+is measured on it. Rows are flushed to an atomic Parquet shard every few images, so an interrupted run loses at most
+those; ``--resume`` skips every (model, dataset, image, scale) that already has a measured row. ``workers > 1``
+spreads images over local processes (each rebuilds the models and metrics from the same specs).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import json
 import math
+import os
 import sys
 import time
-import warnings
-from dataclasses import dataclass
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
 from fractions import Fraction
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -18,17 +27,21 @@ import torch
 from tqdm import tqdm
 
 from sr_bench.data import resolve_dataset
-from sr_bench.errors import UserError
+from sr_bench.data.items import ImageItem
+from sr_bench.errors import UserError, unknown
 from sr_bench.imaging.color import gray2rgb
 from sr_bench.metrics import DEFAULT_METRICS, MetricUnavailable, create_metric, list_metrics
-from sr_bench.models import create_model, load_plugin
+from sr_bench.models import load_plugin
 from sr_bench.models.interface import Upscaler
-from sr_bench.protocols import ImageTooSmall, Protocol, choose_protocol
+from sr_bench.models.registry import resolve as resolve_model
+from sr_bench.protocols import HRSource, ImageTooSmall, Protocol, choose_protocol, get_protocol
 from sr_bench.provenance import device_name, package_versions, package_versions_json, resolve_device
 from sr_bench.run.grid import ModelSpec, new_run_id
-from sr_bench.scales import scale_text
-from sr_bench.store import load_rows, write_manifest, write_shard
-from sr_bench.store.parquet import done_shards, shard_name
+from sr_bench.run.memory import keep_freed_memory
+from sr_bench.scales import parse_scale, scale_text
+from sr_bench.store import load_rows, read_manifest, write_manifest, write_shard
+
+FLUSH_IMAGES = 8  # images per shard: bounds what an interruption can lose
 
 
 @dataclass
@@ -40,23 +53,47 @@ class RunResult:
     notes: list[str]
 
 
-def _say(msg: str) -> None:
-    tqdm.write(msg, file=sys.stderr)
+@dataclass(frozen=True)
+class Setup:
+    """Everything needed to rebuild the evaluation in another process (plain, picklable values)."""
+
+    run_id: str
+    specs: tuple[ModelSpec, ...]
+    model_opts: tuple[tuple[str, object], ...]  # --model-opt k=v, given to every model that takes option k
+    allow_untrained: bool
+    plugins: tuple[str, ...]
+    protocol: str
+    metrics: tuple[str, ...]
+    metrics_explicit: bool  # an explicit metric that cannot load is an error; a default one is skipped with a note
+    lpips_weights: str | None
+    device: str
+    threads: int
 
 
-def _load_metrics(names: list[str] | None, device: torch.device, lpips_weights: str | None, notes: list[str]):
-    explicit = names is not None
-    names = list(names) if explicit else list(DEFAULT_METRICS)
+@dataclass
+class Context:
+    """A Setup made live: models, metrics and protocol objects in this process."""
+
+    setup: Setup
+    protocol: Protocol
+    models: list[tuple[ModelSpec, Upscaler]]
+    metrics: dict
+    device: torch.device
+    device_label: str
+    versions: str
+    metric_prov: str
+    notes: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- building the pieces (fails before any work) ----
+def _load_metrics(names, explicit: bool, device, lpips_weights, notes):
     known = list_metrics()
     for n in names:
         if n not in known:
-            from sr_bench.errors import unknown
-
             raise unknown("metric", n, known)
-    loaded = {}
-    provenance = {}
+    loaded, provenance = {}, {}
     for n in names:
-        m = create_metric(n) if n != "lpips" else create_metric_lpips(lpips_weights)
+        m = _lpips(lpips_weights) if n == "lpips" else create_metric(n)
         try:
             m.load(device)
         except MetricUnavailable as e:
@@ -71,66 +108,131 @@ def _load_metrics(names: list[str] | None, device: torch.device, lpips_weights: 
     return loaded, provenance
 
 
-def create_metric_lpips(weights: str | None):
+def _lpips(weights: str | None):
     from sr_bench.metrics.lpips import LPIPS
 
     return LPIPS(weights=weights)
 
 
-def _create_models(specs: list[ModelSpec], allow_untrained: bool) -> list[tuple[ModelSpec, Upscaler]]:
-    out = []
-    for spec in specs:
-        kwargs = {}
-        if spec.checkpoint is not None:
-            kwargs["checkpoint"] = spec.checkpoint
-        if allow_untrained:
-            kwargs["allow_untrained"] = True
-        try:
-            model = create_model(spec.name, **kwargs)
-        except TypeError as e:
-            if spec.checkpoint is not None and "checkpoint" in str(e):
-                raise UserError(f"model {spec.name!r} has no weights to load; drop '={spec.checkpoint}'") from None
-            if allow_untrained and "allow_untrained" in str(e):
-                model = create_model(spec.name, **{k: v for k, v in kwargs.items() if k != "allow_untrained"})
-            else:
-                raise
-        out.append((spec, model))
-    return out
+def _accepts(factory, key: str) -> bool:
+    params = inspect.signature(factory).parameters
+    return key in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
-def _hr_tensor(arr: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).to(torch.float64)
+def _create_model(spec: ModelSpec, allow_untrained: bool, opts: dict) -> Upscaler:
+    factory = resolve_model(spec.name)
+    kwargs = {k: v for k, v in opts.items() if _accepts(factory, k)}
+    if spec.checkpoint is not None:
+        if not _accepts(factory, "checkpoint"):
+            raise UserError(f"model {spec.name!r} has no weights to load; drop '={spec.checkpoint}'")
+        kwargs["checkpoint"] = spec.checkpoint
+    if allow_untrained and _accepts(factory, "allow_untrained"):
+        kwargs["allow_untrained"] = True
+    return factory(**kwargs)
 
 
-def _base_row(run_id, spec, model, dataset, image, s, protocol, device_label, versions, metric_prov):
+def build_context(setup: Setup) -> Context:
+    for p in setup.plugins:
+        load_plugin(p)
+    torch.set_num_threads(setup.threads)
+    device = resolve_device(setup.device)
+    opts = dict(setup.model_opts)
+    for key in opts:
+        if not any(_accepts(resolve_model(spec.name), key) for spec in setup.specs):
+            raise UserError(f"no model in --models takes the option {key!r} given with --model-opt")
+    models = [(spec, _create_model(spec, setup.allow_untrained, opts).to(device)) for spec in setup.specs]
+    notes: list[str] = []
+    metrics, prov = _load_metrics(setup.metrics, setup.metrics_explicit, device, setup.lpips_weights, notes)
+    return Context(setup=setup, protocol=get_protocol(setup.protocol), models=models, metrics=metrics, device=device,
+                   device_label=device_name(device), versions=package_versions_json(),
+                   metric_prov=json.dumps(prov, sort_keys=True), notes=notes)
+
+
+# ---------------------------------------------------------------------------------------- measuring one image ----
+def _row(ctx: Context, spec: ModelSpec, model: Upscaler, dataset: str, image: str, s: Fraction) -> dict:
     return {
-        "run_id": run_id,
-        "model": spec.name,
-        "dataset": dataset,
-        "image": image,
-        "scale": float(s),
-        "scale_text": scale_text(s),
-        "protocol": protocol.name,
-        "protocol_fingerprint": protocol.fingerprint,
-        "strategy": model.strategy_for(s),
-        "untrained": bool(model.untrained),
-        "checkpoint_sha256": model.checkpoint_sha256 or "",
-        "psnr": None,
-        "ssim": None,
-        "lpips": None,
-        "seconds": None,
-        "hr_height": None,
-        "hr_width": None,
-        "lr_height": None,
-        "lr_width": None,
-        "error": "",
-        "device": device_label,
-        "metric_weights": metric_prov,
-        "package_versions": versions,
+        "run_id": ctx.setup.run_id, "model": spec.name, "dataset": dataset, "image": image,
+        "scale": float(s), "scale_text": scale_text(s), "protocol": ctx.protocol.name,
+        "protocol_fingerprint": ctx.protocol.fingerprint, "strategy": model.strategy_for(s),
+        "untrained": bool(model.untrained), "checkpoint_sha256": model.checkpoint_sha256 or "",
+        "psnr": None, "ssim": None, "lpips": None, "seconds": None,
+        "hr_height": None, "hr_width": None, "lr_height": None, "lr_width": None, "error": "",
+        "device": ctx.device_label, "metric_weights": ctx.metric_prov, "package_versions": ctx.versions,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"),
     }
 
 
+def evaluate_image(ctx: Context, dataset: str, item: ImageItem, scales: list[Fraction],
+                   skip: frozenset = frozenset(), tick=None) -> tuple[list[dict], list[str]]:
+    """Rows for one image at every scale and model not in ``skip`` ({(model, scale_text)}), and warnings."""
+    rows, warnings = [], []
+    try:
+        arr = item.load()
+        source = HRSource(torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).to(ctx.device, torch.float64))
+        load_error = ""
+    except UserError as e:
+        source, load_error = None, str(e)
+        warnings.append(f"{dataset}/{item.name}: {e}")
+    for s in scales:
+        todo = [(spec, m) for spec, m in ctx.models if (spec.name, scale_text(s)) not in skip]
+        if not todo:
+            continue
+        case, error = None, load_error
+        if source is not None:
+            try:
+                case = ctx.protocol.prepare(source, s)
+            except ImageTooSmall as e:
+                error = str(e)
+        for spec, model in todo:
+            row = _row(ctx, spec, model, dataset, item.name, s)
+            if case is None:
+                row["error"] = error
+            else:
+                _measure(row, model, case, s, ctx.protocol, ctx.metrics)
+                if row["error"]:
+                    warnings.append(f"{dataset}/{item.name} x{row['scale_text']} {spec.name}: {row['error']}")
+            rows.append(row)
+            if tick:
+                tick(1)
+    return rows, warnings
+
+
+def _measure(row: dict, model: Upscaler, case, s: Fraction, protocol: Protocol, metrics: dict) -> None:
+    lr = case.lr if case.lr.shape[0] == 3 else gray2rgb(case.lr)
+    row.update(hr_height=case.sr_size[0], hr_width=case.sr_size[1], lr_height=lr.shape[1], lr_width=lr.shape[2])
+    try:
+        start = time.perf_counter()
+        with torch.inference_mode():
+            sr01 = model.super_resolve((lr / 255.0)[None], s, case.sr_size)
+        if sr01.device.type == "cuda":
+            torch.cuda.synchronize(sr01.device)
+        row["seconds"] = time.perf_counter() - start
+        if tuple(sr01.shape[-2:]) != tuple(case.sr_size):
+            raise RuntimeError(f"model returned {tuple(sr01.shape[-2:])}, expected {case.sr_size}")
+        views = protocol.views(protocol.quantize(sr01[0].to(torch.float64)), case)
+        with torch.inference_mode():
+            for name, metric in metrics.items():
+                value = metric.compute(*views.pair(metric.info.view))
+                row[name] = None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+    except Exception as e:  # one image's failure must not lose the run; the row says what happened
+        row["error"] = f"{type(e).__name__}: {e}"
+
+
+# ------------------------------------------------------------------------------------------- process workers ----
+_WORKER: Context | None = None
+
+
+def _init_worker(setup: Setup) -> None:
+    global _WORKER
+    keep_freed_memory()
+    _WORKER = build_context(setup)
+
+
+def _work(dataset: str, item: ImageItem, scales: list[Fraction], skip: frozenset):
+    return evaluate_image(_WORKER, dataset, item, scales, skip)
+
+
+# --------------------------------------------------------------------------------------------------- the run ----
 def run(
     models: list[str],
     datasets: list[str],
@@ -146,114 +248,150 @@ def run(
     allow_untrained: bool = False,
     progress: bool = True,
     resume: Path | None = None,
+    workers: int = 1,
+    model_opts: dict | None = None,
 ) -> RunResult:
+    keep_freed_memory()
     # Everything that can be wrong with the request fails here, before any image is touched.
-    for p in plugins:
-        load_plugin(p)
     if not models:
         raise UserError("no models given; use --models bicubic (see `srbench models`)")
     if not datasets:
         raise UserError("no datasets given; use --datasets set5 (see `srbench datasets list`)")
     if not scales:
         raise UserError("no scales given; use --scales 2,3,4")
+    if workers < 1:
+        raise UserError(f"--workers must be >= 1, got {workers}")
     chosen = choose_protocol(protocol, scales)
-    dev = resolve_device(device)
-    specs = [ModelSpec.parse(m) for m in models]
+    specs = tuple(ModelSpec.parse(m) for m in models)
     if len({s.name for s in specs}) != len(specs):
         raise UserError("a model name appears twice in --models; give each model once")
-    created = _create_models(specs, allow_untrained)
-    for _, m in created:
-        m.to(dev)
     resolved = [resolve_dataset(d, data_root=data_root) for d in datasets]
-    notes: list[str] = []
-    loaded, metric_prov = _load_metrics(metrics, dev, lpips_weights, notes)
-    for n in notes:
-        _say(f"note: {n}")
-
     run_dir = Path(resume) if resume else Path(out) if out else Path(results_dir) / new_run_id(models, datasets, scales)
-    run_id = run_dir.name
-    already = done_shards(run_dir) if resume else set()
-    versions = package_versions_json()
-    device_label = device_name(dev)
-    prov_json = json.dumps(metric_prov, sort_keys=True)
-    write_manifest(
-        run_dir,
-        {
-            "run_id": run_id,
-            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "command": sys.argv,
-            "models": [{"name": s.name, "checkpoint": s.checkpoint, "checkpoint_sha256": m.checkpoint_sha256,
-                        "untrained": m.untrained} for s, m in created],
-            "datasets": [{"name": d.name, "kind": d.kind, "images": len(d.items)} for d in resolved],
-            "scales": [scale_text(s) for s in scales],
-            "protocol": {"name": chosen.name, "fingerprint": chosen.fingerprint, "rules": chosen.rules()},
-            "metrics": list(loaded),
-            "metric_weights": metric_prov,
-            "device": device_label,
-            "package_versions": package_versions(),
-            "notes": notes,
-        },
-    )
-    _say(f"protocol: {chosen.name} ({chosen.fingerprint})  device: {device_label}  results: {run_dir}")
+    if resume and not (run_dir / "run.json").is_file():
+        raise UserError(f"cannot resume {str(run_dir)!r}: no run.json there; give a run folder made by `srbench run`")
+    threads = max(1, torch.get_num_threads() // workers) if workers > 1 else torch.get_num_threads()
+    setup = Setup(run_id=run_dir.name, specs=specs, model_opts=tuple(sorted((model_opts or {}).items())),
+                  allow_untrained=allow_untrained, plugins=tuple(plugins),
+                  protocol=chosen.name, metrics=tuple(metrics) if metrics is not None else DEFAULT_METRICS,
+                  metrics_explicit=metrics is not None, lpips_weights=lpips_weights, device=device, threads=threads if workers == 1 else 1)
+    ctx = build_context(setup)
+    for n in ctx.notes:
+        tqdm.write(f"note: {n}", file=sys.stderr)
 
-    total = sum(len(d.items) for d in resolved) * len(scales) * len(created)
-    bar = tqdm(total=total, disable=not progress, unit="img", file=sys.stderr, dynamic_ncols=True)
+    done: set[tuple[str, str, str, str]] = set()
+    if resume:
+        old = read_manifest(run_dir)
+        if old["protocol"]["fingerprint"] != chosen.fingerprint:
+            raise UserError(f"cannot resume {run_dir}: it was run under protocol {old['protocol']['name']} "
+                            f"({old['protocol']['fingerprint']}), this request is {chosen.name} ({chosen.fingerprint})")
+        if (run_dir / "rows").is_dir() and any((run_dir / "rows").glob("*.parquet")):
+            prev = load_rows(run_dir)
+            ok = prev[prev["error"].fillna("") == ""]
+            done = set(zip(ok["model"], ok["dataset"], ok["image"], ok["scale_text"]))
+    write_manifest(run_dir, _manifest(run_dir, setup, ctx, chosen, resolved, scales, datasets, data_root,
+                                      resume is not None))
+    tqdm.write(f"protocol: {chosen.name} ({chosen.fingerprint})  device: {ctx.device_label}  results: {run_dir}",
+               file=sys.stderr)
+
+    per_image = len(scales) * len(specs)
+    total = sum(len(d.items) for d in resolved) * per_image
+    bar = tqdm(total=total, disable=not progress, unit="eval", file=sys.stderr, dynamic_ncols=True)
+    jobs = []
     for ds in resolved:
-        hrs: dict[str, torch.Tensor | str] = {}
         for item in ds.items:
-            try:
-                hrs[item.name] = _hr_tensor(item.load())
-            except UserError as e:
-                hrs[item.name] = str(e)
-                _say(f"warning: {ds.name}/{item.name}: {e}")
-        for s in scales:
-            todo = [(spec, m) for spec, m in created if shard_name(spec.name, ds.name, scale_text(s)) not in already]
-            bar.set_description(f"{ds.name} x{scale_text(s)}")
-            if not todo:
-                bar.update(len(ds.items) * len(created))
-                continue
-            rows = {spec.name: [] for spec, _ in todo}
-            for name, hr in hrs.items():
-                case = None
-                error = hr if isinstance(hr, str) else ""
-                if not error:
-                    try:
-                        case = chosen.prepare(hr.to(dev), s)
-                    except ImageTooSmall as e:
-                        error = str(e)
-                for spec, model in todo:
-                    row = _base_row(run_id, spec, model, ds.name, name, s, chosen, device_label, versions, prov_json)
-                    if case is None:
-                        row["error"] = error
-                    else:
-                        _measure(row, model, case, s, chosen, loaded)
-                    rows[spec.name].append(row)
-                    bar.update(1)
-            for spec, _ in todo:
-                write_shard(run_dir, rows[spec.name], spec.name, ds.name, scale_text(s))
-    bar.close()
-    return RunResult(run_dir=run_dir, rows=load_rows(run_dir), protocol=chosen, metrics=tuple(loaded), notes=notes)
+            skip = frozenset((spec.name, scale_text(s)) for spec in specs for s in scales
+                             if (spec.name, ds.name, item.name, scale_text(s)) in done)
+            bar.update(len(skip))
+            if len(skip) < per_image:
+                jobs.append((ds.name, item, skip))
 
+    buffer: dict[str, list] = {}
 
-def _measure(row: dict, model: Upscaler, case, s: Fraction, protocol: Protocol, metrics: dict) -> None:
-    lr = case.lr if case.lr.shape[0] == 3 else gray2rgb(case.lr)
-    row.update(hr_height=case.sr_size[0], hr_width=case.sr_size[1], lr_height=lr.shape[1], lr_width=lr.shape[2])
+    def collect(dataset: str, rows: list[dict], warns: list[str], force: bool = False) -> None:
+        for w in warns:
+            tqdm.write(f"warning: {w}", file=sys.stderr)
+        buf = buffer.setdefault(dataset, [])
+        if rows:
+            buf.append(rows)
+        if buf and (force or len(buf) >= FLUSH_IMAGES):
+            write_shard(run_dir, [r for rs in buf for r in rs], dataset)
+            buf.clear()
+
     try:
-        start = time.perf_counter()
-        with torch.inference_mode():
-            sr01 = model.super_resolve((lr / 255.0)[None], s, case.sr_size)
-        if sr01.device.type == "cuda":
-            torch.cuda.synchronize(sr01.device)
-        row["seconds"] = time.perf_counter() - start
-        if tuple(sr01.shape[-2:]) != tuple(case.sr_size):
-            raise RuntimeError(f"model returned {tuple(sr01.shape[-2:])}, expected {case.sr_size}")
-        sr = protocol.quantize(sr01[0].to(torch.float64))
-        views = protocol.views(sr, case)
-        with torch.inference_mode():
-            for name, metric in metrics.items():
-                a, b = views.pair(metric.info.view)
-                value = metric.compute(a, b)
-                row[name] = None if value is None or (isinstance(value, float) and math.isnan(value)) else value
-    except Exception as e:  # one image's failure must not lose the run; the row says what happened
-        row["error"] = f"{type(e).__name__}: {e}"
-        warnings.warn(f"{row['dataset']}/{row['image']} x{row['scale_text']} {row['model']}: {row['error']}", stacklevel=1)
+        if workers == 1:
+            for dataset, item, skip in jobs:
+                bar.set_description(dataset)
+                rows, warns = evaluate_image(ctx, dataset, item, scales, skip, tick=bar.update)
+                collect(dataset, rows, warns)
+        else:
+            _run_pool(setup, jobs, scales, workers, bar, collect)
+    finally:  # whatever finished is kept, even on Ctrl-C
+        for dataset in list(buffer):
+            collect(dataset, [], [], force=True)
+        bar.close()
+    return RunResult(run_dir=run_dir, rows=load_rows(run_dir), protocol=chosen, metrics=tuple(ctx.metrics),
+                     notes=ctx.notes)
+
+
+def _run_pool(setup: Setup, jobs, scales, workers, bar, collect) -> None:
+    # spawn, not fork: forking a process whose torch thread pools are running is unsafe
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_init_worker,
+                             initargs=(setup,)) as pool:
+        pending = {}
+        queue = list(jobs)
+        while queue or pending:
+            while queue and len(pending) < 2 * workers:  # a bounded window keeps results flowing in order-ish
+                dataset, item, skip = queue.pop(0)
+                pending[pool.submit(_work, dataset, item, scales, skip)] = (dataset, skip)
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                dataset, skip = pending.pop(fut)
+                rows, warns = fut.result()
+                bar.set_description(dataset)
+                bar.update(len(rows))
+                collect(dataset, rows, warns)
+
+
+def _manifest(run_dir, setup: Setup, ctx: Context, chosen, resolved, scales, datasets, data_root, resumed) -> dict:
+    manifest = {
+        "run_id": run_dir.name,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": sys.argv,
+        "request": {
+            "models": [f"{s.name}={s.checkpoint}" if s.checkpoint else s.name for s in setup.specs],
+            "datasets": list(datasets), "scales": [scale_text(s) for s in scales], "protocol": chosen.name,
+            "metrics": list(setup.metrics) if setup.metrics_explicit else None, "data_root": data_root, "lpips_weights": setup.lpips_weights,
+            "plugins": list(setup.plugins), "allow_untrained": setup.allow_untrained,
+            "model_opts": dict(setup.model_opts),
+        },
+        "models": [{"name": s.name, "checkpoint": s.checkpoint, "checkpoint_sha256": m.checkpoint_sha256,
+                    "untrained": m.untrained} for s, m in ctx.models],
+        "datasets": [{"name": d.name, "kind": d.kind, "images": len(d.items)} for d in resolved],
+        "scales": [scale_text(s) for s in scales],
+        "protocol": {"name": chosen.name, "fingerprint": chosen.fingerprint, "rules": chosen.rules()},
+        "metrics": list(ctx.metrics),
+        "metric_weights": json.loads(ctx.metric_prov),
+        "device": ctx.device_label,
+        "package_versions": package_versions(),
+        "notes": ctx.notes,
+    }
+    if resumed:
+        old = read_manifest(run_dir)
+        manifest["created"] = old.get("created")
+        manifest["resumed"] = [*old.get("resumed", []), dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")]
+    return manifest
+
+
+def resume_run(run_dir: Path, device: str = "auto", progress: bool = True, workers: int = 1) -> RunResult:
+    """Finish an interrupted run with the request stored in its run.json."""
+    path = Path(run_dir)
+    if not (path / "run.json").is_file():
+        raise UserError(f"cannot resume {str(path)!r}: no run.json there; give a run folder made by `srbench run`")
+    req = read_manifest(path).get("request")
+    if req is None:
+        raise UserError(f"{path}/run.json has no stored request (made by an older sr_bench); rerun it instead")
+    return run(models=req["models"], datasets=req["datasets"], scales=[parse_scale(s) for s in req["scales"]],
+               protocol=req["protocol"], metrics=req["metrics"], data_root=req["data_root"], device=device,
+               lpips_weights=req["lpips_weights"], plugins=tuple(req["plugins"]),
+               allow_untrained=req["allow_untrained"], progress=progress, resume=path, workers=workers,
+               model_opts=req.get("model_opts") or {})

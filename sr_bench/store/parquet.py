@@ -1,7 +1,7 @@
 """Run folders: ``run.json`` (the manifest) + ``rows/*.parquet`` shards, each written atomically.
 
-A shard holds one (model, dataset, scale) job, so an interrupted run loses at most the job in flight and a resumed
-run knows exactly what is done.
+A shard holds the rows of a few images (all their scales and models), so an interrupted run loses at most those; a
+resumed run reads the rows back to know what is done.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import json
 import os
 import re
 import tempfile
+import uuid
 from pathlib import Path
 
 import pandas as pd
@@ -24,8 +25,9 @@ def _safe(part: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", part)
 
 
-def shard_name(model: str, dataset: str, scale_text: str) -> str:
-    return f"{_safe(model)}__{_safe(dataset)}__x{_safe(scale_text.replace('/', 'over'))}.parquet"
+def shard_name(dataset: str, first_image: str) -> str:
+    # unique per write; load_rows de-duplicates by (model, dataset, image, scale) anyway
+    return f"{_safe(dataset)}__{_safe(first_image)}__{uuid.uuid4().hex[:8]}.parquet"
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -40,9 +42,9 @@ def _atomic_write(path: Path, write) -> None:
         raise
 
 
-def write_shard(run_dir: Path, rows: list[dict], model: str, dataset: str, scale_text: str) -> Path:
+def write_shard(run_dir: Path, rows: list[dict], dataset: str) -> Path:
     table = pa.Table.from_pylist(rows, schema=SCHEMA)
-    path = run_dir / "rows" / shard_name(model, dataset, scale_text)
+    path = run_dir / "rows" / shard_name(dataset, rows[0]["image"] if rows else "empty")
     _atomic_write(path, lambda tmp: pq.write_table(table, tmp))
     return path
 
@@ -53,10 +55,6 @@ def write_manifest(run_dir: Path, manifest: dict) -> None:
 
 def read_manifest(run_dir: Path) -> dict:
     return json.loads((run_dir / "run.json").read_text())
-
-
-def done_shards(run_dir: Path) -> set[str]:
-    return {p.name for p in (run_dir / "rows").glob("*.parquet")}
 
 
 def load_rows(run_dir: Path) -> pd.DataFrame:
