@@ -79,7 +79,7 @@ def _default_datasets(data_root: str | None) -> list[str]:
 def run(models, datasets, scales, protocol, metrics, data_root, out, results_dir, resume, workers, device,
         lpips_weights, plugins, model_opts, allow_untrained, fmt, no_progress):
     """Evaluate models x datasets x scales; write per-image rows (Parquet) and print the means."""
-    from sr_bench.report.tables import present_metrics, summarize, to_csv, to_markdown
+    from sr_bench.report.tables import present_metrics, provenance_line, summarize, to_csv, to_markdown
     from sr_bench.run.grid import split_list
     from sr_bench.run.runner import resume_run
     from sr_bench.run.runner import run as run_grid
@@ -104,7 +104,7 @@ def run(models, datasets, scales, protocol, metrics, data_root, out, results_dir
     if len(errors):
         click.echo(f"{len(errors)} row(s) have errors (see the 'error' column); e.g. {errors.iloc[0]['dataset']}/"
                    f"{errors.iloc[0]['image']}: {errors.iloc[0]['error']}", err=True)
-    click.echo(f"protocol {result.protocol.name} ({result.protocol.fingerprint}); rows: {result.run_dir}", err=True)
+    click.echo(f"{provenance_line(result.rows)}; rows: {result.run_dir}", err=True)
 
 
 def _parse_opts(pairs) -> dict:
@@ -128,14 +128,16 @@ def _parse_opts(pairs) -> dict:
 @click.option("--results-dir", type=click.Path(file_okay=False), default="results", show_default=True)
 def table(run_ref, fmt, results_dir):
     """Means per (model, dataset, scale) of a run. RUN is a run folder, a run id, or 'latest'."""
-    from sr_bench.report.tables import present_metrics, summarize, to_csv, to_markdown
+    from sr_bench.report.tables import present_metrics, provenance_line, summarize, to_csv, to_markdown
     from sr_bench.store import load_rows, resolve_run
 
-    rows = load_rows(resolve_run(run_ref, Path(results_dir)))
+    run_dir = resolve_run(run_ref, Path(results_dir))
+    rows = load_rows(run_dir)
     if fmt == "csv":
         click.echo(to_csv(summarize(rows)), nl=False)
     else:
         click.echo(to_markdown(summarize(rows), present_metrics(rows)))
+    click.echo(f"{run_dir.name}: {provenance_line(rows)}", err=True)
 
 
 @cli.command()

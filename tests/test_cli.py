@@ -35,10 +35,11 @@ def test_run_then_table_csv(images, tmp_path):
                                  "--out", str(out), "--no-progress"])
     assert r.exit_code == 0, r.output
     assert "| bicubic | imgs | x2 | 2 |" in r.output
-    assert "protocol matlab" in r.output
+    assert "protocol matlab (" in r.output and "device cpu" in r.output
     t = CliRunner().invoke(cli, ["table", str(out), "--format", "csv"])
     assert t.exit_code == 0, t.output
-    lines = t.output.strip().splitlines()
+    lines = t.stdout.strip().splitlines()
+    assert "protocol matlab (" in t.stderr
     assert lines[0] == "model,dataset,scale,n_images,psnr,ssim,lpips"
     assert [line.split(",")[2] for line in lines[1:]] == ["2", "3"]
     rows = pd.read_parquet(out / "rows")

@@ -59,3 +59,22 @@ def to_markdown(summary: pd.DataFrame, metrics: tuple[str, ...] = METRIC_COLUMNS
 def present_metrics(rows: pd.DataFrame) -> tuple[str, ...]:
     """Metric columns with at least one value (an unavailable LPIPS stays out of printed tables)."""
     return tuple(m for m in METRIC_COLUMNS if rows[m].notna().any())
+
+
+def provenance_line(rows: pd.DataFrame) -> str:
+    """Where the numbers of a table come from, in one line (protocols, devices, versions, checkpoints)."""
+    import json
+
+    protocols = sorted({f"{p} ({f})" for p, f in zip(rows["protocol"], rows["protocol_fingerprint"])})
+    devices = sorted(set(rows["device"]))
+    versions = sorted(set(rows["package_versions"]))
+    v = json.loads(versions[0]) if versions else {}
+    ckpts = sorted({c[:12] for c in rows["checkpoint_sha256"] if c})
+    parts = [f"protocol {', '.join(protocols)}", f"device {', '.join(devices)}",
+             f"sr_bench {v.get('sr_bench', '?')}, torch {v.get('torch', '?')}"
+             + (" (rows from several package sets)" if len(versions) > 1 else "")]
+    if ckpts:
+        parts.append(f"checkpoints sha256 {', '.join(ckpts)}")
+    if rows["untrained"].any():
+        parts.append("UNTRAINED rows present (random weights)")
+    return "; ".join(parts)
