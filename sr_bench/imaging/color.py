@@ -61,3 +61,54 @@ def gray2rgb(gray: torch.Tensor) -> torch.Tensor:
 def _check_rgb(x: torch.Tensor) -> None:
     if x.dim() < 3 or x.shape[-3] != 3:
         raise ValueError(f"expected RGB (..., 3, H, W), got shape {tuple(x.shape)}")
+
+
+# MATLAB rgb2ycbcr / ycbcr2rgb on double images in [0, 1] (the float path of LapSRN's SR_LapSRN.m, VDSR's and SRCNN's
+# test code: im2double first, then the conversion; nothing is rounded). origT and origOffset of rgb2ycbcr.m; for class
+# double MATLAB uses T = origT / 255 and offset = origOffset / 255, and ycbcr2rgb uses 255 * inv(origT) and
+# inv(origT) * origOffset. Both evaluate per channel with imlincomb (double), in the order below.
+_YCBCR_T = ((65.481, 128.553, 24.966), (-37.797, -74.203, 112.0), (112.0, -93.786, -18.214))
+_YCBCR_OFFSET = (16.0, 128.0, 128.0)
+
+
+def _ycbcr_inverse() -> tuple[tuple[tuple[float, ...], ...], tuple[float, ...]]:
+    t = torch.tensor(_YCBCR_T, dtype=torch.float64)
+    tinv = torch.linalg.inv(t)
+    scale = (255.0 * tinv).tolist()
+    offset = (tinv @ torch.tensor(_YCBCR_OFFSET, dtype=torch.float64)).tolist()
+    return tuple(tuple(r) for r in scale), tuple(offset)
+
+
+def rgb2ycbcr_matlab_double(rgb: torch.Tensor) -> torch.Tensor:
+    """MATLAB ``rgb2ycbcr`` of a double image in [0, 1]: (..., 3, H, W) -> YCbCr in [16, 235]/255, [16, 240]/255.
+
+    No rounding and no clipping (MATLAB clips nothing for floating-point input).
+    """
+    _check_rgb(rgb)
+    r, g, b = rgb.unbind(-3)
+    out = []
+    for p in range(3):
+        t = [c / 255.0 for c in _YCBCR_T[p]]
+        c = r * t[0]
+        c += g * t[1]
+        c += b * t[2]
+        c += _YCBCR_OFFSET[p] / 255.0
+        out.append(c)
+    return torch.stack(out, dim=-3)
+
+
+def ycbcr2rgb_matlab_double(ycbcr: torch.Tensor, clip: bool = True) -> torch.Tensor:
+    """MATLAB ``ycbcr2rgb`` of a double YCbCr image (values in 0..1 units) -> RGB, clipped to [0, 1] as MATLAB does
+    for floating-point output (``clip=False`` keeps the raw linear result)."""
+    _check_rgb(ycbcr)
+    t, offset = _ycbcr_inverse()
+    y, cb, cr = ycbcr.unbind(-3)
+    out = []
+    for p in range(3):
+        c = y * t[p][0]
+        c += cb * t[p][1]
+        c += cr * t[p][2]
+        c -= offset[p]
+        out.append(c)
+    rgb = torch.stack(out, dim=-3)
+    return rgb.clamp_(0.0, 1.0) if clip else rgb

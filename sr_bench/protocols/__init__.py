@@ -7,11 +7,12 @@ from typing import Iterable
 
 from sr_bench.errors import unknown
 from sr_bench.protocols.base import Case, HRSource, ImageTooSmall, Protocol, Views
+from sr_bench.protocols.lapsrn import LapSRNMatlabProtocol
 from sr_bench.protocols.liif import LIIFProtocol
 from sr_bench.protocols.matlab import MatlabProtocol
 from sr_bench.protocols.metasr import MetaSRProtocol
 
-PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (MatlabProtocol(), MetaSRProtocol(), LIIFProtocol())}
+PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (MatlabProtocol(), MetaSRProtocol(), LIIFProtocol(), LapSRNMatlabProtocol())}
 
 __all__ = ["Case", "HRSource", "ImageTooSmall", "PROTOCOLS", "Protocol", "Views", "choose_protocol", "get_protocol"]
 

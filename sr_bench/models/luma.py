@@ -1,0 +1,140 @@
+"""Y-only networks (SRCNN, VDSR, LapSRN, MS-LapSRN) in the colour pipeline of their MATLAB test code.
+
+What ``SR_LapSRN.m`` / ``SR_MSLapSRN.m`` (phoenix104104/LapSRN) do with an LR image, mirrored step by step:
+
+1. ``img_LR = rgb2ycbcr(img_LR)`` on the *double* image in [0, 1] (no rounding; Y in [16, 235]/255);
+2. ``y = single(img_LR(:, :, 1))``: the network runs in single precision on Y in 0..1 units;
+3. ``img_HR = imresize(img_LR, scale)``: all three YCbCr channels MATLAB-bicubic upscaled by the scale factor, output
+   ``ceil(scale * size)``; Cb/Cr are taken from here;
+4. if the network output has another size than ``img_HR`` (x3 through the 4x pyramid, any non-power-of-2 scale),
+   ``y = imresize(y, [H W])``, MATLAB bicubic to that exact size (antialiased when it shrinks): ``ceil-then-down``;
+5. ``img_HR(:, :, 1) = y``; ``ycbcr2rgb`` (double; MATLAB clips float output to [0, 1]).
+
+Nothing else is clipped or rounded there; the evaluation quantises (``im2uint8``) afterwards, which the protocol does
+here. Pre-upsampling networks (SRCNN, VDSR; their test code bicubic-upscales the Y channel with ``imresize`` and feeds
+that to the network) take the Y channel of step 3 as input, which is the same numbers as resizing Y alone (imresize is
+linear and per channel).
+
+If a protocol asks for fewer pixels than ``ceil(scale * size)`` (Meta-SR/LIIF floor or round the SR size), the result
+is the top-left part of the full MATLAB output, as for the bicubic baseline.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import ClassVar, Iterable
+
+import torch
+import torch.nn as nn
+
+from sr_bench.errors import UserError
+from sr_bench.imaging.color import rgb2ycbcr_matlab_double, ycbcr2rgb_matlab_double
+from sr_bench.imaging.resize import imresize, output_size
+from sr_bench.models.archs.blocks import NetworkUpscaler, crop_to, read_checkpoint, unwrap_state_dict
+from sr_bench.models.interface import ScaleSupport
+from sr_bench.models.matconvnet import is_matconvnet_file
+
+
+def luma_pipeline(lr: torch.Tensor, scale: Fraction, size: tuple[int, int], luma_fn, what: str) -> torch.Tensor:
+    """The SR_LapSRN.m colour pipeline around ``luma_fn(y_lr, y_bicubic) -> y_sr``.
+
+    ``lr``: (B, 3, h, w) RGB in [0, 1] (float64 recommended). ``luma_fn`` gets the LR Y channel and its MATLAB-bicubic
+    upscaled version (both (B, 1, ., .) float64, 0..1 units) and returns the network's Y at any size; it is resized
+    to ``ceil(scale * (h, w))`` if needed. Returns (B, 3, size[0], size[1]) float64 RGB in [0, 1].
+    """
+    s = Fraction(scale)
+    x = lr.to(torch.float64)
+    ycc = rgb2ycbcr_matlab_double(x)
+    full = output_size((x.shape[-2], x.shape[-1]), s)
+    up = imresize(ycc, scale=s)  # img_HR = imresize(img_LR, scale)
+    y = luma_fn(ycc[:, :1], up[:, :1]).to(torch.float64)
+    if tuple(y.shape[-2:]) != tuple(full):
+        y = imresize(y, size=full)  # y = imresize(y, [size(img_HR, 1), size(img_HR, 2)])
+    rgb = ycbcr2rgb_matlab_double(torch.cat([y, up[:, 1:]], dim=1))
+    return crop_to(rgb, size, what)
+
+
+class LumaUpscaler(NetworkUpscaler):
+    """Adapter base for the Y-only families: subclasses implement ``luma(y_lr, y_bicubic, scale)``.
+
+    Networks are float32 (MATLAB ``single``) and see Y in 0..1 units.
+    """
+
+    upsampling: ClassVar[str] = "pre"  # "pre" (bicubic-upscaled input) or "progressive" (LR input)
+
+    def modules(self) -> Iterable[nn.Module]:
+        raise NotImplementedError
+
+    def luma(self, y_lr: torch.Tensor, y_bicubic: torch.Tensor, scale: Fraction) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _check(self, lr: torch.Tensor) -> torch.Tensor:
+        if lr.dim() != 4 or lr.shape[1] != 3:
+            raise ValueError(f"{self.name} expects a (B, 3, h, w) RGB batch, got {tuple(lr.shape)}")
+        return lr.to(self._device, torch.float64)
+
+    def _prepare(self, m: nn.Module) -> nn.Module:
+        # channels_last: the same numbers (float32 rounding aside), 1.4-1.8x faster convolutions on CPU (oneDNN).
+        # The conversion copies the weights: outside inference mode, so they never become inference tensors.
+        with torch.inference_mode(False):
+            return m.float().eval().to(self._device, memory_format=torch.channels_last)
+
+    def _net_input(self, y: torch.Tensor) -> torch.Tensor:
+        return y.to(self._device, torch.float32).contiguous(memory_format=torch.channels_last)
+
+    def super_resolve(self, lr: torch.Tensor, scale: Fraction, size: tuple[int, int]) -> torch.Tensor:
+        s = Fraction(scale)
+        x = self._check(lr)
+        with torch.inference_mode():
+            return luma_pipeline(x, s, size, lambda y_lr, y_up: self.luma(y_lr, y_up, s), f"{self.name} x{s}")
+
+    def super_resolve_plane(self, plane: torch.Tensor, scale: Fraction, size: tuple[int, int]) -> torch.Tensor:
+        """One grey plane (B, 1, h, w) in [0, 1] straight through the network, as ``SR_LapSRN.m`` treats a
+        single-channel image (no rgb2ycbcr: the network sees the grey values themselves, not Y = 16/255 + 219/255 g;
+        the bicubic plane for pre-upsampling networks and the resize to ``ceil(scale * size)`` as for Y). Returns
+        (B, 1, size) float64, unclipped. The runner hands every model RGB (grey images replicated), so it is not used
+        by ``super_resolve``; it is here for protocols that pass grey images on, e.g. the authors' evaluation."""
+        s = Fraction(scale)
+        if plane.dim() != 4 or plane.shape[1] != 1:
+            raise ValueError(f"{self.name} expects a (B, 1, h, w) plane, got {tuple(plane.shape)}")
+        x = plane.to(self._device, torch.float64)
+        full = output_size((x.shape[-2], x.shape[-1]), s)
+        with torch.inference_mode():
+            y = self.luma(x, imresize(x, scale=s), s).to(torch.float64)
+            if tuple(y.shape[-2:]) != tuple(full):
+                y = imresize(y, size=full)
+            return crop_to(y, size, f"{self.name} x{s}")
+
+
+class PreUpsamplingUpscaler(LumaUpscaler):
+    """One network for every scale, run on the MATLAB-bicubic-upscaled Y (SRCNN, VDSR).
+
+    Native for scales in (``trained_low``, ``trained_high``] (the card's range); larger scales run the same way and are
+    labelled ``bicubic-pre`` (outside the trained range). Checkpoints are our own state_dicts (one file).
+    """
+
+    trained_low: ClassVar[Fraction] = Fraction(1)
+    trained_high: ClassVar[Fraction] = Fraction(4)
+
+    def _init_single(self, checkpoint, allow_untrained: bool, config: dict) -> list:
+        paths = self._setup(ScaleSupport(low=self.trained_low, high=self.trained_high), checkpoint, allow_untrained,
+                            config)
+        if len(paths) > 1:
+            raise UserError(f"model {self.model_name!r} is one network for every scale; give one checkpoint")
+        self.strategy = "bicubic-pre"
+        return paths
+
+    def _read_state_dict(self, path):
+        if is_matconvnet_file(path):
+            raise UserError(f"{str(path)!r} is a MATLAB .mat file; the MatConvNet importer covers the LapSRN/MS-LapSRN "
+                            f"releases only: convert it to a PyTorch state_dict of {self.model_name!r} "
+                            f"(see registry/{self.model_name}.toml for the key names)")
+        obj, sha = read_checkpoint(path, self.model_name)
+        sd, _ = unwrap_state_dict(obj, path, self.model_name)
+        return sd, sha
+
+    def modules(self) -> Iterable[nn.Module]:
+        return [self.net]
+
+    def luma(self, y_lr: torch.Tensor, y_bicubic: torch.Tensor, scale: Fraction) -> torch.Tensor:
+        return self.net(self._net_input(y_bicubic))

@@ -1,0 +1,247 @@
+"""Importer for MatConvNet DagNN ``.mat`` files (the official LapSRN / MS-LapSRN releases).
+
+A DagNN saved with ``net = net.saveobj(); save(file, 'net')`` is a struct with ``vars``, ``params`` (``name``,
+``value``, ``learningRate``, ``weightDecay``), ``layers`` (``name``, ``type``, ``inputs``, ``outputs``, ``params``,
+``block`` with the layer's options) and ``meta``. It is read with ``scipy.io.loadmat(squeeze_me=False,
+struct_as_record=False)`` so that array shapes stay MATLAB's (MATLAB only drops *trailing* singleton dimensions, e.g. a
+``3x3x64x1`` filter is stored ``3x3x64``; they are restored here). Arrays come back in MATLAB index order, so axis 0 is
+the filter height (image rows) and axis 1 its width: no H/W transpose.
+
+Layouts (MatConvNet ``vl_nnconv`` / ``vl_nnconvt``, both cross-correlation like torch, no kernel flip):
+
+- ``dagnn.Conv`` filter ``F``: ``FH x FW x Cin x Cout`` -> ``torch.nn.Conv2d.weight`` ``(Cout, Cin, FH, FW)`` =
+  ``F.transpose(3, 2, 0, 1)``; bias ``1 x Cout`` -> ``(Cout,)``.
+- ``dagnn.ConvTranspose`` filter ``F``: ``FH x FW x K x FD`` where ``K`` is the number of *output* channels and ``FD``
+  the input depth (``vl_nnconvt`` is the adjoint of ``vl_nnconv`` with the same ``F``, which maps K -> FD channels)
+  -> ``torch.nn.ConvTranspose2d.weight`` ``(Cin=FD, Cout=K, FH, FW)`` = the same ``F.transpose(3, 2, 0, 1)``.
+  Its output is ``upsample * (H - 1) + FH - crop_top - crop_bottom`` rows: the full transposed convolution with the
+  ``crop = [top bottom left right]`` rows/columns removed (see ``archs/lapsrn.py``, ``CroppedConvTranspose2d``).
+
+``read_dagnn`` returns the parameters and layers; ``load_dagnn`` maps them by name onto a module (a dict
+``matconvnet name -> state_dict key`` built by the family), converts the layouts and loads strictly. Anything that
+does not fit (missing, unexpected, shape) raises a one-line ``UserError`` naming both the MatConvNet and the PyTorch
+parameter names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from sr_bench.errors import UserError
+from sr_bench.models.archs.blocks import _few, load_strict, sha256_file
+
+FILTER_LAYERS = ("dagnn.Conv", "dagnn.ConvTranspose")
+
+
+@dataclass
+class DagLayer:
+    name: str
+    type: str
+    inputs: list[str]
+    outputs: list[str]
+    params: list[str]
+    block: dict = field(default_factory=dict)
+
+
+@dataclass
+class DagNN:
+    path: Path
+    sha256: str
+    params: dict[str, np.ndarray]  # MATLAB arrays as stored (trailing singleton dimensions dropped)
+    layers: list[DagLayer]
+
+    def layer_of(self, param: str) -> DagLayer | None:
+        """The first layer that uses ``param`` (weights shared across layers have one layout)."""
+        for layer in self.layers:
+            if param in layer.params:
+                return layer
+        return None
+
+    def layers_of_type(self, type_name: str) -> list[DagLayer]:
+        return [la for la in self.layers if la.type == type_name]
+
+    def tensor(self, param: str) -> torch.Tensor:
+        """``param`` in PyTorch layout (see the module docstring)."""
+        return to_torch(self.params[param], self.layer_of(param), param)
+
+
+def is_matconvnet_file(path: str | Path) -> bool:
+    """A MATLAB .mat file (by its header; any extension)."""
+    p = Path(path)
+    try:
+        with open(p, "rb") as f:
+            return f.read(6) == b"MATLAB"
+    except OSError:
+        return False
+
+
+def _text(x) -> str:
+    if isinstance(x, str):
+        return x
+    arr = np.asarray(x)
+    if arr.dtype.kind in "US":
+        return "".join(str(v) for v in arr.ravel())
+    if arr.dtype == object:
+        return "".join(_text(v) for v in arr.ravel())
+    return str(x)
+
+
+def _texts(x) -> list[str]:
+    arr = np.asarray(x, dtype=object) if not isinstance(x, np.ndarray) else x
+    if arr.dtype.kind in "US":
+        return [_text(arr)] if arr.size else []
+    return [_text(v) for v in arr.ravel()]
+
+
+def _block(x) -> dict:
+    arr = np.asarray(x, dtype=object).ravel() if not hasattr(x, "_fieldnames") else [x]
+    if len(arr) == 0:
+        return {}
+    b = arr[0]
+    out = {}
+    for f in getattr(b, "_fieldnames", []):
+        v = getattr(b, f)
+        if isinstance(v, np.ndarray) and v.dtype.kind in "uifb":
+            out[f] = [float(t) if v.dtype.kind == "f" else int(t) for t in v.ravel()]
+        else:
+            out[f] = _texts(v) if isinstance(v, np.ndarray) else v
+    return out
+
+
+def read_dagnn(path: str | Path, model_name: str) -> DagNN:
+    """Read a MatConvNet DagNN .mat file; errors are one-line UserErrors."""
+    import scipy.io
+
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"checkpoint for model {model_name!r} not found: {str(p)!r}; check the path after '{model_name}='")
+    try:
+        mat = scipy.io.loadmat(str(p), squeeze_me=False, struct_as_record=False)
+    except NotImplementedError:  # MATLAB v7.3 (HDF5)
+        raise UserError(f"{str(p)!r} is a MATLAB v7.3 (HDF5) file; re-save it in MATLAB with save(file, 'net', '-v7')") from None
+    except Exception as e:
+        raise UserError(f"{str(p)!r} for model {model_name!r} could not be read as a MATLAB .mat file "
+                        f"({type(e).__name__}: {' '.join(str(e).split())[:120]})") from None
+    if "net" not in mat:
+        names = ", ".join(k for k in mat if not k.startswith("__")) or "none"
+        raise UserError(f"{str(p)!r} holds no MatConvNet 'net' variable (variables: {names}); "
+                        f"give the model file, not the *_opts.mat")
+    net = np.asarray(mat["net"]).ravel()[0]
+    fields = getattr(net, "_fieldnames", [])
+    if "params" not in fields or "layers" not in fields:
+        raise UserError(f"{str(p)!r}: 'net' is not a MatConvNet DagNN struct (fields: {', '.join(fields)}); "
+                        f"SimpleNN files (weights inside net.layers) are not supported")
+    params: dict[str, np.ndarray] = {}
+    for entry in np.asarray(net.params, dtype=object).ravel():
+        params[_text(entry.name)] = np.asarray(entry.value)
+    layers = []
+    for entry in np.asarray(net.layers, dtype=object).ravel():
+        layers.append(DagLayer(name=_text(entry.name), type=_text(entry.type), inputs=_texts(entry.inputs),
+                               outputs=_texts(entry.outputs), params=_texts(entry.params), block=_block(entry.block)))
+    return DagNN(path=p, sha256=sha256_file(p), params=params, layers=layers)
+
+
+def _matlab_4d(v: np.ndarray) -> np.ndarray:
+    """Restore the trailing singleton dimensions MATLAB drops (``3x3x64`` -> ``3x3x64x1``)."""
+    if v.ndim > 4:
+        raise ValueError(f"a {v.ndim}-D filter")
+    return v.reshape(tuple(v.shape) + (1,) * (4 - v.ndim))
+
+
+def to_torch(value: np.ndarray, layer: DagLayer | None, name: str) -> torch.Tensor:
+    """Convert one MatConvNet parameter: filters (first param of a Conv/ConvTranspose layer) to
+    ``(Cout, Cin, FH, FW)`` / ``(Cin, Cout, FH, FW)``, biases to 1-D."""
+    v = np.asarray(value, dtype=np.float32)
+    if layer is not None and layer.type in FILTER_LAYERS:
+        if layer.params and layer.params[0] == name:
+            return torch.from_numpy(np.ascontiguousarray(_matlab_4d(v).transpose(3, 2, 0, 1)))
+        return torch.from_numpy(np.ascontiguousarray(v.reshape(-1)))
+    return torch.from_numpy(np.ascontiguousarray(v))
+
+
+def _shape(t) -> str:
+    return "(" + ",".join(str(d) for d in t.shape) + ")"
+
+
+def load_dagnn(module: nn.Module, dag: DagNN, names: Mapping[str, str], model_name: str, hint: str = "",
+               check_layer: Callable[[DagLayer], str | None] | None = None) -> None:
+    """Load ``dag`` into ``module`` by name (``names``: MatConvNet param name -> state_dict key), strictly.
+
+    ``check_layer`` may return a complaint about a layer's options (padding, stride, crop, ...) that the module does
+    not implement; it is raised like a shape mismatch.
+    """
+    own = module.state_dict()
+    inverse = {k: n for n, k in names.items()}
+    sd: dict[str, torch.Tensor] = {}
+    unexpected, shapes, options = [], [], []
+    mismatched: set[str] = set()
+    for pname in dag.params:
+        key = names.get(pname)
+        if key is None or key not in own:
+            unexpected.append(f"{pname} {_shape(dag.params[pname])}")
+            continue
+        t = dag.tensor(pname)
+        if tuple(t.shape) != tuple(own[key].shape):
+            shapes.append(f"{pname} {_shape(dag.params[pname])} -> {key} {_shape(t)} vs model {_shape(own[key])}")
+            mismatched.add(key)
+            continue
+        sd[key] = t
+    missing = [f"{k} (MatConvNet {inverse[k]})" if k in inverse else k for k in own
+               if k not in sd and k not in mismatched]
+    if check_layer is not None:
+        for layer in dag.layers:
+            problem = check_layer(layer)
+            if problem:
+                options.append(f"{layer.name}: {problem}")
+    if missing or unexpected or shapes or options:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing param(s): {_few(missing)}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected param(s): {_few(unexpected)}")
+        if shapes:
+            parts.append(f"{len(shapes)} shape mismatch(es): {_few(shapes)}")
+        if options:
+            parts.append(f"{len(options)} layer(s) with unsupported options: {_few(options)}")
+        raise UserError(f"MatConvNet file {str(dag.path)!r} does not fit model {model_name!r}: " + "; ".join(parts)
+                        + (f"; {hint}" if hint else ""))
+    load_strict(module, sd, model_name, dag.path)
+
+
+def check_standard_layer(layer: DagLayer, convt_crops: Mapping[tuple[int, int], tuple[int, int, int, int]]) -> str | None:
+    """Options our LapSRN-family modules implement: 'same'-padded stride-1 undilated convs, ungrouped x2 transposed
+    convs with the crops in ``convt_crops`` (per filter size), LeakyReLU 0.2."""
+    b = layer.block
+    if layer.type == "dagnn.Conv":
+        size = b.get("size", [0, 0])
+        fh, fw = int(size[0]), int(size[1])
+        want = [fh // 2, fh // 2, fw // 2, fw // 2]
+        pad = b.get("pad", [0])
+        pad = pad * 4 if len(pad) == 1 else pad
+        if [int(v) for v in pad] != want:
+            return f"conv pad {pad}, expected {want}"
+        if any(int(v) != 1 for v in b.get("stride", [1])) or any(int(v) != 1 for v in b.get("dilate", [1])):
+            return f"conv stride {b.get('stride')} / dilate {b.get('dilate')}, expected 1"
+    elif layer.type == "dagnn.ConvTranspose":
+        size = b.get("size", [0, 0])
+        key = (int(size[0]), int(size[1]))
+        crop = b.get("crop", [0])
+        crop = crop * 4 if len(crop) == 1 else crop
+        if key not in convt_crops or tuple(int(v) for v in crop) != tuple(convt_crops[key]):
+            return f"convt {key} crop {crop}, expected {convt_crops.get(key)}"
+        up = b.get("upsample", [1])
+        if any(int(v) != 2 for v in up):
+            return f"convt upsample {up}, expected 2"
+        if int(b.get("numGroups", [1])[0]) != 1:
+            return f"convt numGroups {b.get('numGroups')}, expected 1"
+    elif layer.type == "dagnn.ReLU":
+        leak = b.get("leak", [0.0])
+        if abs(float(leak[0]) - 0.2) > 1e-12:
+            return f"ReLU leak {leak}, expected 0.2"
+    return None
