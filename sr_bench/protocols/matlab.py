@@ -41,8 +41,14 @@ class MatlabProtocol(Protocol):
         # an SR must survive the shave on both sides and leave at least one pixel
         require_size(hc, wc, 2 * k + 1, 2 * k + 1, "image", s)
         hr_c = hr[:, :hc, :wc]
-        lr = to_uint8_values(imresize(hr_c, scale=Fraction(1, k)))
+        lr = self.make_lr(hr_c, k)
         return Case(hr=hr_c, lr=lr, sr_size=(hc, wc), shave=k, gray=hr.shape[0] == 1, full=hr, source=src)
+
+    def make_lr(self, hr: torch.Tensor, k: int) -> torch.Tensor:
+        return to_uint8_values(imresize(hr, scale=Fraction(1, k)))
+
+    def luma(self, rgb: torch.Tensor) -> torch.Tensor:
+        return rgb2y_matlab_uint8(rgb)
 
     def quantize(self, sr01: torch.Tensor) -> torch.Tensor:
         return unit_to_uint8_values(sr01)
@@ -52,7 +58,7 @@ class MatlabProtocol(Protocol):
             y_sr = rgb2gray_matlab_uint8(sr) if sr.shape[0] == 3 else sr
             y_hr = case.hr
         else:
-            y_sr, y_hr = rgb2y_matlab_uint8(sr), case.hr_derived("y_u8", rgb2y_matlab_uint8)
+            y_sr, y_hr = self.luma(sr), case.hr_derived(f"{self.name}/luma", self.luma)
         y = (shave(y_sr, case.shave)[None], shave(y_hr, case.shave)[None])
         if case.gray:
             rgb = lambda: (gray2rgb(y_sr)[None] / 255.0, gray2rgb(y_hr)[None] / 255.0)  # noqa: E731
