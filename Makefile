@@ -1,9 +1,11 @@
 # Two targets a newcomer needs: `make run` (set up + main job) and `make test` (set up + tests).
 VENV ?= .venv
+PYTHON ?= python3
 SHARED ?= ../shared
 
 $(VENV)/.installed: setup.cfg pyproject.toml
-	python3 -m venv $(VENV)
+	# an existing venv is kept (re-running venv over it with another interpreter would break it)
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	# torch first: it comes from local disk here, and basicsr's build below needs it (no build isolation)
 	$(VENV)/bin/pip install torch==2.14.1 torchvision==0.29.1
 	$(VENV)/bin/pip install -e ".[test]"
