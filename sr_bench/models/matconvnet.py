@@ -34,7 +34,7 @@ import torch
 import torch.nn as nn
 
 from sr_bench.errors import UserError
-from sr_bench.models.archs.blocks import _few, load_strict, sha256_file
+from sr_bench.models.archs.blocks import load_strict, mismatch_error, sha256_file, shape_text
 
 FILTER_LAYERS = ("dagnn.Conv", "dagnn.ConvTranspose")
 
@@ -165,10 +165,6 @@ def to_torch(value: np.ndarray, layer: DagLayer | None, name: str) -> torch.Tens
     return torch.from_numpy(np.ascontiguousarray(v))
 
 
-def _shape(t) -> str:
-    return "(" + ",".join(str(d) for d in t.shape) + ")"
-
-
 def load_dagnn(module: nn.Module, dag: DagNN, names: Mapping[str, str], model_name: str, hint: str = "",
                check_layer: Callable[[DagLayer], str | None] | None = None) -> None:
     """Load ``dag`` into ``module`` by name (``names``: MatConvNet param name -> state_dict key), strictly.
@@ -184,11 +180,11 @@ def load_dagnn(module: nn.Module, dag: DagNN, names: Mapping[str, str], model_na
     for pname in dag.params:
         key = names.get(pname)
         if key is None or key not in own:
-            unexpected.append(f"{pname} {_shape(dag.params[pname])}")
+            unexpected.append(f"{pname} {shape_text(dag.params[pname])}")
             continue
         t = dag.tensor(pname)
         if tuple(t.shape) != tuple(own[key].shape):
-            shapes.append(f"{pname} {_shape(dag.params[pname])} -> {key} {_shape(t)} vs model {_shape(own[key])}")
+            shapes.append(f"{pname} {shape_text(dag.params[pname])} -> {key} {shape_text(t)} vs model {shape_text(own[key])}")
             mismatched.add(key)
             continue
         sd[key] = t
@@ -200,17 +196,9 @@ def load_dagnn(module: nn.Module, dag: DagNN, names: Mapping[str, str], model_na
             if problem:
                 options.append(f"{layer.name}: {problem}")
     if missing or unexpected or shapes or options:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing param(s): {_few(missing)}")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected param(s): {_few(unexpected)}")
-        if shapes:
-            parts.append(f"{len(shapes)} shape mismatch(es): {_few(shapes)}")
-        if options:
-            parts.append(f"{len(options)} layer(s) with unsupported options: {_few(options)}")
-        raise UserError(f"MatConvNet file {str(dag.path)!r} does not fit model {model_name!r}: " + "; ".join(parts)
-                        + (f"; {hint}" if hint else ""))
+        raise mismatch_error(f"MatConvNet file {str(dag.path)!r} does not fit model {model_name!r}",
+                             [("missing param(s)", missing), ("unexpected param(s)", unexpected),
+                              ("shape mismatch(es)", shapes), ("layer(s) with unsupported options", options)], hint)
     load_strict(module, sd, model_name, dag.path)
 
 

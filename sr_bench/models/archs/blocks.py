@@ -190,12 +190,18 @@ def unwrap_state_dict(obj, path: Path | str = "?", name: str = "?") -> tuple[dic
     return sd, spec
 
 
-def _shape(t) -> str:
+def shape_text(t) -> str:
     return "(" + ",".join(str(d) for d in t.shape) + ")"
 
 
-def _few(items: list[str], n: int = 5) -> str:
+def few(items: list[str], n: int = 5) -> str:
     return ", ".join(items[:n]) + (f", ... ({len(items) - n} more)" if len(items) > n else "")
+
+
+def mismatch_error(head: str, groups: list[tuple[str, list[str]]], hint: str = "") -> UserError:
+    """One line: ``head: N missing key(s): a, b, ...; M unexpected ...`` naming up to 5 of each non-empty group."""
+    parts = [f"{len(items)} {label}: {few(items)}" for label, items in groups if items]
+    return UserError(f"{head}: " + "; ".join(parts) + (f"; {hint}" if hint else ""))
 
 
 def load_strict(module: nn.Module, sd: Mapping[str, torch.Tensor], name: str, path: Path | str, hint: str = "") -> None:
@@ -204,18 +210,11 @@ def load_strict(module: nn.Module, sd: Mapping[str, torch.Tensor], name: str, pa
     own = module.state_dict()
     missing = [k for k in own if k not in sd]
     unexpected = [k for k in sd if k not in own]
-    shapes = [f"{k} {_shape(sd[k])} vs model {_shape(own[k])}" for k in own if k in sd and sd[k].shape != own[k].shape]
+    shapes = [f"{k} {shape_text(sd[k])} vs model {shape_text(own[k])}" for k in own if k in sd and sd[k].shape != own[k].shape]
     if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing key(s): {_few(missing)}")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected key(s): {_few(unexpected)}")
-        if shapes:
-            parts.append(f"{len(shapes)} shape mismatch(es): {_few(shapes)}")
-        raise UserError(
-            f"checkpoint {str(path)!r} does not fit model {name!r}: " + "; ".join(parts) + (f"; {hint}" if hint else "")
-        )
+        raise mismatch_error(f"checkpoint {str(path)!r} does not fit model {name!r}",
+                             [("missing key(s)", missing), ("unexpected key(s)", unexpected),
+                              ("shape mismatch(es)", shapes)], hint)
     module.load_state_dict({k: v.to(own[k].dtype) if v.is_floating_point() else v for k, v in sd.items()},
                            strict=True, assign=True)
 
