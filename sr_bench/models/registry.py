@@ -1,5 +1,7 @@
 """Model registry in the style of timm (register/create/list) with lm-eval's lazy ``module:attr`` entries.
 
+Any name takes a ``+`` suffix for the x8 geometric self-ensemble (EDSR+, RCAN+, DBDN+; ``models/ensemble.py``).
+
 Three ways in: built-ins (lazy strings below), the ``sr_bench.models`` entry-point group of installed packages, and
 ``--plugin path/to/file.py`` files that call ``@register_model``. Nothing is imported until a model is created, so
 one model's missing optional dependency never breaks ``srbench models`` or another model.
@@ -20,6 +22,7 @@ from sr_bench.models.cards import model_cards
 from sr_bench.models.interface import Upscaler
 
 ENTRY_POINT_GROUP = "sr_bench.models"
+SUFFIX = "+"  # NAME+ = NAME with x8 geometric self-ensemble (models/ensemble.py)
 
 # Built-ins come from the model cards in registry/*.toml (their ``entry``), so adding a model touches no code here.
 
@@ -55,6 +58,10 @@ def list_models(pattern: str = "*") -> list[str]:
 
 
 def resolve(name: str) -> Callable[..., Upscaler]:
+    if name.endswith(SUFFIX) and len(name) > 1 and name not in _entries():
+        from sr_bench.models.ensemble import self_ensemble_factory
+
+        return self_ensemble_factory(resolve(name[: -len(SUFFIX)]), name)
     if name.startswith("basicsr:"):
         import functools
 

@@ -1,0 +1,70 @@
+"""Geometric self-ensemble: the "+" of EDSR+, RCAN+, DBDN+ (Lim et al. 2017, §3.3; Timofte et al. 2016).
+
+``--models rcan+=RCAN_BIX2.pt`` runs the model on the 8 dihedral transforms of the LR (4 rotations, each with and
+without a horizontal flip), maps every output back and averages them in float before the protocol quantises. Any
+registered model takes the suffix, including its decimal-scale strategy, which runs inside each of the 8 passes
+(so a rotated pass asks for the transposed target size). Rows carry the ``+`` name, the inner model's strategy
+and its checkpoint hash.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from fractions import Fraction
+from typing import Callable
+
+import torch
+
+from sr_bench.models.interface import Upscaler
+
+SUFFIX = "+"
+TRANSFORMS = tuple((rot, flip) for flip in (False, True) for rot in range(4))  # identity first
+
+
+def forward_transform(x: torch.Tensor, rot: int, flip: bool) -> torch.Tensor:
+    if flip:
+        x = x.flip(-1)
+    return torch.rot90(x, rot, dims=(-2, -1))
+
+
+def inverse_transform(x: torch.Tensor, rot: int, flip: bool) -> torch.Tensor:
+    x = torch.rot90(x, -rot, dims=(-2, -1))
+    return x.flip(-1) if flip else x
+
+
+class SelfEnsemble(Upscaler):
+    """Wraps any ``Upscaler``; averages its outputs over the 8 dihedral transforms of the input."""
+
+    def __init__(self, inner: Upscaler, name: str):
+        super().__init__(name=name, scales=inner.scales, learned=inner.learned,
+                         checkpoint_sha256=inner.checkpoint_sha256, untrained=inner.untrained,
+                         strategy=inner.strategy, config={**inner.config, "self_ensemble": 8})
+        self.inner = inner
+
+    def to(self, device: torch.device) -> "SelfEnsemble":
+        self.inner = self.inner.to(device)
+        return self
+
+    def strategy_for(self, scale: Fraction) -> str:
+        return self.inner.strategy_for(scale)
+
+    def super_resolve(self, lr: torch.Tensor, scale: Fraction, size: tuple[int, int]) -> torch.Tensor:
+        total = None
+        for rot, flip in TRANSFORMS:
+            # an odd rotation swaps height and width, of the input and of the size asked for
+            t_size = (size[1], size[0]) if rot % 2 else size
+            out = inverse_transform(self.inner.super_resolve(forward_transform(lr, rot, flip), scale, t_size), rot, flip)
+            total = out if total is None else total + out
+        return total / len(TRANSFORMS)
+
+
+def self_ensemble_factory(base: Callable[..., Upscaler], name: str) -> Callable[..., Upscaler]:
+    """A factory with ``base``'s signature (the runner inspects it to pass only the options the model takes)."""
+
+    @functools.wraps(base)
+    def make(*args, **kwargs) -> Upscaler:
+        return SelfEnsemble(base(*args, **kwargs), name)
+
+    make.__signature__ = inspect.signature(base)
+    return make
