@@ -33,7 +33,8 @@ Names (papers.md §4):
     - ASDN: every pass is its own LFR pass (``archs/asdn.py``); ASDN reports ``native`` in (1, 2] and
       ``recursive-x2`` above 2.
 
-Picking a strategy for an integer-only model: the adapters built on ``StrategicIntegerUpscaler`` (DBDN, CSFM, FSDN)
+Picking a strategy for an integer-only model: the adapters built on ``StrategicIntegerUpscaler`` (EDSR,
+EDSR-baseline, RDN, RCAN, DBDN, CSFM, FSDN)
 take ``strategy=`` (default ``ceil-then-down``, the suite-wide default)::
 
     create_model("dbdn", checkpoint="DBDN_x2.pt", strategy="recursive-x2")

@@ -357,8 +357,11 @@ class IntegerScaleUpscaler(NetworkUpscaler):
     def scale_for(self, s: Fraction) -> int:
         above = [k for k in sorted(self.scales.integers) if k >= s]
         if not above:
+            from sr_bench.scales import scale_text
+
             raise UserError(f"model {self.model_name!r} holds x{', x'.join(map(str, sorted(self.scales.integers)))} only; "
-                            f"x{s} needs a network of scale >= {s} (ceil-then-down)")
+                            f"ceil-then-down at x{scale_text(s)} needs a network of scale >= {scale_text(s)}: add that "
+                            f"checkpoint or use --model-opt strategy=floor-then-up or recursive-x2")
         return above[0]
 
     def super_resolve(self, lr: torch.Tensor, scale: Fraction, size: tuple[int, int]) -> torch.Tensor:

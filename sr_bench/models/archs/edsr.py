@@ -13,12 +13,12 @@ import torch
 import torch.nn as nn
 
 from sr_bench.models.archs.blocks import (
-    IntegerScaleUpscaler,
     MeanShift,
     Upsampler,
     default_conv,
     upsampler_scale,
 )
+from sr_bench.models.strategies import StrategicIntegerUpscaler
 
 
 class ResBlock(nn.Module):
@@ -91,8 +91,9 @@ def edsr_shape_of(sd: Mapping[str, torch.Tensor], prefix: str = "") -> tuple[int
     return len(blocks), int(head.shape[0])
 
 
-class EDSRUpscaler(IntegerScaleUpscaler):
-    """Full EDSR (32 resblocks, 256 features, res_scale 0.1); one network per scale x2/x3/x4."""
+class EDSRUpscaler(StrategicIntegerUpscaler):
+    """Full EDSR (32 resblocks, 256 features, res_scale 0.1); one network per scale x2/x3/x4 (x1 builds too: Meta-SR's
+    EDSR(x1) baseline for ``strategy="bicubic-pre"``). Decimal scales: ``strategy=`` (default ``ceil-then-down``)."""
 
     model_name: ClassVar[str] = "edsr"
     example_weights: ClassVar[str] = "edsr_x2-0edfb8a3.pt"
@@ -102,9 +103,14 @@ class EDSRUpscaler(IntegerScaleUpscaler):
     def build(self, scale: int) -> nn.Module:
         return EDSR(scale=scale, rgb_range=255, **EDSR_VARIANTS[self.variant])
 
+    release_scales: ClassVar[tuple[int, ...]] = (1, 2, 3, 4)
+
     def infer_scale(self, sd):
         shape = edsr_shape_of(sd)
-        return upsampler_scale(sd, "tail.0.", shape[1]) if shape else None
+        if not shape:
+            return None
+        # x1 has an empty upsampler: only the final conv, tail.1, is stored
+        return upsampler_scale(sd, "tail.0.", shape[1]) or (1 if "tail.1.weight" in sd else None)
 
     def mismatch_hint(self, sd) -> str:
         shape = edsr_shape_of(sd)

@@ -13,7 +13,8 @@ from typing import ClassVar
 import torch
 import torch.nn as nn
 
-from sr_bench.models.archs.blocks import IntegerScaleUpscaler, MeanShift, Upsampler, default_conv, upsampler_scale
+from sr_bench.models.archs.blocks import MeanShift, Upsampler, default_conv, upsampler_scale
+from sr_bench.models.strategies import StrategicIntegerUpscaler
 
 
 class CALayer(nn.Module):
@@ -86,13 +87,14 @@ class RCAN(nn.Module):
         return self.add_mean(self.tail(res))
 
 
-class RCANUpscaler(IntegerScaleUpscaler):
-    """RCAN (10 groups x 20 RCABs, 64 features); one network per scale (releases x2/x3/x4/x8)."""
+class RCANUpscaler(StrategicIntegerUpscaler):
+    """RCAN (10 groups x 20 RCABs, 64 features); one network per scale (releases x2/x3/x4/x8; x1 builds for
+    ``strategy="bicubic-pre"``). Decimal scales: ``strategy=`` (default ``ceil-then-down``)."""
 
     model_name: ClassVar[str] = "rcan"
     example_weights: ClassVar[str] = "RCAN_BIX2.pt"
     family_scales: ClassVar[tuple[int, ...]] = (2, 3, 4)
-    release_scales: ClassVar[tuple[int, ...]] = (2, 3, 4, 8)
+    release_scales: ClassVar[tuple[int, ...]] = (1, 2, 3, 4, 8)
     variants: ClassVar[dict[str, dict]] = {"rcan": {"n_resgroups": 10, "n_resblocks": 20, "n_feats": 64, "reduction": 16}}
     default_variant: ClassVar[str] = "rcan"
 
@@ -101,4 +103,7 @@ class RCANUpscaler(IntegerScaleUpscaler):
 
     def infer_scale(self, sd):
         head = sd.get("head.0.weight")
-        return upsampler_scale(sd, "tail.0.", int(head.shape[0])) if head is not None and head.dim() == 4 else None
+        if head is None or head.dim() != 4:
+            return None
+        # x1 has an empty upsampler: only the final conv, tail.1, is stored
+        return upsampler_scale(sd, "tail.0.", int(head.shape[0])) or (1 if "tail.1.weight" in sd else None)

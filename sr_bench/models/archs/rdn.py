@@ -13,7 +13,7 @@ from typing import ClassVar
 import torch
 import torch.nn as nn
 
-from sr_bench.models.archs.blocks import IntegerScaleUpscaler
+from sr_bench.models.strategies import StrategicIntegerUpscaler
 
 RDN_CONFIGS = {"A": (20, 6, 32), "B": (16, 8, 64)}  # (D blocks, C convs per block, G growth)
 
@@ -77,7 +77,7 @@ class RDN(RDNBody):
             self.out_dim = G0
         else:
             self.out_dim = n_colors
-            if scale in (2, 3):
+            if scale in (1, 2, 3):  # x1 (PixelShuffle(1) = identity): Meta-SR's RDN(x1) baseline
                 self.UPNet = nn.Sequential(
                     nn.Conv2d(G0, G * scale * scale, k, padding=pad, stride=1),
                     nn.PixelShuffle(scale),
@@ -92,7 +92,7 @@ class RDN(RDNBody):
                     nn.Conv2d(G, n_colors, k, padding=pad, stride=1),
                 )
             else:
-                raise ValueError("RDN scale must be 2, 3 or 4")
+                raise ValueError("RDN scale must be 1, 2, 3 or 4")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.features(x)
@@ -106,13 +106,15 @@ def rdn_config_of(sd, prefix: str = "") -> str | None:
     return {20: "A", 16: "B"}.get(n)
 
 
-class RDNUpscaler(IntegerScaleUpscaler):
-    """RDN (config B by default); one network per scale x2/x3/x4; input 0..255, no mean shift."""
+class RDNUpscaler(StrategicIntegerUpscaler):
+    """RDN (config B by default); one network per scale x2/x3/x4 (x1 builds for ``strategy="bicubic-pre"``, Meta-SR's
+    RDN(x1) baseline); input 0..255, no mean shift. Decimal scales: ``strategy=`` (default ``ceil-then-down``)."""
 
     model_name: ClassVar[str] = "rdn"
     example_weights: ClassVar[str] = "RDN_x2.pt"
     variants: ClassVar[dict[str, dict]] = {"B": {"RDNconfig": "B", "G0": 64}, "A": {"RDNconfig": "A", "G0": 64}}
     default_variant: ClassVar[str] = "B"
+    release_scales: ClassVar[tuple[int, ...]] = (1, 2, 3, 4)
 
     def build(self, scale: int) -> nn.Module:
         return RDN(G0=64, RDNkSize=3, RDNconfig=self.variant, scale=scale)
@@ -124,7 +126,7 @@ class RDNUpscaler(IntegerScaleUpscaler):
         if first is None or last is None or first.dim() != 4 or last.dim() != 4:
             return None
         r2, rem = divmod(int(first.shape[0]), int(last.shape[1]))
-        return {4: 2, 9: 3}.get(r2) if rem == 0 else None
+        return {1: 1, 4: 2, 9: 3}.get(r2) if rem == 0 else None
 
     def mismatch_hint(self, sd) -> str:
         cfg = rdn_config_of(sd)
