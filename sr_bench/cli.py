@@ -127,17 +127,33 @@ def _parse_opts(pairs) -> dict:
 @click.argument("run_ref", metavar="RUN")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "csv"]), default="markdown", show_default=True)
 @click.option("--results-dir", type=click.Path(file_okay=False), default="results", show_default=True)
-def table(run_ref, fmt, results_dir):
-    """Means per (model, dataset, scale) of a run. RUN is a run folder, a run id, or 'latest'."""
+@click.option("--paper", is_flag=True,
+              help="Add the published values from the model cards (same protocol, variant and self-ensemble only) "
+                   "and measured - paper.")
+def table(run_ref, fmt, results_dir, paper):
+    """Means per (model, dataset, scale) of a run. RUN is a run folder, a run id, or 'latest'.
+
+    \b
+    Example:
+      srbench table latest --paper        measured next to the papers' tables, with sources as footnotes
+    """
     from sr_bench.report.tables import present_metrics, provenance_line, summarize, to_csv, to_markdown
-    from sr_bench.store import load_rows, resolve_run
+    from sr_bench.store import load_rows, read_manifest, resolve_run
 
     run_dir = resolve_run(run_ref, Path(results_dir))
     rows = load_rows(run_dir)
+    summary, sources = summarize(rows), None
+    if paper:
+        from sr_bench.report.paper import with_paper
+
+        manifest = read_manifest(run_dir)
+        configs = {m["name"]: m.get("config") or {} for m in manifest.get("models", [])}
+        protocol = manifest.get("protocol", {}).get("name") or str(rows["protocol"].iloc[0])
+        summary, sources = with_paper(summary, configs, protocol, present_metrics(rows))
     if fmt == "csv":
-        click.echo(to_csv(summarize(rows)), nl=False)
+        click.echo(to_csv(summary, sources), nl=False)
     else:
-        click.echo(to_markdown(summarize(rows), present_metrics(rows)))
+        click.echo(to_markdown(summary, present_metrics(rows), sources))
     click.echo(f"{run_dir.name}: {provenance_line(rows)}", err=True)
 
 
@@ -179,7 +195,8 @@ def models(pattern, plugins):
         paper_s = f"{paper.get('venue', '')} arXiv:{paper['arxiv']}" if paper.get("arxiv") else paper.get("venue", "-")
         lines.append(f"| {name} | {aliases} | {scale_s} | {param_s} | {inp_s} | {paper_s} |")
     click.echo("\n".join(lines))
-    click.echo("\nAlso: basicsr:ARCH=net_g.pth runs any architecture of BasicSR's registry (needs basicsr).")
+    click.echo("\nAlso: NAME+ runs any model with x8 geometric self-ensemble (EDSR+/RCAN+/DBDN+); "
+               "basicsr:ARCH=net_g.pth runs any architecture of BasicSR's registry (needs basicsr).")
 
 
 def _attach_datasets() -> None:

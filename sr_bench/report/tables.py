@@ -29,11 +29,15 @@ def summarize(rows: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def to_csv(summary: pd.DataFrame) -> str:
-    """The columns ``model,dataset,scale,n_images,psnr,ssim,lpips`` (a metric never measured stays empty)."""
+def to_csv(summary: pd.DataFrame, sources: list[str] | None = None) -> str:
+    """The columns ``model,dataset,scale,n_images,psnr,ssim,lpips`` (a metric never measured stays empty); with
+    ``sources`` also ``paper_<metric>`` for every metric and ``paper_source`` (the card's source text)."""
     cols = ["model", "dataset", "scale", "n_images", *METRIC_COLUMNS]
-    df = summary.assign(scale=summary["scale_text"])[cols]
-    return df.to_csv(index=False, float_format="%.6f")
+    df = summary.assign(scale=summary["scale_text"])
+    if sources is not None:
+        cols += [f"paper_{m}" for m in METRIC_COLUMNS if f"paper_{m}" in df] + ["paper_source"]
+        df = df.assign(paper_source=[sources[k - 1] if k else "" for k in df["source"]])
+    return df[cols].to_csv(index=False, float_format="%.6f")
 
 
 def _fmt(value: float, decimals: int) -> str:
@@ -44,15 +48,40 @@ def _fmt(value: float, decimals: int) -> str:
     return f"{value:.{decimals}f}"
 
 
-def to_markdown(summary: pd.DataFrame, metrics: tuple[str, ...] = METRIC_COLUMNS) -> str:
+def _signed(value: float, decimals: int) -> str:
+    return "–" if value is None or math.isnan(value) else f"{value:+.{decimals}f}"
+
+
+def to_markdown(summary: pd.DataFrame, metrics: tuple[str, ...] = METRIC_COLUMNS, sources: list[str] | None = None) -> str:
+    """One row per (model, dataset, scale). With ``sources`` (``report.paper.with_paper``), each metric that has
+    published values gets ``paper`` and ``Δ`` (measured - paper) columns and the sources become footnotes."""
     infos = [metric_info(m) for m in metrics]
-    head = ["model", "dataset", "scale", "n"] + [f"{i.name.upper()} {'↑' if i.higher_is_better else '↓'}" for i in infos]
+    with_paper = [i for i in infos if sources is not None and summary.get(f"paper_{i.name}", pd.Series(dtype=float)).notna().any()]
+    head = ["model", "dataset", "scale", "n"]
+    for i in infos:
+        head.append(f"{i.name.upper()} {'↑' if i.higher_is_better else '↓'}")
+        if i in with_paper:
+            head += ["paper", "Δ"]
+    if with_paper:
+        head.append("src")
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 3 + ["---:"] * (len(head) - 3)) + "|"]
     for _, r in summary.iterrows():
         name = r["model"] + (" (untrained)" if r["untrained"] else "")
         cells = [name, r["dataset"], "x" + r["scale_text"], str(int(r["n_images"]))]
-        cells += [_fmt(r[i.name], i.decimals) for i in infos]
+        for i in infos:
+            cells.append(_fmt(r[i.name], i.decimals))
+            if i in with_paper:
+                paper = r[f"paper_{i.name}"]
+                # the published value as printed (its own digits); the difference one digit finer than the metric
+                cells += ["–" if math.isnan(paper) else f"{paper:g}", _signed(r[i.name] - paper, i.decimals + 1)]
+        if with_paper:
+            cells.append(f"[{int(r['source'])}]" if r["source"] else "–")
         lines.append("| " + " | ".join(cells) + " |")
+    if with_paper:
+        lines.append("")
+        lines += [f"[{k}] {s}" for k, s in enumerate(sources, 1)]
+    elif sources is not None:
+        lines += ["", "(no published values in the model cards match these models under this protocol)"]
     return "\n".join(lines)
 
 

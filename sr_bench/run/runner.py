@@ -365,7 +365,8 @@ def _manifest(run_dir, setup: Setup, ctx: Context, chosen, resolved, scales, dat
             "model_opts": dict(setup.model_opts),
         },
         "models": [{"name": s.name, "checkpoint": s.checkpoint, "checkpoint_sha256": m.checkpoint_sha256,
-                    "untrained": m.untrained} for s, m in ctx.models],
+                    "untrained": m.untrained, "config": json.loads(json.dumps(m.config, default=str))}
+                   for s, m in ctx.models],
         "datasets": [{"name": d.name, "kind": d.kind, "images": len(d.items)} for d in resolved],
         "scales": [scale_text(s) for s in scales],
         "protocol": {"name": chosen.name, "fingerprint": chosen.fingerprint, "rules": chosen.rules()},
