@@ -157,16 +157,27 @@ def table(run_ref, fmt, results_dir, paper):
     click.echo(f"{run_dir.name}: {provenance_line(rows)}", err=True)
 
 
-@cli.command(short_help="List models: scales, parameters, paper.")
+@cli.command(short_help="List models: scales, parameters, paper; one model's card in full.")
 @click.argument("pattern", default="*")
 @click.option("--plugin", "plugins", multiple=True, type=click.Path(dir_okay=False),
               help="Python file that registers models (repeatable).")
-def models(pattern, plugins):
+@click.option("--bibtex", is_flag=True, help="Print the BibTeX of the matching models' papers instead.")
+def models(pattern, plugins, bibtex):
     """List registered models matching a glob PATTERN (e.g. '*lap*'): scales, parameters, paper.
+
+    A model's exact name shows its whole card: paper, scales, input contract, parameters, known weight releases
+    (file, format, URL, sha256) and the published tables `srbench table --paper` compares against.
+
+    \b
+    Examples:
+      srbench models                 every model
+      srbench models rcan            RCAN's card: where its weights come from
+      srbench models '*lap*' --bibtex
 
     Built-in models are described by cards in registry/*.toml; plugins and installed packages (entry-point group
     sr_bench.models) appear too.
     """
+    from sr_bench.errors import unknown
     from sr_bench.models import list_models, load_plugin
     from sr_bench.models.cards import card_for
 
@@ -174,7 +185,21 @@ def models(pattern, plugins):
         load_plugin(p)
     names = list_models(pattern)
     if not names:
+        if not any(c in pattern for c in "*?["):
+            raise unknown("model", pattern, list_models())
         raise UserError(f"no model matches {pattern!r}; try `srbench models` for all")
+    if bibtex:
+        entries = [c["paper"]["bibtex"] for c in {id(c): c for c in map(card_for, names) if c}.values()
+                   if c.get("paper", {}).get("bibtex")]
+        if not entries:
+            raise UserError(f"no BibTeX in the cards of {', '.join(names)}")
+        click.echo("\n\n".join(entries))
+        return
+    if names == [pattern] and card_for(pattern):
+        from sr_bench.report.card import card_text
+
+        click.echo(card_text(card_for(pattern)))
+        return
     lines = ["| model | aliases | scales | parameters | input | paper |", "|---|---|---|---:|---|---|"]
     shown: set[int] = set()
     for n in names:
