@@ -224,6 +224,42 @@ def models(pattern, plugins, bibtex):
                "basicsr:ARCH=net_g.pth runs any architecture of BasicSR's registry (needs basicsr).")
 
 
+@cli.command(short_help="Scale curves of a run: a metric against the scale, per dataset and model.")
+@click.argument("run_ref", metavar="RUN")
+@click.option("--metric", default="psnr", show_default=True, help="Metric column to plot (psnr, ssim, lpips).")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
+              help="Figure file (.png, .pdf or .svg). Default: <run folder>/<metric>_vs_scale.png")
+@click.option("--paper", is_flag=True, help="Also draw the model cards' published values (same protocol) as open markers.")
+@click.option("--title", default=None, help="Figure title (default: metric and protocol).")
+@click.option("--results-dir", type=click.Path(file_okay=False), default="results", show_default=True)
+def plot(run_ref, metric, out_path, paper, title, results_dir):
+    """Plot METRIC against scale for every model of RUN (a run folder, a run id, or 'latest'), one panel per dataset.
+
+    \b
+    Example:
+      srbench run --models bicubic --datasets b100 --scales 1.1:4:0.1
+      srbench plot latest --metric psnr --paper --out psnr.pdf
+    """
+    from sr_bench.report.plot import paper_points, plot_scale_curves
+    from sr_bench.report.tables import provenance_line, summarize
+    from sr_bench.store import load_rows, read_manifest, resolve_run
+
+    run_dir = resolve_run(run_ref, Path(results_dir))
+    rows = load_rows(run_dir)
+    points = None
+    if paper:
+        from sr_bench.report.paper import with_paper
+
+        manifest = read_manifest(run_dir)
+        configs = {m["name"]: m.get("config") or {} for m in manifest.get("models", [])}
+        summary, _ = with_paper(summarize(rows), configs, manifest.get("protocol", {}).get("name", ""), (metric,))
+        points = paper_points(summary, metric)
+    target = Path(out_path) if out_path else run_dir / f"{metric}_vs_scale.png"
+    plot_scale_curves(rows, metric, target, paper=points, title=title)
+    click.echo(str(target))
+    click.echo(f"{run_dir.name}: {provenance_line(rows)}", err=True)
+
+
 def _attach_datasets() -> None:
     try:
         from sr_bench.data.cli import datasets

@@ -1,0 +1,84 @@
+"""Scale curves: one panel per dataset, a metric's mean over images against the scale, one line per model.
+
+Means come from ``summarize`` (per-image rows only); axis labels and the "better" direction from the metric's declared
+metadata; with ``paper`` the model cards' published values for the same protocol/variant are drawn as open markers
+in the line's colour. matplotlib is imported here only (the ``plot`` extra), so nothing else depends on it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from sr_bench.errors import UserError
+from sr_bench.metrics import metric_info
+from sr_bench.report.tables import summarize
+
+FORMATS = (".png", ".pdf", ".svg")
+
+
+def curve_data(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """(model, dataset, scale as float, scale_text, value, n_images, untrained) per plotted point, scale-ordered."""
+    if metric not in rows or rows[metric].isna().all():
+        measured = [c for c in ("psnr", "ssim", "lpips") if c in rows and rows[c].notna().any()]
+        raise UserError(f"metric {metric!r} was not measured in this run; plot one of: {', '.join(measured) or 'none'}")
+    s = summarize(rows)
+    s = s[s[metric].notna()]
+    out = pd.DataFrame({"model": s["model"], "dataset": s["dataset"], "scale": s["scale"].astype(float),
+                        "scale_text": s["scale_text"], "value": s[metric], "n_images": s["n_images"],
+                        "untrained": s["untrained"]})
+    return out.reset_index(drop=True)  # summarize's order: models and datasets as run, scales ascending
+
+
+def plot_scale_curves(rows: pd.DataFrame, metric: str, out: Path, paper: pd.DataFrame | None = None,
+                      title: str | None = None):
+    """Write the figure to ``out`` (.png/.pdf/.svg); returns the matplotlib Figure (its lines carry the data)."""
+    out = Path(out)
+    if out.suffix.lower() not in FORMATS:
+        raise UserError(f"plot file {str(out)!r} must end in {', '.join(FORMATS)}")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise UserError("plots need matplotlib: pip install 'sr_bench[plot]'") from None
+    info = metric_info(metric)
+    data = curve_data(rows, metric)
+    datasets = list(pd.unique(data["dataset"]))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.2 * len(datasets), 3.4), squeeze=False)
+    colours = {m: f"C{i % 10}" for i, m in enumerate(pd.unique(data["model"]))}
+    for ax, dataset in zip(axes[0], datasets):
+        part = data[data["dataset"] == dataset]
+        for model, line in part.groupby("model", sort=False):
+            label = model + (" (untrained)" if line["untrained"].any() else "")
+            ax.plot(line["scale"], line["value"], marker="o" if len(line) < 12 else None, markersize=3,
+                    color=colours[model], label=label)
+            if paper is not None:
+                pub = paper[(paper["model"] == model) & (paper["dataset"] == dataset)].dropna(subset=["value"])
+                if len(pub):
+                    ax.plot(pub["scale"], pub["value"], linestyle="none", marker="o", markerfacecolor="none",
+                            color=colours[model], label=f"{model} (paper)")
+        ax.set_title(f"{dataset} (n={int(part['n_images'].max())})")
+        ax.set_xlabel("scale")
+        unit = f" ({info.unit})" if info.unit else ""
+        ax.set_ylabel(f"{info.name.upper()}{unit}, {'higher' if info.higher_is_better else 'lower'} is better")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    protocols = ", ".join(sorted(set(rows["protocol"])))
+    fig.suptitle(title or f"{info.name.upper()} against scale, protocol {protocols}", fontsize=10)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=150)
+    return fig
+
+
+def paper_points(summary_with_paper: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Published points from ``report.paper.with_paper``'s output, in ``curve_data``'s columns."""
+    col = f"paper_{metric}"
+    if col not in summary_with_paper:
+        return pd.DataFrame(columns=["model", "dataset", "scale", "value"])
+    s = summary_with_paper
+    return pd.DataFrame({"model": s["model"], "dataset": s["dataset"], "scale": s["scale"].astype(float),
+                         "value": s[col]})
