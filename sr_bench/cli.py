@@ -62,9 +62,13 @@ def _default_datasets(data_root: str | None) -> list[str]:
 @click.option("--results-dir", type=click.Path(file_okay=False), default="results", show_default=True)
 @click.option("--resume", type=click.Path(file_okay=False), default=None,
               help="Finish an interrupted run folder with the request stored in its run.json (other options "
-                   "except --device/--workers are ignored); measured rows are kept.")
+                   "except --device/--workers/--executor are ignored); measured rows are kept.")
 @click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True,
               help="Local processes to spread images over (each uses cores/N threads).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: this machine (--workers processes); ray: --workers actors on a Ray cluster.")
+@click.option("--ray-address", default=None, metavar="ADDR",
+              help="Ray cluster to join (e.g. auto, or ray://head:10001); default: start a local one for this run.")
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N")
 @click.option("--lpips-weights", type=click.Path(dir_okay=False), default=None,
               help="AlexNet backbone weights for LPIPS. Looked up in order: torchvision's hub cache, this file "
@@ -77,8 +81,8 @@ def _default_datasets(data_root: str | None) -> list[str]:
 @click.option("--format", "fmt", type=click.Choice(["markdown", "csv"]), default="markdown", show_default=True,
               help="Format of the summary printed at the end.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
-def run(models, datasets, scales, protocol, metrics, data_root, out, results_dir, resume, workers, device,
-        lpips_weights, plugins, model_opts, allow_untrained, fmt, no_progress):
+def run(models, datasets, scales, protocol, metrics, data_root, out, results_dir, resume, workers, executor,
+        ray_address, device, lpips_weights, plugins, model_opts, allow_untrained, fmt, no_progress):
     """Evaluate models x datasets x scales; write per-image rows (Parquet) and print the means."""
     from sr_bench.report.tables import present_metrics, provenance_line, summarize, to_csv, to_markdown
     from sr_bench.run.grid import split_list
@@ -87,7 +91,8 @@ def run(models, datasets, scales, protocol, metrics, data_root, out, results_dir
     from sr_bench.scales import parse_scales
 
     if resume:
-        result = resume_run(Path(resume), device=device, progress=not no_progress, workers=workers)
+        result = resume_run(Path(resume), device=device, progress=not no_progress, workers=workers,
+                            executor=executor, ray_address=ray_address)
     else:
         scale_list = parse_scales(scales)
         ds = split_list(datasets) if datasets else _default_datasets(data_root)
@@ -96,7 +101,7 @@ def run(models, datasets, scales, protocol, metrics, data_root, out, results_dir
             metrics=split_list(metrics) if metrics else None, results_dir=Path(results_dir),
             out=Path(out) if out else None, data_root=data_root, device=device, lpips_weights=lpips_weights,
             plugins=plugins, allow_untrained=allow_untrained, progress=not no_progress, workers=workers,
-            model_opts=_parse_opts(model_opts),
+            model_opts=_parse_opts(model_opts), executor=executor, ray_address=ray_address,
         )
     shown = present_metrics(result.rows)
     summary = summarize(result.rows)

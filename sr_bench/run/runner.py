@@ -42,6 +42,7 @@ from sr_bench.scales import parse_scale, scale_text
 from sr_bench.store import load_rows, read_manifest, write_manifest, write_shard
 
 FLUSH_IMAGES = 8  # images per shard: bounds what an interruption can lose
+EXECUTORS = ("local", "ray")  # local: this process (--workers 1) or a spawn pool; ray: run/ray_executor.py
 
 
 @dataclass
@@ -250,6 +251,8 @@ def run(
     resume: Path | None = None,
     workers: int = 1,
     model_opts: dict | None = None,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> RunResult:
     keep_freed_memory()
     # Everything that can be wrong with the request fails here, before any image is touched.
@@ -261,6 +264,10 @@ def run(
         raise UserError("no scales given; use --scales 2,3,4")
     if workers < 1:
         raise UserError(f"--workers must be >= 1, got {workers}")
+    if executor not in EXECUTORS:
+        raise unknown("executor", executor, EXECUTORS)
+    if ray_address and executor != "ray":
+        raise UserError("--ray-address needs --executor ray")
     chosen = choose_protocol(protocol, scales)
     specs = tuple(ModelSpec.parse(m) for m in models)
     if len({s.name for s in specs}) != len(specs):
@@ -270,6 +277,8 @@ def run(
     if resume and not (run_dir / "run.json").is_file():
         raise UserError(f"cannot resume {str(run_dir)!r}: no run.json there; give a run folder made by `srbench run`")
     threads = max(1, torch.get_num_threads() // workers) if workers > 1 else torch.get_num_threads()
+    if executor == "ray":
+        threads = 1  # each actor holds one Ray CPU
     setup = Setup(run_id=run_dir.name, specs=specs, model_opts=tuple(sorted((model_opts or {}).items())),
                   allow_untrained=allow_untrained, plugins=tuple(plugins),
                   protocol=chosen.name, metrics=tuple(metrics) if metrics is not None else DEFAULT_METRICS,
@@ -318,7 +327,11 @@ def run(
             buf.clear()
 
     try:
-        if workers == 1:
+        if executor == "ray":
+            from sr_bench.run.ray_executor import run_on_ray
+
+            run_on_ray(setup, jobs, scales, workers, bar, collect, ray_address)
+        elif workers == 1:
             for dataset, item, skip in jobs:
                 bar.set_description(dataset)
                 rows, warns = evaluate_image(ctx, dataset, item, scales, skip, tick=bar.update)
@@ -383,7 +396,8 @@ def _manifest(run_dir, setup: Setup, ctx: Context, chosen, resolved, scales, dat
     return manifest
 
 
-def resume_run(run_dir: Path, device: str = "auto", progress: bool = True, workers: int = 1) -> RunResult:
+def resume_run(run_dir: Path, device: str = "auto", progress: bool = True, workers: int = 1,
+               executor: str = "local", ray_address: str | None = None) -> RunResult:
     """Finish an interrupted run with the request stored in its run.json."""
     path = Path(run_dir)
     if not (path / "run.json").is_file():
@@ -395,4 +409,4 @@ def resume_run(run_dir: Path, device: str = "auto", progress: bool = True, worke
                protocol=req["protocol"], metrics=req["metrics"], data_root=req["data_root"], device=device,
                lpips_weights=req["lpips_weights"], plugins=tuple(req["plugins"]),
                allow_untrained=req["allow_untrained"], progress=progress, resume=path, workers=workers,
-               model_opts=req.get("model_opts") or {})
+               model_opts=req.get("model_opts") or {}, executor=executor, ray_address=ray_address)
