@@ -79,3 +79,19 @@ def test_plugin_file_with_register_model(tmp_path):
     broken.write_text("import not_a_module_anywhere\n")
     bad = _srbench(["models", "--plugin", str(broken)], dict(os.environ), tmp_path)
     assert bad.returncode == 2 and "failed to import" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_plugin_file_loads_twice_in_one_process(tmp_path):
+    """Two runs in one script (or compare --visual after a run) load the same --plugin again: same models, no error."""
+    from sr_bench.models import load_plugin
+
+    path = tmp_path / "twice.py"
+    path.write_text(
+        "from sr_bench.models import register_model\n"
+        "from sr_bench.models.bicubic import Bicubic\n\n"
+        "@register_model('twice-bicubic')\n"
+        "def make(**kw):\n"
+        "    return Bicubic()\n"
+    )
+    assert load_plugin(path) == ["twice-bicubic"]
+    assert load_plugin(path) == ["twice-bicubic"]

@@ -27,6 +27,7 @@ SUFFIX = "+"  # NAME+ = NAME with x8 geometric self-ensemble (models/ensemble.py
 # Built-ins come from the model cards in registry/*.toml (their ``entry``), so adding a model touches no code here.
 
 _registered: dict[str, Callable[..., Upscaler] | str] = {}
+_plugins: dict[str, list[str]] = {}  # resolved plugin file -> the model names it registered
 
 
 def register_model(name: str | Callable | None = None):
@@ -95,6 +96,9 @@ def load_plugin(path: str | Path) -> list[str]:
     p = Path(path)
     if not p.is_file():
         raise UserError(f"plugin file {str(p)!r} not found; pass --plugin path/to/file.py")
+    key = str(p.resolve())
+    if key in _plugins:  # a second run in the same process: its models are registered already
+        return list(_plugins[key])
     before = set(_registered)
     mod_name = f"sr_bench_plugin_{p.stem}"
     spec = importlib.util.spec_from_file_location(mod_name, p)
@@ -107,4 +111,5 @@ def load_plugin(path: str | Path) -> list[str]:
     added = sorted(set(_registered) - before)
     if not added:
         raise UserError(f"plugin {str(p)!r} registered no model; decorate a class with @sr_bench.register_model")
+    _plugins[key] = added
     return added
