@@ -25,6 +25,7 @@ def cli():
       srbench run --scales 1.1:4:0.1 --datasets b100  decimal scales (Meta-SR protocol)
       srbench table latest --format markdown        means per model, dataset and scale
       srbench models | srbench datasets list        what can be named
+      srbench train edsr-baseline --scale 2 --data demo --out w.pt   weights for a model with no release
     """
 
 
@@ -111,6 +112,74 @@ def run(models, datasets, scales, protocol, metrics, data_root, out, results_dir
         click.echo(f"{len(errors)} row(s) have errors (see the 'error' column); e.g. {errors.iloc[0]['dataset']}/"
                    f"{errors.iloc[0]['image']}: {errors.iloc[0]['error']}", err=True)
     click.echo(f"{provenance_line(result.rows)}; rows: {result.run_dir}", err=True)
+
+
+@cli.command(short_help="Train a model's weights on HR images (for models with no downloadable release).")
+@click.argument("model")
+@click.option("--data", "-d", required=True,
+              help="HR training images: dataset names/aliases, demo, or folders of images (comma-separated).")
+@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False),
+              help="Checkpoint to write (a plain state_dict); PATH.json and PATH.resume are written beside it.")
+@click.option("--scale", "--scales", "-s", "scales", default=None,
+              help="One scale for one-network-per-scale models (EDSR, RDN, RCAN, DBDN, CSFM, FSDN, LapSRN: "
+                   "required). For any-scale models, the scales drawn per batch: a list (2,3,4), a range with a "
+                   "step (1.1:4:0.1) or LOW:HIGH (every 0.01); default their trained range capped at x4.")
+@click.option("--steps", type=int, default=1000, show_default=True,
+              help="Total optimizer steps (with --resume: the total to reach).")
+@click.option("--batch", type=int, default=16, show_default=True, help="Patches per step.")
+@click.option("--patch", type=int, default=48, show_default=True,
+              help="LR patch side in pixels; HR patches are floor(patch x scale).")
+@click.option("--lr", type=float, default=1e-4, show_default=True, help="Adam learning rate (betas 0.9, 0.999).")
+@click.option("--lr-halve-every", type=int, default=0, show_default=True,
+              help="Halve the learning rate every N steps (0: constant).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the crops, flips and scales.")
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N")
+@click.option("--save-every", type=int, default=1000, show_default=True,
+              help="Also save every N steps (0: only at the end).")
+@click.option("--log-every", type=int, default=100, show_default=True,
+              help="Record the mean loss every N steps (PATH.json, progress bar).")
+@click.option("--data-root", type=click.Path(file_okay=False), default=None,
+              help="Folder holding Set5/, Set14/, ... (else $SRBENCH_DATA, else ./datasets).")
+@click.option("--model-opt", "model_opts", multiple=True, metavar="K=V",
+              help="Model option (repeatable), e.g. variant=dbdn-espcnn; `srbench run` needs the same one.")
+@click.option("--resume", is_flag=True,
+              help="Continue the interrupted run saved at --out (repeat its options) up to --steps in total.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out and its .json/.resume files.")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+def train(model, data, out, scales, steps, batch, patch, lr, lr_halve_every, seed, device, save_every, log_every,
+          data_root, model_opts, resume, overwrite, no_progress):
+    """Train MODEL from random weights on HR images; write weights that `srbench run --models MODEL=PATH` loads.
+
+    \b
+    Examples:
+      srbench train edsr-baseline --scale 2 --data demo --steps 200 --batch 4 --patch 24 --out edsr_x2.pt
+      srbench run --models edsr-baseline=edsr_x2.pt --datasets set5 --scales 2
+      srbench train edsr-baseline --scale 2 --data demo --steps 400 --batch 4 --patch 24 --out edsr_x2.pt --resume
+      srbench train liif --data path/to/DIV2K_train_HR --steps 100000 --device cuda --out liif.pt
+      srbench train asdn --data b100 --scales 1.1:2 --device cuda --out asdn.pt
+
+    Each step draws one scale s and --batch random HR crops of floor(patch x s) pixels, flipped/rotated at random;
+    the LR is MATLAB bicubic imresize(HR, 1/s) rounded to uint8, the degradation the evaluation protocols use. The
+    loss is L1 (on RGB, or on Y for the Y-only SRCNN/VDSR/LapSRN), the optimizer Adam. Training starts from the
+    model's untrained weights (the ones --allow-untrained runs); --seed fixes the batches.
+
+    \b
+    Writes, atomically, every --save-every steps and at the end:
+      PATH          the network's state_dict, in the layout its loader reads strictly (sha256 goes on result rows)
+      PATH.json     model, scales, steps, seed, data hash, loss curve, lr schedule, versions, device, sha256
+      PATH.resume   Adam and data-generator state for --resume (bit-identical to an uninterrupted run on CPU)
+    """
+    from sr_bench.run.grid import split_list
+    from sr_bench.train import train as run_training
+
+    result = run_training(model, split_list(data), Path(out), steps=steps, scales=scales, batch=batch, patch=patch,
+                          lr=lr, lr_halve_every=lr_halve_every, seed=seed, device=device, save_every=save_every,
+                          log_every=log_every, data_root=data_root, model_opts=_parse_opts(model_opts),
+                          resume=resume, overwrite=overwrite, progress=not no_progress)
+    last = f", last loss {result.losses[-1][1]:.4f}" if result.losses else ""
+    click.echo(f"{result.checkpoint}: step {result.steps_done}{last}, sha256 {result.sha256}")
+    click.echo(f"record: {result.sidecar}; resume file: {result.resume_file}")
+    click.echo(f"evaluate: {result.run_command}")
 
 
 def _parse_opts(pairs) -> dict:
@@ -278,6 +347,8 @@ def _attach_datasets() -> None:
 
 
 _attach_datasets()
+from sr_bench.report.compare_cli import compare  # noqa: E402
+cli.add_command(compare)
 
 
 def main() -> None:
