@@ -23,8 +23,12 @@ def cli():
       srbench run                                   bicubic on the standard sets (or the built-in demo set)
       srbench run --models bicubic --datasets set5,b100 --scales 2,3,4
       srbench run --scales 1.1:4:0.1 --datasets b100  decimal scales (Meta-SR protocol)
-      srbench table latest --format markdown        means per model, dataset and scale
-      srbench models | srbench datasets list        what can be named
+      srbench table latest --paper                  means per model, dataset and scale, next to the papers'
+      srbench plot latest --metric psnr             scale curves (PNG/PDF/SVG)
+      srbench report latest                         one Markdown page: results vs papers, curves, provenance
+      srbench compare latest --models bicubic,edsr  paired difference with a bootstrap CI and a p-value
+      srbench models | srbench models rcan          what can be named; one model's card (weights, papers)
+      srbench datasets list                         datasets, aliases, whether present
       srbench train edsr-baseline --scale 2 --data demo --out w.pt   weights for a model with no release
     """
 
@@ -332,6 +336,30 @@ def plot(run_ref, metric, out_path, paper, title, results_dir):
     plot_scale_curves(rows, metric, target, paper=points, title=title)
     click.echo(str(target))
     click.echo(f"{run_dir.name}: {provenance_line(rows)}", err=True)
+
+
+@cli.command(short_help="One Markdown report of a run: results vs papers, scale curves, errors, provenance.")
+@click.argument("run_ref", metavar="RUN")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Folder for report.md, summary.csv and the figures. Default: <run folder>/report")
+@click.option("--no-plots", is_flag=True, help="Skip the scale-curve figures.")
+@click.option("--results-dir", type=click.Path(file_okay=False), default="results", show_default=True)
+def report(run_ref, out_dir, no_plots, results_dir):
+    """Write a self-contained Markdown report of RUN (a run folder, a run id, or 'latest'): the means next to the
+    papers' values, scale curves, every error row, and the provenance (command, protocol fingerprint and rules,
+    devices, package versions, checkpoint sha256).
+
+    \b
+    Example:
+      srbench report latest --out paper/appendix
+    """
+    from sr_bench.report.document import write_report
+    from sr_bench.store import load_rows, read_manifest, resolve_run
+
+    run_dir = resolve_run(run_ref, Path(results_dir))
+    path = write_report(run_dir, load_rows(run_dir), read_manifest(run_dir),
+                        Path(out_dir) if out_dir else run_dir / "report", plots=not no_plots)
+    click.echo(str(path))
 
 
 def _attach_datasets() -> None:
