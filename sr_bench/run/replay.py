@@ -16,7 +16,7 @@ from sr_bench.models import load_plugin
 from sr_bench.models.registry import resolve as resolve_model
 from sr_bench.protocols import get_protocol
 from sr_bench.run.grid import ModelSpec
-from sr_bench.run.runner import Context, Setup, _accepts, build_context
+from sr_bench.run.runner import Context, Setup, takes_option, build_context
 from sr_bench.store import read_manifest
 
 
@@ -39,7 +39,7 @@ def rebuild_context(run_dir: Path, models: list[str], metrics: tuple[str, ...] =
     chosen = tuple(specs[n] for n in models)
     # options the run gave for its other models only would make build_context refuse; keep the ones these take
     opts = {k: v for k, v in (req.get("model_opts") or {}).items()
-            if any(_accepts(resolve_model(s.name), k) for s in chosen)}
+            if any(takes_option(resolve_model(s.name), k) for s in chosen)}
     stored = manifest.get("protocol", {})
     protocol = get_protocol(stored.get("name") or req["protocol"])
     if stored.get("fingerprint") and stored["fingerprint"] != protocol.fingerprint:

@@ -115,19 +115,20 @@ def _lpips(weights: str | None):
     return LPIPS(weights=weights)
 
 
-def _accepts(factory, key: str) -> bool:
+def takes_option(factory, key: str) -> bool:
+    """Whether a model factory takes option ``key`` (``--model-opt`` goes only to the models that take it)."""
     params = inspect.signature(factory).parameters
     return key in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
 def _create_model(spec: ModelSpec, allow_untrained: bool, opts: dict) -> Upscaler:
     factory = resolve_model(spec.name)
-    kwargs = {k: v for k, v in opts.items() if _accepts(factory, k)}
+    kwargs = {k: v for k, v in opts.items() if takes_option(factory, k)}
     if spec.checkpoint is not None:
-        if not _accepts(factory, "checkpoint"):
+        if not takes_option(factory, "checkpoint"):
             raise UserError(f"model {spec.name!r} has no weights to load; drop '={spec.checkpoint}'")
         kwargs["checkpoint"] = spec.checkpoint
-    if allow_untrained and _accepts(factory, "allow_untrained"):
+    if allow_untrained and takes_option(factory, "allow_untrained"):
         kwargs["allow_untrained"] = True
     return factory(**kwargs)
 
@@ -139,7 +140,7 @@ def build_context(setup: Setup) -> Context:
     device = resolve_device(setup.device)
     opts = dict(setup.model_opts)
     for key in opts:
-        if not any(_accepts(resolve_model(spec.name), key) for spec in setup.specs):
+        if not any(takes_option(resolve_model(spec.name), key) for spec in setup.specs):
             raise UserError(f"no model in --models takes the option {key!r} given with --model-opt")
     models = [(spec, _create_model(spec, setup.allow_untrained, opts).to(device)) for spec in setup.specs]
     notes: list[str] = []
