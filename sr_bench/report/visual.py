@@ -167,8 +167,8 @@ def render_models(sources: list[Source], dataset: str, image: str, scale: Fracti
     import torch
     from tqdm import tqdm
 
-    from sr_bench.imaging.color import gray2rgb
     from sr_bench.run.replay import rebuild_context
+    from sr_bench.run.runner import super_resolve_case
     from sr_bench.scales import scale_text as to_text
 
     st = to_text(scale)
@@ -200,13 +200,11 @@ def render_models(sources: list[Source], dataset: str, image: str, scale: Fracti
                     raise UserError(f"{spec.name}'s checkpoint {spec.checkpoint!r} is not the file run "
                                     f"{run_dir.name} loaded (sha256 {sha_then[:12] or 'none'} then, "
                                     f"{sha_now[:12] or 'none'} now)")
-                # as runner._measure: RGB LR in [0, 1], the model, the protocol's quantisation and views
-                lr = case.lr if case.lr.shape[0] == 3 else gray2rgb(case.lr)
-                with torch.inference_mode():
-                    sr01 = model.super_resolve((lr / 255.0)[None], scale, case.sr_size)
-                if tuple(sr01.shape[-2:]) != tuple(case.sr_size):
-                    raise UserError(f"{spec.name} returned {tuple(sr01.shape[-2:])}, expected {case.sr_size}")
-                sr = ctx.protocol.quantize(sr01[0].to(torch.float64))
+                # the runner's own path from a case to the image its metrics saw
+                try:
+                    sr, _ = super_resolve_case(model, case, scale, ctx.protocol)
+                except RuntimeError as e:
+                    raise UserError(f"{spec.name}: {e}") from None
                 views = ctx.protocol.views(sr, case)
                 values = {}
                 with torch.inference_mode():

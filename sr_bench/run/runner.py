@@ -199,19 +199,32 @@ def evaluate_image(ctx: Context, dataset: str, item: ImageItem, scales: list[Fra
     return rows, warnings
 
 
-def _measure(row: dict, model: Upscaler, case, s: Fraction, protocol: Protocol, metrics: dict) -> None:
+def model_input(case) -> torch.Tensor:
+    """The (1, 3, h, w) RGB LR in [0, 1] every model receives (a gray LR replicated)."""
     lr = case.lr if case.lr.shape[0] == 3 else gray2rgb(case.lr)
-    row.update(hr_height=case.sr_size[0], hr_width=case.sr_size[1], lr_height=lr.shape[1], lr_width=lr.shape[2])
+    return (lr / 255.0)[None]
+
+
+def super_resolve_case(model: Upscaler, case, s: Fraction, protocol: Protocol) -> tuple[torch.Tensor, float]:
+    """The protocol-quantised SR of ``case`` (C, H, W float64, 0..255) and the model's seconds: the one path from a
+    prepared case to the image the metrics see, shared by the runner and anything re-creating its numbers."""
+    start = time.perf_counter()
+    with torch.inference_mode():
+        sr01 = model.super_resolve(model_input(case), s, case.sr_size)
+    if sr01.device.type == "cuda":
+        torch.cuda.synchronize(sr01.device)
+    seconds = time.perf_counter() - start
+    if tuple(sr01.shape[-2:]) != tuple(case.sr_size):
+        raise RuntimeError(f"model returned {tuple(sr01.shape[-2:])}, expected {case.sr_size}")
+    return protocol.quantize(sr01[0].to(torch.float64)), seconds
+
+
+def _measure(row: dict, model: Upscaler, case, s: Fraction, protocol: Protocol, metrics: dict) -> None:
+    lr = model_input(case)
+    row.update(hr_height=case.sr_size[0], hr_width=case.sr_size[1], lr_height=lr.shape[-2], lr_width=lr.shape[-1])
     try:
-        start = time.perf_counter()
-        with torch.inference_mode():
-            sr01 = model.super_resolve((lr / 255.0)[None], s, case.sr_size)
-        if sr01.device.type == "cuda":
-            torch.cuda.synchronize(sr01.device)
-        row["seconds"] = time.perf_counter() - start
-        if tuple(sr01.shape[-2:]) != tuple(case.sr_size):
-            raise RuntimeError(f"model returned {tuple(sr01.shape[-2:])}, expected {case.sr_size}")
-        views = protocol.views(protocol.quantize(sr01[0].to(torch.float64)), case)
+        sr, row["seconds"] = super_resolve_case(model, case, s, protocol)
+        views = protocol.views(sr, case)
         with torch.inference_mode():
             for name, metric in metrics.items():
                 value = metric.compute(*views.pair(metric.info.view))
