@@ -222,12 +222,9 @@ def table(run_ref, fmt, results_dir, paper):
     rows = load_rows(run_dir)
     summary, sources = summarize(rows), None
     if paper:
-        from sr_bench.report.paper import with_paper
+        from sr_bench.report.paper import with_paper_for_run
 
-        manifest = read_manifest(run_dir)
-        configs = {m["name"]: m.get("config") or {} for m in manifest.get("models", [])}
-        protocol = manifest.get("protocol", {}).get("name") or str(rows["protocol"].iloc[0])
-        summary, sources = with_paper(summary, configs, protocol, present_metrics(rows))
+        summary, sources = with_paper_for_run(summary, rows, read_manifest(run_dir), present_metrics(rows))
     if fmt == "csv":
         click.echo(to_csv(summary, sources), nl=False)
     else:
@@ -326,11 +323,9 @@ def plot(run_ref, metric, out_path, paper, title, results_dir):
     rows = load_rows(run_dir)
     points = None
     if paper:
-        from sr_bench.report.paper import with_paper
+        from sr_bench.report.paper import with_paper_for_run
 
-        manifest = read_manifest(run_dir)
-        configs = {m["name"]: m.get("config") or {} for m in manifest.get("models", [])}
-        summary, _ = with_paper(summarize(rows), configs, manifest.get("protocol", {}).get("name", ""), (metric,))
+        summary, _ = with_paper_for_run(summarize(rows), rows, read_manifest(run_dir), (metric,))
         points = paper_points(summary, metric)
     target = Path(out_path) if out_path else run_dir / f"{metric}_vs_scale.png"
     plot_scale_curves(rows, metric, target, paper=points, title=title)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sr_bench.report.paper import with_paper
+from sr_bench.report.paper import with_paper_for_run
 from sr_bench.report.tables import present_metrics, summarize, to_csv, to_markdown
 
 
@@ -50,9 +50,7 @@ def write_report(run_dir: Path, rows: pd.DataFrame, manifest: dict, out: Path, p
     more than one scale and matplotlib is installed); returns the Markdown path."""
     out.mkdir(parents=True, exist_ok=True)
     metrics = present_metrics(rows)
-    configs = {m["name"]: m.get("config") or {} for m in manifest.get("models", [])}
-    protocol = manifest.get("protocol", {}).get("name") or str(rows["protocol"].iloc[0])
-    summary, sources = with_paper(summarize(rows), configs, protocol, metrics)
+    summary, sources = with_paper_for_run(summarize(rows), rows, manifest, metrics)
     (out / "summary.csv").write_text(to_csv(summary, sources))
 
     ok = rows["error"].fillna("") == ""

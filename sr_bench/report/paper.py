@@ -76,3 +76,11 @@ def with_paper(summary: pd.DataFrame, configs: dict[str, dict], protocol: str, m
             if metric in cell:
                 out.at[i, f"paper_{metric}"] = cell[metric]
     return out, sources
+
+
+def with_paper_for_run(summary: pd.DataFrame, rows: pd.DataFrame, manifest: dict, metrics: tuple[str, ...]
+                       ) -> tuple[pd.DataFrame, list[str]]:
+    """``with_paper`` with the models' configs and the protocol read from a run's run.json (``manifest``)."""
+    configs = {m["name"]: m.get("config") or {} for m in manifest.get("models", [])}
+    protocol = manifest.get("protocol", {}).get("name") or str(rows["protocol"].iloc[0])
+    return with_paper(summary, configs, protocol, metrics)
