@@ -393,13 +393,13 @@ def test_fsdn_and_asdn_checkpoints_are_told_apart(tmp_path, big):
 # ------------------------------------------------------------------------------------------------ errors
 
 
-@pytest.mark.parametrize("name", ["dbdn", "csfm", "asdn", "fsdn"])
+@pytest.mark.parametrize("name", ["dbdn", "csfm", "asdn", "fsdn", "srcnn", "vdsr", "lapsrn", "mslapsrn"])
 def test_learned_model_without_weights_names_the_ways_out(name):
     with pytest.raises(UserError) as e:
         create_model(name)
     msg = str(e.value)
     assert f"model {name!r} needs weights" in msg and "=PATH/TO/" in msg and "srbench train" in msg
-    assert "--allow-untrained" in msg and "\n" not in msg
+    assert "--allow-untrained" in msg and f"registry/{name}.toml" in msg and "\n" not in msg
 
 
 def test_asdn_takes_no_scale_and_no_unknown_variant():

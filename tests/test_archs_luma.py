@@ -359,14 +359,6 @@ def test_wrong_state_dict_names_keys(tmp_path, untrained):
         create_model("lapsrn", checkpoint=str(path))
 
 
-@pytest.mark.parametrize("name", ["srcnn", "vdsr", "lapsrn", "mslapsrn"])
-def test_learned_model_without_weights_names_the_ways_out(name):
-    with pytest.raises(UserError) as e:
-        create_model(name)
-    msg = str(e.value)
-    assert "needs weights" in msg and "=PATH/TO/" in msg and "srbench train" in msg and "--allow-untrained" in msg
-    assert f"registry/{name}.toml" in msg and "\n" not in msg
-
 
 # ------------------------------------------------------------------------------------------------ official .mat files
 

@@ -34,13 +34,19 @@ def _hr_like(lr, s):
     return torch.zeros(1, 3, int(lr.shape[-2] * s), int(lr.shape[-1] * s))
 
 
-@pytest.mark.parametrize("name,text,s", RGB_CASES)
-def test_rgb_training_forward_is_the_deployed_forward(name, text, s):
+def _training_forward(name, text, s):
+    """(trainable, LR, HR-shaped zeros, the training forward's prediction) for ``name`` at scale ``s``."""
     t = build(name, text, {}, torch.device("cpu"))
     lr = _lr()
     hr = _hr_like(lr, s)
     with torch.no_grad():
         pred, _ = t.predict(lr, hr, s, torch.Generator().manual_seed(0))
+    return t, lr, hr, pred
+
+
+@pytest.mark.parametrize("name,text,s", RGB_CASES)
+def test_rgb_training_forward_is_the_deployed_forward(name, text, s):
+    t, lr, hr, pred = _training_forward(name, text, s)
     deployed = t.model.super_resolve(lr.double(), s, tuple(hr.shape[-2:]))
     assert pred.shape == deployed.shape
     err = (pred.double().clamp(0, 1) - deployed).abs().max().item()
@@ -49,11 +55,7 @@ def test_rgb_training_forward_is_the_deployed_forward(name, text, s):
 
 @pytest.mark.parametrize("name,text,s", Y_CASES)
 def test_y_training_forward_is_the_deployed_luma(name, text, s):
-    t = build(name, text, {}, torch.device("cpu"))
-    lr = _lr()
-    hr = _hr_like(lr, s)
-    with torch.no_grad():
-        pred, _ = t.predict(lr, hr, s, torch.Generator().manual_seed(0))
+    t, lr, hr, pred = _training_forward(name, text, s)
     ycc = rgb2ycbcr_matlab_double(lr.double())
     with torch.inference_mode():
         y = t.model.luma(ycc[:, :1], imresize(ycc, scale=s)[:, :1], s).double()
