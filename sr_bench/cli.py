@@ -85,9 +85,12 @@ def _default_datasets(data_root: str | None) -> list[str]:
 @click.option("--allow-untrained", is_flag=True, help="Run learned models with random weights (rows marked untrained).")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "csv"]), default="markdown", show_default=True,
               help="Format of the summary printed at the end.")
+@click.option("--save-images", is_flag=True,
+              help="Keep every SR as the metrics saw it (quantised, lossless PNG) under <run folder>/images/<model>/"
+                   "<dataset>/x<scale>/<image>.png; compare --visual then reads them instead of re-running models.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 def run(models, datasets, scales, protocol, metrics, data_root, out, results_dir, resume, workers, executor,
-        ray_address, device, lpips_weights, plugins, model_opts, allow_untrained, fmt, no_progress):
+        ray_address, device, lpips_weights, plugins, model_opts, allow_untrained, save_images, fmt, no_progress):
     """Evaluate models x datasets x scales; write per-image rows (Parquet) and print the means."""
     from sr_bench.report.tables import present_metrics, provenance_line, summarize, to_csv, to_markdown
     from sr_bench.run.grid import split_list
@@ -106,7 +109,7 @@ def run(models, datasets, scales, protocol, metrics, data_root, out, results_dir
             metrics=split_list(metrics) if metrics else None, results_dir=Path(results_dir),
             out=Path(out) if out else None, data_root=data_root, device=device, lpips_weights=lpips_weights,
             plugins=plugins, allow_untrained=allow_untrained, progress=not no_progress, workers=workers,
-            model_opts=_parse_opts(model_opts), executor=executor, ray_address=ray_address,
+            model_opts=_parse_opts(model_opts), executor=executor, ray_address=ray_address, save_images=save_images,
         )
     shown = present_metrics(result.rows)
     summary = summarize(result.rows)
@@ -201,34 +204,101 @@ def _parse_opts(pairs) -> dict:
     return out
 
 
-@cli.command()
+@cli.command(short_help="Tables of a run: long, or as papers print them (LaTeX, Markdown, HTML, CSV).")
 @click.argument("run_ref", metavar="RUN")
-@click.option("--format", "fmt", type=click.Choice(["markdown", "csv"]), default="markdown", show_default=True)
-@click.option("--results-dir", type=click.Path(file_okay=False), default="results", show_default=True)
+@click.option("--layout", type=click.Choice(["long", "paper", "scales"]), default="long", show_default=True,
+              help="long: one row per (model, dataset, scale); paper: methods x datasets (metric sub-columns), one "
+                   "block per scale; scales: methods x scales, one table per dataset and metric.")
+@click.option("--format", "fmt", type=click.Choice(["markdown", "latex", "html", "csv"]), default="markdown",
+              show_default=True, help="latex needs only \\usepackage{booktabs}; csv is wide (values, marks).")
+@click.option("--metrics", default=None,
+              help="Metrics to show, e.g. psnr,ssim,lpips. Default: paper/scales psnr,ssim; long every measured one.")
+@click.option("--cells", type=click.Choice(["joined", "split"]), default=None,
+              help="paper layout: PSNR/SSIM in one cell (32.35/0.9019, default) or one column each.")
+@click.option("--reported", default=None, metavar="NAMES",
+              help="paper/scales: add rows with the values the model cards copy from the papers, marked † with "
+                   "their source, e.g. rcan,dbdn+,mslapsrn:D5R2 (NAME+ = self-ensemble, NAME:VARIANT).")
+@click.option("--rank-reported", is_flag=True,
+              help="Let reported rows take part in best (bold) / second (underlined); default: measured rows only.")
+@click.option("--ci", is_flag=True,
+              help="Add the 95% bootstrap half-width (32.35±0.21); paper/scales also mark (‡) a best value not "
+                   "significantly better than the second (paired bootstrap over the same images).")
+@click.option("--cost", is_flag=True, help="Add parameters (from the model cards) and seconds per image (rows).")
+@click.option("--order", type=click.Choice(["given", "year"]), default=None,
+              help="paper/scales row order after bicubic: as run then --reported (default), or by publication year.")
+@click.option("--max-columns", type=click.IntRange(1, 100), default=None,
+              help="scales layout: scales per block (default 10, as Meta-SR's table).")
 @click.option("--paper", is_flag=True,
-              help="Add the published values from the model cards (same protocol, variant and self-ensemble only) "
-                   "and measured - paper.")
-def table(run_ref, fmt, results_dir, paper):
-    """Means per (model, dataset, scale) of a run. RUN is a run folder, a run id, or 'latest'.
+              help="long layout: add the published values from the model cards (same protocol, variant and "
+                   "self-ensemble only) and measured - paper.")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
+              help="Write the table to this file instead of standard output.")
+@click.option("--results-dir", type=click.Path(file_okay=False), default="results", show_default=True)
+def table(run_ref, layout, fmt, metrics, cells, reported, rank_reported, ci, cost, order, max_columns, paper,
+          out_path, results_dir):
+    """Tables of a run (RUN: a run folder, a run id, or 'latest'). Every cell is a mean of the run's per-image rows
+    or, for --reported rows, a value copied from a model card; best is bold, second underlined.
 
     \b
-    Example:
-      srbench table latest --paper        measured next to the papers' tables, with sources as footnotes
+    Examples:
+      srbench table latest --paper                               long layout, measured next to the papers'
+      srbench table latest --layout paper --format latex --out table.tex
+      srbench table latest --layout paper --reported rcan,dbdn,csfm,metasr,asdn --order year --ci
+      srbench table latest --layout scales --metrics psnr --reported metasr,asdn --format html
     """
-    from sr_bench.report.tables import present_metrics, provenance_line, summarize, to_csv, to_markdown
+    from sr_bench.report.tables import present_metrics, provenance_line, render_long, summarize, with_ci
+    from sr_bench.run.grid import split_list
     from sr_bench.store import load_rows, read_manifest, resolve_run
 
     run_dir = resolve_run(run_ref, Path(results_dir))
     rows = load_rows(run_dir)
-    summary, sources = summarize(rows), None
-    if paper:
-        from sr_bench.report.paper import with_paper_for_run
+    manifest = read_manifest(run_dir)
+    chosen = tuple(split_list(metrics)) if metrics else None
+    if layout == "long":
+        for flag, given in (("--reported", reported), ("--rank-reported", rank_reported), ("--cells", cells),
+                            ("--order", order), ("--max-columns", max_columns)):
+            if given:
+                raise UserError(f"{flag} needs --layout paper or scales (the long layout has one row per model, "
+                                f"dataset and scale; use --paper there for the published values)")
+        shown = chosen or present_metrics(rows)
+        summary, sources = summarize(rows), None
+        if paper:
+            from sr_bench.report.paper import with_paper_for_run
 
-        summary, sources = with_paper_for_run(summary, rows, read_manifest(run_dir), present_metrics(rows))
-    if fmt == "csv":
-        click.echo(to_csv(summary, sources), nl=False)
+            summary, sources = with_paper_for_run(summary, rows, manifest, shown)
+        if ci:
+            summary = with_ci(summary, rows, shown)
+        if cost:
+            from sr_bench.report.paper_table import with_cost
+
+            summary = with_cost(summary, rows, manifest)
+        text = render_long(summary, shown, sources, fmt)
     else:
-        click.echo(to_markdown(summary, present_metrics(rows), sources))
+        if paper:
+            raise UserError("--paper belongs to the long layout; with --layout paper/scales add published rows "
+                            "with --reported NAMES")
+        from sr_bench.report.formats import render
+        from sr_bench.report.paper_table import paper_layout, scales_layout
+
+        shown = chosen or tuple(m for m in ("psnr", "ssim") if m in present_metrics(rows))
+        common = dict(metrics=shown, reported=tuple(split_list(reported)), rank_reported=rank_reported, ci=ci,
+                      cost=cost, order=order or "given")
+        if layout == "paper":
+            if max_columns:
+                raise UserError("--max-columns belongs to --layout scales")
+            tables = [paper_layout(rows, manifest, joined=(cells or "joined") == "joined", **common)]
+        else:
+            if cells:
+                raise UserError("--cells belongs to --layout paper (the scales layout has one metric per table)")
+            tables = scales_layout(rows, manifest, max_columns=max_columns or 10, **common)
+        text = render(tables, fmt)
+    if out_path:
+        from sr_bench.store.atomic import atomic_write_text
+
+        atomic_write_text(Path(out_path), text if text.endswith("\n") else text + "\n")
+        click.echo(str(out_path))
+    else:
+        click.echo(text, nl=not text.endswith("\n"))
     click.echo(f"{run_dir.name}: {provenance_line(rows)}", err=True)
 
 
@@ -333,27 +403,43 @@ def plot(run_ref, metric, out_path, paper, title, results_dir):
     click.echo(f"{run_dir.name}: {provenance_line(rows)}", err=True)
 
 
-@cli.command(short_help="One Markdown report of a run: results vs papers, scale curves, errors, provenance.")
+@cli.command(short_help="One report of a run (Markdown or self-contained HTML): tables, curves, errors, provenance.")
 @click.argument("run_ref", metavar="RUN")
+@click.option("--format", "fmt", type=click.Choice(["markdown", "html"]), default="markdown", show_default=True,
+              help="markdown: report.md + summary.csv + PNG curves; html: one self-contained report.html (inline SVG "
+                   "curves, paper-layout tables, each model against bicubic).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Folder for report.md, summary.csv and the figures. Default: <run folder>/report")
+              help="Folder for the report. Default: <run folder>/report")
+@click.option("--reported", default=None, metavar="NAMES",
+              help="html: add reported rows from the model cards to the paper table (as `srbench table --reported`).")
 @click.option("--no-plots", is_flag=True, help="Skip the scale-curve figures.")
 @click.option("--results-dir", type=click.Path(file_okay=False), default="results", show_default=True)
-def report(run_ref, out_dir, no_plots, results_dir):
-    """Write a self-contained Markdown report of RUN (a run folder, a run id, or 'latest'): the means next to the
-    papers' values, scale curves, every error row, and the provenance (command, protocol fingerprint and rules,
-    devices, package versions, checkpoint sha256).
+def report(run_ref, fmt, out_dir, reported, no_plots, results_dir):
+    """Write a report of RUN (a run folder, a run id, or 'latest'): the means next to the papers' values, scale
+    curves, every error row, and the provenance (command, protocol fingerprint and rules, devices, package
+    versions, checkpoint sha256). --format html writes one file with no external resources.
 
     \b
-    Example:
+    Examples:
       srbench report latest --out paper/appendix
+      srbench report latest --format html --reported rcan,metasr,asdn
     """
-    from sr_bench.report.document import write_report
     from sr_bench.store import load_rows, read_manifest, resolve_run
 
     run_dir = resolve_run(run_ref, Path(results_dir))
-    path = write_report(run_dir, load_rows(run_dir), read_manifest(run_dir),
-                        Path(out_dir) if out_dir else run_dir / "report", plots=not no_plots)
+    rows, manifest = load_rows(run_dir), read_manifest(run_dir)
+    target = Path(out_dir) if out_dir else run_dir / "report"
+    if fmt == "html":
+        from sr_bench.report.html_report import write_html_report
+        from sr_bench.run.grid import split_list
+
+        path = write_html_report(run_dir, rows, manifest, target, tuple(split_list(reported)), plots=not no_plots)
+    else:
+        if reported:
+            raise UserError("--reported belongs to --format html (the Markdown report compares with --paper values)")
+        from sr_bench.report.document import write_report
+
+        path = write_report(run_dir, rows, manifest, target, plots=not no_plots)
     click.echo(str(path))
 
 

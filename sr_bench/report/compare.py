@@ -91,6 +91,17 @@ def bootstrap_ci(diff, n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT
     return float(lo), float(hi)
 
 
+def half_width(values, n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> float:
+    """Half the width of the 95% percentile-bootstrap interval of the mean of ``values`` (non-finite values left
+    out; NaN below two values): the ``±`` of ``srbench table --ci``."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size < 2:
+        return math.nan
+    lo, hi = bootstrap_ci(v, n_resamples, seed)
+    return (hi - lo) / 2.0
+
+
 def wilcoxon_p(diff) -> float:
     """Two-sided Wilcoxon signed-rank p-value of ``diff`` (scipy, ``zero_method='wilcox'``: zero differences are
     dropped; ``method='auto'``: exact for small samples, else the normal approximation). NaN when fewer than

@@ -15,29 +15,60 @@ from sr_bench.report.paper import with_paper_for_run
 from sr_bench.report.tables import present_metrics, summarize, to_csv, to_markdown
 
 
-def _provenance(manifest: dict, rows: pd.DataFrame) -> list[str]:
+# A fact is a list of spans: (text, style) with style "" (plain), "code" or "strong"; each document renders them.
+Fact = list[tuple[str, str]]
+
+
+def provenance_facts(manifest: dict, rows: pd.DataFrame) -> list[Fact]:
+    """Where the run's numbers come from, one fact a line: run, protocol + fingerprint, devices, packages, each
+    model's checkpoint sha256 and options, metric weights, notes."""
     protocol = manifest.get("protocol", {})
-    lines = ["## Provenance", ""]
-    command = manifest.get("command") or []
-    if command:
-        lines += ["Command:", "", "```bash", " ".join(shlex.quote(c) for c in ["srbench", *command[1:]]), "```", ""]
-    lines.append(f"- run `{manifest.get('run_id', '?')}`, created {manifest.get('created', '?')}"
-                 + (f", resumed {', '.join(manifest['resumed'])}" if manifest.get("resumed") else ""))
-    lines.append(f"- protocol `{protocol.get('name', '?')}`, fingerprint `{protocol.get('fingerprint', '?')}`")
-    devices = sorted(set(rows["device"]))
-    lines.append(f"- device(s): {', '.join(f'`{d}`' for d in devices)}")
+    facts: list[Fact] = [
+        [("run ", ""), (manifest.get("run_id", "?"), "code"), (f", created {manifest.get('created', '?')}", "")]
+        + ([(f", resumed {', '.join(manifest['resumed'])}", "")] if manifest.get("resumed") else []),
+        [("protocol ", ""), (protocol.get("name", "?"), "code"), (", fingerprint ", ""),
+         (protocol.get("fingerprint", "?"), "code")],
+    ]
+    devices: Fact = [("device(s): ", "")]
+    for i, d in enumerate(sorted(set(rows["device"]))):
+        devices += [(", ", "")] * bool(i) + [(d, "code")]
+    facts.append(devices)
     versions = manifest.get("package_versions", {})
-    lines.append("- packages: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+    facts.append([("packages: " + ", ".join(f"{k} {v}" for k, v in versions.items()), "")])
     for m in manifest.get("models", []):
-        ckpt = f"`{m['checkpoint']}` sha256 `{m['checkpoint_sha256']}`" if m.get("checkpoint_sha256") else "no checkpoint"
-        flag = " — **untrained (random weights)**" if m.get("untrained") else ""
+        fact: Fact = [("model ", ""), (m["name"], "code"), (": ", "")]
+        if m.get("checkpoint_sha256"):
+            fact += [(str(m["checkpoint"]), "code"), (" sha256 ", ""), (m["checkpoint_sha256"], "code")]
+        else:
+            fact.append(("no checkpoint", ""))
         config = ", ".join(f"{k}={v}" for k, v in (m.get("config") or {}).items())
-        lines.append(f"- model `{m['name']}`: {ckpt}" + (f"; {config}" if config else "") + flag)
+        fact += [(f"; {config}", "")] if config else []
+        fact += [(" — ", ""), ("untrained (random weights)", "strong")] if m.get("untrained") else []
+        facts.append(fact)
     for name, value in (manifest.get("metric_weights") or {}).items():
-        lines.append(f"- metric weights {name}: `{value}`")
+        facts.append([(f"metric weights {name}: ", ""), (str(value), "code")])
     for note in manifest.get("notes", []):
-        lines.append(f"- note: {note}")
-    rules = protocol.get("rules") or {}
+        facts.append([(f"note: {note}", "")])
+    return facts
+
+
+def command_text(manifest: dict) -> str:
+    command = manifest.get("command") or []
+    return " ".join(shlex.quote(c) for c in ["srbench", *command[1:]]) if command else ""
+
+
+def _markdown_fact(fact: Fact) -> str:
+    wrap = {"": "{}", "code": "`{}`", "strong": "**{}**"}
+    return "".join(wrap[style].format(text) for text, style in fact)
+
+
+def _provenance(manifest: dict, rows: pd.DataFrame) -> list[str]:
+    lines = ["## Provenance", ""]
+    command = command_text(manifest)
+    if command:
+        lines += ["Command:", "", "```bash", command, "```", ""]
+    lines += [f"- {_markdown_fact(f)}" for f in provenance_facts(manifest, rows)]
+    rules = manifest.get("protocol", {}).get("rules") or {}
     if rules:
         lines += ["", "<details><summary>Protocol rules</summary>", "", "| rule | value |", "|---|---|"]
         lines += [f"| {k} | {str(v).replace('|', '/')} |" for k, v in rules.items()]

@@ -31,11 +31,12 @@ def curve_data(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
     return out.reset_index(drop=True)  # summarize's order: models and datasets as run, scales ascending
 
 
-def plot_scale_curves(rows: pd.DataFrame, metric: str, out: Path, paper: pd.DataFrame | None = None,
+def plot_scale_curves(rows: pd.DataFrame, metric: str, out: Path | None, paper: pd.DataFrame | None = None,
                       title: str | None = None):
-    """Write the figure to ``out`` (.png/.pdf/.svg); returns the matplotlib Figure (its lines carry the data)."""
-    out = Path(out)
-    if out.suffix.lower() not in FORMATS:
+    """Write the figure to ``out`` (.png/.pdf/.svg; None: do not write); returns the matplotlib Figure (its lines
+    carry the data)."""
+    out = Path(out) if out is not None else None
+    if out is not None and out.suffix.lower() not in FORMATS:
         raise UserError(f"plot file {str(out)!r} must end in {', '.join(FORMATS)}")
     try:
         import matplotlib
@@ -69,8 +70,9 @@ def plot_scale_curves(rows: pd.DataFrame, metric: str, out: Path, paper: pd.Data
     protocols = ", ".join(sorted(set(rows["protocol"])))
     fig.suptitle(title or f"{info.name.upper()} against scale, protocol {protocols}", fontsize=10)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=150)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out, dpi=150)
     return fig
 
 

@@ -30,9 +30,11 @@ def summarize(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def to_csv(summary: pd.DataFrame, sources: list[str] | None = None) -> str:
-    """The columns ``model,dataset,scale,n_images,psnr,ssim,lpips`` (a metric never measured stays empty); with
-    ``sources`` also ``paper_<metric>`` for every metric and ``paper_source`` (the card's source text)."""
+    """The columns ``model,dataset,scale,n_images,psnr,ssim,lpips`` (a metric never measured stays empty), then
+    ``<metric>_ci95`` where ``with_ci`` added them; with ``sources`` also ``paper_<metric>`` for every metric and ``paper_source`` (the card's source text)."""
     cols = ["model", "dataset", "scale", "n_images", *METRIC_COLUMNS]
+    cols += [f"{m}_ci95" for m in METRIC_COLUMNS if f"{m}_ci95" in summary]
+    cols += [c for c in ("params", "seconds") if c in summary]
     df = summary.assign(scale=summary["scale_text"])
     if sources is not None:
         cols += [f"paper_{m}" for m in METRIC_COLUMNS if f"paper_{m}" in df] + ["paper_source"]
@@ -52,9 +54,25 @@ def _signed(value: float, decimals: int) -> str:
     return "–" if value is None or math.isnan(value) else f"{value:+.{decimals}f}"
 
 
-def to_markdown(summary: pd.DataFrame, metrics: tuple[str, ...] = METRIC_COLUMNS, sources: list[str] | None = None) -> str:
-    """One row per (model, dataset, scale). With ``sources`` (``report.paper.with_paper``), each metric that has
-    published values gets ``paper`` and ``Δ`` (measured - paper) columns and the sources become footnotes."""
+def with_ci(summary: pd.DataFrame, rows: pd.DataFrame, metrics: tuple[str, ...]) -> pd.DataFrame:
+    """``summary`` plus ``<metric>_ci95``: half the width of the 95% bootstrap interval of each mean over its images
+    (``report.compare.half_width``), from the same error-free rows the means come from."""
+    from sr_bench.report.compare import half_width
+
+    ok = rows[rows["error"].fillna("") == ""]
+    out = summary.copy()
+    groups = ok.groupby(KEYS, sort=False)
+    for m in metrics:
+        widths = groups[m].apply(half_width)
+        out[f"{m}_ci95"] = [widths.get((r.model, r.dataset, r.scale_text), math.nan) for r in out.itertuples()]
+    return out
+
+
+def long_table(summary: pd.DataFrame, metrics: tuple[str, ...] = METRIC_COLUMNS, sources: list[str] | None = None
+               ) -> tuple[list[str], list[list[str]], list[str]]:
+    """The long layout as (header, string rows, notes): one row per (model, dataset, scale). With ``sources``
+    (``report.paper.with_paper``), each metric that has published values gets ``paper`` and ``Δ`` (measured - paper)
+    columns and the sources become the notes; ``<metric>_ci95`` columns (``with_ci``) add ``±`` half-widths."""
     infos = [metric_info(m) for m in metrics]
     with_paper = [i for i in infos if sources is not None and summary.get(f"paper_{i.name}", pd.Series(dtype=float)).notna().any()]
     head = ["model", "dataset", "scale", "n"]
@@ -64,25 +82,47 @@ def to_markdown(summary: pd.DataFrame, metrics: tuple[str, ...] = METRIC_COLUMNS
             head += ["paper", "Δ"]
     if with_paper:
         head.append("src")
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 3 + ["---:"] * (len(head) - 3)) + "|"]
+    cost = "params" in summary
+    if cost:
+        head += ["params", "s/image"]
+    rows = []
     for _, r in summary.iterrows():
         name = r["model"] + (" (untrained)" if r["untrained"] else "")
         cells = [name, r["dataset"], "x" + r["scale_text"], str(int(r["n_images"]))]
         for i in infos:
-            cells.append(_fmt(r[i.name], i.decimals))
+            ci = r.get(f"{i.name}_ci95")
+            cells.append(_fmt(r[i.name], i.decimals)
+                         + ("" if ci is None or math.isnan(ci) or math.isnan(r[i.name]) else f"±{ci:.{i.decimals}f}"))
             if i in with_paper:
                 paper = r[f"paper_{i.name}"]
                 # the published value as printed (its own digits); the difference one digit finer than the metric
                 cells += ["–" if math.isnan(paper) else f"{paper:g}", _signed(r[i.name] - paper, i.decimals + 1)]
         if with_paper:
             cells.append(f"[{int(r['source'])}]" if r["source"] else "–")
-        lines.append("| " + " | ".join(cells) + " |")
+        if cost:
+            cells += [r["params"], _fmt(r["seconds"], 3)]
+        rows.append(cells)
+    notes = []
     if with_paper:
-        lines.append("")
-        lines += [f"[{k}] {s}" for k, s in enumerate(sources, 1)]
+        notes = [f"[{k}] {s}" for k, s in enumerate(sources, 1)]
     elif sources is not None:
-        lines += ["", "(no published values in the model cards match these models under this protocol)"]
-    return "\n".join(lines)
+        notes = ["(no published values in the model cards match these models under this protocol)"]
+    return head, rows, notes
+
+
+def to_markdown(summary: pd.DataFrame, metrics: tuple[str, ...] = METRIC_COLUMNS, sources: list[str] | None = None) -> str:
+    """The long layout in Markdown (see ``long_table``)."""
+    return render_long(summary, metrics, sources, "markdown").rstrip("\n")
+
+
+def render_long(summary: pd.DataFrame, metrics: tuple[str, ...], sources: list[str] | None, fmt: str) -> str:
+    """The long layout in any table format (``report.formats``); CSV keeps its numeric columns (``to_csv``)."""
+    from sr_bench.report.formats import render_plain
+
+    if fmt == "csv":
+        return to_csv(summary, sources)
+    head, rows, notes = long_table(summary, metrics, sources)
+    return render_plain(head, rows, notes, fmt, numeric_from=3)
 
 
 def present_metrics(rows: pd.DataFrame) -> tuple[str, ...]:

@@ -167,9 +167,11 @@ def render_models(sources: list[Source], dataset: str, image: str, scale: Fracti
     import torch
     from tqdm import tqdm
 
-    from sr_bench.run.replay import rebuild_context
-    from sr_bench.run.runner import super_resolve_case
+    from sr_bench.metrics import create_metric
+    from sr_bench.provenance import resolve_device
+    from sr_bench.run.replay import rebuild_context, run_protocol, saved_images
     from sr_bench.scales import scale_text as to_text
+    from sr_bench.store import read_manifest
 
     st = to_text(scale)
     stored = [_stored_row(src, dataset, image, st) for src in sources]
@@ -184,31 +186,35 @@ def render_models(sources: list[Source], dataset: str, image: str, scale: Fracti
         for run_dir, idxs in by_run.items():
             metrics = tuple(m for m in CAPTION_METRICS
                             if any(pd.notna(stored[i][m]) for i in idxs))
-            ctx = rebuild_context(run_dir, [sources[i].model for i in idxs], metrics, device)
+            manifest = read_manifest(run_dir)
+            pngs = saved_images(run_dir, manifest, [sources[i].model for i in idxs], dataset, st, image)
+            if pngs is not None:  # --save-images kept them: no model is re-created
+                protocol, loaded, dev = run_protocol(run_dir, manifest), {}, resolve_device(device)
+                for name in metrics:
+                    loaded[name] = create_metric(name)
+                    loaded[name].load(dev)
+                models = [None] * len(idxs)
+            else:
+                ctx = rebuild_context(run_dir, [sources[i].model for i in idxs], metrics, device)
+                protocol, loaded, dev, models = ctx.protocol, ctx.metrics, ctx.device, ctx.models
             bar.update(len(idxs))
             item = _find_item(run_dir, dataset, image)
-            case = ctx.protocol.prepare(_load_hr(item, ctx.device), scale)
+            case = protocol.prepare(_load_hr(item, dev), scale)
             case_hr = case.hr.round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
             if hr is not None and not np.array_equal(hr, case_hr):
                 raise UserError(f"the runs read different pixels for {dataset}/{image}; their data folders differ")
-            hr, shave, protocol_name = case_hr, case.shave, ctx.protocol.name
-            bar.set_description(f"running on {dataset}/{image} x{st}")
-            for i, (spec, model) in zip(idxs, ctx.models):
+            hr, shave, protocol_name = case_hr, case.shave, protocol.name
+            bar.set_description(f"{'reading' if pngs else 'running on'} {dataset}/{image} x{st}")
+            for k, (i, pair) in enumerate(zip(idxs, models)):
                 row = stored[i]
-                sha_now, sha_then = model.checkpoint_sha256 or "", row["checkpoint_sha256"] or ""
-                if sha_now != sha_then:
-                    raise UserError(f"{spec.name}'s checkpoint {spec.checkpoint!r} is not the file run "
-                                    f"{run_dir.name} loaded (sha256 {sha_then[:12] or 'none'} then, "
-                                    f"{sha_now[:12] or 'none'} now)")
-                # the runner's own path from a case to the image its metrics saw
-                try:
-                    sr, _ = super_resolve_case(model, case, scale, ctx.protocol)
-                except RuntimeError as e:
-                    raise UserError(f"{spec.name}: {e}") from None
-                views = ctx.protocol.views(sr, case)
+                if pngs is not None:
+                    sr = _read_png(pngs[k], dev)
+                else:
+                    sr = _rerun(pair, row, run_dir, case, scale, protocol)
+                views = protocol.views(sr, case)
                 values = {}
                 with torch.inference_mode():
-                    for name, metric in ctx.metrics.items():
+                    for name, metric in loaded.items():
                         value = metric.compute(*views.pair(metric.info.view))
                         values[name] = None if value is None or math.isnan(value) else value  # as rows store it
                 stored_vals = {m: (None if pd.isna(row[m]) else float(row[m])) for m in values}
@@ -228,6 +234,32 @@ def render_models(sources: list[Source], dataset: str, image: str, scale: Fracti
                 f"the image changed since the run, or the device differs (rows say "
                 f"{_stored_row(src, dataset, image, st)['device']}; try --device)")
     return hr, renders, int(shave), protocol_name
+
+
+def _read_png(path: Path, device):
+    """A saved SR PNG as the (C, H, W) float64 0..255 tensor the protocol's views take."""
+    import torch
+    from PIL import Image
+
+    arr = np.array(Image.open(path))  # a writable copy for torch
+    arr = arr[..., None] if arr.ndim == 2 else arr
+    return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).to(device, torch.float64)
+
+
+def _rerun(pair, row, run_dir: Path, case, scale: Fraction, protocol):
+    """The model of ``pair`` (spec, model) re-run on ``case``, as the runner did (its checkpoint must be the run's)."""
+    from sr_bench.run.runner import super_resolve_case
+
+    spec, model = pair
+    sha_now, sha_then = model.checkpoint_sha256 or "", row["checkpoint_sha256"] or ""
+    if sha_now != sha_then:
+        raise UserError(f"{spec.name}'s checkpoint {spec.checkpoint!r} is not the file run {run_dir.name} loaded "
+                        f"(sha256 {sha_then[:12] or 'none'} then, {sha_now[:12] or 'none'} now)")
+    try:
+        sr, _ = super_resolve_case(model, case, scale, protocol)
+    except RuntimeError as e:
+        raise UserError(f"{spec.name}: {e}") from None
+    return sr
 
 
 def caption(r: Rendered) -> str:

@@ -40,17 +40,36 @@ def rebuild_context(run_dir: Path, models: list[str], metrics: tuple[str, ...] =
     # options the run gave for its other models only would make build_context refuse; keep the ones these take
     opts = {k: v for k, v in (req.get("model_opts") or {}).items()
             if any(takes_option(resolve_model(s.name), k) for s in chosen)}
-    stored = manifest.get("protocol", {})
-    protocol = get_protocol(stored.get("name") or req["protocol"])
-    if stored.get("fingerprint") and stored["fingerprint"] != protocol.fingerprint:
-        raise UserError(f"run {run_dir.name} was measured under protocol {protocol.name} ({stored['fingerprint']}); "
-                        f"this sr_bench's {protocol.name} is {protocol.fingerprint}, so its models cannot be "
-                        "re-created under the same rules; use the sr_bench version that made the run")
+    protocol = run_protocol(run_dir, manifest)
     setup = Setup(run_id=run_dir.name, specs=chosen, model_opts=tuple(sorted(opts.items())),
                   allow_untrained=bool(req.get("allow_untrained")), plugins=(), protocol=protocol.name,
                   metrics=tuple(metrics), metrics_explicit=True, lpips_weights=req.get("lpips_weights"),
                   device=device, threads=torch.get_num_threads())
     return build_context(setup)
+
+
+def run_protocol(run_dir: Path, manifest: dict):
+    """The run's protocol, refused when this sr_bench's rules (fingerprint) differ from the run's."""
+    stored = manifest.get("protocol", {})
+    protocol = get_protocol(stored.get("name") or (manifest.get("request") or {})["protocol"])
+    if stored.get("fingerprint") and stored["fingerprint"] != protocol.fingerprint:
+        raise UserError(f"run {run_dir.name} was measured under protocol {protocol.name} ({stored['fingerprint']}); "
+                        f"this sr_bench's {protocol.name} is {protocol.fingerprint}, so its numbers cannot be "
+                        "re-created under the same rules; use the sr_bench version that made the run")
+    return protocol
+
+
+def saved_images(run_dir: Path, manifest: dict, models: list[str], dataset: str, scale_text: str,
+                 image: str) -> list[Path] | None:
+    """The SR PNGs ``srbench run --save-images`` kept for ``models`` on one image, or None unless every one is
+    there and exact (the protocol quantises to integers, so the PNG is the image the metrics saw)."""
+    from sr_bench.run.runner import image_path
+
+    info = manifest.get("images") or {}
+    if not info.get("exact"):
+        return None
+    paths = [Path(run_dir) / image_path(m, dataset, scale_text, image) for m in models]
+    return paths if all(p.is_file() for p in paths) else None
 
 
 def _load_plugin_once(path: str, run_dir: Path) -> None:

@@ -42,6 +42,8 @@ from sr_bench.scales import parse_scale, scale_text
 from sr_bench.store import load_rows, read_manifest, write_manifest, write_shard
 
 FLUSH_IMAGES = 8  # images per shard: bounds what an interruption can lose
+IMAGE_KEY = "sr_png"  # a row's SR image (--save-images) on its way to the driver; never stored in the shard
+IMAGES_DIR = "images"
 EXECUTORS = ("local", "ray")  # local: this process (--workers 1) or a spawn pool; ray: run/ray_executor.py
 
 
@@ -69,6 +71,7 @@ class Setup:
     lpips_weights: str | None
     device: str
     threads: int
+    save_images: bool = False  # --save-images: each quantised SR travels with its row as PNG bytes (IMAGE_KEY)
 
 
 @dataclass
@@ -190,7 +193,7 @@ def evaluate_image(ctx: Context, dataset: str, item: ImageItem, scales: list[Fra
             if case is None:
                 row["error"] = error
             else:
-                _measure(row, model, case, s, ctx.protocol, ctx.metrics)
+                _measure(row, model, case, s, ctx.protocol, ctx.metrics, ctx.setup.save_images)
                 if row["error"]:
                     warnings.append(f"{dataset}/{item.name} x{row['scale_text']} {spec.name}: {row['error']}")
             rows.append(row)
@@ -219,11 +222,14 @@ def super_resolve_case(model: Upscaler, case, s: Fraction, protocol: Protocol) -
     return protocol.quantize(sr01[0].to(torch.float64)), seconds
 
 
-def _measure(row: dict, model: Upscaler, case, s: Fraction, protocol: Protocol, metrics: dict) -> None:
+def _measure(row: dict, model: Upscaler, case, s: Fraction, protocol: Protocol, metrics: dict,
+             keep_image: bool = False) -> None:
     lr = model_input(case)
     row.update(hr_height=case.sr_size[0], hr_width=case.sr_size[1], lr_height=lr.shape[-2], lr_width=lr.shape[-1])
     try:
         sr, row["seconds"] = super_resolve_case(model, case, s, protocol)
+        if keep_image:
+            row[IMAGE_KEY] = png_bytes(sr)
         views = protocol.views(sr, case)
         with torch.inference_mode():
             for name, metric in metrics.items():
@@ -231,6 +237,42 @@ def _measure(row: dict, model: Upscaler, case, s: Fraction, protocol: Protocol, 
                 row[name] = None if value is None or (isinstance(value, float) and math.isnan(value)) else value
     except Exception as e:  # one image's failure must not lose the run; the row says what happened
         row["error"] = f"{type(e).__name__}: {e}"
+
+
+def png_bytes(sr: torch.Tensor) -> bytes:
+    """A quantised SR (C, H, W, 0..255) as a lossless 8-bit PNG (exact when the protocol quantises to integers)."""
+    import io
+
+    from PIL import Image
+
+    arr = sr.round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    buf = io.BytesIO()
+    Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def image_path(model: str, dataset: str, scale: str, image: str) -> str:
+    """Where --save-images puts one SR, relative to the run folder: images/<model>/<dataset>/x<scale>/<image>.png."""
+    import re
+
+    safe = lambda t: re.sub(r"[^A-Za-z0-9._+-]+", "-", t)  # noqa: E731 - a model name may hold ':' (basicsr:ARCH)
+    return f"{IMAGES_DIR}/{safe(model)}/{safe(dataset)}/x{safe(scale)}/{safe(image)}.png"
+
+
+def _save_images(run_dir: Path, rows: list[dict]) -> None:
+    """Write the rows' SR PNGs (before their shard: a stored row's image is on disk)."""
+    from sr_bench.store.atomic import atomic_write_bytes
+
+    for r in rows:
+        data = r.pop(IMAGE_KEY, None)
+        if data is not None:
+            atomic_write_bytes(run_dir / image_path(r["model"], r["dataset"], r["scale_text"], r["image"]), data)
+
+
+def quantises_to_integers(protocol: Protocol) -> bool:
+    """Whether the protocol's SR is integer-valued, so that its PNG is the exact image the metrics saw."""
+    q = protocol.quantize(torch.linspace(0, 1, 997, dtype=torch.float64).view(1, 1, -1))
+    return bool(torch.equal(q, q.round()))
 
 
 # ------------------------------------------------------------------------------------------- process workers ----
@@ -267,6 +309,7 @@ def run(
     model_opts: dict | None = None,
     executor: str = "local",
     ray_address: str | None = None,
+    save_images: bool = False,
 ) -> RunResult:
     keep_freed_memory()
     # Everything that can be wrong with the request fails here, before any image is touched.
@@ -296,7 +339,8 @@ def run(
     setup = Setup(run_id=run_dir.name, specs=specs, model_opts=tuple(sorted((model_opts or {}).items())),
                   allow_untrained=allow_untrained, plugins=tuple(plugins),
                   protocol=chosen.name, metrics=tuple(metrics) if metrics is not None else DEFAULT_METRICS,
-                  metrics_explicit=metrics is not None, lpips_weights=lpips_weights, device=device, threads=threads if workers == 1 else 1)
+                  metrics_explicit=metrics is not None, lpips_weights=lpips_weights, device=device, threads=threads if workers == 1 else 1,
+                  save_images=save_images)
     ctx = build_context(setup)
     for n in ctx.notes:
         tqdm.write(f"note: {n}", file=sys.stderr)
@@ -335,6 +379,7 @@ def run(
             tqdm.write(f"warning: {w}", file=sys.stderr)
         buf = buffer.setdefault(dataset, [])
         if rows:
+            _save_images(run_dir, rows)
             buf.append(rows)
         if buf and (force or len(buf) >= FLUSH_IMAGES):
             write_shard(run_dir, [r for rs in buf for r in rs], dataset)
@@ -389,7 +434,7 @@ def _manifest(run_dir, setup: Setup, ctx: Context, chosen, resolved, scales, dat
             "datasets": list(datasets), "scales": [scale_text(s) for s in scales], "protocol": chosen.name,
             "metrics": list(setup.metrics) if setup.metrics_explicit else None, "data_root": data_root, "lpips_weights": setup.lpips_weights,
             "plugins": list(setup.plugins), "allow_untrained": setup.allow_untrained,
-            "model_opts": dict(setup.model_opts),
+            "model_opts": dict(setup.model_opts), "save_images": setup.save_images,
         },
         "models": [{"name": s.name, "checkpoint": s.checkpoint, "checkpoint_sha256": m.checkpoint_sha256,
                     "untrained": m.untrained, "config": json.loads(json.dumps(m.config, default=str))}
@@ -399,6 +444,9 @@ def _manifest(run_dir, setup: Setup, ctx: Context, chosen, resolved, scales, dat
         "protocol": {"name": chosen.name, "fingerprint": chosen.fingerprint, "rules": chosen.rules()},
         "metrics": list(ctx.metrics),
         "metric_weights": json.loads(ctx.metric_prov),
+        "images": ({"folder": IMAGES_DIR, "pattern": f"{IMAGES_DIR}/<model>/<dataset>/x<scale>/<image>.png",
+                    "format": "png, 8-bit, lossless", "exact": quantises_to_integers(chosen)}
+                   if setup.save_images else None),
         "device": ctx.device_label,
         "package_versions": package_versions(),
         "notes": ctx.notes,
@@ -423,4 +471,5 @@ def resume_run(run_dir: Path, device: str = "auto", progress: bool = True, worke
                protocol=req["protocol"], metrics=req["metrics"], data_root=req["data_root"], device=device,
                lpips_weights=req["lpips_weights"], plugins=tuple(req["plugins"]),
                allow_untrained=req["allow_untrained"], progress=progress, resume=path, workers=workers,
-               model_opts=req.get("model_opts") or {}, executor=executor, ray_address=ray_address)
+               model_opts=req.get("model_opts") or {}, executor=executor, ray_address=ray_address,
+               save_images=bool(req.get("save_images")))

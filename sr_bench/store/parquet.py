@@ -7,9 +7,7 @@ resumed run reads the rows back to know what is done.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 import uuid
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sr_bench.errors import UserError
+from sr_bench.store.atomic import atomic_write
 from sr_bench.store.schema import SCHEMA
 
 
@@ -30,27 +29,15 @@ def shard_name(dataset: str, first_image: str) -> str:
     return f"{_safe(dataset)}__{_safe(first_image)}__{uuid.uuid4().hex[:8]}.parquet"
 
 
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_shard(run_dir: Path, rows: list[dict], dataset: str) -> Path:
     table = pa.Table.from_pylist(rows, schema=SCHEMA)
     path = run_dir / "rows" / shard_name(dataset, rows[0]["image"] if rows else "empty")
-    _atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp))
     return path
 
 
 def write_manifest(run_dir: Path, manifest: dict) -> None:
-    _atomic_write(run_dir / "run.json", lambda tmp: Path(tmp).write_text(json.dumps(manifest, indent=2, default=str)))
+    atomic_write(run_dir / "run.json", lambda tmp: Path(tmp).write_text(json.dumps(manifest, indent=2, default=str)))
 
 
 def read_manifest(run_dir: Path) -> dict:

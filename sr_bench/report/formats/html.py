@@ -1,0 +1,108 @@
+"""HTML: a ``<table class="srbench-table">`` fragment. Marks are ``<strong class="best">`` and
+``<u class="second">`` (visible without any style sheet), reported rows have ``class="reported"``, a best value the
+paired test does not separate from the second has ``class="not-significant"``; ``STYLE`` is the style sheet the HTML
+report embeds."""
+
+from __future__ import annotations
+
+from html import escape as _esc
+
+from sr_bench.report.formats.cells import Markup, groups, method_text, row_cells, sub_heads
+
+
+def escape(text: str) -> str:
+    return _esc(text, quote=True)
+
+
+MARKUP = Markup(
+    escape=escape,
+    best=lambda s: f'<strong class="best">{s}</strong>',
+    second=lambda s: f'<u class="second">{s}</u>',
+    not_significant='<sup class="not-significant">‡</sup>',
+    reported=lambda label, notes: f'{label}<sup class="note">†{",".join(str(n) for n in notes)}</sup>',
+)
+
+STYLE = """
+table.srbench-table { border-collapse: collapse; font: 14px/1.35 -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 0.5em 0 1.5em; }
+table.srbench-table caption { caption-side: top; text-align: left; padding: 0.3em 0; color: #333; }
+table.srbench-table th, table.srbench-table td { padding: 0.25em 0.7em; text-align: right; white-space: nowrap; }
+table.srbench-table th.method, table.srbench-table td.method, table.srbench-table th.block { text-align: left; }
+table.srbench-table thead tr:first-child th { border-top: 2px solid #222; }
+table.srbench-table thead tr:last-child th { border-bottom: 1px solid #222; }
+table.srbench-table tbody + tbody tr:first-child > * { border-top: 1px solid #999; }
+table.srbench-table tbody:last-of-type tr:last-child > * { border-bottom: 2px solid #222; }
+table.srbench-table tr.reported td { color: #555; font-style: italic; }
+table.srbench-table .best { background: #d9f2e0; }
+table.srbench-table .second { background: #fff1c7; }
+table.srbench-table tfoot td { text-align: left; font-size: 12px; color: #444; white-space: normal; }
+""".strip()
+
+
+def _tr(cells: list[str], cls: str = "") -> str:
+    return (f'<tr class="{cls}">' if cls else "<tr>") + "".join(cells) + "</tr>"
+
+
+def _foot(table, width: int) -> list[str]:
+    lines = [escape(s) for s in table.symbols]
+    lines += [f"[{k}] {escape(text)}" for k, text in enumerate(table.footnotes, 1)]
+    if not lines:
+        return []
+    return ["<tfoot>", _tr([f'<td colspan="{width}">' + "<br>".join(lines) + "</td>"]), "</tfoot>"]
+
+
+def _body_rows(table, block, with_block: bool) -> list[str]:
+    out = []
+    for i, row in enumerate(block.rows):
+        cells = []
+        if with_block and i == 0:
+            cells.append(f'<th class="block" rowspan="{len(block.rows)}">{escape(block.label)}</th>')
+        cells.append(f'<td class="method">{method_text(row, MARKUP)}</td>')
+        cells += [f"<td>{c}</td>" for c in row_cells(block, row, table.joined, MARKUP)]
+        cells += [f"<td>{escape(c)}</td>" for c in row.cost]
+        out.append(_tr(cells, "reported" if row.method.reported else "measured"))
+    return out
+
+
+def _table(table) -> list[str]:
+    lines = ['<table class="srbench-table">', f"<caption>{escape(table.caption)}</caption>"]
+    cost = [f'<th rowspan="2">{escape(h)}</th>' for h in table.cost_heads]
+    if table.grouped:
+        first = table.blocks[0]
+        head1 = [f'<th class="block" rowspan="2">{escape(table.block_head)}</th>', '<th class="method" rowspan="2">Method</th>']
+        if table.joined:
+            head1 += [f"<th>{escape(g)}</th>" for g, _ in groups(first.columns)]
+        else:
+            head1 += [f'<th colspan="{len(idx)}">{escape(g)}</th>' for g, idx in groups(first.columns)]
+        head2 = [f"<th>{escape(h)}</th>" for h in sub_heads(first, table.joined)]
+        lines += ["<thead>", _tr(head1 + cost), _tr(head2), "</thead>"]
+        for block in table.blocks:
+            lines += ["<tbody>", *_body_rows(table, block, True), "</tbody>"]
+        width = 2 + len(head2) + len(cost)
+    else:
+        width = 1 + max(len(b.columns) for b in table.blocks) + len(cost)
+        for block in table.blocks:
+            head = ['<th class="method">Method</th>', *(f"<th>{escape(h)}</th>" for h in sub_heads(block, False)),
+                    *(f"<th>{escape(h)}</th>" for h in table.cost_heads)]
+            lines += ["<tbody>", _tr(head, "head"), *_body_rows(table, block, False), "</tbody>"]
+    return lines + _foot(table, width) + ["</table>"]
+
+
+def render(tables: list) -> str:
+    out: list[str] = []
+    for t in tables:
+        out += _table(t)
+    return "\n".join(out) + "\n"
+
+
+def render_plain(head, rows, notes, caption="", numeric_from=0) -> str:
+    lines = ['<table class="srbench-table">']
+    if caption:
+        lines.append(f"<caption>{escape(caption)}</caption>")
+    cls = lambda j: ' class="method"' if j < numeric_from else ""  # noqa: E731
+    lines += ["<thead>", _tr([f"<th{cls(j)}>{escape(h)}</th>" for j, h in enumerate(head)]), "</thead>", "<tbody>"]
+    lines += [_tr([f"<td{cls(j)}>{escape(c)}</td>" for j, c in enumerate(r)]) for r in rows]
+    lines.append("</tbody>")
+    if notes:
+        lines += ["<tfoot>", _tr([f'<td colspan="{len(head)}">' + "<br>".join(escape(n) for n in notes) + "</td>"]),
+                  "</tfoot>"]
+    return "\n".join(lines + ["</table>"]) + "\n"

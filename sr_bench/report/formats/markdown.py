@@ -1,0 +1,70 @@
+"""Markdown (GitHub): bold ``**x**`` for best, ``<u>x</u>`` for second; blocks of the paper layout start with the
+scale in the first column; a scales-layout block is its own table (Markdown has one header row per table)."""
+
+from __future__ import annotations
+
+from sr_bench.report.formats.cells import Markup, method_text, row_cells, sub_heads
+
+MARKUP = Markup(
+    escape=lambda s: s.replace("|", "\\|"),
+    best=lambda s: f"**{s}**",
+    second=lambda s: f"<u>{s}</u>",
+    not_significant="‡",
+    reported=lambda label, notes: f"{label} †" + "".join(f"[{n}]" for n in notes),
+)
+
+
+def _line(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _align(n_left: int, n_right: int) -> str:
+    return "|" + "|".join(["---"] * n_left + ["---:"] * n_right) + "|"
+
+
+def _notes(table) -> list[str]:
+    lines = list(table.symbols) + [f"[{k}] {text}" for k, text in enumerate(table.footnotes, 1)]
+    return ["", *lines] if lines else []
+
+
+def _table(table) -> list[str]:
+    lines = [table.caption, ""]
+    if table.grouped:  # the paper layout: one header, the scale starts each block
+        first = table.blocks[0]
+        heads = sub_heads(first, table.joined)
+        groups = [c.group for c in first.columns]
+        if table.joined:
+            groups = list(dict.fromkeys(groups))
+        head = [table.block_head, "Method", *(f"{g} {h}" for g, h in zip(groups, heads)), *table.cost_heads]
+        lines += [_line(head), _align(2, len(head) - 2)]
+        for block in table.blocks:
+            for i, row in enumerate(block.rows):
+                lines.append(_line([block.label if i == 0 else "", method_text(row, MARKUP),
+                                    *row_cells(block, row, table.joined, MARKUP), *row.cost]))
+    else:
+        for k, block in enumerate(table.blocks):
+            if k:
+                lines.append("")
+            head = ["Method", *sub_heads(block, False), *table.cost_heads]
+            lines += [_line(head), _align(1, len(head) - 1)]
+            lines += [_line([method_text(row, MARKUP), *row_cells(block, row, False, MARKUP), *row.cost]) for row in block.rows]
+    return lines + _notes(table)
+
+
+def render(tables: list) -> str:
+    out: list[str] = []
+    for t in tables:
+        if out:
+            out.append("")
+        out += _table(t)
+    return "\n".join(out) + "\n"
+
+
+def render_plain(head, rows, notes, caption="", numeric_from=0) -> str:
+    esc = MARKUP.escape
+    lines = [caption, ""] if caption else []
+    lines += [_line([esc(h) for h in head]), _align(numeric_from, len(head) - numeric_from)]
+    lines += [_line([esc(c) for c in r]) for r in rows]
+    if notes:
+        lines += ["", *notes]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,176 @@
+"""A run as one self-contained HTML file (``srbench report --format html``): the paper table(s), the scale curves as
+inline SVG, each model against bicubic (paired statistics), the rows that failed and the provenance. No network and
+no external file: the style sheet and the figures live inside the page.
+
+Every number comes from the run folder, as in the Markdown report (``report/document.py``): means and statistics
+from the per-image rows, provenance from run.json, reported rows from the model cards.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from sr_bench.errors import UserError
+from sr_bench.metrics import metric_info
+from sr_bench.report.document import Fact, command_text, provenance_facts
+from sr_bench.report.formats import render, render_plain
+from sr_bench.report.formats.html import STYLE, escape
+from sr_bench.report.paper import with_paper_for_run
+from sr_bench.report.paper_table import paper_layout, scales_layout
+from sr_bench.report.tables import long_table, present_metrics, summarize
+from sr_bench.store.atomic import atomic_write_text
+
+BASELINE = "bicubic"
+PAPER_LAYOUT_MAX_SCALES = 6  # more scales than this read better as methods x scales tables (Meta-SR's layout)
+
+PAGE_STYLE = """
+body { font: 15px/1.5 -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #111; margin: 2em auto;
+       max-width: 1200px; padding: 0 1.5em; }
+h1 { font-size: 1.6em; } h2 { font-size: 1.25em; margin-top: 2em; border-bottom: 1px solid #ddd; }
+code { font-size: 0.9em; background: #f4f4f4; padding: 0 0.2em; }
+pre { background: #f4f4f4; padding: 0.6em; overflow-x: auto; }
+.warning { background: #fff4e5; border-left: 4px solid #f0a020; padding: 0.5em 1em; }
+figure { margin: 1em 0; } figure svg { max-width: 100%; height: auto; }
+details summary { cursor: pointer; color: #333; }
+""".strip()
+
+
+def _fact_html(fact: Fact) -> str:
+    tag = {"code": "code", "strong": "strong"}
+    return "".join(f"<{tag[s]}>{escape(t)}</{tag[s]}>" if s else escape(t) for t, s in fact)
+
+
+def _svg(rows: pd.DataFrame, metric: str, paper: pd.DataFrame | None) -> str:
+    import matplotlib.pyplot as plt
+
+    from sr_bench.report.plot import plot_scale_curves
+
+    buf = io.StringIO()
+    fig = plot_scale_curves(rows, metric, None, paper=paper, title=None)
+    fig.savefig(buf, format="svg")  # text as paths: the page needs no font
+    plt.close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg"):]
+
+
+def _curves(rows: pd.DataFrame, metrics: tuple[str, ...], summary_paper: pd.DataFrame) -> list[str]:
+    if rows["scale_text"].nunique() < 2:
+        return []
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return ["<h2>Scale curves</h2>", "<p>(skipped: matplotlib is not installed; pip install 'sr_bench[plot]')</p>"]
+    from sr_bench.report.plot import paper_points
+
+    out = ["<h2>Scale curves</h2>"]
+    for m in metrics:
+        out += [f"<figure>{_svg(rows, m, paper_points(summary_paper, m))}"
+                f"<figcaption>{escape(metric_info(m).name.upper())} against scale; open markers: published values "
+                f"(model cards, same protocol)</figcaption></figure>"]
+    return out
+
+
+def _against_baseline(rows: pd.DataFrame, run_id: str, metrics: tuple[str, ...]) -> list[str]:
+    from sr_bench.report.compare import ALL_SCALES, Side, compare_table, pair_rows
+
+    models = list(pd.unique(rows["model"]))
+    if BASELINE not in models or len(models) < 2:
+        return []
+    out = ["<h2>Against bicubic</h2>",
+           "<p>Per model B against bicubic (A), paired on the same images: mean B − A with its 95% paired-bootstrap "
+           "interval (10,000 resamples, seed 0), B's wins/ties/losses, two-sided Wilcoxon signed-rank p "
+           "(as <code>srbench compare</code>).</p>"]
+    for model in models:
+        if model == BASELINE:
+            continue
+        untrained = bool(rows.loc[rows["model"] == model, "untrained"].any())
+        pairing = pair_rows(rows, rows, Side(BASELINE, run_id, BASELINE), Side(model, run_id, model, untrained),
+                            tuple(m for m in metrics))
+        table = compare_table(pairing)
+        head = ["dataset", "scale", "metric", "n", "bicubic", model, "B − A", "95% CI", "W/T/L", "p"]
+        lines = []
+        for r in table.itertuples():
+            d = metric_info(r.metric).decimals
+            num = lambda v, sign=False: "–" if math.isnan(v) else (f"{v:+.{d + 1}f}" if sign else f"{v:.{d}f}")  # noqa: E731
+            lines.append([r.dataset, "all" if r.scale == ALL_SCALES else f"×{r.scale}", r.metric.upper(), str(r.n),
+                          num(r.mean_a), num(r.mean_b), num(r.diff, True),
+                          "–" if math.isnan(r.ci_low) else f"[{num(r.ci_low, True)}, {num(r.ci_high, True)}]",
+                          f"{r.wins}/{r.ties}/{r.losses}", "–" if math.isnan(r.p_wilcoxon) else f"{r.p_wilcoxon:.2g}"])
+        label = model + (" (untrained)" if untrained else "")
+        out.append(f"<h3>{escape(label)} − bicubic</h3>")
+        out.append(render_plain(head, lines, [], "html", numeric_from=3))
+    return out
+
+
+def _errors(rows: pd.DataFrame) -> list[str]:
+    bad = rows[rows["error"].fillna("") != ""]
+    if bad.empty:
+        return []
+    body = [[r.model, r.dataset, r.image, f"×{r.scale_text}", str(r.error)] for r in bad.itertuples()]
+    return ["<h2>Rows with errors</h2>",
+            render_plain(["model", "dataset", "image", "scale", "error"], body, [], "html", numeric_from=5)]
+
+
+def _provenance(manifest: dict, rows: pd.DataFrame) -> list[str]:
+    out = ["<h2>Provenance</h2>"]
+    command = command_text(manifest)
+    if command:
+        out.append(f"<p>Command:</p><pre>{escape(command)}</pre>")
+    out.append("<ul>" + "".join(f"<li>{_fact_html(f)}</li>" for f in provenance_facts(manifest, rows)) + "</ul>")
+    rules = manifest.get("protocol", {}).get("rules") or {}
+    if rules:
+        out.append("<details><summary>Protocol rules</summary>"
+                   + render_plain(["rule", "value"], [[k, str(v)] for k, v in rules.items()], [], "html",
+                                  numeric_from=2) + "</details>")
+    return out
+
+
+def html_report(run_dir: Path, rows: pd.DataFrame, manifest: dict, reported: tuple[str, ...] = (),
+                plots: bool = True) -> str:
+    """The whole page as a string (see module doc)."""
+    metrics = present_metrics(rows)
+    table_metrics = tuple(m for m in ("psnr", "ssim") if m in metrics) or metrics
+    run_id = manifest.get("run_id", run_dir.name)
+    ok = rows["error"].fillna("") == ""
+    models = list(pd.unique(rows["model"]))
+    body = [f"<h1>sr_bench run {escape(run_id)}</h1>",
+            f"<p>{len(models)} model(s) ({', '.join(f'<code>{escape(m)}</code>' for m in models)}), "
+            f"{rows['dataset'].nunique()} dataset(s), {rows['scale_text'].nunique()} scale(s); {int(ok.sum())} "
+            f"measured rows, {int((~ok).sum())} error rows. Means are over images; every number comes from the "
+            f"per-image rows in <code>{escape(str(run_dir))}/rows/</code>.</p>"]
+    if rows["untrained"].any():
+        body.append('<p class="warning"><strong>Untrained rows present</strong>: some models ran with random '
+                    "weights (smoke/profiling run); their numbers mean nothing about the architecture.</p>")
+    body.append("<h2>Results</h2>")
+    if rows["scale_text"].nunique() <= PAPER_LAYOUT_MAX_SCALES:
+        tables = [paper_layout(rows, manifest, metrics=table_metrics, reported=reported)]
+    else:
+        tables = scales_layout(rows, manifest, metrics=table_metrics, reported=reported)
+    body.append(render(tables, "html"))
+    summary, sources = with_paper_for_run(summarize(rows), rows, manifest, metrics)
+    if sources:
+        head, lines, notes = long_table(summary, metrics, sources)
+        body += ["<details><summary>Measured next to the published values (model cards, same protocol)</summary>",
+                 render_plain(head, lines, notes, "html", numeric_from=3), "</details>"]
+    if plots:
+        body += _curves(rows, metrics, summary)
+    body += _against_baseline(rows, run_id, metrics)
+    body += _errors(rows)
+    body += _provenance(manifest, rows)
+    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            f"<title>sr_bench run {escape(run_id)}</title>\n<style>\n{PAGE_STYLE}\n{STYLE}\n</style>\n</head>\n"
+            "<body>\n" + "\n".join(body) + "\n</body>\n</html>\n")
+
+
+def write_html_report(run_dir: Path, rows: pd.DataFrame, manifest: dict, out: Path, reported: tuple[str, ...] = (),
+                      plots: bool = True) -> Path:
+    """Write ``out/report.html``; returns its path."""
+    if not len(rows):
+        raise UserError(f"run {run_dir.name} has no rows to report")
+    path = Path(out) / "report.html"
+    atomic_write_text(path, html_report(run_dir, rows, manifest, reported, plots))
+    return path

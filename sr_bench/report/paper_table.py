@@ -1,0 +1,406 @@
+"""The tables SR papers print, built from per-image rows and model cards (rendered by ``report/formats``).
+
+Two layouts:
+
+``paper``
+    Rows are methods, column groups are datasets with one sub-column per metric, one block of rows per scale (the main
+    table of ASDN, RCAN, DBDN, CSFM, MS-LapSRN).
+``scales``
+    One table per (dataset, metric): rows are methods, columns are scales, in chunks of ``max_columns`` scales (the
+    Meta-SR B100 table, ASDN Table 2).
+
+Every measured cell is a mean of the run's error-free per-image rows; every reported cell is a card value
+(``report/reported.py``); nothing else is ever printed.
+
+Ranking (best bold, second underlined) is done per column within a block, in the metric's declared direction, on the
+values as printed: each value is rounded to the coarsest precision printed among the ranked cells of that column (the
+metric's ``decimals``, or fewer for a reported table that printed fewer), and equal rounded values tie. Ranks are
+dense: every cell holding the best rounded value is "best", every cell holding the next distinct value is "second".
+Only measured rows are ranked unless ``rank_reported``; a column with fewer than two ranked values gets no marks.
+
+With ``ci``: each measured cell gets the half-width of the 95% bootstrap interval of its mean (10,000 resamples of
+its images, percentile method, seed 0: ``report.compare.bootstrap_ci``), and a unique best measured value gets
+"not significant" when the paired bootstrap interval of (best - second) over the images both were measured on
+includes 0, for any measured second (the test ``srbench compare`` prints).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+
+from sr_bench.errors import UserError
+from sr_bench.metrics import metric_info
+from sr_bench.models.cards import card_for
+from sr_bench.report.compare import bootstrap_ci, half_width
+from sr_bench.report.reported import ENSEMBLE_SUFFIX, ReportedModel, reported_model, year_of
+from sr_bench.report.tables import summarize
+from sr_bench.scales import parse_scale
+
+LAYOUTS = ("long", "paper", "scales")
+ORDERS = ("given", "year")
+BEST, SECOND = "best", "second"
+DEFAULT_METRICS = ("psnr", "ssim")
+BASELINE = "bicubic"  # always the first row: the reference every paper prints first
+
+
+@dataclass(frozen=True)
+class Cell:
+    value: float | None
+    decimals: int
+    half_width: float | None = None  # --ci: half-width of the 95% bootstrap interval of the mean
+    mark: str = ""  # BEST, SECOND or ""
+    not_significant: bool = False  # best, but not significantly better than the second (paired bootstrap)
+
+    def text(self) -> str:
+        if self.value is None or math.isnan(self.value):
+            return "–"
+        if math.isinf(self.value):
+            return "inf" if self.value > 0 else "-inf"
+        return f"{self.value:.{self.decimals}f}"
+
+    def ci_text(self) -> str:
+        return "" if self.half_width is None or math.isnan(self.half_width) else f"±{self.half_width:.{self.decimals}f}"
+
+
+@dataclass(frozen=True)
+class Column:
+    group: str  # the group head: a dataset in the paper layout, "" in the scales layout
+    metric: str
+    label: str  # the sub-head: "PSNR", or a scale "×1.5"
+    dataset: str
+    scale_text: str
+
+
+@dataclass(frozen=True)
+class Method:
+    key: str  # the model name in the run, or the --reported text
+    label: str
+    reported: bool
+    card_name: str | None
+    untrained: bool = False
+
+
+@dataclass
+class Row:
+    method: Method
+    cells: list[Cell]  # one per column of the block
+    notes: tuple[int, ...] = ()  # footnote numbers (a reported row's sources)
+    cost: tuple[str, ...] = ()  # one per Table.cost_heads
+
+
+@dataclass
+class Block:
+    label: str  # "×2" in the paper layout; "" or a scale range in the scales layout
+    columns: list[Column]
+    rows: list[Row]
+
+
+@dataclass
+class Table:
+    layout: str
+    caption: str
+    blocks: list[Block]
+    grouped: bool  # columns carry group heads (paper layout)
+    joined: bool  # the metrics of one group share a cell: 32.35/0.9019
+    cost_heads: tuple[str, ...] = ()
+    footnotes: list[str] = field(default_factory=list)  # numbered sources, [1] first
+    symbols: list[str] = field(default_factory=list)  # what †, ‡ and the marks mean
+    block_head: str = "Scale"
+
+
+# ----------------------------------------------------------------------------------------------- the inputs ----
+@dataclass
+class _Run:
+    """What every layout needs from a run: the summary, the per-image values, the protocol, the models' configs."""
+
+    rows: pd.DataFrame  # error-free rows
+    summary: pd.DataFrame
+    protocol: str
+    fingerprint: str
+    configs: dict[str, dict]
+    datasets: list[str]
+    scales: list[str]  # scale texts, ascending
+
+
+def _load(rows: pd.DataFrame, manifest: dict, metrics: tuple[str, ...]) -> _Run:
+    for m in metrics:
+        metric_info(m)  # an unknown name fails with a suggestion
+        if m not in rows or rows[m].isna().all():
+            measured = [c for c in ("psnr", "ssim", "lpips") if c in rows and rows[c].notna().any()]
+            raise UserError(f"metric {m!r} was not measured in this run; pick from: {', '.join(measured) or 'none'}")
+    ok = rows[rows["error"].fillna("") == ""]
+    summary = summarize(rows)
+    protocol = manifest.get("protocol", {}).get("name") or str(rows["protocol"].iloc[0])
+    fingerprint = manifest.get("protocol", {}).get("fingerprint") or str(rows["protocol_fingerprint"].iloc[0])
+    configs = {m["name"]: m.get("config") or {} for m in manifest.get("models", [])}
+    scales = sorted(pd.unique(rows["scale_text"]), key=parse_scale)
+    return _Run(rows=ok, summary=summary, protocol=protocol, fingerprint=fingerprint, configs=configs,
+                datasets=list(pd.unique(summary["dataset"])), scales=scales)
+
+
+def _measured_label(model: str, config: dict) -> tuple[str, str | None]:
+    ensemble = card_for(model) is None and model.endswith(ENSEMBLE_SUFFIX)
+    card = card_for(model[: -len(ENSEMBLE_SUFFIX)] if ensemble else model)
+    if card is None:
+        return model, None
+    label = card.get("display_name", card["name"]) + (ENSEMBLE_SUFFIX if ensemble else "")
+    variant = config.get("variant")
+    if variant and (variant in card.get("variants", {}) or variant in card.get("variant_params", {})):
+        label += f" ({variant})"
+    return label, card["name"]
+
+
+def _methods(run: _Run, reported: list[ReportedModel], order: str) -> list[Method]:
+    if order not in ORDERS:
+        raise UserError(f"unknown --order {order!r}; pick one of: {', '.join(ORDERS)}")
+    measured = []
+    for model in pd.unique(run.summary["model"]):
+        label, card_name = _measured_label(model, run.configs.get(model, {}))
+        untrained = bool(run.summary.loc[run.summary["model"] == model, "untrained"].any())
+        measured.append(Method(model, label, False, card_name, untrained))
+    given: list[Method] = []
+    later = list(reported)
+    for m in measured:  # a reported row of a measured model's card sits right below the measured row
+        given.append(m)
+        for r in [r for r in later if r.card["name"] == m.card_name and not r.ensemble
+                  and not m.key.endswith(ENSEMBLE_SUFFIX)]:
+            given.append(Method(r.name, r.label, True, r.card["name"]))
+            later.remove(r)
+    given += [Method(r.name, r.label, True, r.card["name"]) for r in later]
+    if order == "year":
+        years = {m: year_of(card_for(m.card_name) if m.card_name else None) for m in given}
+        given.sort(key=lambda m: (years[m] is None, years[m] or 0))  # stable: given order within a year
+    return sorted(given, key=lambda m: m.card_name != BASELINE)  # bicubic first, the rest unchanged
+
+
+# -------------------------------------------------------------------------------------------------- ranking ----
+def rank_marks(values: list[float | None], decimals: list[int], higher_is_better: bool) -> list[str]:
+    """BEST / SECOND / "" per value (None: not ranked), by the module's rule (dense ranks at printed precision)."""
+    ranked = [(i, v) for i, v in enumerate(values) if v is not None and not math.isnan(v)]
+    marks = [""] * len(values)
+    if len(ranked) < 2:
+        return marks
+    d = min(decimals[i] for i, _ in ranked)
+    printed = {i: round(float(f"{v:.{d}f}"), d) if math.isfinite(v) else v for i, v in ranked}
+    distinct = sorted(set(printed.values()), reverse=higher_is_better)
+    for i, v in printed.items():
+        if v == distinct[0]:
+            marks[i] = BEST
+        elif len(distinct) > 1 and v == distinct[1]:
+            marks[i] = SECOND
+    return marks
+
+
+def _per_image(run: _Run, model: str, dataset: str, scale: str, metric: str) -> pd.Series:
+    r = run.rows
+    part = r[(r["model"] == model) & (r["dataset"] == dataset) & (r["scale_text"] == scale)]
+    return part.set_index("image")[metric].dropna()
+
+
+def significantly_better(best: pd.Series, other: pd.Series, higher_is_better: bool) -> bool:
+    """Whether the paired 95% bootstrap interval of (best - other), over the images both have, excludes 0."""
+    both = pd.concat([best, other], axis=1, join="inner").dropna()
+    d = (both.iloc[:, 0] - both.iloc[:, 1]).to_numpy(np.float64)
+    d = d[np.isfinite(d)] * (1.0 if higher_is_better else -1.0)
+    if d.size < 2:
+        return False
+    lo, _ = bootstrap_ci(d)
+    return lo > 0
+
+
+# ---------------------------------------------------------------------------------------------- the builder ----
+class _Builder:
+    def __init__(self, run: _Run, reported: list[ReportedModel], metrics: tuple[str, ...], methods: list[Method],
+                 rank_reported: bool, ci: bool, cost: bool):
+        self.run, self.metrics, self.methods = run, metrics, methods
+        self.reported = {r.name: r for r in reported}
+        self.rank_reported, self.ci, self.cost = rank_reported, ci, cost
+        self.footnotes: list[str] = []
+        self.any_not_significant = False
+        self.means = {(r.model, r.dataset, r.scale_text): r for r in run.summary.itertuples()}
+
+    def _note(self, text: str) -> int:
+        if text not in self.footnotes:
+            self.footnotes.append(text)
+        return self.footnotes.index(text) + 1
+
+    def cell(self, method: Method, col: Column) -> Cell:
+        info = metric_info(col.metric)
+        if method.reported:
+            v = self.reported[method.key].cells.get((col.dataset.lower(), col.scale_text), {}).get(col.metric)
+            return Cell(v.value, min(v.decimals, info.decimals)) if v else Cell(None, info.decimals)
+        s = self.means.get((method.key, col.dataset, col.scale_text))
+        value = getattr(s, col.metric) if s is not None else None
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return Cell(None, info.decimals)
+        hw = half_width(_per_image(self.run, method.key, col.dataset, col.scale_text, col.metric)) if self.ci else None
+        return Cell(float(value), info.decimals, hw)
+
+    def block(self, label: str, columns: list[Column], cost_columns: list[Column] | None = None) -> Block:
+        """One block of rows; ``cost_columns`` (default ``columns``): the cells the cost columns summarise."""
+        rows = []
+        for method in self.methods:
+            cells = [self.cell(method, c) for c in columns]
+            if method.reported and all(c.value is None for c in cells):
+                continue  # the card has nothing for this block
+            notes = self._reported_notes(method, columns) if method.reported else ()
+            rows.append(Row(method, cells, notes, self._cost(method, cost_columns or columns) if self.cost else ()))
+        self._rank(rows, columns)
+        return Block(label, columns, rows)
+
+    def _reported_notes(self, method: Method, columns: list[Column]) -> tuple[int, ...]:
+        rep = self.reported[method.key]
+        keys = [(c.dataset.lower(), c.scale_text) for c in columns]
+        out = []
+        for v in rep.sources_for(keys):
+            text = f"as reported in: {v.source}"
+            if v.protocol != self.run.protocol:
+                text += f" (measured there under protocol {v.protocol}; this run: {self.run.protocol})"
+            dropped = rep.dropped.get(v.source)
+            if dropped and any(c.metric in dropped for c in columns):
+                text += (f"; its {'/'.join(sorted(m.upper() for m in dropped))} is left out: computed another way "
+                         "(the card's compare list)")
+            out.append(self._note(text))
+        return tuple(out)
+
+    def _rank(self, rows: list[Row], columns: list[Column]) -> None:
+        for j, col in enumerate(columns):
+            info = metric_info(col.metric)
+            eligible = [not r.method.reported or self.rank_reported for r in rows]
+            values = [r.cells[j].value if ok else None for r, ok in zip(rows, eligible)]
+            marks = rank_marks(values, [r.cells[j].decimals for r in rows], info.higher_is_better)
+            for r, mark in zip(rows, marks):
+                if mark:
+                    r.cells[j] = replace(r.cells[j], mark=mark)
+            best = [i for i, m in enumerate(marks) if m == BEST]
+            seconds = [i for i, m in enumerate(marks) if m == SECOND]
+            if not self.ci or len(best) != 1 or not seconds or rows[best[0]].method.reported:
+                continue
+            b = rows[best[0]].method.key
+            per = lambda k: _per_image(self.run, k, col.dataset, col.scale_text, col.metric)  # noqa: E731
+            if any(not rows[i].method.reported and not significantly_better(per(b), per(rows[i].method.key),
+                                                                                info.higher_is_better)
+                   for i in seconds):
+                rows[best[0]].cells[j] = replace(rows[best[0]].cells[j], not_significant=True)
+                self.any_not_significant = True
+
+    def _cost(self, method: Method, columns: list[Column]) -> tuple[str, ...]:
+        scales = sorted({c.scale_text for c in columns}, key=parse_scale)
+        params = _params(method, self.run.configs.get(method.key, {}), scales)
+        if method.reported:
+            return params, "–"
+        r = self.run.rows
+        datasets = {c.dataset for c in columns}
+        part = r[(r["model"] == method.key) & r["scale_text"].isin(scales) & r["dataset"].isin(datasets)]
+        seconds = part["seconds"].dropna()
+        return params, (f"{seconds.mean():.3f}" if len(seconds) else "–")
+
+
+def _params(method: Method, config: dict, scales: list[str]) -> str:
+    return params_text(method.card_name, config, scales)
+
+
+def params_text(card_name: str | None, config: dict, scales: list[str]) -> str:
+    """Trainable parameters from a model's card (per scale, per variant: ``[params]``, ``[variant_params]``) for the
+    networks serving ``scales``, or "–" when the card does not say (no card, or a scale it has no count for)."""
+    card = card_for(card_name) if card_name else None
+    if not card:
+        return "–"
+    variant = config.get("variant")
+    table = card.get("variant_params", {}).get(variant) or card.get("params", {})
+    if "all" in table:
+        return _count(table["all"])
+    found = [table[f"x{s}"] for s in scales if f"x{s}" in table]
+    if len(found) != len(scales) or not found:
+        return "–"
+    lo, hi = min(found), max(found)
+    return _count(lo) if lo == hi else f"{_count(lo)}–{_count(hi)}"
+
+
+def with_cost(summary: pd.DataFrame, rows: pd.DataFrame, manifest: dict) -> pd.DataFrame:
+    """The long layout's cost columns: ``params`` (card text, see ``params_text``) and ``seconds`` (mean model
+    seconds per image of the error-free rows)."""
+    configs = {m["name"]: m.get("config") or {} for m in manifest.get("models", [])}
+    ok = rows[rows["error"].fillna("") == ""]
+    seconds = ok.groupby(["model", "dataset", "scale_text"])["seconds"].mean()
+    out = summary.copy()
+    out["params"] = [params_text(_measured_label(r.model, configs.get(r.model, {}))[1], configs.get(r.model, {}),
+                                 [r.scale_text]) for r in out.itertuples()]
+    out["seconds"] = [seconds.get((r.model, r.dataset, r.scale_text), math.nan) for r in out.itertuples()]
+    return out
+
+
+def _count(n: int) -> str:
+    if n >= 1e6:
+        return f"{n / 1e6:.2f}M"
+    return f"{n / 1e3:.0f}K" if n >= 1e3 else str(n)
+
+
+def _caption(run: _Run, metrics: tuple[str, ...], what: str, rank_reported: bool) -> str:
+    names = " / ".join(metric_info(m).name.upper() + (f" ({metric_info(m).unit})" if metric_info(m).unit else "")
+                       for m in metrics)
+    ranked = "all rows" if rank_reported else "measured rows"
+    return (f"{names}{what}: means over images, protocol {run.protocol} ({run.fingerprint}). "
+            f"Bold: best; underlined: second best (among {ranked}).")
+
+
+def _symbols(builder: _Builder, table_has_reported: bool) -> list[str]:
+    out = []
+    if table_has_reported:
+        out.append("† reported, not measured here: copied from the paper named in the note")
+    if builder.any_not_significant:
+        out.append("‡ best, but not significantly better than the second best: the 95% paired-bootstrap interval of "
+                   "the difference over the same images includes 0 (10,000 resamples, seed 0)")
+    if builder.ci:
+        out.append("± half-width of the 95% bootstrap interval of the mean over images (10,000 resamples, seed 0)")
+    return out
+
+
+# ------------------------------------------------------------------------------------------------- layouts ----
+def paper_layout(rows: pd.DataFrame, manifest: dict, metrics: tuple[str, ...] = DEFAULT_METRICS,
+                 reported: tuple[str, ...] = (), rank_reported: bool = False, ci: bool = False, cost: bool = False,
+                 order: str = "given", joined: bool = True) -> Table:
+    """Methods x (dataset, metric), one block per scale."""
+    run = _load(rows, manifest, metrics)
+    reps = [reported_model(r, run.protocol) for r in reported]
+    builder = _Builder(run, reps, metrics, _methods(run, reps, order), rank_reported, ci, cost)
+    blocks = []
+    for s in run.scales:
+        columns = [Column(d, m, metric_info(m).name.upper(), d, s) for d in run.datasets for m in metrics]
+        blocks.append(builder.block(f"×{s}", columns))
+    has_reported = any(r.method.reported for b in blocks for r in b.rows)
+    return Table("paper", _caption(run, metrics, "", rank_reported), blocks, grouped=True, joined=joined,
+                 cost_heads=("Params", "s/image") if cost else (), footnotes=builder.footnotes,
+                 symbols=_symbols(builder, has_reported))
+
+
+def scales_layout(rows: pd.DataFrame, manifest: dict, metrics: tuple[str, ...] = ("psnr",),
+                  reported: tuple[str, ...] = (), rank_reported: bool = False, ci: bool = False, cost: bool = False,
+                  order: str = "given", max_columns: int = 10) -> list[Table]:
+    """One table per (dataset, metric): methods x scales, ``max_columns`` scales per block."""
+    if max_columns < 1:
+        raise UserError(f"--max-columns must be >= 1, got {max_columns}")
+    run = _load(rows, manifest, metrics)
+    reps = [reported_model(r, run.protocol) for r in reported]
+    methods = _methods(run, reps, order)
+    tables = []
+    for d in run.datasets:
+        for m in metrics:
+            builder = _Builder(run, reps, (m,), methods, rank_reported, ci, cost)
+            every = [Column("", m, f"×{s}", d, s) for s in run.scales]
+            blocks = []
+            for start in range(0, len(every), max_columns):
+                columns = every[start:start + max_columns]
+                label = "" if len(every) <= max_columns else f"×{columns[0].scale_text}–×{columns[-1].scale_text}"
+                blocks.append(builder.block(label, columns, cost_columns=every))
+            has_reported = any(r.method.reported for b in blocks for r in b.rows)
+            tables.append(Table("scales", _caption(run, (m,), f" on {d}", rank_reported), blocks, grouped=False,
+                                joined=False, cost_heads=("Params", "s/image") if cost else (),
+                                footnotes=builder.footnotes, symbols=_symbols(builder, has_reported),
+                                block_head="Scales"))
+    return tables
+
