@@ -33,8 +33,14 @@ def _provenance(manifest: dict, rows: pd.DataFrame) -> list[str]:
         flag = " — **untrained (random weights)**" if m.get("untrained") else ""
         config = ", ".join(f"{k}={v}" for k, v in (m.get("config") or {}).items())
         lines.append(f"- model `{m['name']}`: {ckpt}" + (f"; {config}" if config else "") + flag)
+    for name, info in (manifest.get("metric_info") or {}).items():
+        unit = f", unit {info['unit']}" if info.get("unit") else ""
+        better = "higher" if info.get("higher_is_better") else "lower"
+        lines.append(f"- metric `{name}`: {better} is better, range [{info.get('lower')}, {info.get('upper')}]{unit}, "
+                     f"view `{info.get('view')}`; {info.get('source')}")
     for name, value in (manifest.get("metric_weights") or {}).items():
-        lines.append(f"- metric weights {name}: `{value}`")
+        if not name.endswith("_plugin"):  # named with the metric above
+            lines.append(f"- metric weights {name}: `{value}`")
     for note in manifest.get("notes", []):
         lines.append(f"- note: {note}")
     rules = protocol.get("rules") or {}
