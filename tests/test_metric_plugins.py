@@ -191,7 +191,7 @@ def test_metric_plugin_end_to_end(installed, tmp_path, monkeypatch):
     for p in shards:
         p.unlink()
     kept = rows[rows.dataset == "setA"]
-    res = CliRunner().invoke(cli, ["run", "--resume", str(out), "--no-progress"])
+    res = CliRunner().invoke(cli, ["run", "--resume", str(out), "--workers", "2", "--no-progress"])  # spawned workers
     assert res.exit_code == 0, res.output
     from sr_bench.store import load_rows, metric_columns
 
