@@ -60,7 +60,9 @@ def _default_datasets(data_root: str | None) -> list[str]:
 @click.option("--protocol", "-p", default="auto", show_default=True,
               help="matlab | metasr | liif | auto (matlab if every scale is an integer, else metasr).")
 @click.option("--metrics", default=None, help="Comma-separated metrics (default psnr,ssim,lpips; lpips is skipped "
-              "with a note when its weights are missing, but an explicit --metrics lpips then fails).")
+              "with a note when its weights are missing, but an explicit --metrics lpips then fails). A metric "
+              "plugin (an installed package with an entry point in group sr_bench.metrics) runs when named here, "
+              "e.g. psnr,ssim,mae; its values get their own column.")
 @click.option("--data-root", type=click.Path(file_okay=False), default=None,
               help="Folder holding Set5/, Set14/, ... (else $SRBENCH_DATA, else ./datasets).")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Run folder (default results/<run id>).")
@@ -371,7 +373,8 @@ def models(pattern, plugins, bibtex):
 
 @cli.command(short_help="Scale curves of a run: a metric against the scale, per dataset and model.")
 @click.argument("run_ref", metavar="RUN")
-@click.option("--metric", default="psnr", show_default=True, help="Metric column to plot (psnr, ssim, lpips).")
+@click.option("--metric", default="psnr", show_default=True,
+              help="Metric column to plot (psnr, ssim, lpips, or a plugin metric the run measured).")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
               help="Figure file (.png, .pdf or .svg). Default: <run folder>/<metric>_vs_scale.png")
 @click.option("--paper", is_flag=True, help="Also draw the model cards' published values (same protocol) as open markers.")

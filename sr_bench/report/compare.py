@@ -21,7 +21,7 @@ import pandas as pd
 
 from sr_bench.errors import UserError
 from sr_bench.metrics import metric_info
-from sr_bench.store.schema import METRIC_COLUMNS
+from sr_bench.store.schema import metric_columns
 
 PAIR_KEYS = ["dataset", "image", "scale_text"]
 ALL_SCALES = "all"
@@ -174,12 +174,13 @@ def pair_rows(rows_a: pd.DataFrame, rows_b: pd.DataFrame, a: Side, b: Side,
     protocol, fingerprint = check_same_protocol(ra, rb, a, b)
     ok_a = ra[ra["error"].fillna("") == ""]
     ok_b = rb[rb["error"].fillna("") == ""]
+    measured = lambda m: m in ok_a and m in ok_b and ok_a[m].notna().any() and ok_b[m].notna().any()  # noqa: E731
     if metrics is None:
-        metrics = tuple(m for m in METRIC_COLUMNS if ok_a[m].notna().any() and ok_b[m].notna().any())
+        metrics = tuple(m for m in metric_columns(ok_a) if measured(m))
     else:
         for m in metrics:
             metric_info(m)  # an unknown name fails with a suggestion
-            if m not in ok_a or not (ok_a[m].notna().any() and ok_b[m].notna().any()):
+            if not measured(m):
                 raise UserError(f"metric {m!r} was not measured for both {a.label} and {b.label}")
     if not metrics:
         raise UserError(f"no metric was measured for both {a.label} and {b.label}")

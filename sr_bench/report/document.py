@@ -45,8 +45,15 @@ def provenance_facts(manifest: dict, rows: pd.DataFrame) -> list[Fact]:
         fact += [(f"; {config}", "")] if config else []
         fact += [(" — ", ""), ("untrained (random weights)", "strong")] if m.get("untrained") else []
         facts.append(fact)
+    for name, info in (manifest.get("metric_info") or {}).items():
+        unit = f", unit {info['unit']}" if info.get("unit") else ""
+        better = "higher" if info.get("higher_is_better") else "lower"
+        facts.append([("metric ", ""), (name, "code"),
+                      (f": {better} is better, range [{info.get('lower')}, {info.get('upper')}]{unit}, view ", ""),
+                      (str(info.get("view")), "code"), (f"; {info.get('source')}", "")])
     for name, value in (manifest.get("metric_weights") or {}).items():
-        facts.append([(f"metric weights {name}: ", ""), (str(value), "code")])
+        if not name.endswith("_plugin"):  # named with the metric above
+            facts.append([(f"metric weights {name}: ", ""), (str(value), "code")])
     for note in manifest.get("notes", []):
         facts.append([(f"note: {note}", "")])
     return facts

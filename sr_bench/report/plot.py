@@ -13,7 +13,7 @@ import pandas as pd
 
 from sr_bench.errors import UserError
 from sr_bench.metrics import metric_info
-from sr_bench.report.tables import summarize
+from sr_bench.report.tables import present_metrics, summarize
 
 FORMATS = (".png", ".pdf", ".svg")
 
@@ -21,7 +21,7 @@ FORMATS = (".png", ".pdf", ".svg")
 def curve_data(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
     """(model, dataset, scale as float, scale_text, value, n_images, untrained) per plotted point, scale-ordered."""
     if metric not in rows or rows[metric].isna().all():
-        measured = [c for c in ("psnr", "ssim", "lpips") if c in rows and rows[c].notna().any()]
+        measured = present_metrics(rows)
         raise UserError(f"metric {metric!r} was not measured in this run; plot one of: {', '.join(measured) or 'none'}")
     s = summarize(rows)
     s = s[s[metric].notna()]

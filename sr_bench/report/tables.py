@@ -7,18 +7,18 @@ import math
 import pandas as pd
 
 from sr_bench.metrics import metric_info
-from sr_bench.store.schema import METRIC_COLUMNS
+from sr_bench.store.schema import metric_columns
 
 KEYS = ["model", "dataset", "scale_text"]
 
 
 def summarize(rows: pd.DataFrame) -> pd.DataFrame:
-    """Mean of per-image values per (model, dataset, scale) for every metric column (NaN where never measured);
-    ``n_images`` counts the measured (error-free) rows."""
+    """Mean of per-image values per (model, dataset, scale) for every metric column (``metric_columns``, plugin
+    metrics included; NaN where never measured); ``n_images`` counts the measured (error-free) rows."""
     ok = rows[rows["error"].fillna("") == ""]
     order = {k: {v: i for i, v in enumerate(pd.unique(rows[k]))} for k in ("model", "dataset")}
     grouped = ok.groupby(KEYS, sort=False)
-    out = grouped[list(METRIC_COLUMNS)].mean()
+    out = grouped[list(metric_columns(rows))].mean()
     out.insert(0, "n_images", grouped.size())
     out["scale"] = grouped["scale"].first()
     out["untrained"] = grouped["untrained"].any()
@@ -30,14 +30,17 @@ def summarize(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def to_csv(summary: pd.DataFrame, sources: list[str] | None = None) -> str:
-    """The columns ``model,dataset,scale,n_images,psnr,ssim,lpips`` (a metric never measured stays empty), then
-    ``<metric>_ci95`` where ``with_ci`` added them; with ``sources`` also ``paper_<metric>`` for every metric and ``paper_source`` (the card's source text)."""
-    cols = ["model", "dataset", "scale", "n_images", *METRIC_COLUMNS]
-    cols += [f"{m}_ci95" for m in METRIC_COLUMNS if f"{m}_ci95" in summary]
+    """The columns ``model,dataset,scale,n_images,psnr,ssim,lpips`` and one per plugin metric (a metric never
+    measured stays empty), then ``<metric>_ci95`` where ``with_ci`` added them and the cost columns of
+    ``paper_table.with_cost``; with ``sources`` also ``paper_<metric>`` for every metric and ``paper_source`` (the
+    card's source text)."""
+    metrics = metric_columns(summary)
+    cols = ["model", "dataset", "scale", "n_images", *metrics]
+    cols += [f"{m}_ci95" for m in metrics if f"{m}_ci95" in summary]
     cols += [c for c in ("params", "seconds") if c in summary]
     df = summary.assign(scale=summary["scale_text"])
     if sources is not None:
-        cols += [f"paper_{m}" for m in METRIC_COLUMNS if f"paper_{m}" in df] + ["paper_source"]
+        cols += [f"paper_{m}" for m in metrics if f"paper_{m}" in df] + ["paper_source"]
         df = df.assign(paper_source=[sources[k - 1] if k else "" for k in df["source"]])
     return df[cols].to_csv(index=False, float_format="%.6f")
 
@@ -68,12 +71,13 @@ def with_ci(summary: pd.DataFrame, rows: pd.DataFrame, metrics: tuple[str, ...])
     return out
 
 
-def long_table(summary: pd.DataFrame, metrics: tuple[str, ...] = METRIC_COLUMNS, sources: list[str] | None = None
+def long_table(summary: pd.DataFrame, metrics: tuple[str, ...] | None = None, sources: list[str] | None = None
                ) -> tuple[list[str], list[list[str]], list[str]]:
     """The long layout as (header, string rows, notes): one row per (model, dataset, scale). With ``sources``
     (``report.paper.with_paper``), each metric that has published values gets ``paper`` and ``Δ`` (measured - paper)
-    columns and the sources become the notes; ``<metric>_ci95`` columns (``with_ci``) add ``±`` half-widths."""
-    infos = [metric_info(m) for m in metrics]
+    columns and the sources become the notes; ``<metric>_ci95`` columns (``with_ci``) add ``±`` half-widths.
+    ``metrics`` default to every metric column of ``summary``."""
+    infos = [metric_info(m) for m in (metric_columns(summary) if metrics is None else metrics)]
     with_paper = [i for i in infos if sources is not None and summary.get(f"paper_{i.name}", pd.Series(dtype=float)).notna().any()]
     head = ["model", "dataset", "scale", "n"]
     for i in infos:
@@ -110,12 +114,12 @@ def long_table(summary: pd.DataFrame, metrics: tuple[str, ...] = METRIC_COLUMNS,
     return head, rows, notes
 
 
-def to_markdown(summary: pd.DataFrame, metrics: tuple[str, ...] = METRIC_COLUMNS, sources: list[str] | None = None) -> str:
-    """The long layout in Markdown (see ``long_table``)."""
+def to_markdown(summary: pd.DataFrame, metrics: tuple[str, ...] | None = None, sources: list[str] | None = None) -> str:
+    """The long layout in Markdown (see ``long_table``); ``metrics`` default to every metric column of ``summary``."""
     return render_long(summary, metrics, sources, "markdown").rstrip("\n")
 
 
-def render_long(summary: pd.DataFrame, metrics: tuple[str, ...], sources: list[str] | None, fmt: str) -> str:
+def render_long(summary: pd.DataFrame, metrics: tuple[str, ...] | None, sources: list[str] | None, fmt: str) -> str:
     """The long layout in any table format (``report.formats``); CSV keeps its numeric columns (``to_csv``)."""
     from sr_bench.report.formats import render_plain
 
@@ -126,8 +130,9 @@ def render_long(summary: pd.DataFrame, metrics: tuple[str, ...], sources: list[s
 
 
 def present_metrics(rows: pd.DataFrame) -> tuple[str, ...]:
-    """Metric columns with at least one value (an unavailable LPIPS stays out of printed tables)."""
-    return tuple(m for m in METRIC_COLUMNS if rows[m].notna().any())
+    """Metric columns (``metric_columns``) with at least one value (an unavailable LPIPS stays out of printed
+    tables)."""
+    return tuple(m for m in metric_columns(rows) if rows[m].notna().any())
 
 
 def provenance_line(rows: pd.DataFrame) -> str:
@@ -144,6 +149,9 @@ def provenance_line(rows: pd.DataFrame) -> str:
              + (" (rows from several package sets)" if len(versions) > 1 else "")]
     if ckpts:
         parts.append(f"checkpoints sha256 {', '.join(ckpts)}")
+    plugins = sorted({f"metric {k.removesuffix('_plugin')}: {v}" for w in set(rows["metric_weights"].dropna())
+                      for k, v in json.loads(w or "{}").items() if k.endswith("_plugin")})
+    parts += plugins
     if rows["untrained"].any():
         parts.append("UNTRAINED rows present (random weights)")
     return "; ".join(parts)

@@ -170,6 +170,7 @@ def render_models(sources: list[Source], dataset: str, image: str, scale: Fracti
     from sr_bench.metrics import create_metric
     from sr_bench.provenance import resolve_device
     from sr_bench.run.replay import rebuild_context, run_protocol, saved_images
+    from sr_bench.run.runner import metric_value
     from sr_bench.scales import scale_text as to_text
     from sr_bench.store import read_manifest
 
@@ -215,8 +216,7 @@ def render_models(sources: list[Source], dataset: str, image: str, scale: Fracti
                 values = {}
                 with torch.inference_mode():
                     for name, metric in loaded.items():
-                        value = metric.compute(*views.pair(metric.info.view))
-                        values[name] = None if value is None or math.isnan(value) else value  # as rows store it
+                        values[name] = metric_value(name, metric.compute(*views.pair(metric.info.view)))
                 stored_vals = {m: (None if pd.isna(row[m]) else float(row[m])) for m in values}
                 renders[i] = Rendered(label=sources[i].label,
                                       sr=sr.round().to(torch.uint8).permute(1, 2, 0).cpu().numpy(),

@@ -16,7 +16,7 @@ import os
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from multiprocessing import get_context
 from pathlib import Path
@@ -30,7 +30,8 @@ from sr_bench.data import resolve_dataset
 from sr_bench.data.items import ImageItem
 from sr_bench.errors import UserError, unknown
 from sr_bench.imaging.color import gray2rgb
-from sr_bench.metrics import DEFAULT_METRICS, MetricUnavailable, create_metric, list_metrics
+from sr_bench.metrics import (DEFAULT_METRICS, MetricUnavailable, create_metric, is_builtin, list_metrics, metric_info,
+                              metric_source)
 from sr_bench.models import load_plugin
 from sr_bench.models.interface import Upscaler
 from sr_bench.models.registry import resolve as resolve_model
@@ -39,7 +40,7 @@ from sr_bench.provenance import device_name, package_versions, package_versions_
 from sr_bench.run.grid import ModelSpec, new_run_id
 from sr_bench.run.memory import keep_freed_memory
 from sr_bench.scales import parse_scale, scale_text
-from sr_bench.store import load_rows, read_manifest, write_manifest, write_shard
+from sr_bench.store import METRIC_COLUMNS, load_rows, read_manifest, write_manifest, write_shard
 
 FLUSH_IMAGES = 8  # images per shard: bounds what an interruption can lose
 IMAGE_KEY = "sr_png"  # a row's SR image (--save-images) on its way to the driver; never stored in the shard
@@ -105,10 +106,16 @@ def _load_metrics(names, explicit: bool, device, lpips_weights, notes):
                 raise UserError(str(e)) from None
             notes.append(f"{e} (continuing without {n}; its column stays empty)")
             continue
+        except Exception as e:
+            if is_builtin(n):
+                raise
+            raise UserError(f"metric {n!r} ({metric_source(n)}) failed to load: {type(e).__name__}: {e}") from None
         loaded[n] = m
         for attr in ("weights_sha256", "weights_source"):
             if getattr(m, attr, None):
                 provenance[f"{n}_{attr}"] = getattr(m, attr)
+        if not is_builtin(n):  # every row then names the package (and version) that computed the column
+            provenance[f"{n}_plugin"] = metric_source(n)
     return loaded, provenance
 
 
@@ -160,7 +167,7 @@ def _row(ctx: Context, spec: ModelSpec, model: Upscaler, dataset: str, image: st
         "scale": float(s), "scale_text": scale_text(s), "protocol": ctx.protocol.name,
         "protocol_fingerprint": ctx.protocol.fingerprint, "strategy": model.strategy_for(s),
         "untrained": bool(model.untrained), "checkpoint_sha256": model.checkpoint_sha256 or "",
-        "psnr": None, "ssim": None, "lpips": None, "seconds": None,
+        **dict.fromkeys((*METRIC_COLUMNS, *ctx.setup.metrics)), "seconds": None,
         "hr_height": None, "hr_width": None, "lr_height": None, "lr_width": None, "error": "",
         "device": ctx.device_label, "metric_weights": ctx.metric_prov, "package_versions": ctx.versions,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"),
@@ -233,8 +240,7 @@ def _measure(row: dict, model: Upscaler, case, s: Fraction, protocol: Protocol, 
         views = protocol.views(sr, case)
         with torch.inference_mode():
             for name, metric in metrics.items():
-                value = metric.compute(*views.pair(metric.info.view))
-                row[name] = None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+                row[name] = metric_value(name, metric.compute(*views.pair(metric.info.view)))
     except Exception as e:  # one image's failure must not lose the run; the row says what happened
         row["error"] = f"{type(e).__name__}: {e}"
 
@@ -273,6 +279,17 @@ def quantises_to_integers(protocol: Protocol) -> bool:
     """Whether the protocol's SR is integer-valued, so that its PNG is the exact image the metrics saw."""
     q = protocol.quantize(torch.linspace(0, 1, 997, dtype=torch.float64).view(1, 1, -1))
     return bool(torch.equal(q, q.round()))
+
+
+def metric_value(name: str, value) -> float | None:
+    """What a row stores for a metric's result: a float, or None (no value) for None or NaN."""
+    if value is None:
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"metric {name!r} returned a {type(value).__name__}, not a number") from None
+    return None if math.isnan(value) else value
 
 
 # ------------------------------------------------------------------------------------------- process workers ----
@@ -443,6 +460,7 @@ def _manifest(run_dir, setup: Setup, ctx: Context, chosen, resolved, scales, dat
         "scales": [scale_text(s) for s in scales],
         "protocol": {"name": chosen.name, "fingerprint": chosen.fingerprint, "rules": chosen.rules()},
         "metrics": list(ctx.metrics),
+        "metric_info": {n: _info_json(n) for n in ctx.metrics},
         "metric_weights": json.loads(ctx.metric_prov),
         "images": ({"folder": IMAGES_DIR, "pattern": f"{IMAGES_DIR}/<model>/<dataset>/x<scale>/<image>.png",
                     "format": "png, 8-bit, lossless", "exact": quantises_to_integers(chosen)}
@@ -456,6 +474,13 @@ def _manifest(run_dir, setup: Setup, ctx: Context, chosen, resolved, scales, dat
         manifest["created"] = old.get("created")
         manifest["resumed"] = [*old.get("resumed", []), dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")]
     return manifest
+
+
+def _info_json(name: str) -> dict:
+    """A metric's declared metadata and where it comes from, as plain JSON (an infinite bound as "inf")."""
+    info = {k: (str(v) if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in asdict(metric_info(name)).items()}
+    return {**info, "source": metric_source(name)}
 
 
 def resume_run(run_dir: Path, device: str = "auto", progress: bool = True, workers: int = 1,

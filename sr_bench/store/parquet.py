@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from sr_bench.errors import UserError
 from sr_bench.store.atomic import atomic_write
-from sr_bench.store.schema import SCHEMA
+from sr_bench.store.schema import SCHEMA, extended_schema, row_schema
 
 
 def _safe(part: str) -> str:
@@ -30,7 +30,10 @@ def shard_name(dataset: str, first_image: str) -> str:
 
 
 def write_shard(run_dir: Path, rows: list[dict], dataset: str) -> Path:
-    table = pa.Table.from_pylist(rows, schema=SCHEMA)
+    """Rows as one atomic shard. A key that is not a fixed column is a plugin metric's value: it gets a float64
+    column (``row_schema``), never dropped; a fixed column a row lacks is stored empty."""
+    extra = dict.fromkeys(k for r in rows for k in r if k not in SCHEMA.names)
+    table = pa.Table.from_pylist(rows, schema=row_schema(extra))
     path = run_dir / "rows" / shard_name(dataset, rows[0]["image"] if rows else "empty")
     atomic_write(path, lambda tmp: pq.write_table(table, tmp))
     return path
@@ -48,10 +51,22 @@ def load_rows(run_dir: Path) -> pd.DataFrame:
     shards = sorted((run_dir / "rows").glob("*.parquet"))
     if not shards:
         raise UserError(f"run {str(run_dir)!r} has no result rows yet; run `srbench run` first")
-    tables = [pq.read_table(p, schema=SCHEMA) for p in shards]
-    df = pa.concat_tables(tables).to_pandas()
+    tables = [pq.read_table(p) for p in shards]
+    # shards of other sr_bench versions or metric sets: every column of any shard, empty where a shard lacks it
+    extra: dict[str, pa.Field] = {}
+    for t in tables:
+        for f in t.schema:
+            if f.name not in SCHEMA.names:
+                extra.setdefault(f.name, f)
+    schema = extended_schema(extra.values())
+    df = pa.concat_tables([_conform(t, schema) for t in tables]).to_pandas()
     # a re-measured (model, dataset, image, scale) keeps its newest row
     return df.sort_values("created").drop_duplicates(["model", "dataset", "image", "scale_text"], keep="last").reset_index(drop=True)
+
+
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    return pa.table([table[f.name].cast(f.type) if f.name in table.column_names else pa.nulls(len(table), f.type)
+                     for f in schema], schema=schema)
 
 
 def resolve_run(spec: str, results_dir: Path) -> Path:

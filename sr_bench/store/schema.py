@@ -1,10 +1,19 @@
-"""The one schema of a result row. Per-image rows are the single source of truth; every summary derives from them."""
+"""The one schema of a result row. Per-image rows are the single source of truth; every summary derives from them.
+
+A row has the fixed ``COLUMNS`` (psnr, ssim and lpips among them) plus one float64 column per plugin metric the run
+measured, named after the metric and placed after ``lpips``. docs/results.md renders ``COLUMNS`` (``columns_markdown``;
+``tests/test_schema_doc.py`` fails when they differ).
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+
+import pandas as pd
 import pyarrow as pa
 
-# name, arrow type, meaning (the meanings are rendered into docs/results.md by hand; keep them in sync)
+# name, arrow type, meaning
 COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("run_id", pa.string(), "the run this row belongs to"),
     ("model", pa.string(), "model name as given to --models (name or name=checkpoint -> name)"),
@@ -12,13 +21,13 @@ COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("image", pa.string(), "image file stem"),
     ("scale", pa.float64(), "scale factor as a float (for plotting)"),
     ("scale_text", pa.string(), "the exact scale as written (1.4, 3, 4/3)"),
-    ("protocol", pa.string(), "protocol name (matlab, metasr, liif)"),
+    ("protocol", pa.string(), "protocol name (matlab, metasr, ...; docs/protocols.md)"),
     ("protocol_fingerprint", pa.string(), "sha256 prefix of every rule of the protocol"),
     ("strategy", pa.string(), "how the model reached this scale (native, ceil-then-down, ...)"),
     ("untrained", pa.bool_(), "random weights (--allow-untrained): not a real result"),
     ("checkpoint_sha256", pa.string(), "sha256 of the loaded checkpoint file, empty for weight-free models"),
-    ("psnr", pa.float64(), "dB"),
-    ("ssim", pa.float64(), "Wang SSIM"),
+    ("psnr", pa.float64(), "PSNR in dB on the protocol's luma, peak 255 (inf for an exact SR)"),
+    ("ssim", pa.float64(), "SSIM (Wang et al.) on the protocol's luma"),
     ("lpips", pa.float64(), "LPIPS AlexNet v0.1 (empty when not computed)"),
     ("seconds", pa.float64(), "wall time of the model's forward pass for this image"),
     ("hr_height", pa.int32(), "HR height as compared (after the protocol's crop)"),
@@ -27,10 +36,59 @@ COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("lr_width", pa.int32(), "LR width fed to the model"),
     ("error", pa.string(), "empty for a measured row; otherwise why this image has no numbers"),
     ("device", pa.string(), "device the model ran on"),
-    ("metric_weights", pa.string(), "JSON: provenance of metric weights (e.g. lpips backbone sha256)"),
+    ("metric_weights", pa.string(), "JSON: provenance of metric weights (e.g. lpips backbone sha256) and of "
+     "each plugin metric (`<name>_plugin`: entry point, package, version)"),
     ("package_versions", pa.string(), "JSON: python, sr_bench, torch, numpy, pillow, ... versions"),
     ("created", pa.string(), "UTC time the row was measured (ISO 8601)"),
 ]
 
 SCHEMA = pa.schema([pa.field(n, t) for n, t, _ in COLUMNS])
+# The built-in metrics' fixed columns. A run's metric columns, plugin metrics included, are ``metric_columns(rows)``.
 METRIC_COLUMNS = ("psnr", "ssim", "lpips")
+_FIXED = frozenset(n for n, _, _ in COLUMNS) - set(METRIC_COLUMNS)
+# what summaries add beside the metric columns (report.tables.summarize, report.paper.with_paper): no metric may
+# take these names, so that a summary's metric columns are found the same way as a row frame's
+_SUMMARY = frozenset({"n_images", "source", "paper_source", "params"})
+_DERIVED_PREFIX = "paper_"
+_DERIVED_SUFFIX = "_ci95"  # report.tables.with_ci
+_NAME = re.compile(r"[a-z][a-z0-9_]*")
+
+
+def check_metric_name(name: str) -> str | None:
+    """Why ``name`` cannot be a metric column, or None when it can."""
+    if not _NAME.fullmatch(name):
+        return "a metric column name is lower-case letters, digits and _, starting with a letter"
+    if name in _FIXED or name in _SUMMARY or name.startswith(_DERIVED_PREFIX) or name.endswith(_DERIVED_SUFFIX):
+        return f"{name!r} is a column sr_bench already writes (rows or summaries)"
+    return None
+
+
+def row_schema(metrics: Iterable[str] = ()) -> pa.Schema:
+    """``SCHEMA`` plus a float64 column for each metric in ``metrics`` that is not built in, after ``lpips``."""
+    extra = [m for m in dict.fromkeys(metrics) if m not in SCHEMA.names]
+    for m in extra:
+        why = check_metric_name(m)
+        if why:
+            raise ValueError(f"metric column {m!r}: {why}")
+    return extended_schema([pa.field(m, pa.float64()) for m in extra])
+
+
+def extended_schema(extra: Iterable[pa.Field]) -> pa.Schema:
+    """``SCHEMA`` with ``extra`` fields (not fixed columns) after ``lpips``, where metric columns go."""
+    at = SCHEMA.get_field_index(METRIC_COLUMNS[-1]) + 1
+    fields = list(SCHEMA)
+    return pa.schema(fields[:at] + list(extra) + fields[at:])
+
+
+def metric_columns(frame) -> tuple[str, ...]:
+    """The metric columns of a frame of rows (or of a summary of rows), in column order: psnr, ssim, lpips and
+    every float column that is not one sr_bench writes for another purpose (a plugin metric's column)."""
+    return tuple(c for c in frame.columns if c in METRIC_COLUMNS
+                 or (check_metric_name(str(c)) is None and pd.api.types.is_float_dtype(frame[c])))
+
+
+def columns_markdown() -> str:
+    """The Markdown table of ``COLUMNS`` that docs/results.md holds."""
+    lines = ["| column | type | meaning |", "|---|---|---|"]
+    lines += [f"| `{n}` | {t} | {meaning} |" for n, t, meaning in COLUMNS]
+    return "\n".join(lines)
