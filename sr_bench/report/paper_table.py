@@ -39,6 +39,7 @@ from sr_bench.report.compare import bootstrap_ci, half_width
 from sr_bench.report.reported import ENSEMBLE_SUFFIX, ReportedModel, reported_model, year_of
 from sr_bench.report.tables import summarize
 from sr_bench.scales import parse_scale
+from sr_bench.store.schema import metric_columns
 
 LAYOUTS = ("long", "paper", "scales")
 ORDERS = ("given", "year")
@@ -130,7 +131,7 @@ def _load(rows: pd.DataFrame, manifest: dict, metrics: tuple[str, ...]) -> _Run:
     for m in metrics:
         metric_info(m)  # an unknown name fails with a suggestion
         if m not in rows or rows[m].isna().all():
-            measured = [c for c in ("psnr", "ssim", "lpips") if c in rows and rows[c].notna().any()]
+            measured = [c for c in metric_columns(rows) if rows[c].notna().any()]
             raise UserError(f"metric {m!r} was not measured in this run; pick from: {', '.join(measured) or 'none'}")
     ok = rows[rows["error"].fillna("") == ""]
     summary = summarize(rows)
