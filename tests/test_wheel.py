@@ -95,6 +95,8 @@ def test_installed_cli_from_an_empty_directory(installed):
     assert datasets.returncode == 0, datasets.stderr
     rows = {line.split()[0] for line in datasets.stdout.splitlines()[2:]}
     assert rows == {"Set5", "Set14", "B100", "Urban100", "demo"}, datasets.stdout
+    assert f"data root: {work / 'datasets'} then {Path(env['XDG_CACHE_HOME']) / 'sr_bench' / 'datasets'}" in \
+        datasets.stdout
 
     ran = _run([srbench, "run", "--models", "bicubic", "--scales", "2", "--metrics", "psnr", "--no-progress"], work,
                env)
