@@ -59,7 +59,8 @@ def _default_datasets(data_root: str | None) -> list[str]:
 @click.option("--scales", "-s", default="2,3,4", show_default=True,
               help="Scales: list and/or inclusive ranges, e.g. 2,3,4 or 1.5:4:0.1 or 1.1:2:0.1,3,4.")
 @click.option("--protocol", "-p", default="auto", show_default=True,
-              help="matlab | metasr | liif | auto (matlab if every scale is an integer, else metasr).")
+              help="matlab | metasr | liif | lapsrn-matlab | auto (matlab if every scale is an integer, else "
+                   "metasr). Rules: docs/protocols.md.")
 @click.option("--metrics", default=None, help="Comma-separated metrics (default psnr,ssim,lpips; lpips is skipped "
               "with a note when its weights are missing, but an explicit --metrics lpips then fails).")
 @click.option("--data-root", type=click.Path(file_okay=False), default=None, help=DATA_ROOT_HELP)
