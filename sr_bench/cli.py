@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from sr_bench.cli_group import UserErrorGroup
+from sr_bench.data.roots import OPTION_HELP as DATA_ROOT_HELP
 from sr_bench.errors import UserError
 
 STANDARD_DATASETS = ("set5", "set14", "b100", "urban100")
@@ -58,13 +59,13 @@ def _default_datasets(data_root: str | None) -> list[str]:
 @click.option("--scales", "-s", default="2,3,4", show_default=True,
               help="Scales: list and/or inclusive ranges, e.g. 2,3,4 or 1.5:4:0.1 or 1.1:2:0.1,3,4.")
 @click.option("--protocol", "-p", default="auto", show_default=True,
-              help="matlab | metasr | liif | auto (matlab if every scale is an integer, else metasr).")
+              help="matlab | metasr | liif | lapsrn-matlab | auto (matlab if every scale is an integer, else "
+                   "metasr). Rules: docs/protocols.md.")
 @click.option("--metrics", default=None, help="Comma-separated metrics (default psnr,ssim,lpips; lpips is skipped "
               "with a note when its weights are missing, but an explicit --metrics lpips then fails). A metric "
               "plugin (an installed package with an entry point in group sr_bench.metrics) runs when named here, "
               "e.g. psnr,ssim,mae; its values get their own column.")
-@click.option("--data-root", type=click.Path(file_okay=False), default=None,
-              help="Folder holding Set5/, Set14/, ... (else $SRBENCH_DATA, else ./datasets).")
+@click.option("--data-root", type=click.Path(file_okay=False), default=None, help=DATA_ROOT_HELP)
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Run folder (default results/<run id>).")
 @click.option("--results-dir", type=click.Path(file_okay=False), default="results", show_default=True)
 @click.option("--resume", type=click.Path(file_okay=False), default=None,
@@ -147,8 +148,7 @@ def run(models, datasets, scales, protocol, metrics, data_root, out, results_dir
               help="Also save every N steps (0: only at the end).")
 @click.option("--log-every", type=int, default=100, show_default=True,
               help="Record the mean loss every N steps (PATH.json, progress bar).")
-@click.option("--data-root", type=click.Path(file_okay=False), default=None,
-              help="Folder holding Set5/, Set14/, ... (else $SRBENCH_DATA, else ./datasets).")
+@click.option("--data-root", type=click.Path(file_okay=False), default=None, help=DATA_ROOT_HELP)
 @click.option("--model-opt", "model_opts", multiple=True, metavar="K=V",
               help="Model option (repeatable), e.g. variant=dbdn-espcnn; `srbench run` needs the same one.")
 @click.option("--resume", is_flag=True,

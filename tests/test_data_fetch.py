@@ -269,3 +269,21 @@ def test_empty_existing_folder_is_filled_without_force(tmp_path, root, server):
     (root / "Tiny").mkdir()
     assert fetch("tiny", data_root=root, cards_dir=write_card(tmp_path, url), progress=False).status == "fetched"
     assert sorted(p.name for p in (root / "Tiny").iterdir()) == list(NAMES)
+
+
+def test_default_fetch_goes_to_the_user_cache_and_is_found_from_anywhere(tmp_path, server, monkeypatch):
+    from sr_bench.data import resolve_dataset
+
+    url = server.add("/tiny.zip", zip_of(good_members()))
+    cards = write_card(tmp_path, url)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    (tmp_path / "project" / "datasets").mkdir(parents=True)  # a ./datasets without Tiny does not catch the download
+    monkeypatch.chdir(tmp_path / "project")
+    result = fetch("tiny", cards_dir=cards, progress=False)
+    cache = tmp_path / "xdg" / "sr_bench" / "datasets"
+    assert result.status == "fetched" and result.path == cache / "Tiny"
+    assert sorted(p.name for p in (cache / "Tiny").iterdir()) == list(NAMES)
+    assert list((tmp_path / "project" / "datasets").iterdir()) == []
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert resolve_dataset("tiny", cards_dir=cards).folder == cache / "Tiny"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +13,6 @@ import pytest
 from PIL import Image
 
 from sr_bench.data import find_card, list_datasets, load_cards, resolve_dataset, resolve_root
-from sr_bench.data.roots import REPO_DATASETS
 from sr_bench.errors import UserError
 from sr_bench.imaging.io import pixel_sha256, read_image
 
@@ -21,7 +22,7 @@ SHARED_DATA = Path(os.environ.get("SRBENCH_DATA") or REPO.parent / "shared" / "d
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch):
-    for var in ("SRBENCH_DATA", "SRBENCH_CARDS", "SRBENCH_MIRROR"):
+    for var in ("SRBENCH_DATA", "SRBENCH_CARDS", "SRBENCH_MIRROR", "SRBENCH_REGISTRY"):
         monkeypatch.delenv(var, raising=False)
 
 
@@ -67,15 +68,81 @@ def test_unknown_name_suggests_closest(tmp_path):
         resolve_dataset("bsd10")
 
 
-def test_root_order_argument_then_env_then_repo(tmp_path, monkeypatch):
-    assert resolve_root().path == REPO_DATASETS == REPO / "datasets"
+def test_root_order_argument_then_env_then_cwd_then_cache(tmp_path, monkeypatch):
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    cache = tmp_path / "xdg" / "sr_bench" / "datasets"
+    assert resolve_root().paths == (tmp_path / "work" / "datasets", cache) and resolve_root().path == cache
     monkeypatch.setenv("SRBENCH_DATA", str(tmp_path / "env"))
-    assert resolve_root().path == tmp_path / "env" and resolve_root().origin == "SRBENCH_DATA"
-    assert resolve_root(tmp_path / "arg").path == tmp_path / "arg"
-    cards, root = tiny(tmp_path)
-    monkeypatch.setenv("SRBENCH_DATA", str(root))
+    assert resolve_root().paths == (tmp_path / "env",) and resolve_root().origin == "SRBENCH_DATA"
+    assert resolve_root(tmp_path / "arg").paths == (tmp_path / "arg",)
+    assert resolve_root(tmp_path / "arg").origin == "--data-root"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.delenv("SRBENCH_DATA")
+    assert resolve_root().path == Path.home() / ".cache" / "sr_bench" / "datasets"
+
+
+def test_each_level_wins_over_the_next(tmp_path, monkeypatch):
+    """Four copies of Tiny that differ in their file count; whichever is read says which level won."""
+    cards, _ = tiny(tmp_path)
     monkeypatch.setenv("SRBENCH_CARDS", str(cards))
+    places = {"arg": tmp_path / "arg", "env": tmp_path / "env", "cwd": tmp_path / "work" / "datasets",
+              "cache": tmp_path / "xdg" / "sr_bench" / "datasets"}
+    for label, place in places.items():
+        (place / "Tiny").mkdir(parents=True)
+        (place / "Tiny" / f"{label}.txt").write_text(label)
+    monkeypatch.chdir(tmp_path / "work")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("SRBENCH_DATA", str(places["env"]))
+
+    def winner(data_root=None) -> str:
+        [status] = list_datasets(data_root=data_root)
+        return next(status.folder.glob("*.txt")).stem
+
+    assert winner(places["arg"]) == "arg"
+    assert winner() == "env"
+    monkeypatch.delenv("SRBENCH_DATA")
+    assert winner() == "cwd"
+    (places["cwd"] / "Tiny" / "cwd.txt").unlink()
+    (places["cwd"] / "Tiny").rmdir()  # ./datasets still exists, but without Tiny: the cache has it
+    assert winner() == "cache"
+    shutil.rmtree(places["cwd"])
+    assert winner() == "cache"
+
+
+def test_a_given_root_is_the_only_place_looked_in(tmp_path, monkeypatch):
+    cards, root = tiny(tmp_path)
+    monkeypatch.setenv("SRBENCH_CARDS", str(cards))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.chdir(tmp_path)
+    root.rename(tmp_path / "datasets")  # ./datasets holds Tiny, but an explicit root without it is not bypassed
     assert len(resolve_dataset("tiny").items) == 3
+    for given in ({"data_root": tmp_path / "elsewhere"}, {}):
+        if not given:
+            monkeypatch.setenv("SRBENCH_DATA", str(tmp_path / "elsewhere"))
+        with pytest.raises(UserError, match="not found"):
+            resolve_dataset("tiny", **given)
+
+
+def test_help_and_readme_state_the_order():
+    from click.testing import CliRunner
+
+    from sr_bench.cli import cli
+    from sr_bench.data.roots import ORDER
+
+    runner = CliRunner()
+    for command in (["run"], ["train"], ["datasets"], ["datasets", "list"], ["datasets", "verify"],
+                    ["datasets", "fetch"]):
+        out = runner.invoke(cli, [*command, "--help"])
+        text = " ".join(re.sub(r"-\n\s+", "-", out.output).split())  # click wraps after hyphens too
+        assert out.exit_code == 0 and ORDER in text, command
+    readme = " ".join((REPO / "README.md").read_text().split())
+    steps = ["`--data-root`", "`SRBENCH_DATA`", "`./datasets` in the current directory", "`~/.cache/sr_bench/datasets`"]
+    said = re.search(r"Data root: (.*?)\.(?: |$)", readme)
+    assert said, "README lost its 'Data root: ...' sentence"
+    positions = [said.group(1).find(step) for step in steps]
+    assert -1 not in positions and positions == sorted(positions), said.group(1)
 
 
 def test_missing_folder_says_where_and_how_to_fix(tmp_path):

@@ -1,4 +1,5 @@
-"""Dataset cards: one TOML file per dataset (``datasets/*.toml`` in the repo; ``SRBENCH_CARDS`` overrides the folder).
+"""Dataset cards: one TOML file per dataset, edited in the repo's ``datasets/*.toml`` (a wheel carries a copy;
+``SRBENCH_CARDS`` overrides the folder).
 
 A card says what a dataset *is* (the exact files, their byte and pixel hashes, citation, provenance, where to
 download it); the images themselves live under a data root (see ``roots``).
@@ -13,10 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
 
-from sr_bench.data.roots import REPO_DATASETS
+from sr_bench.builtin_cards import builtin_cards_dir
 from sr_bench.errors import UserError
-
-REPO_CARDS = REPO_DATASETS  # cards and (by default) their images share the repo's datasets/ folder
 
 
 @dataclass(frozen=True)
@@ -75,11 +74,11 @@ class DatasetCard:
 
 
 def cards_dir(override: str | Path | None = None) -> Path:
-    """The folder of dataset cards: the argument, else ``SRBENCH_CARDS``, else the repo's ``datasets/``."""
+    """The folder of dataset cards: the argument, else ``SRBENCH_CARDS``, else the built-in cards (builtin_cards)."""
     if override is not None:
         return Path(override).expanduser()
     env = os.environ.get("SRBENCH_CARDS")
-    return Path(env).expanduser() if env else REPO_CARDS
+    return Path(env).expanduser() if env else builtin_cards_dir("datasets")
 
 
 def load_cards(folder: str | Path | None = None) -> list[DatasetCard]:

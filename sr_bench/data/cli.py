@@ -5,24 +5,26 @@ from __future__ import annotations
 import click
 
 from sr_bench.cli_group import UserErrorGroup
+from sr_bench.data.roots import ORDER, OPTION_HELP
 from sr_bench.errors import UserError
 
-_DATA_ROOT_HELP = "Folder holding Set5/, Set14/, ... (default: $SRBENCH_DATA, else the repo's datasets/)."
+_GROUP_HELP = f"""List, verify and download benchmark datasets.
 
-
-@click.group(cls=UserErrorGroup, name="datasets")
-def datasets():
-    """List, verify and download benchmark datasets.
-
-    \b
-    A dataset is a card in datasets/*.toml (files with byte and pixel sha256, citation, source) whose images live
-    in <data root>/<folder>/. The data root is --data-root, else $SRBENCH_DATA, else the repo's datasets/.
-    Anywhere a dataset is named, an image folder path or `demo` (images bundled with scikit-image) also works.
+    A dataset is a card (built in, or a folder of cards in $SRBENCH_CARDS) listing its files with byte and pixel
+    sha256, citation and source; its images live in <data root>/<folder>/. The data root is {ORDER}. A root that is
+    given (--data-root, $SRBENCH_DATA) is the only place looked in; otherwise each dataset is read from ./datasets if
+    its folder is there, else from the cache, where `srbench datasets fetch` installs. Anywhere a dataset is named,
+    an image folder path or `demo` (images bundled with scikit-image) also works.
     """
 
 
+@click.group(cls=UserErrorGroup, name="datasets", help=_GROUP_HELP)
+def datasets():
+    pass
+
+
 @datasets.command(name="list", short_help="Show the dataset cards and which are present.")
-@click.option("--data-root", type=click.Path(file_okay=False), default=None, help=_DATA_ROOT_HELP)
+@click.option("--data-root", type=click.Path(file_okay=False), default=None, help=OPTION_HELP)
 def list_cmd(data_root):
     """Show every dataset card and whether its images are present under the data root."""
     from sr_bench.data import list_datasets, resolve_root
@@ -39,20 +41,21 @@ def list_cmd(data_root):
 
 @datasets.command(short_help="Check files against their cards (sha256, else decoded pixels).")
 @click.argument("names", nargs=-1, metavar="[NAME]...")
-@click.option("--data-root", type=click.Path(file_okay=False), default=None, help=_DATA_ROOT_HELP)
+@click.option("--data-root", type=click.Path(file_okay=False), default=None, help=OPTION_HELP)
 def verify(names, data_root):
     """Check each file's size and sha256 against the card; if the bytes differ, compare the decoded pixels
     (a lossless re-encode is reported as 'ok (re-encoded)'). No NAME: every card whose folder exists.
 
     Exits with 1 if any file is missing or differs."""
-    from sr_bench.data import list_datasets
+    from sr_bench.data import list_datasets, resolve_root
     from sr_bench.data.roots import where_hint
     from sr_bench.data.verify import verify as verify_one
 
     if not names:
         names = tuple(s.card.key for s in list_datasets(data_root) if s.found)
         if not names:
-            raise UserError("no dataset found under the data root; name one, or set --data-root / SRBENCH_DATA")
+            raise UserError(f"no dataset found under the data root ({resolve_root(data_root).describe()}); "
+                            f"name one, or set --data-root / SRBENCH_DATA")
     failed = False
     for name in names:
         report = verify_one(name, data_root)
@@ -74,7 +77,7 @@ def verify(names, data_root):
 @click.option("--url", default=None, help="Archive to download instead of the card's (http(s)/file URL or a local "
               "path; zip or tar, files may sit in sub-folders). Default: $SRBENCH_MIRROR/<archive name>, else the "
               "card's URL.")
-@click.option("--data-root", type=click.Path(file_okay=False), default=None, help=_DATA_ROOT_HELP)
+@click.option("--data-root", type=click.Path(file_okay=False), default=None, help=OPTION_HELP)
 @click.option("--force", is_flag=True, help="Replace an existing folder that does not verify.")
 @click.option("--no-progress", is_flag=True, help="Hide the download progress bar.")
 def fetch(name, url, data_root, force, no_progress):

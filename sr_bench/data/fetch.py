@@ -69,9 +69,8 @@ def fetch(name: str, data_root: str | Path | None = None, url: str | None = None
     card = find_card(name, cards_dir)
     if card is None:
         raise unknown("dataset", name, all_names(load_cards(cards_dir)))
-    data = resolve_root(data_root)
-    root = data.path
-    dest = dataset_folder(data, card.folder)  # an existing `set5/` counts as `Set5/`
+    dest = dataset_folder(resolve_root(data_root), card.folder)  # an existing `set5/` counts as `Set5/`
+    root = dest.parent  # the work folder goes beside dest, on its file system, so the final rename is atomic
 
     if dest.exists() and not _empty_dir(dest):  # an empty folder holds nothing worth protecting
         if not dest.is_dir():

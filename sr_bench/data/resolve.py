@@ -42,9 +42,7 @@ def resolve_dataset(name: str, data_root: str | Path | None = None, cards_dir: s
 def card_dataset(card: DatasetCard, root: DataRoot) -> Dataset:
     folder = dataset_folder(root, card.folder)
     if not folder.is_dir():
-        where = f"no folder {folder}" if root.path.is_dir() else f"data root {root.path} does not exist"
-        raise UserError(f"dataset {card.name} not found: {where} (data root from {root.origin}); "
-                        f"{where_hint(card.key)}")
+        raise UserError(f"dataset {card.name} not found: {root.not_found(card.folder)}; {where_hint(card.key)}")
     missing = [f.name for f in card.files if not (folder / f.name).is_file()]
     if missing:
         shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
@@ -85,7 +83,7 @@ class DatasetStatus:
 
 
 def list_datasets(data_root: str | Path | None = None, cards_dir: str | Path | None = None) -> list[DatasetStatus]:
-    """Every card, with how many of its files are present under the resolved data root."""
+    """Every card, with how many of its files are present where the data root says (the first place holding it)."""
     root = resolve_root(data_root)
     out = []
     for card in load_cards(cards_dir):

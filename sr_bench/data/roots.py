@@ -1,8 +1,10 @@
-"""Where dataset images live: the data root, a folder holding one sub-folder per card (``Set5/``, ``B100/``, ...).
+"""Where dataset images live: a data root, a folder holding one sub-folder per card (``Set5/``, ``B100/``, ...).
 
-Order: the explicit argument (``--data-root``), then ``SRBENCH_DATA``, then the repo's ``datasets/`` folder (which
-also holds the cards, so ``srbench datasets fetch`` works with no setup). Only the first one that is set is used, so a
-run never silently mixes images from two places.
+Order: ``--data-root``, else ``SRBENCH_DATA``, else ``./datasets`` in the current directory, else the per-user cache
+(``$XDG_CACHE_HOME/sr_bench/datasets``, by default ``~/.cache/sr_bench/datasets``). A root that is given
+(``--data-root`` or ``SRBENCH_DATA``) is the only place looked in. Without one, each dataset is read from
+``./datasets`` when its folder is there, else from the cache, which is also where ``srbench datasets fetch`` installs
+by default; so a fetched dataset is found from any directory, and a dataset is always read whole from one place.
 """
 
 from __future__ import annotations
@@ -11,40 +13,76 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import sr_bench
+# The one wording of the order, for --help texts and error messages (README says the same; tests/test_data_resolve.py).
+ORDER = ("--data-root, else $SRBENCH_DATA, else ./datasets in the current directory, else the per-user cache "
+         "~/.cache/sr_bench/datasets ($XDG_CACHE_HOME/sr_bench/datasets when set)")
+OPTION_HELP = (f"Folder holding Set5/, Set14/, ... Data root: {ORDER}; "
+               "`srbench datasets fetch` installs into the cache by default.")
 
-REPO_DATASETS = Path(sr_bench.__file__).resolve().parents[1] / "datasets"
+
+def user_cache() -> Path:
+    """The per-user dataset cache: ``$XDG_CACHE_HOME/sr_bench/datasets``, else ``~/.cache/sr_bench/datasets``."""
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"  # the XDG spec ignores a relative value
+    return base / "sr_bench" / "datasets"
 
 
 @dataclass(frozen=True)
 class DataRoot:
-    path: Path
+    """The places a dataset folder is looked for, in order; new downloads go to the last one (``path``)."""
+
+    paths: tuple[Path, ...]
     origin: str  # how it was chosen, for messages: "--data-root", "SRBENCH_DATA" or "default"
 
+    @property
+    def path(self) -> Path:
+        return self.paths[-1]
+
     def describe(self) -> str:
+        if self.origin == "default":
+            return " then ".join(map(str, self.paths)) + " (default: ./datasets, then the per-user cache)"
         return f"{self.path} (from {self.origin})"
+
+    def not_found(self, folder: str) -> str:
+        """Why ``folder`` was not found, for an error message."""
+        if self.origin == "default":
+            return f"no folder {folder}/ in {' or '.join(map(str, self.paths))}"
+        if not self.path.is_dir():
+            return f"data root {self.path} (from {self.origin}) does not exist"
+        return f"no folder {self.path / folder} (data root from {self.origin})"
 
 
 def resolve_root(data_root: str | Path | None = None) -> DataRoot:
     if data_root is not None and str(data_root) != "":
-        return DataRoot(Path(data_root).expanduser(), "--data-root")
+        return DataRoot((Path(data_root).expanduser(),), "--data-root")
     env = os.environ.get("SRBENCH_DATA")
     if env:
-        return DataRoot(Path(env).expanduser(), "SRBENCH_DATA")
-    return DataRoot(REPO_DATASETS, "default")
+        return DataRoot((Path(env).expanduser(),), "SRBENCH_DATA")
+    local, cache = Path.cwd() / "datasets", user_cache()
+    return DataRoot((local, cache) if local.resolve() != cache.resolve() else (cache,), "default")
 
 
 def dataset_folder(root: DataRoot, folder: str) -> Path:
-    """``root/folder``, accepting a folder that differs only in case (``set5/`` for ``Set5``)."""
-    exact = root.path / folder
-    if exact.is_dir() or not root.path.is_dir():
-        return exact
-    for child in root.path.iterdir():
+    """The first ``place/folder`` that exists among the root's places, accepting a folder that differs only in case
+    (``set5/`` for ``Set5``); if none does, where it would be installed (``root.path / folder``)."""
+    for place in root.paths:
+        found = _folder_in(place, folder)
+        if found is not None:
+            return found
+    return root.path / folder
+
+
+def _folder_in(place: Path, folder: str) -> Path | None:
+    if (place / folder).is_dir():
+        return place / folder
+    if not place.is_dir():
+        return None
+    for child in place.iterdir():
         if child.name.lower() == folder.lower() and child.is_dir():
             return child
-    return exact
+    return None
 
 
 def where_hint(key: str) -> str:
-    return (f"point --data-root DIR or SRBENCH_DATA=DIR at the folder that holds it, "
+    return (f"the data root is {ORDER}: point --data-root DIR or SRBENCH_DATA=DIR at the folder that holds it, "
             f"or download it with `srbench datasets fetch {key}`")

@@ -1,4 +1,4 @@
-"""Model cards: TOML files in the repo's ``registry/`` folder (data, not code).
+"""Model cards: TOML files edited in the repo's ``registry/`` folder (data, not code; a wheel carries a copy).
 
 A card names its implementation lazily (``entry = "module:attr"``) and carries what tables and users need to know
 without importing anything: paper, scale support, input contract, parameter counts, weight releases, published results.
@@ -11,12 +11,14 @@ import os
 import tomllib
 from pathlib import Path
 
-import sr_bench
+from sr_bench.builtin_cards import builtin_cards_dir
 from sr_bench.errors import UserError
 
 
 def cards_dir() -> Path:
-    return Path(os.environ.get("SRBENCH_REGISTRY", Path(sr_bench.__file__).resolve().parents[1] / "registry"))
+    """``SRBENCH_REGISTRY`` (a folder that replaces the built-in cards), else the built-in cards (see builtin_cards)."""
+    env = os.environ.get("SRBENCH_REGISTRY")
+    return Path(env).expanduser() if env else builtin_cards_dir("registry")
 
 
 @functools.lru_cache(maxsize=4)
