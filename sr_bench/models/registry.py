@@ -263,15 +263,24 @@ def load_plugin(path: str | Path) -> list[str]:
 
 
 def _module_dir(module: str) -> Path | None:
+    """The folder of ``module``'s file, found without importing it (``srbench models`` must not import plugins)."""
+    top, *rest = module.split(".")
     try:
-        spec = importlib.util.find_spec(module)
-    except Exception:  # a parent package that fails to import: no card, the model's own import will say why
+        spec = importlib.util.find_spec(top)
+    except Exception:  # a broken package: no card; the model's own import will say why
         return None
     if spec is None:
         return None
     if spec.submodule_search_locations:
-        return Path(list(spec.submodule_search_locations)[0])
-    return Path(spec.origin).parent if spec.origin and spec.origin not in ("built-in", "frozen") else None
+        folder = Path(list(spec.submodule_search_locations)[0])
+    elif spec.origin and spec.origin not in ("built-in", "frozen"):
+        folder = Path(spec.origin).parent
+    else:
+        return None
+    for i, part in enumerate(rest):  # a.b.c: the folder of a/b/c.py, or a/b/c/ for a package
+        if i < len(rest) - 1 or (folder / part).is_dir():
+            folder = folder / part
+    return folder
 
 
 def _plugin_card_file(name: str, entry: Entry) -> Path | None:

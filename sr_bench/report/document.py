@@ -30,6 +30,8 @@ def _provenance(manifest: dict, rows: pd.DataFrame) -> list[str]:
     lines.append("- packages: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
     for m in manifest.get("models", []):
         ckpt = f"`{m['checkpoint']}` sha256 `{m['checkpoint_sha256']}`" if m.get("checkpoint_sha256") else "no checkpoint"
+        if m.get("release"):
+            ckpt += f" (release: {m['release']})"
         flag = " — **untrained (random weights)**" if m.get("untrained") else ""
         config = ", ".join(f"{k}={v}" for k, v in (m.get("config") or {}).items())
         lines.append(f"- model `{m['name']}`: {ckpt}" + (f"; {config}" if config else "") + flag)

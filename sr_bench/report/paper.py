@@ -78,9 +78,22 @@ def with_paper(summary: pd.DataFrame, configs: dict[str, dict], protocol: str, m
     return out, sources
 
 
+def _load_run_plugins(manifest: dict) -> None:
+    """The run's ``--plugin`` files, so that their models' cards are found (files since moved are skipped: their
+    models then have no published values)."""
+    from pathlib import Path
+
+    from sr_bench.models.registry import load_plugin
+
+    for path in (manifest.get("request") or {}).get("plugins") or []:
+        if Path(path).is_file():
+            load_plugin(path)
+
+
 def with_paper_for_run(summary: pd.DataFrame, rows: pd.DataFrame, manifest: dict, metrics: tuple[str, ...]
                        ) -> tuple[pd.DataFrame, list[str]]:
     """``with_paper`` with the models' configs and the protocol read from a run's run.json (``manifest``)."""
+    _load_run_plugins(manifest)
     configs = {m["name"]: m.get("config") or {} for m in manifest.get("models", [])}
     protocol = manifest.get("protocol", {}).get("name") or str(rows["protocol"].iloc[0])
     return with_paper(summary, configs, protocol, metrics)

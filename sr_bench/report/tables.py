@@ -104,6 +104,10 @@ def provenance_line(rows: pd.DataFrame) -> str:
              + (" (rows from several package sets)" if len(versions) > 1 else "")]
     if ckpts:
         parts.append(f"checkpoints sha256 {', '.join(ckpts)}")
+        if "release" in rows:
+            releases = sorted({r for rel in rows["release"].dropna() for r in rel.split("+") if r})
+            if releases:
+                parts.append(f"releases {', '.join(releases)}")
     if rows["untrained"].any():
         parts.append("UNTRAINED rows present (random weights)")
     return "; ".join(parts)
