@@ -67,7 +67,7 @@ class ScaleSupport:
 
     @classmethod
     def _of_integers(cls, *scales: int) -> "ScaleSupport":
-        if len(scales) == 1 and not isinstance(scales[0], int):  # ScaleSupport.integers([2, 4]) / a set
+        if len(scales) == 1 and isinstance(scales[0], (list, tuple, set, frozenset)):  # .integers([2, 4]) / a set
             scales = tuple(scales[0])
         if not scales:
             raise UserError("ScaleSupport.integers() needs at least one scale, e.g. ScaleSupport.integers(2, 4)")

@@ -73,7 +73,7 @@ def register_model(name: str | Callable | None = None, *, override: bool = False
     def wrap(obj, key=None):
         key = key or getattr(obj, "model_name", None) or obj.__name__.lower()
         if inspect.isclass(obj) and not issubclass(obj, Upscaler):
-            raise UserError(f"register_model({key!r}): {obj.__qualname__} is not an Upscaler subclass; derive it "
+            raise UserError(f"register_model({key!r}): {obj.__name__} is not an Upscaler subclass; derive it "
                             f"from sr_bench.Upscaler (or register a function that returns one)")
         if not callable(obj):
             raise UserError(f"register_model({key!r}): {obj!r} is not a class or function")
@@ -199,7 +199,7 @@ def resolve(name: str) -> Callable[..., Upscaler]:
             raise plugin_failure(name, entry, e, "while importing it") from e
         target = obj
     if inspect.isclass(target) and not issubclass(target, Upscaler):
-        raise UserError(f"model {name!r} from {entry.source} is {target.__qualname__}, which is not an Upscaler "
+        raise UserError(f"model {name!r} from {entry.source} is {target.__name__}, which is not an Upscaler "
                         f"subclass; derive it from sr_bench.Upscaler")
     if not callable(target):
         raise UserError(f"model {name!r} from {entry.source} points at {target!r}, which is not a class or function")

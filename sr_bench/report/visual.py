@@ -195,7 +195,7 @@ def render_models(sources: list[Source], dataset: str, image: str, scale: Fracti
             bar.set_description(f"running on {dataset}/{image} x{st}")
             for i, (spec, model) in zip(idxs, ctx.models):
                 row = stored[i]
-                sha_now, sha_then = model.checkpoint_sha256 or "", row["checkpoint_sha256"] or ""
+                sha_now, sha_then = model.checkpoint_sha256_for(scale), row["checkpoint_sha256"] or ""
                 if sha_now != sha_then:
                     raise UserError(f"{spec.name}'s checkpoint {spec.checkpoint!r} is not the file run "
                                     f"{run_dir.name} loaded (sha256 {sha_then[:12] or 'none'} then, "
