@@ -243,7 +243,7 @@ def models(pattern, plugins, bibtex):
       srbench models '*lap*' --bibtex
 
     Built-in models are described by cards in registry/*.toml; plugins and installed packages (entry-point group
-    sr_bench.models) appear too.
+    sr_bench.models) appear too, with their card if one lies beside their module as NAME.toml.
     """
     from sr_bench.errors import unknown
     from sr_bench.models import list_models, load_plugin

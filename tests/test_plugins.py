@@ -482,3 +482,35 @@ def test_a_plugin_card_is_shown_and_used_by_paper(tmp_path, clean_registry):
     assert bad.exit_code == 2
     assert _one_line_error(bad.output) == (f"error: model card {tmp_path / 'probe.toml'}: [scales] integers must be a "
                                            f"list of whole numbers >= 1")
+
+
+# ------------------------------------------------------------------------------------------------ weights ----
+def test_read_and_load_weights_as_the_builtins_do(tmp_path):
+    import torch.nn as nn
+
+    from sr_bench import load_weights, read_weights
+    from sr_bench.models.archs.blocks import sha256_file
+
+    def net(width=4):
+        return nn.Sequential(nn.Conv2d(1, width, 3), nn.Conv2d(width, 1, 3))
+
+    src = net()
+    wrapped = tmp_path / "dp.pth"  # a DataParallel checkpoint inside a training container
+    torch.save({"epoch": 3, "state_dict": {f"module.{k}": v for k, v in src.state_dict().items()}}, wrapped)
+    plain = tmp_path / "plain.pth"
+    torch.save(src.state_dict(), plain)
+    files = read_weights(f"{wrapped}{os.pathsep}{plain}", "mine")
+    assert [f.path for f in files] == [wrapped, plain] and [f.sha256 for f in files] == [sha256_file(wrapped),
+                                                                                       sha256_file(plain)]
+    assert set(files[0].state_dict) == set(src.state_dict())  # module. prefixes gone
+    loaded = load_weights(net(), files[0], "mine")
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), src.state_dict().values()))
+    with pytest.raises(UserError) as e:
+        load_weights(net(width=5), files[1], "mine")
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith(f"checkpoint {str(plain)!r} does not fit model 'mine': 3 shape "
+                                              f"mismatch(es): 0.weight (4,1,3,3) vs model (5,1,3,3)")
+    with pytest.raises(UserError, match="model 'mine' needs weights: --models mine=PATH/TO/w.pth"):
+        read_weights(None, "mine", example="w.pth")
+    with pytest.raises(UserError, match="checkpoint for model 'mine' not found"):
+        read_weights(str(tmp_path / "nope.pth"), "mine")

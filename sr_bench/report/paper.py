@@ -1,4 +1,5 @@
-"""Published numbers next to measured ones: the ``[[published]]`` blocks of the model cards (registry/*.toml).
+"""Published numbers next to measured ones: the ``[[published]]`` blocks of the model cards (registry/*.toml, or a
+plugin's NAME.toml beside its module; a run's ``--plugin`` files are loaded again from run.json to find them).
 
 A block is shown for a model only when it was measured the same way: the block's ``protocol`` is the run's protocol,
 its ``variant`` (if any) is the model's variant as recorded in run.json, and ``self_ensemble`` blocks go with ``NAME+``

@@ -26,7 +26,7 @@ import torch
 from sr_bench.errors import UserError
 from sr_bench.models.interface import Upscaler
 from sr_bench.models.options import option_text
-from sr_bench.models.registry import resolve
+from sr_bench.models.registry import call_model_code, resolve
 from sr_bench.scales import scale_text
 from sr_bench.train.scales import DEFAULT_HIGH, default_range, parse_train_scales
 
@@ -77,7 +77,7 @@ def _create(name: str, factory, opts: dict, **fixed) -> Upscaler:
     kwargs = {**opts, **fixed}
     if "allow_untrained" in params or takes_any:
         kwargs["allow_untrained"] = True
-    return factory(**kwargs)
+    return call_model_code(name, "while creating it", factory, **kwargs)
 
 
 def _one_integer_scale(name: str, scales: list[Fraction] | None, allowed: list[int]) -> int:
