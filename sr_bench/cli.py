@@ -16,7 +16,8 @@ STANDARD_DATASETS = ("set5", "set14", "b100", "urban100")
 
 @click.group(cls=UserErrorGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(package_name="sr_bench")
-def cli():
+@click.option("--debug", is_flag=True, help="On an error, also print the Python traceback (e.g. of a plugin's exception).")
+def cli(debug):
     """Benchmark single-image super-resolution at integer and decimal scales.
 
     \b
@@ -84,7 +85,8 @@ def _default_datasets(data_root: str | None) -> list[str]:
 @click.option("--plugin", "plugins", multiple=True, type=click.Path(dir_okay=False),
               help="Python file that registers models with @register_model (repeatable).")
 @click.option("--model-opt", "model_opts", multiple=True, metavar="K=V",
-              help="Option for the models that take it (repeatable), e.g. basicsr arch options: num_block=23.")
+              help="Option for the models that take it (repeatable), e.g. basicsr arch options: num_block=23. "
+                   "Values: true/false, none, ints, floats, comma lists (2,3,4), 'quoted' strings, else strings.")
 @click.option("--allow-untrained", is_flag=True, help="Run learned models with random weights (rows marked untrained).")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "csv"]), default="markdown", show_default=True,
               help="Format of the summary printed at the end.")
@@ -192,18 +194,9 @@ def train(model, data, out, scales, steps, batch, patch, lr, lr_halve_every, see
 
 
 def _parse_opts(pairs) -> dict:
-    import ast
+    from sr_bench.models.options import parse_model_opts
 
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"bad --model-opt {pair!r}: write KEY=VALUE, e.g. num_block=23")
-        try:
-            out[key.strip()] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            out[key.strip()] = value  # a bare word is a string
-    return out
+    return parse_model_opts(pairs)
 
 
 @cli.command(short_help="Tables of a run: long, or as papers print them (LaTeX, Markdown, HTML, CSV).")
@@ -322,7 +315,7 @@ def models(pattern, plugins, bibtex):
       srbench models '*lap*' --bibtex
 
     Built-in models are described by cards in registry/*.toml; plugins and installed packages (entry-point group
-    sr_bench.models) appear too.
+    sr_bench.models) appear too, with their card if one lies beside their module as NAME.toml.
     """
     from sr_bench.errors import unknown
     from sr_bench.models import list_models, load_plugin

@@ -1,6 +1,9 @@
-"""The click group class every ``srbench`` command group uses: a UserError is one line, never a traceback."""
+"""The click group class every ``srbench`` command group uses: a UserError is one line, never a traceback
+(``srbench --debug ...`` prints the traceback too, with the exception it was raised from, e.g. a plugin's)."""
 
 from __future__ import annotations
+
+import traceback
 
 import click
 
@@ -15,5 +18,7 @@ class UserErrorGroup(click.Group):
         try:
             return super().invoke(ctx)
         except UserError as e:
+            if ctx.find_root().params.get("debug"):
+                click.echo("".join(traceback.format_exception(e)).rstrip(), err=True)
             click.echo(f"error: {e}", err=True)
             ctx.exit(2)

@@ -21,7 +21,7 @@ import torch
 
 from sr_bench.errors import UserError, unknown
 from sr_bench.models.archs.blocks import NetworkUpscaler, build_module, crop_to, load_strict, read_checkpoint
-from sr_bench.models.interface import ScaleSupport
+from sr_bench.models.interface import ScaleSupport, scale_refusal
 
 PREFIX = "basicsr:"
 
@@ -123,12 +123,17 @@ class BasicSRModel(NetworkUpscaler):
     def modules(self):
         return [self._net]
 
+    def scale_problem(self, scale: Fraction) -> str | None:
+        if Fraction(scale) <= self.native_scale:
+            return None
+        return f"it is a x{self.native_scale} network and ceil-then-down needs a larger scale"
+
     def super_resolve(self, lr: torch.Tensor, scale: Fraction, size: tuple[int, int]) -> torch.Tensor:
         from sr_bench.imaging.resize import imresize
 
         s, k = Fraction(scale), self.native_scale
         if s > k:
-            raise UserError(f"{self.model_name} is a x{k} network; x{s} needs ceil-then-down from a larger scale")
+            raise scale_refusal(self.model_name, s, self.scale_problem(s))
         with torch.inference_mode():
             y = self._net(self._input(lr)).to(torch.float64)
         if s == k:

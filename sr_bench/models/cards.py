@@ -44,4 +44,11 @@ def model_cards() -> dict[str, dict]:
 
 
 def card_for(name: str) -> dict | None:
-    return model_cards().get(name)
+    """A built-in's card, or a plugin's (a ``NAME.toml`` beside its module; ``models/registry.py``), or None."""
+    from sr_bench.models import registry  # registry imports this module
+
+    if not registry.overridden(name):
+        card = model_cards().get(name)
+        if card is not None:
+            return card
+    return registry.plugin_card(name)

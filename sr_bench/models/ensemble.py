@@ -39,7 +39,8 @@ class SelfEnsemble(Upscaler):
     def __init__(self, inner: Upscaler, name: str):
         super().__init__(name=name, scales=inner.scales, learned=inner.learned,
                          checkpoint_sha256=inner.checkpoint_sha256, untrained=inner.untrained,
-                         strategy=inner.strategy, config={**inner.config, "self_ensemble": 8})
+                         strategy=inner.strategy, config={**inner.config, "self_ensemble": 8},
+                         scale_sha256=dict(inner.scale_sha256))
         self.inner = inner
 
     def to(self, device: torch.device) -> "SelfEnsemble":
@@ -48,6 +49,12 @@ class SelfEnsemble(Upscaler):
 
     def strategy_for(self, scale: Fraction) -> str:
         return self.inner.strategy_for(scale)
+
+    def scale_problem(self, scale: Fraction) -> str | None:
+        return self.inner.scale_problem(scale)
+
+    def checkpoint_sha256_for(self, scale: Fraction) -> str:
+        return self.inner.checkpoint_sha256_for(scale)
 
     def super_resolve(self, lr: torch.Tensor, scale: Fraction, size: tuple[int, int]) -> torch.Tensor:
         total = None

@@ -31,8 +31,18 @@ from sr_bench.errors import UserError
 from sr_bench.imaging.color import rgb2ycbcr_matlab_double, ycbcr2rgb_matlab_double
 from sr_bench.imaging.resize import imresize, output_size
 from sr_bench.models.archs.blocks import NetworkUpscaler, crop_to, read_checkpoint, unwrap_state_dict
-from sr_bench.models.interface import ScaleSupport
+from sr_bench.models.interface import ScaleSupport, TrainingForward
 from sr_bench.models.matconvnet import is_matconvnet_file
+
+
+def training_y(rgb01: torch.Tensor) -> torch.Tensor:
+    """Y in 0..1 units of MATLAB's double rgb2ycbcr: the Y networks' input and target in ``srbench train``."""
+    return rgb2ycbcr_matlab_double(rgb01.to(torch.float64))[:, :1]
+
+
+def training_net_input(y: torch.Tensor) -> torch.Tensor:
+    """MATLAB's single precision, in the channels_last layout ``LumaUpscaler`` gives its networks' weights."""
+    return y.to(torch.float32).contiguous(memory_format=torch.channels_last)
 
 
 def luma_pipeline(lr: torch.Tensor, scale: Fraction, size: tuple[int, int], luma_fn, what: str) -> torch.Tensor:
@@ -55,15 +65,33 @@ def luma_pipeline(lr: torch.Tensor, scale: Fraction, size: tuple[int, int], luma
 
 
 class LumaUpscaler(NetworkUpscaler):
-    """Adapter base for the Y-only families: subclasses implement ``luma(y_lr, y_bicubic, scale)``.
+    """Base class for Y-channel networks (the built-in SRCNN, VDSR, LapSRN, MS-LapSRN, and plugins): subclasses
+    implement ``luma(y_lr, y_bicubic, scale)``; ``super_resolve`` wraps it in ``luma_pipeline``, the colour rules of
+    the authors' MATLAB test code (Y from MATLAB's rgb2ycbcr of the double image, Cb/Cr MATLAB-bicubic upscaled, the
+    network's Y resized to ceil(scale x size) when it has another size, ycbcr2rgb).
 
-    Networks are float32 (MATLAB ``single``) and see Y in 0..1 units.
+    ``luma`` receives the LR Y and its MATLAB-bicubic upscale by ``scale`` as float32 (B, 1, ., .) tensors in 0..1
+    units (MATLAB ``single``) on the model's device, and returns the network's Y (any float dtype, any size).
+    The networks are the ``nn.Module``s the model holds in its attributes (directly, or in a dict or list), unless
+    ``modules()`` says otherwise; they run as the built-ins' do: float32, eval mode, channels_last, on the device.
     """
 
     upsampling: ClassVar[str] = "pre"  # "pre" (bicubic-upscaled input) or "progressive" (LR input)
+    _ready: bool = False  # networks prepared for inference (done by .to(), or on the first super_resolve)
 
     def modules(self) -> Iterable[nn.Module]:
-        raise NotImplementedError
+        found = []
+        for value in vars(self).values():
+            items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else [value]
+            found += [m for m in items if isinstance(m, nn.Module)]
+        return found
+
+    def to(self, device) -> "LumaUpscaler":
+        self._device = torch.device(device)
+        for m in self.modules():
+            self._prepare(m)
+        self._ready = True
+        return self
 
     def luma(self, y_lr: torch.Tensor, y_bicubic: torch.Tensor, scale: Fraction) -> torch.Tensor:
         raise NotImplementedError
@@ -82,11 +110,16 @@ class LumaUpscaler(NetworkUpscaler):
     def _net_input(self, y: torch.Tensor) -> torch.Tensor:
         return y.to(self._device, torch.float32).contiguous(memory_format=torch.channels_last)
 
+    def _luma_fn(self, s: Fraction):
+        if not self._ready:
+            self.to(self._device)
+        return lambda y_lr, y_up: self.luma(self._net_input(y_lr), self._net_input(y_up), s)
+
     def super_resolve(self, lr: torch.Tensor, scale: Fraction, size: tuple[int, int]) -> torch.Tensor:
         s = Fraction(scale)
         x = self._check(lr)
         with torch.inference_mode():
-            return luma_pipeline(x, s, size, lambda y_lr, y_up: self.luma(y_lr, y_up, s), f"{self.name} x{s}")
+            return luma_pipeline(x, s, size, self._luma_fn(s), f"{self.name} x{s}")
 
     def super_resolve_plane(self, plane: torch.Tensor, scale: Fraction, size: tuple[int, int]) -> torch.Tensor:
         """One grey plane (B, 1, h, w) in [0, 1] straight through the network, as ``SR_LapSRN.m`` treats a
@@ -100,7 +133,7 @@ class LumaUpscaler(NetworkUpscaler):
         x = plane.to(self._device, torch.float64)
         full = output_size((x.shape[-2], x.shape[-1]), s)
         with torch.inference_mode():
-            y = self.luma(x, imresize(x, scale=s), s).to(torch.float64)
+            y = self._luma_fn(s)(x, imresize(x, scale=s)).to(torch.float64)
             if tuple(y.shape[-2:]) != tuple(full):
                 y = imresize(y, size=full)
             return crop_to(y, size, f"{self.name} x{s}")
@@ -138,3 +171,12 @@ class PreUpsamplingUpscaler(LumaUpscaler):
 
     def luma(self, y_lr: torch.Tensor, y_bicubic: torch.Tensor, scale: Fraction) -> torch.Tensor:
         return self.net(self._net_input(y_bicubic))
+
+    def training_forward(self, scale: Fraction | None = None) -> TrainingForward:
+        """The network on the MATLAB-bicubic Y, cropped to the HR size (as ``luma_pipeline``)."""
+        net = self.net
+
+        def predict(lr, hr, s, gen):
+            y = net(training_net_input(imresize(training_y(lr), scale=s)))
+            return y[..., : hr.shape[-2], : hr.shape[-1]], training_y(hr).float()
+        return TrainingForward(net, predict, "y")

@@ -2,17 +2,26 @@
 
 Any name takes a ``+`` suffix for the x8 geometric self-ensemble (EDSR+, RCAN+, DBDN+; ``models/ensemble.py``).
 
-Three ways in: built-ins (lazy strings below), the ``sr_bench.models`` entry-point group of installed packages, and
-``--plugin path/to/file.py`` files that call ``@register_model``. Nothing is imported until a model is created, so
-one model's missing optional dependency never breaks ``srbench models`` or another model.
+Three ways in: built-ins (the model cards' ``entry``), the ``sr_bench.models`` entry-point group of installed
+packages, and ``--plugin path/to/file.py`` files that call ``@register_model``. Nothing is imported until a model is
+created, so one model's missing optional dependency never breaks ``srbench models`` or another model.
+
+Rules: a name (or a plugin card's alias) that two sources register is an error naming both, unless the later one
+was registered with ``@register_model(name, override=True)``; what a name points at must be an ``Upscaler`` subclass
+(or a factory returning an ``Upscaler``); an exception raised by plugin code becomes one ``UserError`` line naming the
+model and where it came from (``srbench --debug`` shows the traceback).
 """
 
 from __future__ import annotations
 
 import fnmatch
+import functools
 import importlib
 import importlib.util
+import inspect
 import sys
+import tomllib
+from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Callable
@@ -23,19 +32,56 @@ from sr_bench.models.interface import Upscaler
 
 ENTRY_POINT_GROUP = "sr_bench.models"
 SUFFIX = "+"  # NAME+ = NAME with x8 geometric self-ensemble (models/ensemble.py)
+PLUGIN_MODULE_PREFIX = "sr_bench_plugin_"  # modules made from --plugin files
 
-# Built-ins come from the model cards in registry/*.toml (their ``entry``), so adding a model touches no code here.
 
-_registered: dict[str, Callable[..., Upscaler] | str] = {}
+@dataclass(frozen=True)
+class Entry:
+    """Where a model name points: ``target`` (the class/factory, or its lazy ``module:attr``) and a human-readable
+    ``source`` for messages."""
+
+    target: Callable[..., Upscaler] | str
+    source: str
+    builtin: bool = False
+    override: bool = False
+    module_file: str | None = None  # the plugin's module file, beside which its card may lie
+
+    @property
+    def dotted(self) -> str | None:
+        t = self.target
+        return t if isinstance(t, str) else f"{getattr(t, '__module__', '?')}:{getattr(t, '__qualname__', '?')}"
+
+
+_registered: dict[str, Entry] = {}
 _plugins: dict[str, list[str]] = {}  # resolved plugin file -> the model names it registered
 
 
-def register_model(name: str | Callable | None = None):
-    """Decorator for a class or factory returning an ``Upscaler``: ``@register_model`` or ``@register_model("x")``."""
+def _module_source(obj) -> tuple[str, str | None]:
+    module = sys.modules.get(getattr(obj, "__module__", ""), None)
+    file = getattr(module, "__file__", None)
+    name = getattr(obj, "__module__", "?")
+    if name.startswith(PLUGIN_MODULE_PREFIX) and file:
+        return f"plugin file {file}", file
+    return f"module {name}" + (f" ({file})" if file else ""), file
+
+
+def register_model(name: str | Callable | None = None, *, override: bool = False):
+    """Decorator for an ``Upscaler`` subclass or a factory returning one: ``@register_model``,
+    ``@register_model("x")``, or ``@register_model("rcan", override=True)`` to replace a built-in or another
+    plugin's model on purpose (without ``override`` that is an error naming both)."""
 
     def wrap(obj, key=None):
         key = key or getattr(obj, "model_name", None) or obj.__name__.lower()
-        _registered[key] = obj
+        if inspect.isclass(obj) and not issubclass(obj, Upscaler):
+            raise UserError(f"register_model({key!r}): {obj.__name__} is not an Upscaler subclass; derive it "
+                            f"from sr_bench.Upscaler (or register a function that returns one)")
+        if not callable(obj):
+            raise UserError(f"register_model({key!r}): {obj!r} is not a class or function")
+        source, file = _module_source(obj)
+        prev = _registered.get(key)
+        if prev is not None and prev.source != source and not override:
+            raise _clash(key, prev, Entry(obj, source))
+        _registered[key] = Entry(obj, source, override=override, module_file=file)
         return obj
 
     if callable(name):
@@ -43,23 +89,86 @@ def register_model(name: str | Callable | None = None):
     return lambda obj: wrap(obj, name)
 
 
-def _entries() -> dict[str, Callable[..., Upscaler] | str]:
-    found: dict[str, Callable[..., Upscaler] | str] = {name: card["entry"] for name, card in model_cards().items()}
+def _clash(name: str, first: Entry, second: Entry) -> UserError:
+    return UserError(f"model name {name!r} is registered twice: by {first.source} and by {second.source}; rename "
+                     f"one, or replace on purpose with @register_model({name!r}, override=True)")
+
+
+def _entry_point_entries() -> list[tuple[str, Entry]]:
+    out = []
     try:
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            found.setdefault(ep.name, ep.value)
+        eps = list(entry_points(group=ENTRY_POINT_GROUP))
     except Exception:  # a broken distribution's metadata must not take the CLI down
-        pass
-    found.update(_registered)
-    return found
+        return out
+    for ep in eps:
+        dist = getattr(ep, "dist", None)
+        where = f" of distribution {dist.name} {dist.version}" if dist is not None else ""
+        out.append((ep.name, Entry(ep.value, f"entry point '{ep.name} = {ep.value}'{where}")))
+    return out
+
+
+def _same_target(a: Entry, b: Entry) -> bool:
+    """An entry point and the @register_model of the object it names (the module registers itself on import)."""
+    return a.target is b.target or (a.dotted is not None and a.dotted == b.dotted)
+
+
+def _entries() -> tuple[dict[str, Entry], dict[str, tuple[Entry, Entry]]]:
+    """name (and alias) -> entry, and the names two sources claim (name -> both entries)."""
+    found: dict[str, Entry] = {}
+    clashes: dict[str, tuple[Entry, Entry]] = {}
+
+    def add(name: str, entry: Entry) -> None:
+        prev = found.get(name)
+        if prev is None or entry.override:
+            found[name] = entry
+            clashes.pop(name, None)
+        elif not _same_target(prev, entry):
+            clashes.setdefault(name, (prev, entry))
+
+    for name, card in model_cards().items():
+        add(name, Entry(card["entry"], f"the built-in card {card['name']!r}", builtin=True))
+    plugins = [*_entry_point_entries(), *_registered.items()]
+    for name, entry in plugins:
+        add(name, entry)
+    for name, entry in plugins:  # a plugin card's aliases are names too
+        card = _plugin_card_file(name, entry)
+        for alias in _read_plugin_card(str(card), name).get("aliases", []) if card else []:
+            add(alias, entry)
+    return found, clashes
+
+
+def _checked(names, clashes) -> None:
+    for n in names:
+        if n in clashes:
+            raise _clash(n, *clashes[n])
 
 
 def list_models(pattern: str = "*") -> list[str]:
-    return sorted(n for n in _entries() if fnmatch.fnmatch(n, pattern))
+    found, clashes = _entries()
+    names = sorted(n for n in found if fnmatch.fnmatch(n, pattern))
+    _checked(names, clashes)
+    return names
+
+
+def entry_for(name: str) -> Entry | None:
+    """The registry entry behind ``name`` (``NAME+``: NAME's), or None (unknown, or a ``basicsr:`` model)."""
+    found, clashes = _entries()
+    if name not in found and name.endswith(SUFFIX) and len(name) > 1:
+        name = name[: -len(SUFFIX)]
+    _checked([name], clashes)
+    return found.get(name)
+
+
+def plugin_failure(name: str, entry: Entry, error: BaseException, when: str) -> UserError:
+    """One line for an exception raised by plugin code (the traceback stays chained for ``srbench --debug``)."""
+    text = " ".join(str(error).split()) or "(no message)"
+    return UserError(f"model {name!r} from {entry.source} raised {type(error).__name__}: {text} ({when}); "
+                     f"rerun with srbench --debug for the traceback")
 
 
 def resolve(name: str) -> Callable[..., Upscaler]:
-    if name.endswith(SUFFIX) and len(name) > 1 and name not in _entries():
+    found, clashes = _entries()
+    if name.endswith(SUFFIX) and len(name) > 1 and name not in found:
         from sr_bench.models.ensemble import self_ensemble_factory
 
         return self_ensemble_factory(resolve(name[: -len(SUFFIX)]), name)
@@ -69,10 +178,11 @@ def resolve(name: str) -> Callable[..., Upscaler]:
         from sr_bench.models.basicsr_bridge import BasicSRModel
 
         return functools.partial(BasicSRModel, name.split(":", 1)[1])
-    entries = _entries()
-    if name not in entries:
-        raise unknown("model", name, entries)
-    target = entries[name]
+    if name not in found:
+        raise unknown("model", name, found)
+    _checked([name], clashes)
+    entry = found[name]
+    target = entry.target
     if isinstance(target, str):
         module, _, attr = target.partition(":")
         try:
@@ -83,12 +193,42 @@ def resolve(name: str) -> Callable[..., Upscaler]:
             raise UserError(f"model {name!r} needs a package that is not installed ({e.name or e}); install it or pick another model") from None
         except AttributeError:
             raise UserError(f"model {name!r} points at {target!r}, which does not exist; fix the registration") from None
+        except Exception as e:
+            if entry.builtin:
+                raise
+            raise plugin_failure(name, entry, e, "while importing it") from e
         target = obj
+    if inspect.isclass(target) and not issubclass(target, Upscaler):
+        raise UserError(f"model {name!r} from {entry.source} is {target.__name__}, which is not an Upscaler "
+                        f"subclass; derive it from sr_bench.Upscaler")
+    if not callable(target):
+        raise UserError(f"model {name!r} from {entry.source} points at {target!r}, which is not a class or function")
     return target
 
 
+def call_model_code(name: str, when: str, fn, *args, **kwargs):
+    """``fn(*args, **kwargs)``, with an exception from a plugin's code turned into ``plugin_failure``'s one line
+    (built-ins' exceptions are bugs and keep their traceback; ``UserError`` passes through)."""
+    try:
+        return fn(*args, **kwargs)
+    except UserError:
+        raise
+    except Exception as e:
+        entry = None if name.startswith("basicsr:") else entry_for(name)
+        if entry is None or entry.builtin:
+            raise
+        raise plugin_failure(name, entry, e, when) from e
+
+
 def create_model(name: str, **config) -> Upscaler:
-    return resolve(name)(**config)
+    model = call_model_code(name, "while creating it", resolve(name), **config)
+    if not isinstance(model, Upscaler):
+        raise UserError(f"model {name!r} returned {type(model).__name__}, not an Upscaler; its factory must return "
+                        f"an sr_bench.Upscaler")
+    if not hasattr(model, "scales") or not hasattr(model, "name"):
+        raise UserError(f"model {name!r} ({type(model).__name__}) has no name/scales: its __init__ must call "
+                        f"super().__init__(name=..., scales=ScaleSupport...)")
+    return model
 
 
 def load_plugin(path: str | Path) -> list[str]:
@@ -100,16 +240,107 @@ def load_plugin(path: str | Path) -> list[str]:
     if key in _plugins:  # a second run in the same process: its models are registered already
         return list(_plugins[key])
     before = set(_registered)
-    mod_name = f"sr_bench_plugin_{p.stem}"
+    mod_name = f"{PLUGIN_MODULE_PREFIX}{p.stem}"
     spec = importlib.util.spec_from_file_location(mod_name, p)
     module = importlib.util.module_from_spec(spec)
     sys.modules[mod_name] = module
     try:
         spec.loader.exec_module(module)
+    except UserError:
+        raise
     except Exception as e:
-        raise UserError(f"plugin {str(p)!r} failed to import: {type(e).__name__}: {e}") from None
+        raise UserError(f"plugin {str(p)!r} failed to import: {type(e).__name__}: {e}") from e
     added = sorted(set(_registered) - before)
     if not added:
         raise UserError(f"plugin {str(p)!r} registered no model; decorate a class with @sr_bench.register_model")
     _plugins[key] = added
     return added
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Plugin cards: <model name>.toml beside the plugin's module (same fields as registry/*.toml, `entry` optional)
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _module_dir(module: str) -> Path | None:
+    """The folder of ``module``'s file, found without importing it (``srbench models`` must not import plugins)."""
+    top, *rest = module.split(".")
+    try:
+        spec = importlib.util.find_spec(top)
+    except Exception:  # a broken package: no card; the model's own import will say why
+        return None
+    if spec is None:
+        return None
+    if spec.submodule_search_locations:
+        folder = Path(list(spec.submodule_search_locations)[0])
+    elif spec.origin and spec.origin not in ("built-in", "frozen"):
+        folder = Path(spec.origin).parent
+    else:
+        return None
+    for i, part in enumerate(rest):  # a.b.c: the folder of a/b/c.py, or a/b/c/ for a package
+        if i < len(rest) - 1 or (folder / part).is_dir():
+            folder = folder / part
+    return folder
+
+
+def _plugin_card_file(name: str, entry: Entry) -> Path | None:
+    if entry.builtin:
+        return None
+    if entry.module_file:
+        folder = Path(entry.module_file).parent
+    elif isinstance(entry.target, str):
+        folder = _module_dir(entry.target.partition(":")[0])
+    else:
+        folder = None
+    path = folder / f"{name}.toml" if folder else None
+    return path if path is not None and path.is_file() else None
+
+
+@functools.lru_cache(maxsize=64)
+def _read_plugin_card(path: str, name: str) -> dict:
+    from sr_bench.models.modelcard import ModelCard
+
+    try:
+        card = tomllib.loads(Path(path).read_text())
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise UserError(f"model card {path} of plugin model {name!r} is not valid TOML ({e}); fix or remove it") from None
+    card.setdefault("name", name)
+    if card["name"] != name:
+        raise UserError(f"model card {path} says name = {card['name']!r} but sits beside the plugin model {name!r}; "
+                        f"name the file after the model")
+    ModelCard.from_dict(card, path)  # the same rules as the built-in cards
+    return card
+
+
+def overridden(name: str) -> bool:
+    """Whether ``name`` was registered with ``override=True`` (its card is then the plugin's, not the built-in's)."""
+    entry = _registered.get(name)
+    return entry is not None and entry.override
+
+
+def plugin_card(name: str) -> dict | None:
+    """The card of a plugin model (or of one of its card's aliases), or None."""
+    found, _ = _entries()
+    entry = found.get(name)
+    if entry is None or entry.builtin:
+        return None
+    for key, e in found.items():  # an alias: the card file is named after the registered name
+        path = _plugin_card_file(key, e) if e is entry else None
+        if path is not None:
+            return _read_plugin_card(str(path), key)
+    return None
+
+
+@functools.lru_cache(maxsize=1024)
+def release_of(name: str, sha256: str) -> str:
+    """The card release a checkpoint is (``LapSRN_x2.mat``), ``unreleased``, or ``""`` without weights: what rows
+    and run.json record next to ``checkpoint_sha256``. ``NAME+`` uses NAME's card."""
+    from sr_bench.models.cards import card_for
+    from sr_bench.models.modelcard import release_name
+
+    if not sha256:
+        return ""
+    card = card_for(name)
+    if card is None and name.endswith(SUFFIX):
+        card = card_for(name[: -len(SUFFIX)])
+    return release_name(card, sha256)

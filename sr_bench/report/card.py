@@ -8,7 +8,11 @@ def _scales(card: dict) -> str:
     scales = card.get("scales", {})
     if "integers" in scales:
         text = "x" + ", x".join(str(i) for i in scales["integers"])
-        return text + "; other scales through a strategy (ceil-then-down by default, --model-opt strategy=...)"
+        if scales.get("also_builds"):
+            text += " (the architecture also builds x" + ", x".join(str(i) for i in scales["also_builds"]) + ")"
+        if scales.get("strategy"):
+            return text + f"; other scales through {scales['strategy']} (or --model-opt strategy=... if it takes one)"
+        return text + "; no other scales"
     if "range" in scales:
         low, high = scales["range"]
         text = f"any scale in ({low}, {high}] natively"

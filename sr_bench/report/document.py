@@ -41,6 +41,8 @@ def provenance_facts(manifest: dict, rows: pd.DataFrame) -> list[Fact]:
             fact += [(str(m["checkpoint"]), "code"), (" sha256 ", ""), (m["checkpoint_sha256"], "code")]
         else:
             fact.append(("no checkpoint", ""))
+        if m.get("release"):
+            fact.append((f" (release: {m['release']})", ""))
         config = ", ".join(f"{k}={v}" for k, v in (m.get("config") or {}).items())
         fact += [(f"; {config}", "")] if config else []
         fact += [(" — ", ""), ("untrained (random weights)", "strong")] if m.get("untrained") else []

@@ -1,4 +1,5 @@
-"""Published numbers next to measured ones: the ``[[published]]`` blocks of the model cards (registry/*.toml).
+"""Published numbers next to measured ones: the ``[[published]]`` blocks of the model cards (registry/*.toml, or a
+plugin's NAME.toml beside its module; a run's ``--plugin`` files are loaded again from run.json to find them).
 
 A block is shown for a model only when it was measured the same way: the block's ``protocol`` is the run's protocol,
 its ``variant`` (if any) is the model's variant as recorded in run.json, and ``self_ensemble`` blocks go with ``NAME+``
@@ -78,9 +79,22 @@ def with_paper(summary: pd.DataFrame, configs: dict[str, dict], protocol: str, m
     return out, sources
 
 
+def _load_run_plugins(manifest: dict) -> None:
+    """The run's ``--plugin`` files, so that their models' cards are found (files since moved are skipped: their
+    models then have no published values)."""
+    from pathlib import Path
+
+    from sr_bench.models.registry import load_plugin
+
+    for path in (manifest.get("request") or {}).get("plugins") or []:
+        if Path(path).is_file():
+            load_plugin(path)
+
+
 def with_paper_for_run(summary: pd.DataFrame, rows: pd.DataFrame, manifest: dict, metrics: tuple[str, ...]
                        ) -> tuple[pd.DataFrame, list[str]]:
     """``with_paper`` with the models' configs and the protocol read from a run's run.json (``manifest``)."""
+    _load_run_plugins(manifest)
     configs = {m["name"]: m.get("config") or {} for m in manifest.get("models", [])}
     protocol = manifest.get("protocol", {}).get("name") or str(rows["protocol"].iloc[0])
     return with_paper(summary, configs, protocol, metrics)

@@ -149,6 +149,10 @@ def provenance_line(rows: pd.DataFrame) -> str:
              + (" (rows from several package sets)" if len(versions) > 1 else "")]
     if ckpts:
         parts.append(f"checkpoints sha256 {', '.join(ckpts)}")
+        if "release" in rows:
+            releases = sorted({r for rel in rows["release"].dropna() for r in rel.split("+") if r})
+            if releases:
+                parts.append(f"releases {', '.join(releases)}")
     plugins = sorted({f"metric {k.removesuffix('_plugin')}: {v}" for w in set(rows["metric_weights"].dropna())
                       for k, v in json.loads(w or "{}").items() if k.endswith("_plugin")})
     parts += plugins

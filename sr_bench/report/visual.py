@@ -251,7 +251,7 @@ def _rerun(pair, row, run_dir: Path, case, scale: Fraction, protocol):
     from sr_bench.run.runner import super_resolve_case
 
     spec, model = pair
-    sha_now, sha_then = model.checkpoint_sha256 or "", row["checkpoint_sha256"] or ""
+    sha_now, sha_then = model.checkpoint_sha256_for(scale), row["checkpoint_sha256"] or ""
     if sha_now != sha_then:
         raise UserError(f"{spec.name}'s checkpoint {spec.checkpoint!r} is not the file run {run_dir.name} loaded "
                         f"(sha256 {sha_then[:12] or 'none'} then, {sha_now[:12] or 'none'} now)")

@@ -33,7 +33,8 @@ from sr_bench.imaging.color import gray2rgb
 from sr_bench.metrics import (DEFAULT_METRICS, MetricUnavailable, create_metric, is_builtin, list_metrics, metric_info,
                               metric_source)
 from sr_bench.models import load_plugin
-from sr_bench.models.interface import Upscaler
+from sr_bench.models.interface import Upscaler, scale_refusal
+from sr_bench.models.registry import call_model_code, create_model, release_of
 from sr_bench.models.registry import resolve as resolve_model
 from sr_bench.protocols import HRSource, ImageTooSmall, Protocol, choose_protocol, get_protocol
 from sr_bench.provenance import device_name, package_versions, package_versions_json, resolve_device
@@ -131,7 +132,7 @@ def takes_option(factory, key: str) -> bool:
     return key in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
-def _create_model(spec: ModelSpec, allow_untrained: bool, opts: dict) -> Upscaler:
+def _create_model(spec: ModelSpec, allow_untrained: bool, opts: dict, device) -> Upscaler:
     factory = resolve_model(spec.name)
     kwargs = {k: v for k, v in opts.items() if takes_option(factory, k)}
     if spec.checkpoint is not None:
@@ -140,7 +141,8 @@ def _create_model(spec: ModelSpec, allow_untrained: bool, opts: dict) -> Upscale
         kwargs["checkpoint"] = spec.checkpoint
     if allow_untrained and takes_option(factory, "allow_untrained"):
         kwargs["allow_untrained"] = True
-    return factory(**kwargs)
+    model = create_model(spec.name, **kwargs)
+    return call_model_code(spec.name, f"while moving it to {device}", model.to, device)
 
 
 def build_context(setup: Setup) -> Context:
@@ -152,7 +154,7 @@ def build_context(setup: Setup) -> Context:
     for key in opts:
         if not any(takes_option(resolve_model(spec.name), key) for spec in setup.specs):
             raise UserError(f"no model in --models takes the option {key!r} given with --model-opt")
-    models = [(spec, _create_model(spec, setup.allow_untrained, opts).to(device)) for spec in setup.specs]
+    models = [(spec, _create_model(spec, setup.allow_untrained, opts, device)) for spec in setup.specs]
     notes: list[str] = []
     metrics, prov = _load_metrics(setup.metrics, setup.metrics_explicit, device, setup.lpips_weights, notes)
     return Context(setup=setup, protocol=get_protocol(setup.protocol), models=models, metrics=metrics, device=device,
@@ -160,13 +162,24 @@ def build_context(setup: Setup) -> Context:
                    metric_prov=json.dumps(prov, sort_keys=True), notes=notes)
 
 
+def check_scales(models: list[tuple[ModelSpec, Upscaler]], scales: list[Fraction]) -> None:
+    """Every model can run every requested scale (natively or through its decimal-scale strategy), or the one-line
+    error a model gives for a scale it cannot run, before any image is read."""
+    for spec, model in models:
+        for s in scales:
+            problem = call_model_code(spec.name, f"while checking x{scale_text(s)}", model.scale_problem, s)
+            if problem:
+                raise scale_refusal(spec.name, s, problem)
+
+
 # ---------------------------------------------------------------------------------------- measuring one image ----
 def _row(ctx: Context, spec: ModelSpec, model: Upscaler, dataset: str, image: str, s: Fraction) -> dict:
+    sha = model.checkpoint_sha256_for(s)
     return {
         "run_id": ctx.setup.run_id, "model": spec.name, "dataset": dataset, "image": image,
         "scale": float(s), "scale_text": scale_text(s), "protocol": ctx.protocol.name,
         "protocol_fingerprint": ctx.protocol.fingerprint, "strategy": model.strategy_for(s),
-        "untrained": bool(model.untrained), "checkpoint_sha256": model.checkpoint_sha256 or "",
+        "untrained": bool(model.untrained), "checkpoint_sha256": sha, "release": release_of(spec.name, sha),
         **dict.fromkeys((*METRIC_COLUMNS, *ctx.setup.metrics)), "seconds": None,
         "hr_height": None, "hr_width": None, "lr_height": None, "lr_width": None, "error": "",
         "device": ctx.device_label, "metric_weights": ctx.metric_prov, "package_versions": ctx.versions,
@@ -359,6 +372,7 @@ def run(
                   metrics_explicit=metrics is not None, lpips_weights=lpips_weights, device=device, threads=threads if workers == 1 else 1,
                   save_images=save_images)
     ctx = build_context(setup)
+    check_scales(ctx.models, scales)
     for n in ctx.notes:
         tqdm.write(f"note: {n}", file=sys.stderr)
 
@@ -454,6 +468,7 @@ def _manifest(run_dir, setup: Setup, ctx: Context, chosen, resolved, scales, dat
             "model_opts": dict(setup.model_opts), "save_images": setup.save_images,
         },
         "models": [{"name": s.name, "checkpoint": s.checkpoint, "checkpoint_sha256": m.checkpoint_sha256,
+                    "release": release_of(s.name, m.checkpoint_sha256 or ""),
                     "untrained": m.untrained, "config": json.loads(json.dumps(m.config, default=str))}
                    for s, m in ctx.models],
         "datasets": [{"name": d.name, "kind": d.kind, "images": len(d.items)} for d in resolved],

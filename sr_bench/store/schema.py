@@ -40,6 +40,8 @@ COLUMNS: list[tuple[str, pa.DataType, str]] = [
      "each plugin metric (`<name>_plugin`: entry point, package, version)"),
     ("package_versions", pa.string(), "JSON: python, sr_bench, torch, numpy, pillow, ... versions"),
     ("created", pa.string(), "UTC time the row was measured (ISO 8601)"),
+    ("release", pa.string(), "the model card's release whose sha256 the checkpoint has (LapSRN_x2.mat), 'unreleased' "
+                             "for any other file, empty without weights"),
 ]
 
 SCHEMA = pa.schema([pa.field(n, t) for n, t, _ in COLUMNS])

@@ -79,7 +79,7 @@ from sr_bench.models.archs.blocks import (
     unwrap_state_dict,
 )
 from sr_bench.models.archs.dbdn import IntraDenseBlock
-from sr_bench.models.interface import ScaleSupport
+from sr_bench.models.interface import ScaleSupport, TrainingForward
 from sr_bench.models.strategies import NATIVE, RECURSIVE_X2, StrategicIntegerUpscaler, fit, run_recursive
 
 LFR_LEVELS = 11
@@ -304,6 +304,21 @@ class ASDNUpscaler(NetworkUpscaler):
     def strategy_for(self, scale: Fraction) -> str:
         return NATIVE if self.scales.native(Fraction(scale)) else RECURSIVE_X2
 
+    def training_forward(self, scale: Fraction | None = None) -> TrainingForward:
+        """``lfr_pass`` with autograd: level i's output, blended with level i-1's between levels, so both
+        reconstruction branches learn what the deployed blend asks of them."""
+        net = self.net
+
+        def predict(lr, hr, s, gen):
+            x = lr.to(torch.float64) * 255.0  # level inputs in float64, as the adapter makes them
+            i, w = lfr_level(s, self.levels)
+            out = net(self.level_input(x, i).to(torch.float32), i)
+            if w != 0:
+                prev = net(self.level_input(x, i - 1).to(torch.float32), i - 1)
+                out = out + float(w) * (imresize(prev, size=tuple(out.shape[-2:])) - out)
+            return fit(out, tuple(hr.shape[-2:]), w == 0, f"{self.name} level {i}") / 255.0, hr
+        return TrainingForward(net, predict, "rgb")
+
     # -- one LFR pass -------------------------------------------------------------------------------------------------
     def level_input(self, x: torch.Tensor, level: int) -> torch.Tensor:
         """x (0..255, float64) bicubic-upsampled for LFR level ``level`` (see the module docstring)."""
@@ -351,7 +366,7 @@ class FSDNUpscaler(StrategicIntegerUpscaler):
     model_name: ClassVar[str] = "fsdn"
     example_weights: ClassVar[str] = "fsdn_x2.pt"
     family_scales: ClassVar[tuple[int, ...]] = (2, 3, 4)
-    release_scales: ClassVar[tuple[int, ...]] = (1, 2, 3, 4, 8)
+    network_scales: ClassVar[tuple[int, ...]] = (1, 2, 3, 4, 8)
     variants: ClassVar[dict[str, dict]] = {"fsdn": {"pool": "avg", "deconv_feats": 64}}
     default_variant: ClassVar[str] = "fsdn"
 

@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 
 from sr_bench.errors import UserError
-from sr_bench.models.interface import ScaleSupport, Upscaler
+from sr_bench.models.interface import ScaleSupport, TrainingForward, Upscaler, scale_refusal
 
 DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
 
@@ -98,7 +98,10 @@ def count_trainable(module: nn.Module) -> int:
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def needs_weights(name: str, example: str) -> UserError:
+def needs_weights(name: str, example: str, builtin: bool = True) -> UserError:
+    if not builtin:  # a plugin: no card in registry/, not trainable here
+        return UserError(f"model {name!r} needs weights: --models {name}=PATH/TO/{example} (several files, one per "
+                         f"scale, joined by '{os.pathsep}'; releases: see `srbench models {name}`)")
     return UserError(
         f"model {name!r} needs weights: --models {name}=PATH/TO/{example} "
         f"(releases: see `srbench models {name}` / registry/{name}.toml), or train one with `srbench train`, "
@@ -255,6 +258,7 @@ class NetworkUpscaler(Upscaler):
 
     model_name: ClassVar[str] = "?"
     example_weights: ClassVar[str] = "WEIGHTS.pt"
+    _device: torch.device = torch.device("cpu")  # until .to(device); an instance attribute from then on
 
     def _setup(self, scales: ScaleSupport, checkpoint, allow_untrained: bool, config: dict) -> list[Path]:
         Upscaler.__init__(self, name=self.model_name, scales=scales, learned=True, config=dict(config))
@@ -291,8 +295,8 @@ class IntegerScaleUpscaler(NetworkUpscaler):
     Networks take RGB in 0..255 (EDSR-PyTorch ``rgb_range`` 255) and return 0..255.
     """
 
-    family_scales: ClassVar[tuple[int, ...]] = (2, 3, 4)
-    release_scales: ClassVar[tuple[int, ...]] = (2, 3, 4)
+    family_scales: ClassVar[tuple[int, ...]] = (2, 3, 4)  # what an untrained smoke build holds
+    network_scales: ClassVar[tuple[int, ...]] = (2, 3, 4)  # every scale a network (checkpoint or scale=) can have
     variants: ClassVar[dict[str, dict]] = {}
     default_variant: ClassVar[str] = ""
 
@@ -301,8 +305,8 @@ class IntegerScaleUpscaler(NetworkUpscaler):
         variant = variant or self.default_variant
         if variant not in self.variants:
             raise UserError(f"model {self.model_name!r} has no variant {variant!r}; known: {', '.join(self.variants)}")
-        if scale is not None and int(scale) not in self.release_scales:
-            raise UserError(f"model {self.model_name!r} has tails for x{', x'.join(map(str, self.release_scales))}, "
+        if scale is not None and int(scale) not in self.network_scales:
+            raise UserError(f"model {self.model_name!r} has tails for x{', x'.join(map(str, self.network_scales))}, "
                             f"not x{scale}")
         self.variant = variant
         self.nets: dict[int, nn.Module] = {}
@@ -325,6 +329,7 @@ class IntegerScaleUpscaler(NetworkUpscaler):
                 net = build_module(lambda: self.build(k), meta=True)
                 load_strict(net, sd, self.model_name, path, self.mismatch_hint(sd))
                 self.nets[k] = self._prepare(net)
+                self.scale_sha256[k] = sha
                 shas.append(sha)
             self.checkpoint_sha256 = "+".join(shas)
             available = frozenset(self.nets)
@@ -333,6 +338,19 @@ class IntegerScaleUpscaler(NetworkUpscaler):
         self.scales = ScaleSupport(integers=available)
         self.strategy = "ceil-then-down"
         self.config["scales"] = sorted(available)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.per_scale_training = tuple(k for k in cls.network_scales if k > 1)
+
+    def training_forward(self, scale: Fraction | None = None) -> TrainingForward:
+        """The x``scale`` network on RGB in 0..255, in and out (EDSR-PyTorch style: EDSR, RDN, RCAN, DBDN, CSFM,
+        FSDN)."""
+        net = self.net(int(scale))
+
+        def predict(lr, hr, s, gen):
+            return net(lr * 255.0) / 255.0, hr
+        return TrainingForward(net, predict, "rgb")
 
     # -- per family ---------------------------------------------------------------------------------------------------
     def build(self, scale: int) -> nn.Module:
@@ -354,14 +372,20 @@ class IntegerScaleUpscaler(NetworkUpscaler):
                 self.nets[k] = self._prepare(build_module(lambda: self.build(k), meta=False))
         return self.nets[k]
 
+    def scale_problem(self, scale: Fraction) -> str | None:
+        s = Fraction(scale)
+        if self.strategy_for(s) == "ceil-then-down" and not any(k >= s for k in self.scales.integers):
+            from sr_bench.scales import scale_text
+
+            return (f"it holds x{', x'.join(map(str, sorted(self.scales.integers)))} only and ceil-then-down needs a "
+                    f"network of scale >= {scale_text(s)}: add that checkpoint or use --model-opt "
+                    f"strategy=floor-then-up or recursive-x2")
+        return None
+
     def scale_for(self, s: Fraction) -> int:
         above = [k for k in sorted(self.scales.integers) if k >= s]
         if not above:
-            from sr_bench.scales import scale_text
-
-            raise UserError(f"model {self.model_name!r} holds x{', x'.join(map(str, sorted(self.scales.integers)))} only; "
-                            f"ceil-then-down at x{scale_text(s)} needs a network of scale >= {scale_text(s)}: add that "
-                            f"checkpoint or use --model-opt strategy=floor-then-up or recursive-x2")
+            raise scale_refusal(self.model_name, s, self.scale_problem(s) or "no network of a larger scale")
         return above[0]
 
     def super_resolve(self, lr: torch.Tensor, scale: Fraction, size: tuple[int, int]) -> torch.Tensor:

@@ -119,7 +119,7 @@ class CSFMUpscaler(StrategicIntegerUpscaler):
     model_name: ClassVar[str] = "csfm"
     example_weights: ClassVar[str] = "CSFM_x2.pt"
     family_scales: ClassVar[tuple[int, ...]] = (2, 3, 4)
-    release_scales: ClassVar[tuple[int, ...]] = (1, 2, 3, 4, 8)
+    network_scales: ClassVar[tuple[int, ...]] = (1, 2, 3, 4, 8)
     variants: ClassVar[dict[str, dict]] = {"csfm": {"n_feats": 64, "n_modules": 8, "n_blocks": 16}}
     default_variant: ClassVar[str] = "csfm"
 

@@ -103,7 +103,7 @@ class EDSRUpscaler(StrategicIntegerUpscaler):
     def build(self, scale: int) -> nn.Module:
         return EDSR(scale=scale, rgb_range=255, **EDSR_VARIANTS[self.variant])
 
-    release_scales: ClassVar[tuple[int, ...]] = (1, 2, 3, 4)
+    network_scales: ClassVar[tuple[int, ...]] = (1, 2, 3, 4)
 
     def infer_scale(self, sd):
         shape = edsr_shape_of(sd)

@@ -34,8 +34,8 @@ from sr_bench.models.archs.blocks import (
     read_checkpoint,
     unwrap_state_dict,
 )
-from sr_bench.models.interface import ScaleSupport
-from sr_bench.models.luma import LumaUpscaler
+from sr_bench.models.interface import ScaleSupport, TrainingForward, scale_refusal
+from sr_bench.models.luma import LumaUpscaler, training_net_input, training_y
 from sr_bench.models.matconvnet import check_standard_layer, is_matconvnet_file, load_dagnn, read_dagnn
 
 LEAK = 0.2
@@ -190,9 +190,11 @@ class LapSRNUpscaler(LumaUpscaler):
     example_weights: ClassVar[str] = "LapSRN_x4.mat"
     upsampling: ClassVar[str] = "progressive"
     family_scales: ClassVar[tuple[int, ...]] = (2, 4, 8)
+    network_scales: ClassVar[tuple[int, ...]] = (2, 4, 8)
+    per_scale_training: ClassVar[tuple[int, ...]] = (2, 4, 8)
 
     def __init__(self, checkpoint=None, allow_untrained: bool = False, scale: int | None = None, depth: int = 10):
-        if scale is not None and int(scale) not in self.family_scales:
+        if scale is not None and int(scale) not in self.network_scales:
             raise UserError(f"model {self.model_name!r} has networks for x2, x4, x8, not x{scale}")
         self.depth = int(depth)
         self.nets: dict[int, nn.Module] = {}
@@ -206,6 +208,7 @@ class LapSRNUpscaler(LumaUpscaler):
             if k in self.nets:
                 raise UserError(f"two checkpoints for x{k} given to model {self.model_name!r}; give one per scale")
             self.nets[k] = self._prepare(net)
+            self.scale_sha256[k] = sha
             shas.append(sha)
         if paths:
             self.checkpoint_sha256 = "+".join(shas)
@@ -243,12 +246,28 @@ class LapSRNUpscaler(LumaUpscaler):
                 self.nets[k] = self._prepare(build_module(lambda: LapSRN(k, self.depth), meta=False))
         return self.nets[k]
 
+    def scale_problem(self, scale: Fraction) -> str | None:
+        s = Fraction(scale)
+        if any(k >= s for k in self.scales.integers):
+            return None
+        from sr_bench.scales import scale_text
+
+        return (f"it holds x{', x'.join(map(str, sorted(self.scales.integers)))} only and ceil-then-down needs a "
+                f"network of scale >= {scale_text(s)}: add that checkpoint (LapSRN_x8.mat covers up to x8)")
+
     def scale_for(self, s: Fraction) -> int:
         above = [k for k in sorted(self.scales.integers) if k >= s]
         if not above:
-            raise UserError(f"model {self.model_name!r} holds x{', x'.join(map(str, sorted(self.scales.integers)))} "
-                            f"only; x{s} needs a network of scale >= {s} (ceil-then-down)")
+            raise scale_refusal(self.model_name, s, self.scale_problem(s))
         return above[0]
 
     def luma(self, y_lr: torch.Tensor, y_bicubic: torch.Tensor, scale: Fraction) -> torch.Tensor:
         return self.net(self.scale_for(scale))(self._net_input(y_lr))
+
+    def training_forward(self, scale: Fraction | None = None) -> TrainingForward:
+        """The x``scale`` pyramid on the LR Y; the loss compares its Y with the HR's."""
+        net = self.net(int(scale))
+
+        def predict(lr, hr, s, gen):
+            return net(training_net_input(training_y(lr))), training_y(hr).float()
+        return TrainingForward(net, predict, "y")

@@ -30,7 +30,7 @@ from sr_bench.models.archs.blocks import (
 )
 from sr_bench.models.archs.edsr import EDSR, EDSR_VARIANTS
 from sr_bench.models.archs.rdn import RDN
-from sr_bench.models.interface import ScaleSupport
+from sr_bench.models.interface import ScaleSupport, TrainingForward
 
 
 def make_coord(shape: Sequence[int], ranges=None, flatten: bool = True, device=None) -> torch.Tensor:
@@ -187,6 +187,23 @@ class LIIFUpscaler(NetworkUpscaler):
 
     def modules(self) -> Iterable[nn.Module]:
         return [self.net]
+
+    def training_forward(self, scale: Fraction | None = None) -> TrainingForward:
+        """LIIF's recipe: the loss sees a random subset of the HR pixels (2304 = 48^2 at patch 48), which bounds the
+        MLP's memory at large scales."""
+        net = self.net
+
+        def predict(lr, hr, s, gen):
+            b, _, h, w = hr.shape
+            q = min(lr.shape[-2] * lr.shape[-1], h * w)
+            idx = torch.stack([torch.randperm(h * w, generator=gen)[:q] for _ in range(b)]).to(lr.device)
+            coord = make_coord((h, w), device=lr.device)[idx]
+            cell = torch.empty_like(coord)
+            cell[..., 0], cell[..., 1] = 2 / h, 2 / w
+            pred = net.query_rgb(net.gen_feat((lr - 0.5) / 0.5), coord, cell) * 0.5 + 0.5
+            target = hr.flatten(2).transpose(1, 2).gather(1, idx[..., None].expand(-1, -1, hr.shape[1]))
+            return pred, target
+        return TrainingForward(net, predict, "rgb")
 
     def super_resolve(self, lr: torch.Tensor, scale: Fraction, size: tuple[int, int]) -> torch.Tensor:
         h, w = int(size[0]), int(size[1])

@@ -38,7 +38,7 @@ from sr_bench.models.archs.blocks import (
     unwrap_state_dict,
 )
 from sr_bench.models.archs.rdn import RDNBody, rdn_config_of
-from sr_bench.models.interface import ScaleSupport
+from sr_bench.models.interface import ScaleSupport, TrainingForward
 
 
 class Pos2Weight(nn.Module):
@@ -138,6 +138,14 @@ class MetaSRUpscaler(NetworkUpscaler):
 
     def modules(self) -> Iterable[nn.Module]:
         return [self.net]
+
+    def training_forward(self, scale: Fraction | None = None) -> TrainingForward:
+        """The network on RGB 0..255 at the batch's scale and HR size."""
+        net = self.net
+
+        def predict(lr, hr, s, gen):
+            return net(lr * 255.0, float(s), tuple(hr.shape[-2:])) / 255.0, hr
+        return TrainingForward(net, predict, "rgb")
 
     def super_resolve(self, lr: torch.Tensor, scale: Fraction, size: tuple[int, int]) -> torch.Tensor:
         x = self._input(lr) * 255.0

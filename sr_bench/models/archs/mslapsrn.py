@@ -26,8 +26,8 @@ import torch.nn as nn
 from sr_bench.errors import UserError
 from sr_bench.models.archs.blocks import build_module, load_strict, read_checkpoint, unwrap_state_dict
 from sr_bench.models.archs.lapsrn import CONVT_CROPS, CroppedConvTranspose2d, image_upsampler, lrelu
-from sr_bench.models.interface import ScaleSupport
-from sr_bench.models.luma import LumaUpscaler
+from sr_bench.models.interface import ScaleSupport, TrainingForward, scale_refusal
+from sr_bench.models.luma import LumaUpscaler, training_net_input, training_y
 from sr_bench.models.matconvnet import check_standard_layer, is_matconvnet_file, load_dagnn, read_dagnn
 
 MAX_LEVELS = 3  # trained for x2, x4, x8
@@ -218,9 +218,23 @@ class MSLapSRNUpscaler(LumaUpscaler):
     def modules(self) -> Iterable[nn.Module]:
         return [self.net]
 
+    def scale_problem(self, scale: Fraction) -> str | None:
+        n = levels_for(Fraction(scale))
+        if n <= MAX_LEVELS:
+            return None
+        return f"it is trained for x2, x4, x8 and this scale would need {2**n}x ({n} pyramid levels)"
+
     def luma(self, y_lr: torch.Tensor, y_bicubic: torch.Tensor, scale: Fraction) -> torch.Tensor:
         n = levels_for(Fraction(scale))
         if n > MAX_LEVELS:
-            raise UserError(f"model {self.model_name!r} is trained for x2, x4, x8; x{scale} would need "
-                            f"{2**n}x ({n} pyramid levels)")
+            raise scale_refusal(self.model_name, scale, self.scale_problem(scale))
         return self.net(self._net_input(y_lr), levels=n)
+
+    def training_forward(self, scale: Fraction | None = None) -> TrainingForward:
+        """The pyramid on the LR Y with levels_for(s) levels. A state_dict does not record the recursion count R:
+        the saved file loads with ``--model-opt recursions=R``."""
+        net = self.net
+
+        def predict(lr, hr, s, gen):
+            return net(training_net_input(training_y(lr)), levels=levels_for(s)), training_y(hr).float()
+        return TrainingForward(net, predict, "y", {"recursions": net.recursions})

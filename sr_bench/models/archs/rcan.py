@@ -94,7 +94,7 @@ class RCANUpscaler(StrategicIntegerUpscaler):
     model_name: ClassVar[str] = "rcan"
     example_weights: ClassVar[str] = "RCAN_BIX2.pt"
     family_scales: ClassVar[tuple[int, ...]] = (2, 3, 4)
-    release_scales: ClassVar[tuple[int, ...]] = (1, 2, 3, 4, 8)
+    network_scales: ClassVar[tuple[int, ...]] = (1, 2, 3, 4, 8)
     variants: ClassVar[dict[str, dict]] = {"rcan": {"n_resgroups": 10, "n_resblocks": 20, "n_feats": 64, "reduction": 16}}
     default_variant: ClassVar[str] = "rcan"
 

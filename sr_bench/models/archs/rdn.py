@@ -114,7 +114,7 @@ class RDNUpscaler(StrategicIntegerUpscaler):
     example_weights: ClassVar[str] = "RDN_x2.pt"
     variants: ClassVar[dict[str, dict]] = {"B": {"RDNconfig": "B", "G0": 64}, "A": {"RDNconfig": "A", "G0": 64}}
     default_variant: ClassVar[str] = "B"
-    release_scales: ClassVar[tuple[int, ...]] = (1, 2, 3, 4)
+    network_scales: ClassVar[tuple[int, ...]] = (1, 2, 3, 4)
 
     def build(self, scale: int) -> nn.Module:
         return RDN(G0=64, RDNkSize=3, RDNconfig=self.variant, scale=scale)

@@ -1,0 +1,182 @@
+"""A model card checked field by field: the one statement of a model's scales, parameter counts and releases.
+
+The cards themselves are TOML (``registry/*.toml`` for built-ins, ``NAME.toml`` beside a plugin's module; fields in
+docs/model-cards.md) and are read as plain dicts by the listing and the tables. ``ModelCard.from_dict`` is the
+validation every card goes through (plugin cards when they are loaded, built-in cards in the tests), and the typed
+view the code compares against: ``tests/test_model_contract.py`` proves every built-in adapter declares what its card
+says, and ``release_for`` names a loaded checkpoint after the card's ``[[weights]]`` entry with the same sha256.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from sr_bench.errors import UserError
+
+SHA256 = re.compile(r"[0-9a-f]{64}")
+UNRELEASED = "unreleased"  # a loaded file whose sha256 no card release has
+COLORS = ("rgb", "y")
+UPSAMPLING = ("post", "pre", "progressive", "arbitrary", "interpolation")
+
+
+@dataclass(frozen=True)
+class Release:
+    """One ``[[weights]]`` entry: a published weights file."""
+
+    file: str
+    sha256: str  # "" when not known (a release nobody here could download)
+    scales: tuple[int, ...] | None  # the scales the file serves; None: any scale
+    url: str = ""
+    format: str = ""
+    variant: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    name: str
+    aliases: tuple[str, ...]
+    display_name: str
+    entry: str | None  # built-ins: "module:attr"; plugin cards may leave it out
+    learned: bool
+    integers: tuple[int, ...]  # [scales] integers: the scales the model has trained networks for
+    also_builds: tuple[int, ...]  # [scales] also_builds: further scales the architecture builds, with no release
+    range: tuple[Fraction, Fraction] | None  # [scales] range: (low, high] handled natively
+    strategy: str | None  # [scales] strategy: how other integer-model scales are reached
+    beyond: str | None  # [scales] beyond: how a range model reaches scales above ``high``
+    params: dict[str, int]
+    releases: tuple[Release, ...]
+    published: tuple[dict, ...]
+    where: str = field(default="?", compare=False)
+
+    @staticmethod
+    def from_dict(card: dict, where: str = "?") -> "ModelCard":
+        """Check a card's types and values; a UserError names the file (``where``) and the field."""
+        def bad(fieldname: str, why: str) -> UserError:
+            return UserError(f"model card {where}: {fieldname} {why}")
+
+        name = card.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise bad("name", "must be a non-empty string")
+        aliases = card.get("aliases", [])
+        if not isinstance(aliases, list) or not all(isinstance(a, str) and a for a in aliases):
+            raise bad("aliases", "must be a list of names")
+        entry = card.get("entry")
+        if entry is not None and (not isinstance(entry, str) or ":" not in entry):
+            raise bad("entry", "must be 'module:attr'")
+        learned = card.get("learned", True)
+        if not isinstance(learned, bool):
+            raise bad("learned", "must be true or false")
+        for key in ("display_name", "summary", "weights_note"):
+            if key in card and not isinstance(card[key], str):
+                raise bad(key, "must be a string")
+        paper = card.get("paper", {})
+        if not isinstance(paper, dict) or not all(isinstance(v, str) for v in paper.values()):
+            raise bad("[paper]", "must be a table of strings (title, venue, arxiv, code, bibtex)")
+        inp = card.get("input", {})
+        if inp.get("color", "rgb") not in COLORS:
+            raise bad("[input] color", f"must be one of {', '.join(COLORS)}")
+        if inp.get("upsampling", "post") not in UPSAMPLING:
+            raise bad("[input] upsampling", f"must be one of {', '.join(UPSAMPLING)}")
+
+        scales = card.get("scales")
+        if not isinstance(scales, dict) or not ({"integers", "range"} & set(scales)):
+            raise bad("[scales]", "must give integers = [2, 3, 4] or range = [\"1\", \"4\"]")
+        integers = _ints(scales.get("integers", []), lambda why: bad("[scales] integers", why))
+        also = _ints(scales.get("also_builds", []), lambda why: bad("[scales] also_builds", why))
+        if set(also) & set(integers):
+            raise bad("[scales] also_builds", "repeats scales of integers")
+        rng = None
+        if "range" in scales:
+            r = scales["range"]
+            try:
+                low, high = (Fraction(str(v)) for v in r)
+            except (TypeError, ValueError, ZeroDivisionError):
+                raise bad("[scales] range", "must be [low, high], e.g. [\"1\", \"4\"]") from None
+            if not 1 <= low < high <= 64:
+                raise bad("[scales] range", "needs 1 <= low < high <= 64")
+            rng = (low, high)
+        for key in ("strategy", "beyond"):
+            if key in scales and not isinstance(scales[key], str):
+                raise bad(f"[scales] {key}", "must be a strategy name")
+
+        params = card.get("params", {})
+        if not isinstance(params, dict) or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                                                   for v in params.values()):
+            raise bad("[params]", "must map keys (x2, all, ...) to whole numbers")
+
+        weights = card.get("weights", [])
+        if not isinstance(weights, list):
+            raise bad("weights", "must be a list of [[weights]] tables")
+        releases = []
+        for i, w in enumerate(weights):
+            what = f"[[weights]] #{i + 1}"
+            if not isinstance(w, dict) or not isinstance(w.get("file"), str) or not w["file"]:
+                raise bad(what, "needs file = \"NAME\"")
+            sha = w.get("sha256", "")
+            if not isinstance(sha, str) or (sha and not SHA256.fullmatch(sha)):
+                raise bad(f"{what} sha256", "must be 64 lower-case hex digits (or empty when unknown)")
+            releases.append(Release(file=w["file"], sha256=sha, scales=_release_scales(w.get("scale"), what, bad),
+                                    url=str(w.get("url", "")), format=str(w.get("format", "")),
+                                    variant=w.get("variant")))
+        published = card.get("published", [])
+        if not isinstance(published, list):
+            raise bad("published", "must be a list of [[published]] tables")
+        for i, b in enumerate(published):
+            what = f"[[published]] #{i + 1}"
+            if not isinstance(b, dict) or not isinstance(b.get("source"), str) or not isinstance(b.get("protocol"), str):
+                raise bad(what, "needs source and protocol strings")
+            rows = b.get("rows")
+            if not isinstance(rows, list) or not rows:
+                raise bad(f"{what} rows", "must be [[dataset, scale, psnr, ssim?], ...]")
+            for row in rows:
+                if (not isinstance(row, list) or not 3 <= len(row) <= 4 or not isinstance(row[0], str)
+                        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in row[2:])):
+                    raise bad(f"{what} rows", f"has a bad row {row!r}: write [dataset, scale, psnr, ssim?]")
+                try:
+                    Fraction(str(row[1]))
+                except (ValueError, ZeroDivisionError):
+                    raise bad(f"{what} rows", f"has a bad scale {row[1]!r}") from None
+        return ModelCard(name=name, aliases=tuple(aliases), display_name=card.get("display_name", name), entry=entry,
+                         learned=learned, integers=integers, also_builds=also, range=rng,
+                         strategy=scales.get("strategy"), beyond=scales.get("beyond"), params=dict(params),
+                         releases=tuple(releases), published=tuple(published), where=where)
+
+    def release_for(self, sha256: str) -> Release | None:
+        """The release whose sha256 is ``sha256``, or None."""
+        return next((r for r in self.releases if r.sha256 and r.sha256 == sha256), None)
+
+
+def _ints(value, bad) -> tuple[int, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value):
+        raise bad("must be a list of whole numbers >= 1")
+    if len(set(value)) != len(value):
+        raise bad("repeats a scale")
+    return tuple(value)
+
+
+def _release_scales(value, what: str, bad) -> tuple[int, ...] | None:
+    if value is None or value == "any":
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value,)
+    if isinstance(value, str) and re.fullmatch(r"\d+(,\d+)*", value.replace(" ", "")):
+        return tuple(int(v) for v in value.replace(" ", "").split(","))
+    raise bad(f"{what} scale", "must be a scale (2), a list of scales (\"2,4,8\") or \"any\"")
+
+
+def release_name(card: dict | None, sha256: str) -> str:
+    """What a row says about its weights: the release file names (``LapSRN_x2.mat``; several files joined by ``+``
+    as ``checkpoint_sha256`` joins their hashes), ``unreleased`` for a file no release of the card has, ``""``
+    without weights."""
+    if not sha256:
+        return ""
+    model = ModelCard.from_dict(card) if card else None
+    names = []
+    for part in sha256.split("+"):
+        hit = model.release_for(part) if model else None
+        names.append(hit.file if hit else UNRELEASED)
+    if all(n == UNRELEASED for n in names):
+        return UNRELEASED
+    return "+".join(names)
