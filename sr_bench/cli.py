@@ -166,12 +166,24 @@ def run(models, datasets, scales, protocol, metrics, data_root, out, results_dir
               help="Folder holding Set5/, Set14/, ... (else $SRBENCH_DATA, else ./datasets).")
 @click.option("--model-opt", "model_opts", multiple=True, metavar="K=V",
               help="Model option (repeatable), e.g. variant=dbdn-espcnn; `srbench run` needs the same one.")
+@click.option("--precision", default="fp32", show_default=True, metavar="fp32|tf32|bf16",
+              help="Arithmetic of the forward: fp32 (IEEE float32, also on CUDA), tf32 (CUDA tensor cores) or bf16 "
+                   "(autocast; weights, loss and Adam stay float32; CUDA or CPU).")
+@click.option("--channels-last", is_flag=True,
+              help="NHWC weights and inputs: faster bf16/tf32 convolutions on CUDA (often slower on CPU).")
+@click.option("--compile", "compile_", is_flag=True,
+              help="torch.compile the network's forward (compilation takes a while; pays off on long GPU runs).")
+@click.option("--ema", type=float, default=0.0, show_default=True,
+              help="Keep an exponential moving average of the weights with this decay (e.g. 0.999; 0: off); "
+                   "PATH then holds the EMA weights, PATH.resume the optimised ones.")
+@click.option("--clip-grad", type=float, default=0.0, show_default=True,
+              help="Clip the total gradient norm to this value before each step (0: off).")
 @click.option("--resume", is_flag=True,
               help="Continue the interrupted run saved at --out (repeat its options) up to --steps in total.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out and its .json/.resume files.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 def train(model, data, out, scales, steps, batch, patch, lr, lr_halve_every, seed, device, save_every, log_every,
-          data_root, model_opts, resume, overwrite, no_progress):
+          data_root, model_opts, precision, channels_last, compile_, ema, clip_grad, resume, overwrite, no_progress):
     """Train MODEL from random weights on HR images; write weights that `srbench run --models MODEL=PATH` loads.
 
     \b
@@ -190,8 +202,13 @@ def train(model, data, out, scales, steps, batch, patch, lr, lr_halve_every, see
     \b
     Writes, atomically, every --save-every steps and at the end:
       PATH          the network's state_dict, in the layout its loader reads strictly (sha256 goes on result rows)
-      PATH.json     model, scales, steps, seed, data hash, loss curve, lr schedule, versions, device, sha256
+      PATH.json     model, scales, steps, seed, data hash, loss and throughput curves, lr schedule, precision,
+                    versions, device, sha256
       PATH.resume   Adam and data-generator state for --resume (bit-identical to an uninterrupted run on CPU)
+
+    \b
+    On a GPU, e.g.:
+      srbench train edsr-baseline --scale 2 --data div2k --device cuda --precision bf16 --channels-last --ema 0.999
     """
     from sr_bench.run.grid import split_list
     from sr_bench.train import train as run_training
@@ -199,8 +216,11 @@ def train(model, data, out, scales, steps, batch, patch, lr, lr_halve_every, see
     result = run_training(model, split_list(data), Path(out), steps=steps, scales=scales, batch=batch, patch=patch,
                           lr=lr, lr_halve_every=lr_halve_every, seed=seed, device=device, save_every=save_every,
                           log_every=log_every, data_root=data_root, model_opts=_parse_opts(model_opts),
-                          resume=resume, overwrite=overwrite, progress=not no_progress)
+                          resume=resume, overwrite=overwrite, progress=not no_progress, precision=precision,
+                          channels_last=channels_last, compile=compile_, ema=ema, clip_grad=clip_grad)
     last = f", last loss {result.losses[-1][1]:.4f}" if result.losses else ""
+    if result.throughput:
+        last += f", {result.throughput[-1][1]:.1f} images/s"
     click.echo(f"{result.checkpoint}: step {result.steps_done}{last}, sha256 {result.sha256}")
     click.echo(f"record: {result.sidecar}; resume file: {result.resume_file}")
     click.echo(f"evaluate: {result.run_command}")

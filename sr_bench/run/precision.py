@@ -73,16 +73,18 @@ def hold_tf32_switches(name: str, device: torch.device) -> None:
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = name == "tf32"
 
 
+def autocast(name: str, device: torch.device):
+    """``torch.autocast`` for bf16/fp16 on ``device``, a no-op context otherwise."""
+    if name in _AUTOCAST:
+        return torch.autocast(torch.device(device).type, dtype=_AUTOCAST[name])
+    return contextlib.nullcontext()
+
+
 @contextlib.contextmanager
 def forward_precision(name: str, device: torch.device):
     """The scope of one model forward under ``name``: the TF32 switches and, for bf16/fp16, autocast."""
-    device = torch.device(device)
-    with tf32_switches(name, device):
-        if name in _AUTOCAST:
-            with torch.autocast(device.type, dtype=_AUTOCAST[name]):
-                yield
-        else:
-            yield
+    with tf32_switches(name, device), autocast(name, device):
+        yield
 
 
 # ------------------------------------------------------------------------------------------ drift against fp32 ----
