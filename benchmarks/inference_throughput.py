@@ -6,7 +6,8 @@ one scale. From its run.json: the loop's wall time (``timing.wall_seconds``), th
 (``timing.forward_seconds``; each forward is timed with the device synchronised) and, for a non-fp32 run, the fp32
 forwards of its first --drift-images images (``timing.fp32_reference_seconds``). The share outside forwards is
 1 - (forward + fp32 reference) / wall: decoding, LR making, metrics and bookkeeping that the prefetching loop did not
-hide. ``--sequential`` also runs the last precision with --prefetch 0, the loop without the helper thread.
+hide. ``--sequential`` also runs the last precision with --prefetch 0, the loop without the helper thread, and
+prints the largest PSNR/SSIM difference between the two runs' rows (the prefetching loop must not change a number).
 
     python benchmarks/inference_throughput.py --data .device/data/Urban100 --device cuda      # the GPU check
     python benchmarks/inference_throughput.py --data ../shared/datasets/Set5 --device cpu --models edsr-baseline \\
@@ -57,6 +58,7 @@ def one_run(model: str, data: str, scale: Fraction, precision: str, device: str,
         "drift_max_abs_db": drift_d["max_abs_dpsnr"] if drift_d else None,
         "drift_evaluations": drift_d["evaluations"] if drift_d else 0,
         "device": result.rows["device"].iloc[0],
+        "_rows": result.rows.sort_values(["image"]).reset_index(drop=True),
     }
 
 
@@ -97,6 +99,15 @@ def main() -> None:
                             Path(tmp) / f"{model}-{precision}-{prefetch}")
                 ref = REFERENCE_MS.get((model, precision)) if device.type == "cuda" else None
                 r["reference_ms"] = ref
+                rows = r.pop("_rows")
+                if prefetch == 0 and args.sequential:
+                    same = [q for q in results if q["model"] == model and q["precision"] == precision][0]
+                    for metric in ("psnr", "ssim"):
+                        if metric in metrics:
+                            diff = float((rows[metric] - same["rows"][metric]).abs().max())
+                            r[f"max_abs_diff_{metric}_vs_prefetch"] = diff
+                            print(f"{model} {precision}: prefetch 0 vs prefetching rows, max |d{metric}| = {diff:.3g}")
+                r["rows"] = rows
                 results.append(r)
                 drift = (f"; drift vs fp32 |dPSNR| mean {r['drift_mean_abs_db']:.4f} max {r['drift_max_abs_db']:.4f} dB "
                          f"({r['drift_evaluations']} evals)" if r["drift_evaluations"] else "")
@@ -106,7 +117,8 @@ def main() -> None:
                       + f", outside forwards {100 * r['outside_share']:.1f}% of {r['wall_seconds']:.1f} s"
                       + f", mean PSNR {r['psnr_mean']:.3f}{drift}; errors {r['errors']}", flush=True)
                 if args.json:
-                    Path(args.json).write_text(json.dumps(results, indent=1))
+                    Path(args.json).write_text(json.dumps([{k: v for k, v in q.items() if k != "rows"}
+                                                           for q in results], indent=1))
     print("\nmodel    precision  images/s  forward ms  outside-forward  drift mean/max dB")
     for r in results:
         d = f"{r['drift_mean_abs_db']:.4f}/{r['drift_max_abs_db']:.4f}" if r["drift_evaluations"] else "-"

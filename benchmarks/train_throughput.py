@@ -112,6 +112,8 @@ def main() -> None:
     ap.add_argument("--patch", type=int, default=48)
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--warm", type=int, default=10)
+    ap.add_argument("--bare-steps", type=int, default=None, help="steps of the bare loop (default --steps)")
+    ap.add_argument("--bare-warm", type=int, default=None, help="untimed first steps of the bare loop (--warm)")
     ap.add_argument("--log-every", type=int, default=None, help="srbench's throughput window (default: warm/2)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--precision", default="fp32", choices=["fp32", "tf32", "bf16"])
@@ -132,9 +134,11 @@ def main() -> None:
     print(f"device {device_name(device)}, torch {torch.__version__}; {args.model}{opts or ''} x{args.scale}, "
           f"batch {args.batch}, LR patch {args.patch}, {how}; steps {args.steps} (first {args.warm} not timed)",
           flush=True)
-    ref = bare_loop(args.model, args.scale, opts, args.batch, args.patch, args.steps, args.warm, device,
+    bare_steps, bare_warm = args.bare_steps or args.steps, args.bare_warm if args.bare_warm is not None else args.warm
+    ref = bare_loop(args.model, args.scale, opts, args.batch, args.patch, bare_steps, bare_warm, device,
                     args.precision, args.channels_last, args.compile)
-    print(f"bare PyTorch loop: {1 / ref:8.2f} it/s ({ref * 1e3:.1f} ms/step)", flush=True)
+    print(f"bare PyTorch loop: {1 / ref:8.2f} it/s ({ref * 1e3:.1f} ms/step over {bare_steps - bare_warm} steps)",
+          flush=True)
     if args.bare_only:
         return
     log_every = args.log_every or max(1, args.warm // 2)
