@@ -208,7 +208,7 @@ def train(model, data, out, scales, steps, batch, patch, lr, lr_halve_every, see
 
     \b
     On a GPU, e.g.:
-      srbench train edsr-baseline --scale 2 --data div2k --device cuda --precision bf16 --channels-last --ema 0.999
+      srbench train edsr-baseline --scale 2 --data DIV2K_train_HR --device cuda --precision bf16 --channels-last --ema 0.999
     """
     from sr_bench.run.grid import split_list
     from sr_bench.train import train as run_training
