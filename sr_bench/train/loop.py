@@ -195,7 +195,9 @@ def train(model: str, data: list[str], out: Path, *, steps: int, scales: str | N
                desc=model)
     t.module.train()
     sha = ""
-    tick = time.perf_counter()  # throughput window: the loss read-out each step waits for the device
+    # throughput window: steps since `tick`, less the time spent writing files (the loss read-out each step waits
+    # for the device, so host time is device time)
+    tick, timed, paused = time.perf_counter(), 0, 0.0
     try:
         with tf32_switches(precision, dev):
             for step in range(start, steps):
@@ -221,18 +223,20 @@ def train(model: str, data: list[str], out: Path, *, steps: int, scales: str | N
                     average.update()
                 done = step + 1
                 window = [window[0] + value, window[1] + 1]
+                timed += 1
                 if done % log_every == 0 or done == steps:
                     losses.append([done, window[0] / window[1]])
                     now = time.perf_counter()
-                    speed.append([done, round(window[1] * batch / (now - tick), 3)])
-                    tick = now
+                    speed.append([done, round(timed * batch / (now - tick - paused), 3)])
+                    tick, timed, paused = now, 0, 0.0
                     window = [0.0, 0]
                     bar.set_postfix(loss=f"{losses[-1][1]:.4f}", lr=f"{rate:.3g}", img_s=f"{speed[-1][1]:.4g}",
                                     refresh=False)
                 bar.update(1)
                 if save_every and done % save_every == 0 and done < steps:
+                    saving = time.perf_counter()
                     save(done)
-                    tick = time.perf_counter()  # writing files is not a step
+                    paused += time.perf_counter() - saving  # writing files is not a step
             sha = save(steps)
     finally:
         bar.close()
