@@ -74,10 +74,11 @@ part 200 $PY benchmarks/inference_throughput.py --data "$URBAN" --device "$DEVIC
     --json "$OUTDIR/infer.json" 2>&1 | grep -v "^protocol: " | tee "$OUTDIR/infer.txt"
 
 # (b) bf16 training against the bare loop; the checkpoints come back
-part 110 $PY benchmarks/train_throughput.py --model asdn --model-opt n_dab=2 --scale 2 --data "$URBAN" \
-    --device "$DEVICE" --precision bf16 $ASDN --out $WORK/w/asdn_x2.pt 2>&1 | tee "$OUTDIR/train.txt"
+# (checkpoints also every 500 steps: a part cut by its timeout still returns one, with PATH.json saying its step)
+part 120 $PY benchmarks/train_throughput.py --model asdn --model-opt n_dab=2 --scale 2 --data "$URBAN" \
+    --device "$DEVICE" --precision bf16 $ASDN --save-every 500 --out $WORK/w/asdn_x2.pt 2>&1 | tee "$OUTDIR/train.txt"
 part 120 $PY benchmarks/train_throughput.py --model edsr-baseline --scale 2 --data "$URBAN" \
-    --device "$DEVICE" --precision bf16 $EDSR --out $WORK/w/edsr_x2.pt 2>&1 | tee -a "$OUTDIR/train.txt"
+    --device "$DEVICE" --precision bf16 $EDSR --save-every 500 --out $WORK/w/edsr_x2.pt 2>&1 | tee -a "$OUTDIR/train.txt"
 for name in asdn_x2 edsr_x2; do [ -f "$WORK/w/$name.pt" ] && cp "$WORK/w/$name.pt" "$OUTDIR/"; done
 $PY - "$OUTDIR/train.json" $WORK/w/asdn_x2.pt.json $WORK/w/edsr_x2.pt.json <<'PY'
 import json, pathlib, sys

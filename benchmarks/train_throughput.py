@@ -74,11 +74,11 @@ def bare_loop(model: str, scale: str, opts: dict, batch: int, patch: int, steps:
 
 def srbench_loop(model: str, scale: str, opts: dict, data: str, batch: int, patch: int, steps: int, warm: int,
                  device: str, precision: str, channels_last: bool, compile_: bool, out: Path | None,
-                 log_every: int) -> tuple[float, dict]:
+                 log_every: int, save_every: int = 0) -> tuple[float, dict]:
     """Seconds per step of ``srbench train`` after ``warm`` steps (from its throughput log), and its PATH.json."""
     with tempfile.TemporaryDirectory() as tmp:
         path = out or Path(tmp) / "w.pt"
-        train(model, [data], path, scales=scale, steps=steps, batch=batch, patch=patch, save_every=0,
+        train(model, [data], path, scales=scale, steps=steps, batch=batch, patch=patch, save_every=save_every,
               log_every=log_every, seed=0, device=device, progress=False, model_opts=dict(opts),
               precision=precision, channels_last=channels_last, compile=compile_, overwrite=True)
         record = json.loads(path.with_name(path.name + ".json").read_text())
@@ -121,6 +121,7 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--bare-only", action="store_true", help="time the bare loop only")
     ap.add_argument("--out", default=None, help="keep srbench's trained checkpoint here (PATH.json beside it)")
+    ap.add_argument("--save-every", type=int, default=0, help="with --out: also save every N steps (0: at the end)")
     args = ap.parse_args()
     opts = {}
     for pair in args.model_opt:
@@ -144,7 +145,7 @@ def main() -> None:
     log_every = args.log_every or max(1, args.warm // 2)
     ours, record = srbench_loop(args.model, args.scale, opts, args.data, args.batch, args.patch, args.steps,
                                 args.warm, str(device), args.precision, args.channels_last, args.compile,
-                                Path(args.out) if args.out else None, log_every)
+                                Path(args.out) if args.out else None, log_every, args.save_every)
     data = batch_only(args.data, args.scale, args.batch, args.patch, 20)
     print(f"srbench train:     {1 / ours:8.2f} it/s ({ours * 1e3:.1f} ms/step; PATH.json session "
           f"{record['sessions'][-1]['images_per_second']:.1f} images/s over all {args.steps} steps incl. warm-up)")
