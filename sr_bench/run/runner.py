@@ -376,7 +376,7 @@ def run(
     if drift_images < 0:
         raise UserError(f"--drift-images must be >= 0, got {drift_images}")
     # Ray actors with GPUs run on CUDA wherever the driver runs; otherwise the models run on --device here
-    check_precision(precision, "cuda" if gpus_per_worker else resolve_device(device).type)
+    check_precision(precision, "cuda" if gpus_per_worker and device != "cpu" else resolve_device(device).type)
     chosen = choose_protocol(protocol, scales)
     specs = tuple(ModelSpec.parse(m) for m in models)
     if len({s.name for s in specs}) != len(specs):
