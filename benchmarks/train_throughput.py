@@ -1,21 +1,26 @@
 """Training throughput of ``srbench train`` against a bare PyTorch loop on the same network, measured in one run.
 
-The reference is the least a training step can cost: the same network, Adam, L1, on batches already on the device.
-``srbench train`` adds its data pipeline (random HR crops, MATLAB-bicubic LR made on the CPU in float64, flips)
-and its bookkeeping. The ratio says how much of the device the pipeline leaves unused; ``../shared/docs/gpu.md``
-quotes 67 it/s for the bare EDSR-baseline x2 loop (batch 16, LR patch 48) on an H200.
+The reference is the least a training step can cost: the same network, Adam, L1, on batches already on the device,
+under the same --precision / --channels-last / --compile. ``srbench train`` adds its data pipeline (random HR crops,
+MATLAB-bicubic LR made on the CPU in float64, flips) and its bookkeeping. The ratio says how much of the device the
+pipeline leaves unused; ``../shared/docs/gpu.md`` quotes, on an H200 at batch 16, 67 it/s for the bare EDSR-baseline
+x2 loop (LR patch 48; 63 it/s in bf16) and 8.3 it/s for an ASDN-like body at 96 px in bf16.
 
     python benchmarks/train_throughput.py                       # defaults: edsr-baseline x2, batch 16, patch 48
-    python benchmarks/train_throughput.py --device cuda --steps 200 --warm 50
+    python benchmarks/train_throughput.py --device cuda --precision bf16 --steps 2000 --warm 300 --out edsr_x2.pt
+    python benchmarks/train_throughput.py --model asdn --model-opt n_dab=2 --device cuda --precision bf16
     python benchmarks/train_throughput.py --batch 4 --patch 24  # a quick CPU check
 
-srbench's per-step time is (t(steps) - t(warm)) / (steps - warm) over two whole ``train()`` calls, which cancels
-model building, image loading and checkpoint writing.
+srbench's steps per second come from its own throughput log (PATH.json: images/s per --log-every window), over the
+windows after --warm steps, so model building, image loading, the first steps' warm-up and checkpoint writing stay
+out. With --out the trained checkpoint (and PATH.json) is kept there.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import json
 import tempfile
 import time
 from fractions import Fraction
@@ -25,6 +30,7 @@ import torch
 
 from sr_bench.data import resolve_dataset
 from sr_bench.provenance import device_name, resolve_device
+from sr_bench.run.precision import autocast, tf32_switches
 from sr_bench.train import train
 from sr_bench.train.families import build
 from sr_bench.train.patches import load_images, random_batch
@@ -35,39 +41,54 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def bare_loop(model: str, scale: str, batch: int, patch: int, steps: int, warm: int, device: torch.device) -> float:
+def bare_loop(model: str, scale: str, opts: dict, batch: int, patch: int, steps: int, warm: int,
+              device: torch.device, precision: str, channels_last: bool, compile_: bool) -> float:
     """Seconds per step of Adam + L1 on the network alone, batches pre-made on the device."""
-    t = build(model, scale, {}, device)
+    t = build(model, scale, dict(opts), device)
     net = t.module.train()
-    opt = torch.optim.Adam(net.parameters(), lr=1e-4, betas=(0.9, 0.999))
+    layout = torch.channels_last if channels_last else torch.preserve_format
+    if channels_last:
+        net.to(memory_format=torch.channels_last)
+    if compile_:
+        net.compile()
+    opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=1e-4, betas=(0.9, 0.999))
     s = t.scales[0]
     side = int(patch * s)
     gen = torch.Generator().manual_seed(0)
-    lr = torch.rand(batch, 3, patch, patch, generator=gen).to(device)
-    hr = torch.rand(batch, 3, side, side, generator=gen).to(device)
-    for i in range(steps):
-        if i == warm:
-            _sync(device)
-            start = time.perf_counter()
-        pred, target = t.predict(lr, hr, s, gen)
-        loss = torch.nn.functional.l1_loss(pred, target)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    _sync(device)
+    lr = torch.rand(batch, 3, patch, patch, generator=gen).to(device, memory_format=layout)
+    hr = torch.rand(batch, 3, side, side, generator=gen).to(device, memory_format=layout)
+    with tf32_switches(precision, device):
+        for i in range(steps):
+            if i == warm:
+                _sync(device)
+                start = time.perf_counter()
+            with autocast(precision, device):
+                pred, target = t.predict(lr, hr, s, gen)
+            loss = torch.nn.functional.l1_loss(pred.float(), target.float())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        _sync(device)
     return (time.perf_counter() - start) / (steps - warm)
 
 
-def srbench_loop(model: str, scale: str, data: str, batch: int, patch: int, steps: int, warm: int,
-                 device: str) -> float:
-    times = []
-    for n in (warm, steps):
-        with tempfile.TemporaryDirectory() as tmp:
-            start = time.perf_counter()
-            train(model, [data], Path(tmp) / "w.pt", scales=scale, steps=n, batch=batch, patch=patch,
-                  save_every=10 ** 9, log_every=10 ** 9, seed=0, device=device, progress=False)
-            times.append(time.perf_counter() - start)
-    return (times[1] - times[0]) / (steps - warm)
+def srbench_loop(model: str, scale: str, opts: dict, data: str, batch: int, patch: int, steps: int, warm: int,
+                 device: str, precision: str, channels_last: bool, compile_: bool, out: Path | None,
+                 log_every: int, save_every: int = 0) -> tuple[float, dict]:
+    """Seconds per step of ``srbench train`` after ``warm`` steps (from its throughput log), and its PATH.json."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = out or Path(tmp) / "w.pt"
+        train(model, [data], path, scales=scale, steps=steps, batch=batch, patch=patch, save_every=save_every,
+              log_every=log_every, seed=0, device=device, progress=False, model_opts=dict(opts),
+              precision=precision, channels_last=channels_last, compile=compile_, overwrite=True)
+        record = json.loads(path.with_name(path.name + ".json").read_text())
+    log, prev, n, seconds = record["throughput"]["log"], 0, 0, 0.0
+    for step, ips in log:
+        if prev >= warm:
+            n += step - prev
+            seconds += (step - prev) * batch / ips
+        prev = step
+    return seconds / n, record
 
 
 def batch_only(data: str, scale: str, batch: int, patch: int, n: int) -> float:
@@ -84,24 +105,56 @@ def batch_only(data: str, scale: str, batch: int, patch: int, n: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="edsr-baseline")
+    ap.add_argument("--model-opt", action="append", default=[], metavar="K=V", help="model option (repeatable)")
     ap.add_argument("--scale", default="2")
     ap.add_argument("--data", default="demo")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--patch", type=int, default=48)
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--warm", type=int, default=10)
+    ap.add_argument("--bare-steps", type=int, default=None, help="steps of the bare loop (default --steps)")
+    ap.add_argument("--bare-warm", type=int, default=None, help="untimed first steps of the bare loop (--warm)")
+    ap.add_argument("--log-every", type=int, default=None, help="srbench's throughput window (default: warm/2)")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "tf32", "bf16"])
+    ap.add_argument("--channels-last", action="store_true")
+    ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--bare-only", action="store_true", help="time the bare loop only")
+    ap.add_argument("--out", default=None, help="keep srbench's trained checkpoint here (PATH.json beside it)")
+    ap.add_argument("--save-every", type=int, default=0, help="with --out: also save every N steps (0: at the end)")
     args = ap.parse_args()
+    opts = {}
+    for pair in args.model_opt:
+        k, _, v = pair.partition("=")
+        try:
+            opts[k] = ast.literal_eval(v)
+        except (ValueError, SyntaxError):
+            opts[k] = v
     device = resolve_device(args.device)
-    print(f"device {device_name(device)}; {args.model} x{args.scale}, batch {args.batch}, LR patch {args.patch}; "
-          f"steps {args.steps} (first {args.warm} not timed)")
-    ref = bare_loop(args.model, args.scale, args.batch, args.patch, args.steps, args.warm, device)
-    ours = srbench_loop(args.model, args.scale, args.data, args.batch, args.patch, args.steps, args.warm, str(device))
-    data = batch_only(args.data, args.scale, args.batch, args.patch, max(args.steps - args.warm, 5))
-    print(f"bare PyTorch loop: {1 / ref:8.2f} it/s ({ref * 1e3:.1f} ms/step)")
-    print(f"srbench train:     {1 / ours:8.2f} it/s ({ours * 1e3:.1f} ms/step)")
-    print(f"  of which making one batch on the CPU: {data * 1e3:.1f} ms")
+    how = f"{args.precision}{' channels-last' if args.channels_last else ''}{' compiled' if args.compile else ''}"
+    print(f"device {device_name(device)}, torch {torch.__version__}; {args.model}{opts or ''} x{args.scale}, "
+          f"batch {args.batch}, LR patch {args.patch}, {how}; steps {args.steps} (first {args.warm} not timed)",
+          flush=True)
+    bare_steps, bare_warm = args.bare_steps or args.steps, args.bare_warm if args.bare_warm is not None else args.warm
+    ref = bare_loop(args.model, args.scale, opts, args.batch, args.patch, bare_steps, bare_warm, device,
+                    args.precision, args.channels_last, args.compile)
+    print(f"bare PyTorch loop: {1 / ref:8.2f} it/s ({ref * 1e3:.1f} ms/step over {bare_steps - bare_warm} steps)",
+          flush=True)
+    if args.bare_only:
+        return
+    log_every = args.log_every or max(1, args.warm // 2)
+    ours, record = srbench_loop(args.model, args.scale, opts, args.data, args.batch, args.patch, args.steps,
+                                args.warm, str(device), args.precision, args.channels_last, args.compile,
+                                Path(args.out) if args.out else None, log_every, args.save_every)
+    data = batch_only(args.data, args.scale, args.batch, args.patch, 20)
+    print(f"srbench train:     {1 / ours:8.2f} it/s ({ours * 1e3:.1f} ms/step; PATH.json session "
+          f"{record['sessions'][-1]['images_per_second']:.1f} images/s over all {args.steps} steps incl. warm-up)")
+    print(f"  of which making one batch on the CPU: {data * 1e3:.1f} ms (overlaps the device's backward pass)")
     print(f"ratio srbench / bare: {ref / ours:.2f}x the bare loop's speed")
+    losses = record["losses"]
+    print(f"loss: {losses[0][1]:.4f} at step {losses[0][0]} -> {losses[-1][1]:.4f} at step {losses[-1][0]}")
+    if args.out:
+        print(f"checkpoint {args.out} (sha256 {record['checkpoint']['sha256'][:16]}); evaluate: {record['run_with']}")
 
 
 if __name__ == "__main__":

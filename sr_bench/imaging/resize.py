@@ -127,6 +127,11 @@ def imresize(
         raise TypeError("imresize expects a floating-point tensor; convert uint8 with .double() first")
     if x.dim() < 2:
         raise ValueError("imresize expects (..., H, W)")
+    if torch.is_autocast_enabled(x.device.type):
+        # inside a model forward under --precision bf16/fp16: a resize is no matmul to speed up but a filter to
+        # keep exact, so it runs as autocast runs its float32 ops (half inputs upcast; float64 stays float64)
+        with torch.autocast(x.device.type, enabled=False):
+            return imresize(x.float() if x.dtype in (torch.float16, torch.bfloat16) else x, scale, size, antialias)
     in_h, in_w = x.shape[-2], x.shape[-1]
     if scale is None and size is None:
         raise ValueError("give scale or size")

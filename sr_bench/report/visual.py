@@ -198,6 +198,7 @@ def render_models(sources: list[Source], dataset: str, image: str, scale: Fracti
             else:
                 ctx = rebuild_context(run_dir, [sources[i].model for i in idxs], metrics, device)
                 protocol, loaded, dev, models = ctx.protocol, ctx.metrics, ctx.device, ctx.models
+                precision = ctx.setup.precision
             bar.update(len(idxs))
             item = _find_item(run_dir, dataset, image)
             case = protocol.prepare(_load_hr(item, dev), scale)
@@ -211,7 +212,7 @@ def render_models(sources: list[Source], dataset: str, image: str, scale: Fracti
                 if pngs is not None:
                     sr = _read_png(pngs[k], dev)
                 else:
-                    sr = _rerun(pair, row, run_dir, case, scale, protocol)
+                    sr = _rerun(pair, row, run_dir, case, scale, protocol, precision)
                 views = protocol.views(sr, case)
                 values = {}
                 with torch.inference_mode():
@@ -246,7 +247,7 @@ def _read_png(path: Path, device):
     return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).to(device, torch.float64)
 
 
-def _rerun(pair, row, run_dir: Path, case, scale: Fraction, protocol):
+def _rerun(pair, row, run_dir: Path, case, scale: Fraction, protocol, precision: str):
     """The model of ``pair`` (spec, model) re-run on ``case``, as the runner did (its checkpoint must be the run's)."""
     from sr_bench.run.runner import super_resolve_case
 
@@ -256,7 +257,7 @@ def _rerun(pair, row, run_dir: Path, case, scale: Fraction, protocol):
         raise UserError(f"{spec.name}'s checkpoint {spec.checkpoint!r} is not the file run {run_dir.name} loaded "
                         f"(sha256 {sha_then[:12] or 'none'} then, {sha_now[:12] or 'none'} now)")
     try:
-        sr, _ = super_resolve_case(model, case, scale, protocol)
+        sr, _ = super_resolve_case(model, case, scale, protocol, precision)
     except RuntimeError as e:
         raise UserError(f"{spec.name}: {e}") from None
     return sr

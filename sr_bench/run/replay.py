@@ -44,7 +44,7 @@ def rebuild_context(run_dir: Path, models: list[str], metrics: tuple[str, ...] =
     setup = Setup(run_id=run_dir.name, specs=chosen, model_opts=tuple(sorted(opts.items())),
                   allow_untrained=bool(req.get("allow_untrained")), plugins=(), protocol=protocol.name,
                   metrics=tuple(metrics), metrics_explicit=True, lpips_weights=req.get("lpips_weights"),
-                  device=device, threads=torch.get_num_threads())
+                  device=device, threads=torch.get_num_threads(), precision=req.get("precision", "fp32"))
     return build_context(setup)
 
 

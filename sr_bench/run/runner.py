@@ -40,12 +40,17 @@ from sr_bench.protocols import HRSource, ImageTooSmall, Protocol, choose_protoco
 from sr_bench.provenance import device_name, package_versions, package_versions_json, resolve_device
 from sr_bench.run.grid import ModelSpec, new_run_id
 from sr_bench.run.memory import keep_freed_memory
+from sr_bench.run.precision import (REFERENCE_KEY, Drift, check_precision, forward_precision, hold_tf32_switches,
+                                    tf32_switches)
+from sr_bench.run.precision import describe as describe_precision
+from sr_bench.run.precision import device_label as precision_label
 from sr_bench.scales import parse_scale, scale_text
 from sr_bench.store import METRIC_COLUMNS, load_rows, read_manifest, write_manifest, write_shard
 
 FLUSH_IMAGES = 8  # images per shard: bounds what an interruption can lose
 IMAGE_KEY = "sr_png"  # a row's SR image (--save-images) on its way to the driver; never stored in the shard
 IMAGES_DIR = "images"
+DRIFT_IMAGES = 5  # a non-fp32 run also measures its first images in fp32 (run.json's precision.drift)
 EXECUTORS = ("local", "ray")  # local: this process (--workers 1) or a spawn pool; ray: run/ray_executor.py
 
 
@@ -56,6 +61,8 @@ class RunResult:
     protocol: Protocol
     metrics: tuple[str, ...]
     notes: list[str]
+    precision: dict | None = None  # run.json's "precision": name, autocast, drift against fp32
+    timing: dict | None = None  # run.json's "timing" of this session's evaluation loop
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,7 @@ class Setup:
     device: str
     threads: int
     save_images: bool = False  # --save-images: each quantised SR travels with its row as PNG bytes (IMAGE_KEY)
+    precision: str = "fp32"  # sr_bench.run.precision: the model forward's arithmetic
 
 
 @dataclass
@@ -89,6 +97,7 @@ class Context:
     versions: str
     metric_prov: str
     notes: list[str] = field(default_factory=list)
+    drift_metric: object = None  # a PSNR for the precision drift when the run's metrics have none
 
 
 # ---------------------------------------------------------------- building the pieces (fails before any work) ----
@@ -158,7 +167,7 @@ def build_context(setup: Setup) -> Context:
     notes: list[str] = []
     metrics, prov = _load_metrics(setup.metrics, setup.metrics_explicit, device, setup.lpips_weights, notes)
     return Context(setup=setup, protocol=get_protocol(setup.protocol), models=models, metrics=metrics, device=device,
-                   device_label=device_name(device), versions=package_versions_json(),
+                   device_label=precision_label(device_name(device), setup.precision), versions=package_versions_json(),
                    metric_prov=json.dumps(prov, sort_keys=True), notes=notes)
 
 
@@ -188,38 +197,57 @@ def _row(ctx: Context, spec: ModelSpec, model: Upscaler, dataset: str, image: st
 
 
 def evaluate_image(ctx: Context, dataset: str, item: ImageItem, scales: list[Fraction],
-                   skip: frozenset = frozenset(), tick=None) -> tuple[list[dict], list[str]]:
-    """Rows for one image at every scale and model not in ``skip`` ({(model, scale_text)}), and warnings."""
+                   skip: frozenset = frozenset(), tick=None, reference: bool = False) -> tuple[list[dict], list[str]]:
+    """Rows for one image at every scale and model not in ``skip`` ({(model, scale_text)}), and warnings.
+    ``reference``: also run each evaluation in fp32 for the precision drift (``REFERENCE_KEY`` on the rows).
+    ``sr_bench.run.pipeline`` runs the same steps with the next images prepared and the metrics computed on a
+    helper thread."""
     rows, warnings = [], []
-    try:
-        arr = item.load()
-        source = HRSource(torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).to(ctx.device, torch.float64))
-        load_error = ""
-    except UserError as e:
-        source, load_error = None, str(e)
-        warnings.append(f"{dataset}/{item.name}: {e}")
+    source, load_error = load_source(ctx, dataset, item, warnings)
     for s in scales:
         todo = [(spec, m) for spec, m in ctx.models if (spec.name, scale_text(s)) not in skip]
         if not todo:
             continue
-        case, error = None, load_error
-        if source is not None:
-            try:
-                case = ctx.protocol.prepare(source, s)
-            except ImageTooSmall as e:
-                error = str(e)
+        case, error = prepare_case(ctx, source, load_error, s)
         for spec, model in todo:
             row = _row(ctx, spec, model, dataset, item.name, s)
             if case is None:
                 row["error"] = error
             else:
-                _measure(row, model, case, s, ctx.protocol, ctx.metrics, ctx.setup.save_images)
+                sr = forward(row, model, case, s, ctx)
+                ref = reference_forward(model, case, s, ctx) if reference and sr is not None else None
+                if sr is not None:
+                    score(row, sr, case, ctx, ref)
                 if row["error"]:
-                    warnings.append(f"{dataset}/{item.name} x{row['scale_text']} {spec.name}: {row['error']}")
+                    warnings.append(row_warning(dataset, item, spec, row))
             rows.append(row)
             if tick:
                 tick(1)
     return rows, warnings
+
+
+def load_source(ctx: Context, dataset: str, item: ImageItem, warnings: list[str]) -> tuple[HRSource | None, str]:
+    """The image as an HRSource on the run's device, or (None, why) with a warning added."""
+    try:
+        arr = item.load()
+        return HRSource(torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).to(ctx.device, torch.float64)), ""
+    except UserError as e:
+        warnings.append(f"{dataset}/{item.name}: {e}")
+        return None, str(e)
+
+
+def prepare_case(ctx: Context, source: HRSource | None, load_error: str, s: Fraction):
+    """(the protocol's case at scale ``s``, "") or (None, why it has no case)."""
+    if source is None:
+        return None, load_error
+    try:
+        return ctx.protocol.prepare(source, s), ""
+    except ImageTooSmall as e:
+        return None, str(e)
+
+
+def row_warning(dataset: str, item: ImageItem, spec: ModelSpec, row: dict) -> str:
+    return f"{dataset}/{item.name} x{row['scale_text']} {spec.name}: {row['error']}"
 
 
 def model_input(case) -> torch.Tensor:
@@ -228,28 +256,74 @@ def model_input(case) -> torch.Tensor:
     return (lr / 255.0)[None]
 
 
-def super_resolve_case(model: Upscaler, case, s: Fraction, protocol: Protocol) -> tuple[torch.Tensor, float]:
+def super_resolve_case(model: Upscaler, case, s: Fraction, protocol: Protocol,
+                       precision: str = "fp32") -> tuple[torch.Tensor, float]:
     """The protocol-quantised SR of ``case`` (C, H, W float64, 0..255) and the model's seconds: the one path from a
     prepared case to the image the metrics see, shared by the runner and anything re-creating its numbers."""
+    device = case.lr.device
     start = time.perf_counter()
-    with torch.inference_mode():
+    with torch.inference_mode(), forward_precision(precision, device):
         sr01 = model.super_resolve(model_input(case), s, case.sr_size)
     if sr01.device.type == "cuda":
-        torch.cuda.synchronize(sr01.device)
+        # this thread's stream only: a helper thread's metrics on another stream are not the model's time
+        torch.cuda.current_stream(sr01.device).synchronize()
     seconds = time.perf_counter() - start
     if tuple(sr01.shape[-2:]) != tuple(case.sr_size):
         raise RuntimeError(f"model returned {tuple(sr01.shape[-2:])}, expected {case.sr_size}")
-    return protocol.quantize(sr01[0].to(torch.float64)), seconds
+    sr = protocol.quantize(sr01[0].to(torch.float64))
+    if sr.device.type == "cuda":
+        torch.cuda.current_stream(sr.device).synchronize()  # complete before another thread's stream reads it
+    return sr, seconds
 
 
-def _measure(row: dict, model: Upscaler, case, s: Fraction, protocol: Protocol, metrics: dict,
-             keep_image: bool = False) -> None:
+def forward(row: dict, model: Upscaler, case, s: Fraction, ctx: Context) -> torch.Tensor | None:
+    """Fill the row's sizes and ``seconds``; the quantised SR, or None with the row's error set."""
     lr = model_input(case)
     row.update(hr_height=case.sr_size[0], hr_width=case.sr_size[1], lr_height=lr.shape[-2], lr_width=lr.shape[-1])
     try:
-        sr, row["seconds"] = super_resolve_case(model, case, s, protocol)
-        if keep_image:
+        sr, row["seconds"] = super_resolve_case(model, case, s, ctx.protocol, ctx.setup.precision)
+        if ctx.setup.save_images:
             row[IMAGE_KEY] = png_bytes(sr)
+        return sr
+    except Exception as e:  # one image's failure must not lose the run; the row says what happened
+        row["error"] = f"{type(e).__name__}: {e}"
+        return None
+
+
+def reference_forward(model: Upscaler, case, s: Fraction, ctx: Context):
+    """(fp32 SR, seconds) of the same evaluation, for the drift of a non-fp32 run; None if it fails."""
+    if ctx.setup.precision == "fp32":
+        return None
+    try:
+        return super_resolve_case(model, case, s, ctx.protocol, "fp32")
+    except Exception:  # the drift then skips this evaluation; the row itself is unaffected
+        return None
+
+
+def score(row: dict, sr: torch.Tensor, case, ctx: Context, ref=None) -> None:
+    """The metrics of ``sr`` into the row (or its error); with ``ref`` (fp32 SR, seconds), the drift's PSNRs."""
+    _measure_metrics(row, sr, case, ctx.protocol, ctx.metrics)
+    if ref is not None and not row["error"]:
+        psnr = drift_psnr(ctx)
+        with torch.inference_mode():
+            pair = (ctx.protocol.views(sr, case).pair(psnr.info.view),
+                    ctx.protocol.views(ref[0], case).pair(psnr.info.view))
+            row[REFERENCE_KEY] = {"psnr": psnr.compute(*pair[0]), "psnr_fp32": psnr.compute(*pair[1]),
+                                  "seconds_fp32": ref[1]}
+
+
+def drift_psnr(ctx: Context):
+    """The PSNR metric the drift uses: the run's own, or one made for it when the run measures no PSNR."""
+    if "psnr" in ctx.metrics:
+        return ctx.metrics["psnr"]
+    if ctx.drift_metric is None:
+        ctx.drift_metric = create_metric("psnr")
+        ctx.drift_metric.load(ctx.device)
+    return ctx.drift_metric
+
+
+def _measure_metrics(row: dict, sr: torch.Tensor, case, protocol: Protocol, metrics: dict) -> None:
+    try:
         views = protocol.views(sr, case)
         with torch.inference_mode():
             for name, metric in metrics.items():
@@ -313,10 +387,11 @@ def _init_worker(setup: Setup) -> None:
     global _WORKER
     keep_freed_memory()
     _WORKER = build_context(setup)
+    hold_tf32_switches(setup.precision, _WORKER.device)  # this process only evaluates
 
 
-def _work(dataset: str, item: ImageItem, scales: list[Fraction], skip: frozenset):
-    return evaluate_image(_WORKER, dataset, item, scales, skip)
+def _work(dataset: str, item: ImageItem, scales: list[Fraction], skip: frozenset, reference: bool = False):
+    return evaluate_image(_WORKER, dataset, item, scales, skip, reference=reference)
 
 
 # --------------------------------------------------------------------------------------------------- the run ----
@@ -340,7 +415,17 @@ def run(
     executor: str = "local",
     ray_address: str | None = None,
     save_images: bool = False,
+    precision: str = "fp32",
+    prefetch: int | None = None,
+    drift_images: int = DRIFT_IMAGES,
+    gpus_per_worker: float = 0.0,
 ) -> RunResult:
+    """Evaluate ``models`` x ``datasets`` x ``scales`` into the run folder (see ``srbench run --help``).
+
+    ``precision``: the model forward's arithmetic (``sr_bench.run.precision``); a non-fp32 run also measures its first
+    ``drift_images`` images in fp32 and stores the PSNR drift in run.json. ``prefetch``: images decoded and prepared
+    ahead by a helper thread that also computes the metrics (``sr_bench.run.pipeline``; ``--workers 1`` only; None:
+    2 on CUDA, 0 on CPU). ``gpus_per_worker``: the GPUs each Ray actor requests."""
     keep_freed_memory()
     # Everything that can be wrong with the request fails here, before any image is touched.
     if not models:
@@ -355,6 +440,15 @@ def run(
         raise unknown("executor", executor, EXECUTORS)
     if ray_address and executor != "ray":
         raise UserError("--ray-address needs --executor ray")
+    if gpus_per_worker < 0 or (gpus_per_worker and executor != "ray"):
+        raise UserError("--gpus-per-worker needs --executor ray (a local run uses --device)" if gpus_per_worker > 0
+                        else f"--gpus-per-worker must be >= 0, got {gpus_per_worker}")
+    if prefetch is not None and prefetch < 0:
+        raise UserError(f"--prefetch must be >= 0, got {prefetch}")
+    if drift_images < 0:
+        raise UserError(f"--drift-images must be >= 0, got {drift_images}")
+    # Ray actors with GPUs run on CUDA wherever the driver runs; otherwise the models run on --device here
+    check_precision(precision, "cuda" if gpus_per_worker and device != "cpu" else resolve_device(device).type)
     chosen = choose_protocol(protocol, scales)
     specs = tuple(ModelSpec.parse(m) for m in models)
     if len({s.name for s in specs}) != len(specs):
@@ -370,15 +464,21 @@ def run(
                   allow_untrained=allow_untrained, plugins=tuple(plugins),
                   protocol=chosen.name, metrics=tuple(metrics) if metrics is not None else DEFAULT_METRICS,
                   metrics_explicit=metrics is not None, lpips_weights=lpips_weights, device=device, threads=threads if workers == 1 else 1,
-                  save_images=save_images)
+                  save_images=save_images, precision=precision)
     ctx = build_context(setup)
     check_scales(ctx.models, scales)
     for n in ctx.notes:
         tqdm.write(f"note: {n}", file=sys.stderr)
 
     done: set[tuple[str, str, str, str]] = set()
+    drift = Drift(precision, drift_images if precision != "fp32" else 0)
     if resume:
         old = read_manifest(run_dir)
+        if (old.get("request") or {}).get("precision", "fp32") != precision:
+            raise UserError(f"cannot resume {run_dir}: it was run with --precision "
+                            f"{old['request'].get('precision', 'fp32')}, this request is --precision {precision}")
+        if ((old.get("precision") or {}).get("drift") or {}).get("images"):
+            drift.images, drift.kept = 0, old["precision"]["drift"]  # measured by the interrupted session
         if old["protocol"]["fingerprint"] != chosen.fingerprint:
             raise UserError(f"cannot resume {run_dir}: it was run under protocol {old['protocol']['name']} "
                             f"({old['protocol']['fingerprint']}), this request is {chosen.name} ({chosen.fingerprint})")
@@ -386,8 +486,9 @@ def run(
             prev = load_rows(run_dir)
             ok = prev[prev["error"].fillna("") == ""]
             done = set(zip(ok["model"], ok["dataset"], ok["image"], ok["scale_text"]))
-    write_manifest(run_dir, _manifest(run_dir, setup, ctx, chosen, resolved, scales, datasets, data_root,
-                                      resume is not None))
+    manifest = _manifest(run_dir, setup, ctx, chosen, resolved, scales, datasets, data_root, resume is not None)
+    manifest["precision"] = {**describe_precision(precision), "drift": drift.kept}
+    write_manifest(run_dir, manifest)
     tqdm.write(f"protocol: {chosen.name} ({chosen.fingerprint})  device: {ctx.device_label}  results: {run_dir}",
                file=sys.stderr)
 
@@ -404,10 +505,26 @@ def run(
                 jobs.append((ds.name, item, skip))
 
     buffer: dict[str, list] = {}
+    reference_jobs = min(drift.images, len(jobs))
+    timing = {"evaluations": 0, "forward_seconds": 0.0}
+
+    def record_drift() -> None:
+        manifest["precision"]["drift"] = drift.summary()
+        write_manifest(run_dir, manifest)
 
     def collect(dataset: str, rows: list[dict], warns: list[str], force: bool = False) -> None:
         for w in warns:
             tqdm.write(f"warning: {w}", file=sys.stderr)
+        for r in rows:
+            ref = r.pop(REFERENCE_KEY, None)
+            if ref is not None:
+                drift.add(r, ref)
+            if r["seconds"] is not None:
+                timing["evaluations"] += 1
+                timing["forward_seconds"] += r["seconds"]
+        if rows and drift.images and len(drift.seen) == reference_jobs and "models" not in (drift.kept or {}):
+            drift.kept = drift.summary()  # the drift images are done: on disk before the long rest of the run
+            record_drift()
         buf = buffer.setdefault(dataset, [])
         if rows:
             _save_images(run_dir, rows)
@@ -416,36 +533,50 @@ def run(
             write_shard(run_dir, [r for rs in buf for r in rs], dataset)
             buf.clear()
 
+    started = time.perf_counter()
     try:
         if executor == "ray":
             from sr_bench.run.ray_executor import run_on_ray
 
-            run_on_ray(setup, jobs, scales, workers, bar, collect, ray_address)
+            run_on_ray(setup, jobs, scales, workers, bar, collect, ray_address, reference_jobs, gpus_per_worker)
         elif workers == 1:
-            for dataset, item, skip in jobs:
-                bar.set_description(dataset)
-                rows, warns = evaluate_image(ctx, dataset, item, scales, skip, tick=bar.update)
-                collect(dataset, rows, warns)
+            from sr_bench.run.pipeline import evaluate_images
+
+            ahead = prefetch if prefetch is not None else (2 if ctx.device.type == "cuda" else 0)
+            with tf32_switches(precision, ctx.device):  # metrics on a helper thread see the forward's setting
+                for dataset, rows, warns in evaluate_images(ctx, jobs, scales, ahead, reference_jobs,
+                                                            tick=bar.update):
+                    bar.set_description(dataset)
+                    collect(dataset, rows, warns)
         else:
-            _run_pool(setup, jobs, scales, workers, bar, collect)
+            _run_pool(setup, jobs, scales, workers, bar, collect, reference_jobs)
     finally:  # whatever finished is kept, even on Ctrl-C
         for dataset in list(buffer):
             collect(dataset, [], [], force=True)
         bar.close()
+        wall = time.perf_counter() - started
+        # the share of the loop's wall time outside model forwards is what a faster loader could still win
+        manifest["timing"] = {"wall_seconds": round(wall, 6), "evaluations": timing["evaluations"],
+                              "forward_seconds": round(timing["forward_seconds"], 6),
+                              "fp32_reference_seconds": round(drift.seconds_fp32, 6),
+                              "images": len(jobs), "workers": workers, "executor": executor}
+        if drift.images:
+            manifest["precision"]["drift"] = drift.summary()
+        write_manifest(run_dir, manifest)
     return RunResult(run_dir=run_dir, rows=load_rows(run_dir), protocol=chosen, metrics=tuple(ctx.metrics),
-                     notes=ctx.notes)
+                     notes=ctx.notes, precision=manifest["precision"], timing=manifest["timing"])
 
 
-def _run_pool(setup: Setup, jobs, scales, workers, bar, collect) -> None:
+def _run_pool(setup: Setup, jobs, scales, workers, bar, collect, reference_jobs: int = 0) -> None:
     # spawn, not fork: forking a process whose torch thread pools are running is unsafe
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_init_worker,
                              initargs=(setup,)) as pool:
         pending = {}
-        queue = list(jobs)
+        queue = [(*job, i < reference_jobs) for i, job in enumerate(jobs)]
         while queue or pending:
             while queue and len(pending) < 2 * workers:  # a bounded window keeps results flowing in order-ish
-                dataset, item, skip = queue.pop(0)
-                pending[pool.submit(_work, dataset, item, scales, skip)] = (dataset, skip)
+                dataset, item, skip, reference = queue.pop(0)
+                pending[pool.submit(_work, dataset, item, scales, skip, reference)] = (dataset, skip)
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in finished:
                 dataset, skip = pending.pop(fut)
@@ -465,7 +596,7 @@ def _manifest(run_dir, setup: Setup, ctx: Context, chosen, resolved, scales, dat
             "datasets": list(datasets), "scales": [scale_text(s) for s in scales], "protocol": chosen.name,
             "metrics": list(setup.metrics) if setup.metrics_explicit else None, "data_root": data_root, "lpips_weights": setup.lpips_weights,
             "plugins": list(setup.plugins), "allow_untrained": setup.allow_untrained,
-            "model_opts": dict(setup.model_opts), "save_images": setup.save_images,
+            "model_opts": dict(setup.model_opts), "save_images": setup.save_images, "precision": setup.precision,
         },
         "models": [{"name": s.name, "checkpoint": s.checkpoint, "checkpoint_sha256": m.checkpoint_sha256,
                     "release": release_of(s.name, m.checkpoint_sha256 or ""),
@@ -499,7 +630,8 @@ def _info_json(name: str) -> dict:
 
 
 def resume_run(run_dir: Path, device: str = "auto", progress: bool = True, workers: int = 1,
-               executor: str = "local", ray_address: str | None = None) -> RunResult:
+               executor: str = "local", ray_address: str | None = None, prefetch: int | None = None,
+               gpus_per_worker: float = 0.0) -> RunResult:
     """Finish an interrupted run with the request stored in its run.json."""
     path = Path(run_dir)
     if not (path / "run.json").is_file():
@@ -512,4 +644,5 @@ def resume_run(run_dir: Path, device: str = "auto", progress: bool = True, worke
                lpips_weights=req["lpips_weights"], plugins=tuple(req["plugins"]),
                allow_untrained=req["allow_untrained"], progress=progress, resume=path, workers=workers,
                model_opts=req.get("model_opts") or {}, executor=executor, ray_address=ray_address,
-               save_images=bool(req.get("save_images")))
+               save_images=bool(req.get("save_images")), precision=req.get("precision", "fp32"), prefetch=prefetch,
+               gpus_per_worker=gpus_per_worker)

@@ -78,14 +78,17 @@ def torch_bytes(obj) -> bytes:
     return buf.getvalue()
 
 
-def cpu_state_dict(module: nn.Module) -> dict[str, torch.Tensor]:
-    # contiguous: the luma nets train channels_last, and a checkpoint should not carry that memory layout
-    return {k: v.detach().to("cpu").contiguous().clone() for k, v in module.state_dict().items()}
+def cpu_state_dict(weights: nn.Module | dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A module's state_dict (or such a dict, e.g. EMA weights) as contiguous CPU copies."""
+    # contiguous: the luma nets (and --channels-last runs) train channels_last, and a checkpoint should not carry
+    # that memory layout
+    sd = weights.state_dict() if isinstance(weights, nn.Module) else weights
+    return {k: v.detach().to("cpu").contiguous().clone() for k, v in sd.items()}
 
 
-def save_checkpoint(out: Path, module: nn.Module) -> str:
-    """Write the module's state_dict to ``out``; returns its sha256."""
-    data = torch_bytes(cpu_state_dict(module))
+def save_checkpoint(out: Path, weights: nn.Module | dict[str, torch.Tensor]) -> str:
+    """Write the state_dict of ``weights`` (a module, or the EMA weights) to ``out``; returns its sha256."""
+    data = torch_bytes(cpu_state_dict(weights))
     atomic_write(out, data)
     return hashlib.sha256(data).hexdigest()
 

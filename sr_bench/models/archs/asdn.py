@@ -265,21 +265,25 @@ class ASDNUpscaler(NetworkUpscaler):
     example_weights: ClassVar[str] = "asdn.pt"
 
     def __init__(self, checkpoint=None, allow_untrained: bool = False, scale=None, variant: str = "asdn",
-                 levels: int = LFR_LEVELS):
+                 levels: int = LFR_LEVELS, n_dab: int = 16):
         if scale is not None:
             raise UserError(f"model {self.model_name!r} handles every scale with one network; it takes no scale")
         if variant not in ASDN_VARIANTS:
             raise UserError(f"model {self.model_name!r} has no variant {variant!r}; known: {', '.join(ASDN_VARIANTS)}")
         if levels < 2:
             raise UserError(f"model {self.model_name!r} needs at least 2 LFR levels, not {levels}")
-        self.variant, self.levels = variant, levels
+        if int(n_dab) != n_dab or n_dab < 1:
+            raise UserError(f"model {self.model_name!r} needs n_dab >= 1 dense attention blocks (the paper's 16), "
+                            f"not {n_dab}")
+        self.variant, self.levels, self.n_dab = variant, levels, int(n_dab)
+        # n_dab < 16 is a smaller network than the paper's (e.g. a quick GPU training check), not ASDN's results
         paths = self._setup(ScaleSupport(low=Fraction(1), high=Fraction(2)), checkpoint, allow_untrained,
-                            {"variant": variant, "levels": levels, "rgb_range": 255})
+                            {"variant": variant, "levels": levels, "rgb_range": 255, "n_dab": self.n_dab})
         self.strategy = RECURSIVE_X2
         self.last_passes: list[tuple] = []
         if len(paths) > 1:
             raise UserError(f"model {self.model_name!r} takes one checkpoint, got {len(paths)}")
-        factory = lambda: ASDN(levels=levels, **ASDN_VARIANTS[variant])  # noqa: E731
+        factory = lambda: ASDN(levels=levels, n_dab=self.n_dab, **ASDN_VARIANTS[variant])  # noqa: E731
         if paths:
             obj, sha = read_checkpoint(paths[0], self.model_name)
             sd, _ = unwrap_state_dict(obj, paths[0], self.model_name)
@@ -296,6 +300,9 @@ class ASDNUpscaler(NetworkUpscaler):
         n = len({k.split(".")[1] for k in sd if k.startswith("tail.") and k.endswith(".conv.weight")})
         if n and n != self.levels:
             return f"it has {n} reconstruction branches: pass levels={n}"
+        blocks = len({k.split(".")[1] for k in sd if k.startswith("body.")})
+        if blocks and blocks != self.n_dab:
+            return f"it has {blocks} dense attention blocks: pass n_dab={blocks}"
         return ""
 
     def modules(self) -> Iterable[nn.Module]:
