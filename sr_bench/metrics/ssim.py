@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from sr_bench.metrics.base import Metric, MetricInfo
+from sr_bench.threads import one_thread, total
 
 WINDOW = 11
 SIGMA = 1.5
@@ -33,43 +34,50 @@ def _shifted_sum(src: torch.Tensor, dim: int, n: int) -> torch.Tensor:
     return acc
 
 
-def ssim(a: torch.Tensor, b: torch.Tensor, peak: float = 255.0, block_rows: int = 128) -> float:
+def ssim(a: torch.Tensor, b: torch.Tensor, peak: float = 255.0, block_rows: int = 128, band_rows: int = 16) -> float:
     """Mean SSIM of two single-channel planes (any leading dims of size 1), float64.
 
-    The five statistics maps are filtered and combined one band of ``block_rows`` output rows at a time, so each
-    band's intermediates stay in cache; on CPU this is ~1.7x faster than filtering whole maps (measured on
-    Urban100-sized planes). The result does not depend on the band size beyond float summation order (~1e-16).
+    The SSIM map is summed in blocks of ``block_rows`` output rows (``total``: the sum torch computes with the
+    configured intra-op threads), and each block is filtered and combined in bands of ``band_rows`` rows so that a
+    band's intermediates stay in cache: with 16-row bands it is 2.4x faster than filtering a whole 128-row block at
+    once (measured on a 470x490 plane). Every map value is the same chain of multiply-adds whatever the band, so the
+    band size does not change a bit of the result; the block size sets the summation order (~1e-16).
     """
     if a.shape != b.shape:
         raise ValueError(f"ssim: shapes differ {tuple(a.shape)} vs {tuple(b.shape)}")
-    x = a.double().reshape(a.shape[-2], a.shape[-1])
-    y = b.double().reshape(b.shape[-2], b.shape[-1])
-    h, w = x.shape
-    if min(h, w) < WINDOW:
-        return math.nan
-    c1 = (0.01 * peak) ** 2
-    c2 = (0.03 * peak) ** 2
-    # (H, 5, W): the rows of all five maps side by side, so one row shift moves all of them
-    maps = torch.empty((h, 5, w), dtype=x.dtype, device=x.device)
-    maps[:, 0], maps[:, 1] = x, y
-    torch.mul(x, x, out=maps[:, 2])
-    torch.mul(y, y, out=maps[:, 3])
-    torch.mul(x, y, out=maps[:, 4])
-    out_h, out_w = h - WINDOW + 1, w - WINDOW + 1
-    if x.device.type != "cpu":
-        block_rows = out_h  # one launch per step beats cache blocking on a GPU
-    total = torch.zeros((), dtype=torch.float64, device=x.device)
-    for r0 in range(0, out_h, block_rows):
-        n = min(block_rows, out_h - r0)
-        rows = _shifted_sum(maps[r0 : r0 + n + WINDOW - 1], 0, n)
-        mu1, mu2, xx, yy, xy = _shifted_sum(rows, 2, out_w).unbind(1)
-        mu12 = mu1 * mu2
-        mu1.square_()
-        mu2.square_()
-        num = (2 * mu12 + c1).mul_(xy.sub_(mu12).mul_(2).add_(c2))
-        den = (mu1 + mu2 + c1).mul_(xx.sub_(mu1).add_(yy.sub_(mu2)).add_(c2))
-        total += num.div_(den).sum()
-    return (total / (out_h * out_w)).item()
+    with one_thread():
+        x = a.double().reshape(a.shape[-2], a.shape[-1])
+        y = b.double().reshape(b.shape[-2], b.shape[-1])
+        h, w = x.shape
+        if min(h, w) < WINDOW:
+            return math.nan
+        c1 = (0.01 * peak) ** 2
+        c2 = (0.03 * peak) ** 2
+        # (H, 5, W): the rows of all five maps side by side, so one row shift moves all of them
+        maps = torch.empty((h, 5, w), dtype=x.dtype, device=x.device)
+        maps[:, 0], maps[:, 1] = x, y
+        torch.mul(x, x, out=maps[:, 2])
+        torch.mul(y, y, out=maps[:, 3])
+        torch.mul(x, y, out=maps[:, 4])
+        out_h, out_w = h - WINDOW + 1, w - WINDOW + 1
+        if x.device.type != "cpu":
+            block_rows = band_rows = out_h  # one launch per step beats cache blocking on a GPU
+        ratio = torch.empty((min(block_rows, out_h), out_w), dtype=x.dtype, device=x.device)
+        total_ = torch.zeros((), dtype=torch.float64, device=x.device)
+        for r0 in range(0, out_h, block_rows):
+            n = min(block_rows, out_h - r0)
+            for b0 in range(0, n, band_rows):
+                m = min(band_rows, n - b0)
+                rows = _shifted_sum(maps[r0 + b0 : r0 + b0 + m + WINDOW - 1], 0, m)
+                mu1, mu2, xx, yy, xy = _shifted_sum(rows, 2, out_w).unbind(1)
+                mu12 = mu1 * mu2
+                mu1.square_()
+                mu2.square_()
+                num = (2 * mu12 + c1).mul_(xy.sub_(mu12).mul_(2).add_(c2))
+                den = (mu1 + mu2 + c1).mul_(xx.sub_(mu1).add_(yy.sub_(mu2)).add_(c2))
+                torch.div(num, den, out=ratio[b0 : b0 + m])
+            total_ += total(ratio[:n])
+        return (total_ / (out_h * out_w)).item()
 
 
 class SSIM(Metric):
