@@ -104,10 +104,24 @@ def _default_datasets(data_root: str | None) -> list[str]:
 @click.option("--save-images", is_flag=True,
               help="Keep every SR as the metrics saw it (quantised, lossless PNG) under <run folder>/images/<model>/"
                    "<dataset>/x<scale>/<image>.png; compare --visual then reads them instead of re-running models.")
+@click.option("--tile", type=click.IntRange(1), default=None, metavar="N",
+              help="Run the models' networks on N x N LR tiles (bounded memory for large images); outputs are "
+                   "cropped from tiles with --tile-overlap pixels of context, so the SR size and the coordinate "
+                   "rules are unchanged. Exact per family for the overlaps in docs/tiling.md.")
+@click.option("--tile-overlap", type=click.IntRange(0), default=None, metavar="K",
+              help="LR pixels of context on each side of a tile (default: the model family's recommended overlap, "
+                   "docs/tiling.md).")
+@click.option("--max-memory", default=None, metavar="SIZE",
+              help="Memory budget, e.g. 4GB: on CPU a forward is stopped before the process's RSS would pass it, "
+                   "on CUDA the allocator is capped at it; either way the image is retried on tiles of half the "
+                   "size (rows record it in tile_reason). Without it a CUDA out-of-memory error is retried too.")
+@click.option("--profile", is_flag=True,
+              help="Also store each row's FLOPs (torch's FLOP counter) and parameter count (columns flops, "
+                   "parameters); `srbench profile` measures models without a dataset.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 def run(models, datasets, scales, protocol, metrics, data_root, out, results_dir, resume, workers, executor,
         ray_address, gpus_per_worker, device, precision, drift_images, prefetch, lpips_weights, plugins, model_opts,
-        allow_untrained, save_images, fmt, no_progress):
+        allow_untrained, save_images, fmt, tile, tile_overlap, max_memory, profile, no_progress):
     """Evaluate models x datasets x scales; write per-image rows (Parquet) and print the means."""
     from sr_bench.report.tables import present_metrics, provenance_line, summarize, to_csv, to_markdown
     from sr_bench.run.grid import split_list
@@ -118,7 +132,7 @@ def run(models, datasets, scales, protocol, metrics, data_root, out, results_dir
     if resume:
         result = resume_run(Path(resume), device=device, progress=not no_progress, workers=workers,
                             executor=executor, ray_address=ray_address, prefetch=prefetch,
-                            gpus_per_worker=gpus_per_worker)
+                            gpus_per_worker=gpus_per_worker, max_memory=max_memory)
     else:
         scale_list = parse_scales(scales)
         ds = split_list(datasets) if datasets else _default_datasets(data_root)
@@ -129,6 +143,7 @@ def run(models, datasets, scales, protocol, metrics, data_root, out, results_dir
             plugins=plugins, allow_untrained=allow_untrained, progress=not no_progress, workers=workers,
             model_opts=_parse_opts(model_opts), executor=executor, ray_address=ray_address, save_images=save_images,
             precision=precision, drift_images=drift_images, prefetch=prefetch, gpus_per_worker=gpus_per_worker,
+            tile=tile, tile_overlap=tile_overlap, max_memory=max_memory, profile=profile,
         )
     shown = present_metrics(result.rows)
     summary = summarize(result.rows)
@@ -258,7 +273,8 @@ def _parse_opts(pairs) -> dict:
 @click.option("--ci", is_flag=True,
               help="Add the 95% bootstrap half-width (32.35±0.21); paper/scales also mark (‡) a best value not "
                    "significantly better than the second (paired bootstrap over the same images).")
-@click.option("--cost", is_flag=True, help="Add parameters (from the model cards) and seconds per image (rows).")
+@click.option("--cost", is_flag=True, help="Add parameters (from the model cards) and seconds per image (rows), and "
+              "GFLOPs per image and peak memory when the rows have them (srbench run --profile).")
 @click.option("--order", type=click.Choice(["given", "year"]), default=None,
               help="paper/scales row order after bicubic: as run then --reported (default), or by publication year.")
 @click.option("--max-columns", type=click.IntRange(1, 100), default=None,
@@ -335,6 +351,68 @@ def table(run_ref, layout, fmt, metrics, cells, reported, rank_reported, ci, cos
     else:
         click.echo(text, nl=not text.endswith("\n"))
     click.echo(f"{run_dir.name}: {provenance_line(rows)}", err=True)
+
+
+@cli.command(short_help="Parameters, FLOPs, seconds and peak memory per model and scale (no dataset).")
+@click.option("--models", "-m", required=True, help="Comma-separated model names, or NAME=CHECKPOINT.")
+@click.option("--scales", "-s", default="2", show_default=True, help="Scales, as for `srbench run`.")
+@click.option("--size", default="256x256", show_default=True, metavar="HxW",
+              help="LR input size (the SR size is ceil(scale x size)).")
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N")
+@click.option("--precision", type=click.Choice(["fp32", "tf32", "bf16", "fp16"]), default="fp32", show_default=True,
+              help="Arithmetic of the forward, as for `srbench run`.")
+@click.option("--repeat", type=click.IntRange(1), default=3, show_default=True,
+              help="Timed forwards after one warm-up; the median is reported.")
+@click.option("--tile", type=click.IntRange(1), default=None, metavar="N", help="Tiled forwards, as for `srbench run`.")
+@click.option("--tile-overlap", type=click.IntRange(0), default=None, metavar="K")
+@click.option("--allow-untrained", is_flag=True, help="Profile learned models with random weights.")
+@click.option("--model-opt", "model_opts", multiple=True, metavar="K=V", help="As for `srbench run`.")
+@click.option("--plugin", "plugins", multiple=True, type=click.Path(dir_okay=False),
+              help="Python file that registers models (repeatable).")
+@click.option("--format", "fmt", type=click.Choice(["markdown", "csv"]), default="markdown", show_default=True)
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None, help="Write the table here.")
+def profile(models, scales, size, device, precision, repeat, tile, tile_overlap, allow_untrained, model_opts,
+            plugins, fmt, out_path):
+    """Measure what each model costs per (model, scale) on a random LR of --size, without a dataset.
+
+    \b
+    parameters   trainable parameters of the networks serving the scale (as the model cards count them)
+    FLOPs        torch.utils.flop_counter.FlopCounterMode over one forward at the real input size: matrix
+                 multiplications and convolutions, 2 per multiply-add (element-wise ops and resizes not counted)
+    seconds      median of --repeat forwards after a warm-up, the device synchronised
+    peak memory  CUDA: peak bytes allocated; CPU: peak RSS of this process during the forward (Linux)
+
+    \b
+    Example:
+      srbench profile --models rcan,metasr,asdn --scales 2,2.5 --size 256x256 --allow-untrained --device cpu
+
+    `srbench run --profile` stores the same per row (columns flops, parameters, seconds, peak_memory).
+    """
+    import torch as _torch
+    from sr_bench.run.cost import parse_input_size, profile_models, profiles_table
+    from sr_bench.run.grid import split_list
+    from sr_bench.scales import parse_scales
+
+    lr_size = parse_input_size(size)
+
+    def shown(p):
+        click.echo(f"{p.model} x{p.scale}: {p.seconds:.3f} s", err=True)
+
+    result, label = profile_models(split_list(models), parse_scales(scales), lr_size, device=device,
+                                   precision=precision, repeat=repeat, allow_untrained=allow_untrained,
+                                   model_opts=_parse_opts(model_opts), plugins=plugins, tile=tile,
+                                   tile_overlap=tile_overlap, progress=shown)
+    text = profiles_table(result, fmt)
+    if out_path:
+        from sr_bench.store.atomic import atomic_write_text
+
+        atomic_write_text(Path(out_path), text if text.endswith("\n") else text + "\n")
+        click.echo(str(out_path))
+    else:
+        click.echo(text, nl=not text.endswith("\n"))
+    tiled = f", tiles {tile}" if tile else ""
+    click.echo(f"device {label}, {_torch.get_num_threads()} threads, torch {_torch.__version__}{tiled}; "
+               f"input: seeded random LR {lr_size[0]}x{lr_size[1]}", err=True)
 
 
 @cli.command(short_help="List models: scales, parameters, paper; one model's card in full.")

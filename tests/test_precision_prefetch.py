@@ -23,7 +23,7 @@ from sr_bench.run.precision import check_precision, forward_precision
 from sr_bench.run.runner import model_input, resume_run, run
 
 KEY = ["model", "dataset", "image", "scale_text"]
-VOLATILE = ["created", "seconds", "run_id"]  # wall-clock values: the only columns allowed to differ between runs
+VOLATILE = ["created", "seconds", "run_id", "peak_memory"]  # measured per run: the only columns allowed to differ
 MODELS = ["bicubic", "edsr-baseline", "srcnn"]  # interpolation, an RGB network, a Y-only MATLAB-style network
 
 

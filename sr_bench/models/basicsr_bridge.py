@@ -22,6 +22,7 @@ import torch
 from sr_bench.errors import UserError, unknown
 from sr_bench.models.archs.blocks import NetworkUpscaler, build_module, crop_to, load_strict, read_checkpoint
 from sr_bench.models.interface import ScaleSupport, scale_refusal
+from sr_bench.models.tiling import run_network
 
 PREFIX = "basicsr:"
 
@@ -68,6 +69,7 @@ def find_options(checkpoint: Path | None, arch: str) -> tuple[dict, str | None]:
 
 class BasicSRModel(NetworkUpscaler):
     example_weights = "net_g_latest.pth"
+    tiles_networks = True
 
     def __init__(self, arch: str, checkpoint=None, allow_untrained: bool = False, options: str | None = None,
                  param_key: str | None = None, **opts):
@@ -135,7 +137,7 @@ class BasicSRModel(NetworkUpscaler):
         if s > k:
             raise scale_refusal(self.model_name, s, self.scale_problem(s))
         with torch.inference_mode():
-            y = self._net(self._input(lr)).to(torch.float64)
+            y = run_network(self._net, self._input(lr), k).to(torch.float64)
         if s == k:
             return crop_to(y, size, self.model_name).clamp(0.0, 1.0)
         return (imresize(y * 255.0, size=(int(size[0]), int(size[1]))) / 255.0).clamp_(0.0, 1.0)

@@ -43,6 +43,14 @@ class SelfEnsemble(Upscaler):
                          scale_sha256=dict(inner.scale_sha256))
         self.inner = inner
 
+    @property
+    def tiles_networks(self) -> bool:
+        return self.inner.tiles_networks
+
+    @property
+    def tile_overlap(self) -> int:
+        return self.inner.tile_overlap
+
     def to(self, device: torch.device) -> "SelfEnsemble":
         self.inner = self.inner.to(device)
         return self
@@ -52,6 +60,9 @@ class SelfEnsemble(Upscaler):
 
     def scale_problem(self, scale: Fraction) -> str | None:
         return self.inner.scale_problem(scale)
+
+    def networks_for(self, scale: Fraction) -> list:
+        return self.inner.networks_for(scale)
 
     def checkpoint_sha256_for(self, scale: Fraction) -> str:
         return self.inner.checkpoint_sha256_for(scale)

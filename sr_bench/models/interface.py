@@ -179,6 +179,14 @@ class Upscaler:
             return self.scale_sha256[int(s)]
         return self.checkpoint_sha256 or ""
 
+    # ``srbench run --tile``: True when ``super_resolve`` runs its networks through ``sr_bench.models.tiling.
+    # run_network`` (every built-in does); otherwise the runner tiles around ``super_resolve`` itself, on LR tiles
+    # aligned to the scale (``tiling.super_resolve_tiled``).
+    tiles_networks: ClassVar[bool] = False
+    # the overlap (LR pixels of context per side) ``--tile`` uses when ``--tile-overlap`` is not given: per family,
+    # min(receptive-field radius, 32); docs/tiling.md gives each family's radius and measured differences
+    tile_overlap: ClassVar[int] = 32
+
     # One network per scale: the scales ``srbench train --scale K`` takes (the model is then built with scale=K).
     per_scale_training: ClassVar[tuple[int, ...]] = ()
 
@@ -186,6 +194,31 @@ class Upscaler:
         """The differentiable forward ``srbench train`` uses (``scale``: the one network's scale for a
         ``per_scale_training`` model), or None when sr_bench cannot train this model."""
         return None
+
+    def networks_for(self, scale: Fraction) -> list[torch.nn.Module]:
+        """The networks ``super_resolve`` runs at ``scale``: by default every ``nn.Module`` the model holds (its
+        ``modules()``, or its attributes, directly or in a dict or list); one-network-per-scale models name theirs."""
+        modules = getattr(self, "modules", None)
+        if callable(modules):
+            try:
+                return list(modules())
+            except NotImplementedError:
+                pass
+        found = []
+        for value in vars(self).values():
+            items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else [value]
+            found += [m for m in items if isinstance(m, torch.nn.Module)]
+        return found
+
+    def parameter_count(self, scale: Fraction) -> int:
+        """Trainable parameters of ``networks_for(scale)`` (each counted once), as the model cards count them:
+        frozen ones (``requires_grad=False``, e.g. the MeanShift convs) left out."""
+        seen: dict[int, int] = {}
+        for net in self.networks_for(scale):
+            for p in net.parameters():
+                if p.requires_grad:
+                    seen[id(p)] = p.numel()
+        return sum(seen.values())
 
     def super_resolve(self, lr: torch.Tensor, scale: Fraction, size: tuple[int, int]) -> torch.Tensor:
         raise NotImplementedError

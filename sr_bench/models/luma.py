@@ -33,6 +33,7 @@ from sr_bench.imaging.resize import imresize, output_size
 from sr_bench.models.archs.blocks import NetworkUpscaler, crop_to, read_checkpoint, unwrap_state_dict
 from sr_bench.models.interface import ScaleSupport, TrainingForward
 from sr_bench.models.matconvnet import is_matconvnet_file
+from sr_bench.models.tiling import run_network
 
 
 def training_y(rgb01: torch.Tensor) -> torch.Tensor:
@@ -146,6 +147,7 @@ class PreUpsamplingUpscaler(LumaUpscaler):
     labelled ``bicubic-pre`` (outside the trained range). Checkpoints are our own state_dicts (one file).
     """
 
+    tiles_networks: ClassVar[bool] = True  # luma() runs the network through tiling.run_network
     trained_low: ClassVar[Fraction] = Fraction(1)
     trained_high: ClassVar[Fraction] = Fraction(4)
 
@@ -170,7 +172,7 @@ class PreUpsamplingUpscaler(LumaUpscaler):
         return [self.net]
 
     def luma(self, y_lr: torch.Tensor, y_bicubic: torch.Tensor, scale: Fraction) -> torch.Tensor:
-        return self.net(self._net_input(y_bicubic))
+        return run_network(self.net, self._net_input(y_bicubic), 1)
 
     def training_forward(self, scale: Fraction | None = None) -> TrainingForward:
         """The network on the MATLAB-bicubic Y, cropped to the HR size (as ``luma_pipeline``)."""

@@ -141,9 +141,11 @@ def _held(model) -> list[int]:
 
 def _run(model, k: int, x255: torch.Tensor) -> torch.Tensor:
     """The x``k`` network on a float32 0..255 batch, returned as float64 0..255."""
+    from sr_bench.models.tiling import run_network
+
     net = model.net(k)
     with torch.inference_mode():
-        return net(x255).to(torch.float64)
+        return run_network(net, x255, k).to(torch.float64)
 
 
 def ceil_then_down(model: IntegerScaleUpscaler, lr: torch.Tensor, scale: Fraction, size) -> torch.Tensor:
@@ -234,6 +236,15 @@ class StrategicIntegerUpscaler(IntegerScaleUpscaler):
 
     def strategy_for(self, scale: Fraction) -> str:
         return strategy_name(self, self.strategy, scale)
+
+    def networks_for(self, scale: Fraction) -> list:
+        s = Fraction(scale)
+        name = self.strategy_for(s)
+        if name == NATIVE or name == CEIL_THEN_DOWN:
+            return [self.net(self.scale_for(s))]
+        if name == FLOOR_THEN_UP:
+            return [self.net(max(k for k in _held(self) if 2 <= k <= s))]
+        return [self.net({BICUBIC_PRE: 1, RECURSIVE_X2: 2}[name])]
 
     def super_resolve(self, lr: torch.Tensor, scale: Fraction, size: tuple[int, int]) -> torch.Tensor:
         s = Fraction(scale)

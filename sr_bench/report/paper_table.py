@@ -292,13 +292,43 @@ class _Builder:
     def _cost(self, method: Method, columns: list[Column]) -> tuple[str, ...]:
         scales = sorted({c.scale_text for c in columns}, key=parse_scale)
         params = _params(method, self.run.configs.get(method.key, {}), scales)
+        extra = len(cost_heads(self.run.rows)) - 2
         if method.reported:
-            return params, "–"
+            return (params, "–", *["–"] * extra)
         r = self.run.rows
         datasets = {c.dataset for c in columns}
         part = r[(r["model"] == method.key) & r["scale_text"].isin(scales) & r["dataset"].isin(datasets)]
+        if params == "–" and part.get("parameters", pd.Series(dtype=float)).notna().any():
+            params = _range_text(part["parameters"].dropna())  # measured by --profile where the card has none
         seconds = part["seconds"].dropna()
-        return params, (f"{seconds.mean():.3f}" if len(seconds) else "–")
+        cells = [params, f"{seconds.mean():.3f}" if len(seconds) else "–"]
+        for col, text in _MEASURED_COST:
+            if col in r and r[col].notna().any():
+                values = part[col].dropna()
+                cells.append(text(values) if len(values) else "–")
+        return tuple(cells)
+
+
+# measured cost columns a run's rows may hold (--profile; peak memory): (row column, text of its values)
+_MEASURED_COST = (("flops", lambda v: f"{v.mean() / 1e9:.1f}"), ("peak_memory", lambda v: _memory_text(v.max())))
+
+
+def cost_heads(rows: pd.DataFrame) -> tuple[str, ...]:
+    """``Params``, ``s/image``, then ``GFLOPs`` (mean per image) and ``Peak mem`` (largest) when the rows have them."""
+    heads = ["Params", "s/image"]
+    heads += [h for (col, _), h in zip(_MEASURED_COST, ("GFLOPs", "Peak mem")) if col in rows and rows[col].notna().any()]
+    return tuple(heads)
+
+
+def _memory_text(n: float) -> str:
+    from sr_bench.run.memory import size_text
+
+    return size_text(int(n))
+
+
+def _range_text(values: pd.Series) -> str:
+    lo, hi = int(values.min()), int(values.max())
+    return _count(lo) if lo == hi else f"{_count(lo)}–{_count(hi)}"
 
 
 def _params(method: Method, config: dict, scales: list[str]) -> str:
@@ -323,15 +353,28 @@ def params_text(card_name: str | None, config: dict, scales: list[str]) -> str:
 
 
 def with_cost(summary: pd.DataFrame, rows: pd.DataFrame, manifest: dict) -> pd.DataFrame:
-    """The long layout's cost columns: ``params`` (card text, see ``params_text``) and ``seconds`` (mean model
-    seconds per image of the error-free rows)."""
+    """The long layout's cost columns: ``params`` (card text, see ``params_text``; the rows' measured count where
+    the card has none), ``seconds`` (mean model seconds per image of the error-free rows) and, when the rows have
+    them, ``gflops`` (mean FLOPs per image / 1e9, ``--profile``) and ``peak_memory`` (largest, bytes)."""
     configs = {m["name"]: m.get("config") or {} for m in manifest.get("models", [])}
     ok = rows[rows["error"].fillna("") == ""]
-    seconds = ok.groupby(["model", "dataset", "scale_text"])["seconds"].mean()
+    groups = ok.groupby(["model", "dataset", "scale_text"])
+    seconds = groups["seconds"].mean()
     out = summary.copy()
-    out["params"] = [params_text(_measured_label(r.model, configs.get(r.model, {}))[1], configs.get(r.model, {}),
-                                 [r.scale_text]) for r in out.itertuples()]
-    out["seconds"] = [seconds.get((r.model, r.dataset, r.scale_text), math.nan) for r in out.itertuples()]
+    keys = [(r.model, r.dataset, r.scale_text) for r in out.itertuples()]
+    params = [params_text(_measured_label(r.model, configs.get(r.model, {}))[1], configs.get(r.model, {}),
+                          [r.scale_text]) for r in out.itertuples()]
+    if "parameters" in ok and ok["parameters"].notna().any():
+        measured = groups["parameters"].max()
+        params = [p if p != "–" or pd.isna(measured.get(k)) else _count(int(measured[k])) for p, k in zip(params, keys)]
+    out["params"] = params
+    out["seconds"] = [seconds.get(k, math.nan) for k in keys]
+    if "flops" in ok and ok["flops"].notna().any():
+        flops = groups["flops"].mean()
+        out["gflops"] = [flops.get(k, math.nan) / 1e9 for k in keys]
+    if "peak_memory" in ok and ok["peak_memory"].notna().any():
+        peak = groups["peak_memory"].max()
+        out["peak_memory"] = [peak.get(k, math.nan) for k in keys]
     return out
 
 
@@ -375,7 +418,7 @@ def paper_layout(rows: pd.DataFrame, manifest: dict, metrics: tuple[str, ...] = 
         blocks.append(builder.block(f"×{s}", columns))
     has_reported = any(r.method.reported for b in blocks for r in b.rows)
     return Table("paper", _caption(run, metrics, "", rank_reported), blocks, grouped=True, joined=joined,
-                 cost_heads=("Params", "s/image") if cost else (), footnotes=builder.footnotes,
+                 cost_heads=cost_heads(run.rows) if cost else (), footnotes=builder.footnotes,
                  symbols=_symbols(builder, has_reported))
 
 
@@ -400,7 +443,7 @@ def scales_layout(rows: pd.DataFrame, manifest: dict, metrics: tuple[str, ...] =
                 blocks.append(builder.block(label, columns, cost_columns=every))
             has_reported = any(r.method.reported for b in blocks for r in b.rows)
             tables.append(Table("scales", _caption(run, (m,), f" on {d}", rank_reported), blocks, grouped=False,
-                                joined=False, cost_heads=("Params", "s/image") if cost else (),
+                                joined=False, cost_heads=cost_heads(run.rows) if cost else (),
                                 footnotes=builder.footnotes, symbols=_symbols(builder, has_reported),
                                 block_head="Scales"))
     return tables

@@ -37,7 +37,7 @@ def to_csv(summary: pd.DataFrame, sources: list[str] | None = None) -> str:
     metrics = metric_columns(summary)
     cols = ["model", "dataset", "scale", "n_images", *metrics]
     cols += [f"{m}_ci95" for m in metrics if f"{m}_ci95" in summary]
-    cols += [c for c in ("params", "seconds") if c in summary]
+    cols += [c for c in ("params", "seconds", "gflops", "peak_memory") if c in summary]
     df = summary.assign(scale=summary["scale_text"])
     if sources is not None:
         cols += [f"paper_{m}" for m in metrics if f"paper_{m}" in df] + ["paper_source"]
@@ -51,6 +51,12 @@ def _fmt(value: float, decimals: int) -> str:
     if math.isinf(value):
         return "inf"
     return f"{value:.{decimals}f}"
+
+
+def _memory(n: float) -> str:
+    from sr_bench.run.memory import size_text
+
+    return size_text(int(n))
 
 
 def _signed(value: float, decimals: int) -> str:
@@ -87,8 +93,9 @@ def long_table(summary: pd.DataFrame, metrics: tuple[str, ...] | None = None, so
     if with_paper:
         head.append("src")
     cost = "params" in summary
+    measured = [c for c in ("gflops", "peak_memory") if c in summary]
     if cost:
-        head += ["params", "s/image"]
+        head += ["params", "s/image"] + [{"gflops": "GFLOPs", "peak_memory": "peak mem"}[c] for c in measured]
     rows = []
     for _, r in summary.iterrows():
         name = r["model"] + (" (untrained)" if r["untrained"] else "")
@@ -105,6 +112,10 @@ def long_table(summary: pd.DataFrame, metrics: tuple[str, ...] | None = None, so
             cells.append(f"[{int(r['source'])}]" if r["source"] else "–")
         if cost:
             cells += [r["params"], _fmt(r["seconds"], 3)]
+            if "gflops" in measured:
+                cells.append(_fmt(r["gflops"], 1))
+            if "peak_memory" in measured:
+                cells.append("–" if pd.isna(r["peak_memory"]) else _memory(r["peak_memory"]))
         rows.append(cells)
     notes = []
     if with_paper:

@@ -249,6 +249,7 @@ def _read_png(path: Path, device):
 
 def _rerun(pair, row, run_dir: Path, case, scale: Fraction, protocol, precision: str):
     """The model of ``pair`` (spec, model) re-run on ``case``, as the runner did (its checkpoint must be the run's)."""
+    from sr_bench.models.tiling import Tiling
     from sr_bench.run.runner import super_resolve_case
 
     spec, model = pair
@@ -256,8 +257,10 @@ def _rerun(pair, row, run_dir: Path, case, scale: Fraction, protocol, precision:
     if sha_now != sha_then:
         raise UserError(f"{spec.name}'s checkpoint {spec.checkpoint!r} is not the file run {run_dir.name} loaded "
                         f"(sha256 {sha_then[:12] or 'none'} then, {sha_now[:12] or 'none'} now)")
+    tile = row.get("tile")
+    tiling = None if tile is None or pd.isna(tile) else Tiling(int(tile), int(row["tile_overlap"]))  # as the row ran
     try:
-        sr, _ = super_resolve_case(model, case, scale, protocol, precision)
+        sr, _ = super_resolve_case(model, case, scale, protocol, precision, tiling)
     except RuntimeError as e:
         raise UserError(f"{spec.name}: {e}") from None
     return sr

@@ -36,16 +36,20 @@ from sr_bench.models import load_plugin
 from sr_bench.models.interface import Upscaler, scale_refusal
 from sr_bench.models.registry import call_model_code, create_model, release_of
 from sr_bench.models.registry import resolve as resolve_model
+from sr_bench.models.tiling import Tiling, halved
 from sr_bench.protocols import HRSource, ImageTooSmall, Protocol, choose_protocol, get_protocol
 from sr_bench.provenance import device_name, package_versions, package_versions_json, resolve_device
+from sr_bench.run.cost import timed_forward
 from sr_bench.run.grid import ModelSpec, new_run_id
-from sr_bench.run.memory import keep_freed_memory
-from sr_bench.run.precision import (REFERENCE_KEY, Drift, check_precision, forward_precision, hold_tf32_switches,
+from sr_bench.run.memory import (ForwardMemory, MemoryBudgetExceeded, keep_freed_memory, load_guard, parse_size,
+                                 rss_bytes, size_text)
+from sr_bench.run.precision import (REFERENCE_KEY, Drift, check_precision, hold_tf32_switches,
                                     tf32_switches)
 from sr_bench.run.precision import describe as describe_precision
 from sr_bench.run.precision import device_label as precision_label
 from sr_bench.scales import parse_scale, scale_text
 from sr_bench.store import METRIC_COLUMNS, load_rows, read_manifest, write_manifest, write_shard
+from sr_bench.threads import one_thread
 
 FLUSH_IMAGES = 8  # images per shard: bounds what an interruption can lose
 IMAGE_KEY = "sr_png"  # a row's SR image (--save-images) on its way to the driver; never stored in the shard
@@ -82,6 +86,10 @@ class Setup:
     threads: int
     save_images: bool = False  # --save-images: each quantised SR travels with its row as PNG bytes (IMAGE_KEY)
     precision: str = "fp32"  # sr_bench.run.precision: the model forward's arithmetic
+    tile: int | None = None  # --tile: LR tile size of the networks (sr_bench.models.tiling); None: whole images
+    tile_overlap: int | None = None  # --tile-overlap; None: each model family's recommended overlap
+    max_memory: int | None = None  # --max-memory in bytes: a CPU RSS guard / a CUDA allocator cap (run/memory.py)
+    profile: bool = False  # --profile: FLOPs and parameters per row (run/cost.py)
 
 
 @dataclass
@@ -164,6 +172,8 @@ def build_context(setup: Setup) -> Context:
         if not any(takes_option(resolve_model(spec.name), key) for spec in setup.specs):
             raise UserError(f"no model in --models takes the option {key!r} given with --model-opt")
     models = [(spec, _create_model(spec, setup.allow_untrained, opts, device)) for spec in setup.specs]
+    if setup.max_memory is not None and device.type == "cpu":
+        load_guard()
     notes: list[str] = []
     metrics, prov = _load_metrics(setup.metrics, setup.metrics_explicit, device, setup.lpips_weights, notes)
     return Context(setup=setup, protocol=get_protocol(setup.protocol), models=models, metrics=metrics, device=device,
@@ -193,6 +203,7 @@ def _row(ctx: Context, spec: ModelSpec, model: Upscaler, dataset: str, image: st
         "hr_height": None, "hr_width": None, "lr_height": None, "lr_width": None, "error": "",
         "device": ctx.device_label, "metric_weights": ctx.metric_prov, "package_versions": ctx.versions,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"),
+        "tile": None, "tile_overlap": None, "tile_reason": "", "peak_memory": None, "parameters": None, "flops": None,
     }
 
 
@@ -230,7 +241,8 @@ def load_source(ctx: Context, dataset: str, item: ImageItem, warnings: list[str]
     """The image as an HRSource on the run's device, or (None, why) with a warning added."""
     try:
         arr = item.load()
-        return HRSource(torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).to(ctx.device, torch.float64)), ""
+        with one_thread():
+            return HRSource(torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).to(ctx.device, torch.float64)), ""
     except UserError as e:
         warnings.append(f"{dataset}/{item.name}: {e}")
         return None, str(e)
@@ -241,7 +253,8 @@ def prepare_case(ctx: Context, source: HRSource | None, load_error: str, s: Frac
     if source is None:
         return None, load_error
     try:
-        return ctx.protocol.prepare(source, s), ""
+        with one_thread():  # resizing and rounding: element-wise, the same numbers on one thread (sr_bench.threads)
+            return ctx.protocol.prepare(source, s), ""
     except ImageTooSmall as e:
         return None, str(e)
 
@@ -256,33 +269,69 @@ def model_input(case) -> torch.Tensor:
     return (lr / 255.0)[None]
 
 
-def super_resolve_case(model: Upscaler, case, s: Fraction, protocol: Protocol,
-                       precision: str = "fp32") -> tuple[torch.Tensor, float]:
+def super_resolve_case(model: Upscaler, case, s: Fraction, protocol: Protocol, precision: str = "fp32",
+                       tiling: Tiling | None = None, memory: ForwardMemory | None = None,
+                       cost: dict | None = None) -> tuple[torch.Tensor, float]:
     """The protocol-quantised SR of ``case`` (C, H, W float64, 0..255) and the model's seconds: the one path from a
-    prepared case to the image the metrics see, shared by the runner and anything re-creating its numbers."""
-    device = case.lr.device
-    start = time.perf_counter()
-    with torch.inference_mode(), forward_precision(precision, device):
-        sr01 = model.super_resolve(model_input(case), s, case.sr_size)
-    if sr01.device.type == "cuda":
-        # this thread's stream only: a helper thread's metrics on another stream are not the model's time
-        torch.cuda.current_stream(sr01.device).synchronize()
-    seconds = time.perf_counter() - start
+    prepared case to the image the metrics see, shared by the runner and anything re-creating its numbers.
+    ``tiling``: the model's networks run on tiles (``sr_bench.models.tiling``); ``memory``: measures (and guards)
+    the forward's memory; ``cost``: a dict that receives the forward's ``flops``."""
+    with one_thread():
+        lr = model_input(case)
+    sr01, seconds, flops = timed_forward(model, lr, s, case.sr_size, precision, tiling, memory,
+                                         count_flops=cost is not None)
+    if cost is not None:
+        cost["flops"] = flops
     if tuple(sr01.shape[-2:]) != tuple(case.sr_size):
         raise RuntimeError(f"model returned {tuple(sr01.shape[-2:])}, expected {case.sr_size}")
-    sr = protocol.quantize(sr01[0].to(torch.float64))
+    with one_thread():
+        sr = protocol.quantize(sr01[0].to(torch.float64))
     if sr.device.type == "cuda":
         torch.cuda.current_stream(sr.device).synchronize()  # complete before another thread's stream reads it
     return sr, seconds
 
 
+def requested_tiling(setup: Setup, model: Upscaler) -> Tiling | None:
+    """``--tile N --tile-overlap K`` for this model (K defaults to the model family's ``tile_overlap``)."""
+    if not setup.tile:
+        return None
+    return Tiling(setup.tile, model.tile_overlap if setup.tile_overlap is None else setup.tile_overlap)
+
+
 def forward(row: dict, model: Upscaler, case, s: Fraction, ctx: Context) -> torch.Tensor | None:
-    """Fill the row's sizes and ``seconds``; the quantised SR, or None with the row's error set."""
-    lr = model_input(case)
-    row.update(hr_height=case.sr_size[0], hr_width=case.sr_size[1], lr_height=lr.shape[-2], lr_width=lr.shape[-1])
+    """Fill the row's sizes, ``seconds``, tiling and memory (and with ``--profile`` its cost); the quantised SR, or
+    None with the row's error set. A forward that runs out of memory (CUDA, or ``--max-memory`` on CPU) is retried
+    on tiles of half the size, down to ``tiling.MIN_TILE``."""
+    lr_size = (case.lr.shape[-2], case.lr.shape[-1])
+    row.update(hr_height=case.sr_size[0], hr_width=case.sr_size[1], lr_height=lr_size[0], lr_width=lr_size[1])
+    setup = ctx.setup
+    tiling = requested_tiling(setup, model)
+    reason = "--tile" if tiling else ""
+    measure = model.learned or setup.profile  # a trim before an interpolation's forward costs more than it does
     try:
-        sr, row["seconds"] = super_resolve_case(model, case, s, ctx.protocol, ctx.setup.precision)
-        if ctx.setup.save_images:
+        while True:
+            memory = (ForwardMemory(ctx.device, release=measure, budget=setup.max_memory)
+                      if measure or setup.max_memory is not None else None)
+            cost = {} if setup.profile else None
+            try:
+                sr, row["seconds"] = super_resolve_case(model, case, s, ctx.protocol, setup.precision, tiling, memory,
+                                                        cost)
+                break
+            except (torch.cuda.OutOfMemoryError, MemoryBudgetExceeded) as e:
+                smaller = halved(tiling, lr_size, model.tile_overlap if setup.tile_overlap is None
+                                 else setup.tile_overlap)
+                if smaller is None:
+                    raise
+                why = "--max-memory" if isinstance(e, MemoryBudgetExceeded) else "out of memory"
+                reason = f"{why} ({type(e).__name__}: {str(e).splitlines()[0][:160]})"
+                tiling = smaller
+            if ctx.device.type == "cuda":  # outside the except: its traceback no longer holds the tensors
+                torch.cuda.empty_cache()
+        row.update(tile=tiling.tile if tiling else None, tile_overlap=tiling.overlap if tiling else None,
+                   tile_reason=reason, peak_memory=memory.peak if measure else None)
+        if setup.profile:
+            row.update(parameters=model.parameter_count(s), flops=cost["flops"])
+        if setup.save_images:
             row[IMAGE_KEY] = png_bytes(sr)
         return sr
     except Exception as e:  # one image's failure must not lose the run; the row says what happened
@@ -295,7 +344,7 @@ def reference_forward(model: Upscaler, case, s: Fraction, ctx: Context):
     if ctx.setup.precision == "fp32":
         return None
     try:
-        return super_resolve_case(model, case, s, ctx.protocol, "fp32")
+        return super_resolve_case(model, case, s, ctx.protocol, "fp32", requested_tiling(ctx.setup, model))
     except Exception:  # the drift then skips this evaluation; the row itself is unaffected
         return None
 
@@ -327,7 +376,9 @@ def _measure_metrics(row: dict, sr: torch.Tensor, case, protocol: Protocol, metr
         views = protocol.views(sr, case)
         with torch.inference_mode():
             for name, metric in metrics.items():
-                row[name] = metric_value(name, metric.compute(*views.pair(metric.info.view)))
+                with one_thread():  # colour and shave: element-wise; a metric itself runs with the run's threads
+                    pair = views.pair(metric.info.view)
+                row[name] = metric_value(name, metric.compute(*pair))
     except Exception as e:  # one image's failure must not lose the run; the row says what happened
         row["error"] = f"{type(e).__name__}: {e}"
 
@@ -419,13 +470,20 @@ def run(
     prefetch: int | None = None,
     drift_images: int = DRIFT_IMAGES,
     gpus_per_worker: float = 0.0,
+    tile: int | None = None,
+    tile_overlap: int | None = None,
+    max_memory: int | str | None = None,
+    profile: bool = False,
 ) -> RunResult:
     """Evaluate ``models`` x ``datasets`` x ``scales`` into the run folder (see ``srbench run --help``).
 
     ``precision``: the model forward's arithmetic (``sr_bench.run.precision``); a non-fp32 run also measures its first
     ``drift_images`` images in fp32 and stores the PSNR drift in run.json. ``prefetch``: images decoded and prepared
     ahead by a helper thread that also computes the metrics (``sr_bench.run.pipeline``; ``--workers 1`` only; None:
-    2 on CUDA, 0 on CPU). ``gpus_per_worker``: the GPUs each Ray actor requests."""
+    2 on CUDA, 0 on CPU). ``gpus_per_worker``: the GPUs each Ray actor requests. ``tile``/``tile_overlap``: run the
+    models' networks on LR tiles (``sr_bench.models.tiling``; the overlap defaults to each family's). ``max_memory``
+    (bytes or '4GB'): a forward that would exceed it (CPU RSS) or runs out of CUDA memory is retried on smaller tiles
+    (``sr_bench.run.memory``). ``profile``: rows also get FLOPs and parameters (``sr_bench.run.cost``)."""
     keep_freed_memory()
     # Everything that can be wrong with the request fails here, before any image is touched.
     if not models:
@@ -447,6 +505,11 @@ def run(
         raise UserError(f"--prefetch must be >= 0, got {prefetch}")
     if drift_images < 0:
         raise UserError(f"--drift-images must be >= 0, got {drift_images}")
+    if tile is not None:
+        Tiling(tile, tile_overlap or 0)  # checks both
+    elif tile_overlap is not None:
+        raise UserError("--tile-overlap needs --tile N (the tile size in LR pixels)")
+    budget = parse_size(max_memory) if isinstance(max_memory, str) else max_memory
     # Ray actors with GPUs run on CUDA wherever the driver runs; otherwise the models run on --device here
     check_precision(precision, "cuda" if gpus_per_worker and device != "cpu" else resolve_device(device).type)
     chosen = choose_protocol(protocol, scales)
@@ -464,9 +527,13 @@ def run(
                   allow_untrained=allow_untrained, plugins=tuple(plugins),
                   protocol=chosen.name, metrics=tuple(metrics) if metrics is not None else DEFAULT_METRICS,
                   metrics_explicit=metrics is not None, lpips_weights=lpips_weights, device=device, threads=threads if workers == 1 else 1,
-                  save_images=save_images, precision=precision)
+                  save_images=save_images, precision=precision, tile=tile, tile_overlap=tile_overlap,
+                  max_memory=budget, profile=profile)
     ctx = build_context(setup)
     check_scales(ctx.models, scales)
+    if budget is not None and ctx.device.type == "cpu" and (rss_bytes() or 0) >= budget:
+        raise UserError(f"--max-memory {size_text(budget)} is below the {size_text(rss_bytes())} this process already "
+                        f"holds (Python, torch, the models); give a larger budget")
     for n in ctx.notes:
         tqdm.write(f"note: {n}", file=sys.stderr)
 
@@ -597,6 +664,8 @@ def _manifest(run_dir, setup: Setup, ctx: Context, chosen, resolved, scales, dat
             "metrics": list(setup.metrics) if setup.metrics_explicit else None, "data_root": data_root, "lpips_weights": setup.lpips_weights,
             "plugins": list(setup.plugins), "allow_untrained": setup.allow_untrained,
             "model_opts": dict(setup.model_opts), "save_images": setup.save_images, "precision": setup.precision,
+            "tile": setup.tile, "tile_overlap": setup.tile_overlap, "max_memory": setup.max_memory,
+            "profile": setup.profile,
         },
         "models": [{"name": s.name, "checkpoint": s.checkpoint, "checkpoint_sha256": m.checkpoint_sha256,
                     "release": release_of(s.name, m.checkpoint_sha256 or ""),
@@ -631,7 +700,7 @@ def _info_json(name: str) -> dict:
 
 def resume_run(run_dir: Path, device: str = "auto", progress: bool = True, workers: int = 1,
                executor: str = "local", ray_address: str | None = None, prefetch: int | None = None,
-               gpus_per_worker: float = 0.0) -> RunResult:
+               gpus_per_worker: float = 0.0, max_memory: int | str | None = None) -> RunResult:
     """Finish an interrupted run with the request stored in its run.json."""
     path = Path(run_dir)
     if not (path / "run.json").is_file():
@@ -645,4 +714,6 @@ def resume_run(run_dir: Path, device: str = "auto", progress: bool = True, worke
                allow_untrained=req["allow_untrained"], progress=progress, resume=path, workers=workers,
                model_opts=req.get("model_opts") or {}, executor=executor, ray_address=ray_address,
                save_images=bool(req.get("save_images")), precision=req.get("precision", "fp32"), prefetch=prefetch,
-               gpus_per_worker=gpus_per_worker)
+               gpus_per_worker=gpus_per_worker, tile=req.get("tile"), tile_overlap=req.get("tile_overlap"),
+               max_memory=max_memory if max_memory is not None else req.get("max_memory"),
+               profile=bool(req.get("profile")))

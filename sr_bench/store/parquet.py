@@ -33,7 +33,11 @@ def write_shard(run_dir: Path, rows: list[dict], dataset: str) -> Path:
     """Rows as one atomic shard. A key that is not a fixed column is a plugin metric's value: it gets a float64
     column (``row_schema``), never dropped; a fixed column a row lacks is stored empty."""
     extra = dict.fromkeys(k for r in rows for k in r if k not in SCHEMA.names)
-    table = pa.Table.from_pylist(rows, schema=row_schema(extra))
+    schema = row_schema(extra)
+    ints = [f.name for f in schema if pa.types.is_integer(f.type)]
+    # rows read back through pandas hold NaN where an integer column is empty; stored empty, not as a float
+    rows = [{**r, **{k: None for k in ints if isinstance(r.get(k), float) and r[k] != r[k]}} for r in rows]
+    table = pa.Table.from_pylist(rows, schema=schema)
     path = run_dir / "rows" / shard_name(dataset, rows[0]["image"] if rows else "empty")
     atomic_write(path, lambda tmp: pq.write_table(table, tmp))
     return path

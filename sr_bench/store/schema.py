@@ -42,6 +42,16 @@ COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("created", pa.string(), "UTC time the row was measured (ISO 8601)"),
     ("release", pa.string(), "the model card's release whose sha256 the checkpoint has (LapSRN_x2.mat), 'unreleased' "
                              "for any other file, empty without weights"),
+    ("tile", pa.int32(), "LR tile size the model's networks ran on (--tile, or an out-of-memory retry; "
+                         "docs/tiling.md); empty: the whole image"),
+    ("tile_overlap", pa.int32(), "LR pixels of context on each side of a tile; empty: the whole image"),
+    ("tile_reason", pa.string(), "why the forward ran tiled: '--tile', or '--max-memory (...)' / 'out of memory (...)' "
+                                 "with the error of the attempt it retried; empty: the whole image"),
+    ("peak_memory", pa.int64(), "bytes: CUDA peak allocated during the forward; CPU peak RSS of the process during it "
+                                "(Linux; freed heap released first); empty for interpolation models without --profile"),
+    ("parameters", pa.int64(), "--profile: trainable parameters of the networks serving this scale (as the cards count)"),
+    ("flops", pa.int64(), "--profile: FLOPs of the forward (torch FlopCounterMode: matmuls and convolutions, 2 per "
+                          "multiply-add)"),
 ]
 
 SCHEMA = pa.schema([pa.field(n, t) for n, t, _ in COLUMNS])
@@ -50,7 +60,7 @@ METRIC_COLUMNS = ("psnr", "ssim", "lpips")
 _FIXED = frozenset(n for n, _, _ in COLUMNS) - set(METRIC_COLUMNS)
 # what summaries add beside the metric columns (report.tables.summarize, report.paper.with_paper): no metric may
 # take these names, so that a summary's metric columns are found the same way as a row frame's
-_SUMMARY = frozenset({"n_images", "source", "paper_source", "params"})
+_SUMMARY = frozenset({"n_images", "source", "paper_source", "params", "gflops"})
 _DERIVED_PREFIX = "paper_"
 _DERIVED_SUFFIX = "_ci95"  # report.tables.with_ci
 _NAME = re.compile(r"[a-z][a-z0-9_]*")

@@ -81,6 +81,7 @@ from sr_bench.models.archs.blocks import (
 from sr_bench.models.archs.dbdn import IntraDenseBlock
 from sr_bench.models.interface import ScaleSupport, TrainingForward
 from sr_bench.models.strategies import NATIVE, RECURSIVE_X2, StrategicIntegerUpscaler, fit, run_recursive
+from sr_bench.models.tiling import run_network
 
 LFR_LEVELS = 11
 LOWEST_LEVEL_SCALE = Fraction(10001, 10000)  # Fig. 2 "Bicubic x1.0001"
@@ -262,6 +263,7 @@ class ASDNUpscaler(NetworkUpscaler):
     """ASDN: one network for every scale; ``native`` in (1, 2] (one LFR pass), ``recursive-x2`` above."""
 
     model_name: ClassVar[str] = "asdn"
+    tiles_networks: ClassVar[bool] = True
     example_weights: ClassVar[str] = "asdn.pt"
 
     def __init__(self, checkpoint=None, allow_untrained: bool = False, scale=None, variant: str = "asdn",
@@ -335,7 +337,7 @@ class ASDNUpscaler(NetworkUpscaler):
 
     def level_output(self, x: torch.Tensor, level: int) -> torch.Tensor:
         with torch.inference_mode():
-            return self.net(self.level_input(x, level).to(torch.float32), level).to(torch.float64)
+            return run_network(lambda t: self.net(t, level), self.level_input(x, level).to(torch.float32)).to(torch.float64)
 
     def lfr_pass(self, x: torch.Tensor, r: Fraction, size: tuple[int, int]) -> torch.Tensor:
         i, w = lfr_level(r, self.levels)

@@ -295,6 +295,7 @@ class IntegerScaleUpscaler(NetworkUpscaler):
     Networks take RGB in 0..255 (EDSR-PyTorch ``rgb_range`` 255) and return 0..255.
     """
 
+    tiles_networks: ClassVar[bool] = True  # every network call goes through tiling.run_network
     family_scales: ClassVar[tuple[int, ...]] = (2, 3, 4)  # what an untrained smoke build holds
     network_scales: ClassVar[tuple[int, ...]] = (2, 3, 4)  # every scale a network (checkpoint or scale=) can have
     variants: ClassVar[dict[str, dict]] = {}
@@ -382,6 +383,9 @@ class IntegerScaleUpscaler(NetworkUpscaler):
                     f"strategy=floor-then-up or recursive-x2")
         return None
 
+    def networks_for(self, scale: Fraction) -> list[nn.Module]:
+        return [self.net(self.scale_for(Fraction(scale)))]
+
     def scale_for(self, s: Fraction) -> int:
         above = [k for k in sorted(self.scales.integers) if k >= s]
         if not above:
@@ -390,13 +394,14 @@ class IntegerScaleUpscaler(NetworkUpscaler):
 
     def super_resolve(self, lr: torch.Tensor, scale: Fraction, size: tuple[int, int]) -> torch.Tensor:
         from sr_bench.imaging.resize import imresize
+        from sr_bench.models.tiling import run_network
 
         s = Fraction(scale)
         k = self.scale_for(s)
         net = self.net(k)
         x = self._input(lr) * 255.0
         with torch.inference_mode():
-            y = net(x).to(torch.float64)
+            y = run_network(net, x, k).to(torch.float64)
             if s == k:
                 y = crop_to(y, size, f"{self.name} x{k}")
             else:

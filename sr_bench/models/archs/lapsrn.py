@@ -37,6 +37,7 @@ from sr_bench.models.archs.blocks import (
 from sr_bench.models.interface import ScaleSupport, TrainingForward, scale_refusal
 from sr_bench.models.luma import LumaUpscaler, training_net_input, training_y
 from sr_bench.models.matconvnet import check_standard_layer, is_matconvnet_file, load_dagnn, read_dagnn
+from sr_bench.models.tiling import run_network
 
 LEAK = 0.2
 # MatConvNet ConvTranspose crops used by the official models, per filter size (init_*_model.m: f = 3 -> [0 1 0 1];
@@ -187,6 +188,8 @@ class LapSRNUpscaler(LumaUpscaler):
     """
 
     model_name: ClassVar[str] = "lapsrn"
+    tiles_networks: ClassVar[bool] = True
+    tile_overlap: ClassVar[int] = 24  # >= the receptive field of x2/x4/x8 (docs/tiling.md)
     example_weights: ClassVar[str] = "LapSRN_x4.mat"
     upsampling: ClassVar[str] = "progressive"
     family_scales: ClassVar[tuple[int, ...]] = (2, 4, 8)
@@ -255,6 +258,9 @@ class LapSRNUpscaler(LumaUpscaler):
         return (f"it holds x{', x'.join(map(str, sorted(self.scales.integers)))} only and ceil-then-down needs a "
                 f"network of scale >= {scale_text(s)}: add that checkpoint (LapSRN_x8.mat covers up to x8)")
 
+    def networks_for(self, scale: Fraction) -> list[nn.Module]:
+        return [self.net(self.scale_for(Fraction(scale)))]
+
     def scale_for(self, s: Fraction) -> int:
         above = [k for k in sorted(self.scales.integers) if k >= s]
         if not above:
@@ -262,7 +268,8 @@ class LapSRNUpscaler(LumaUpscaler):
         return above[0]
 
     def luma(self, y_lr: torch.Tensor, y_bicubic: torch.Tensor, scale: Fraction) -> torch.Tensor:
-        return self.net(self.scale_for(scale))(self._net_input(y_lr))
+        k = self.scale_for(scale)
+        return run_network(self.net(k), self._net_input(y_lr), k)
 
     def training_forward(self, scale: Fraction | None = None) -> TrainingForward:
         """The x``scale`` pyramid on the LR Y; the loss compares its Y with the HR's."""

@@ -31,6 +31,7 @@ from sr_bench.models.archs.blocks import (
 from sr_bench.models.archs.edsr import EDSR, EDSR_VARIANTS
 from sr_bench.models.archs.rdn import RDN
 from sr_bench.models.interface import ScaleSupport, TrainingForward
+from sr_bench.models.tiling import run_network
 
 
 def make_coord(shape: Sequence[int], ranges=None, flatten: bool = True, device=None) -> torch.Tensor:
@@ -138,6 +139,7 @@ class LIIFUpscaler(NetworkUpscaler):
     """LIIF with an EDSR-baseline encoder (``variant='edsr-baseline'``) or RDN (``variant='rdn'``); any scale."""
 
     model_name: ClassVar[str] = "liif"
+    tiles_networks: ClassVar[bool] = True
     example_weights: ClassVar[str] = "edsr-baseline-liif.pth"
     default_variant: ClassVar[str] = "edsr-baseline"
     query_chunk: int = 30000  # as demo.py's batched_predict
@@ -210,7 +212,7 @@ class LIIFUpscaler(NetworkUpscaler):
         x = self._input(lr)
         b = x.shape[0]
         with torch.inference_mode():
-            feat = self.net.gen_feat((x - 0.5) / 0.5)
+            feat = run_network(self.net.gen_feat, (x - 0.5) / 0.5, 1)  # the decoder reads every query's position
             coord = make_coord((h, w), device=x.device).unsqueeze(0).repeat(b, 1, 1)
             cell = torch.ones_like(coord)
             cell[:, :, 0] *= 2 / h

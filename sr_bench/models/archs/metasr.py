@@ -39,6 +39,7 @@ from sr_bench.models.archs.blocks import (
 )
 from sr_bench.models.archs.rdn import RDNBody, rdn_config_of
 from sr_bench.models.interface import ScaleSupport, TrainingForward
+from sr_bench.models.tiling import run_network
 
 
 class Pos2Weight(nn.Module):
@@ -110,6 +111,7 @@ class MetaSRUpscaler(NetworkUpscaler):
     """Meta-RDN: one network for every scale; native in (1, 4] (its training range), ``extrapolate`` beyond."""
 
     model_name: ClassVar[str] = "metasr"
+    tiles_networks: ClassVar[bool] = True
     example_weights: ClassVar[str] = "model_1000.pt"
 
     def __init__(self, checkpoint=None, allow_untrained: bool = False, scale=None, variant: str = "B"):
@@ -149,7 +151,9 @@ class MetaSRUpscaler(NetworkUpscaler):
 
     def super_resolve(self, lr: torch.Tensor, scale: Fraction, size: tuple[int, int]) -> torch.Tensor:
         x = self._input(lr) * 255.0
-        with torch.inference_mode():
-            y = self.net(x, float(Fraction(scale)), (int(size[0]), int(size[1])))
+        net = self.net
+        with torch.inference_mode():  # MetaRDN.forward in two steps: the LR features may be tiled, the decoder not
+            feat = run_network(lambda t: net.features(net.sub_mean(t)), x, 1)
+            y = net.add_mean(net.meta_upscale(feat, float(Fraction(scale)), (int(size[0]), int(size[1]))))
             return (y.to(torch.float64) / 255.0).clamp_(0.0, 1.0)
 

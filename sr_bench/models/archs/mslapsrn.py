@@ -29,6 +29,7 @@ from sr_bench.models.archs.lapsrn import CONVT_CROPS, CroppedConvTranspose2d, im
 from sr_bench.models.interface import ScaleSupport, TrainingForward, scale_refusal
 from sr_bench.models.luma import LumaUpscaler, training_net_input, training_y
 from sr_bench.models.matconvnet import check_standard_layer, is_matconvnet_file, load_dagnn, read_dagnn
+from sr_bench.models.tiling import run_network
 
 MAX_LEVELS = 3  # trained for x2, x4, x8
 
@@ -167,6 +168,8 @@ class MSLapSRNUpscaler(LumaUpscaler):
     """
 
     model_name: ClassVar[str] = "mslapsrn"
+    tiles_networks: ClassVar[bool] = True
+    tile_overlap: ClassVar[int] = 24  # official D5R8 weights: max |tiled - whole| 1e-6 (docs/tiling.md)
     example_weights: ClassVar[str] = "MSLapSRN_D5R8.mat"
     upsampling: ClassVar[str] = "progressive"
 
@@ -228,7 +231,7 @@ class MSLapSRNUpscaler(LumaUpscaler):
         n = levels_for(Fraction(scale))
         if n > MAX_LEVELS:
             raise scale_refusal(self.model_name, scale, self.scale_problem(scale))
-        return self.net(self._net_input(y_lr), levels=n)
+        return run_network(lambda y: self.net(y, levels=n), self._net_input(y_lr), 2**n)
 
     def training_forward(self, scale: Fraction | None = None) -> TrainingForward:
         """The pyramid on the LR Y with levels_for(s) levels. A state_dict does not record the recursion count R:

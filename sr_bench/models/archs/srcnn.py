@@ -40,6 +40,7 @@ class SRCNN(nn.Module):
 class SRCNNUpscaler(PreUpsamplingUpscaler):
     """SRCNN on the MATLAB-bicubic Y; one network for every scale (``variant`` 9-5-5 or 9-1-5, inferred from a
     checkpoint's ``conv2.weight``)."""
+    tile_overlap: ClassVar[int] = 8  # the receptive-field radius (bicubic-input pixels), so <= 8 LR pixels
 
     model_name: ClassVar[str] = "srcnn"
     example_weights: ClassVar[str] = "srcnn_x3.pt"

@@ -33,6 +33,7 @@ class VDSR(nn.Module):
 
 class VDSRUpscaler(PreUpsamplingUpscaler):
     """VDSR on the MATLAB-bicubic Y; one network for every scale (trained on x2, x3, x4)."""
+    tile_overlap: ClassVar[int] = 20  # the receptive-field radius: 20 3x3 convolutions on the bicubic input
 
     model_name: ClassVar[str] = "vdsr"
     example_weights: ClassVar[str] = "vdsr.pt"

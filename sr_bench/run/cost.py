@@ -1,0 +1,188 @@
+"""What a model forward costs: seconds, FLOPs, peak memory, parameters (``srbench profile``, ``srbench run --profile``).
+
+- seconds: wall time of ``super_resolve`` with the device synchronised at the end (CUDA: this thread's stream).
+- FLOPs: ``torch.utils.flop_counter.FlopCounterMode`` over the same forward at the real input size: matrix
+  multiplications and convolutions, 2 per multiply-add, biases not counted; element-wise ops and pooling are not
+  counted, and neither are the MATLAB resizes, products with a banded sparse matrix that the counter would count as
+  dense (``_NetworkFlops``; a few FLOPs per pixel, against thousands for a network).
+- peak memory: ``memory.ForwardMemory`` (CUDA: peak allocated bytes; CPU: peak RSS of the process).
+- parameters: ``Upscaler.parameter_count(scale)``, the trainable parameters of the networks that serve the scale,
+  counted as the model cards count them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+
+import torch
+
+from sr_bench.models.tiling import Tiling
+from sr_bench.models.tiling import super_resolve as tiled_super_resolve
+from sr_bench.run.memory import ForwardMemory
+from sr_bench.run.precision import forward_precision
+
+
+def timed_forward(model, lr: torch.Tensor, scale: Fraction, size: tuple[int, int], precision: str = "fp32",
+                  tiling: Tiling | None = None, memory: ForwardMemory | None = None,
+                  count_flops: bool = False) -> tuple[torch.Tensor, float, int | None]:
+    """(SR in [0, 1], seconds, FLOPs or None): ``model.super_resolve`` under inference mode and ``precision``,
+    tiled by ``tiling``, inside ``memory`` (its peak is then on it)."""
+    counter = _NetworkFlops(display=False) if count_flops else None
+    with torch.inference_mode(), forward_precision(precision, lr.device), memory or contextlib.nullcontext():
+        with counter or contextlib.nullcontext():
+            start = time.perf_counter()
+            sr01 = tiled_super_resolve(model, lr, scale, size, tiling)
+            if sr01.device.type == "cuda":
+                # this thread's stream only: a helper thread's metrics on another stream are not the model's time
+                torch.cuda.current_stream(sr01.device).synchronize()
+            seconds = time.perf_counter() - start
+    return sr01, seconds, (int(counter.get_total_flops()) if counter is not None else None)
+
+
+def _network_flops_class():
+    from torch.utils._pytree import tree_leaves
+    from torch.utils.flop_counter import FlopCounterMode
+
+    class NetworkFlops(FlopCounterMode):
+        """FlopCounterMode without the products that have a sparse operand (the resizes' banded matrices)."""
+
+        def _count_flops(self, func_packet, out, args, kwargs):
+            if any(isinstance(t, torch.Tensor) and t.layout != torch.strided for t in tree_leaves((args, kwargs))):
+                return out
+            return super()._count_flops(func_packet, out, args, kwargs)
+
+    return NetworkFlops
+
+
+def _NetworkFlops(**kwargs):
+    global _NETWORK_FLOPS
+    if _NETWORK_FLOPS is None:
+        _NETWORK_FLOPS = _network_flops_class()
+    return _NETWORK_FLOPS(**kwargs)
+
+
+_NETWORK_FLOPS = None
+
+
+@dataclass
+class Profile:
+    """One (model, scale) at one input size."""
+
+    model: str
+    scale: str
+    lr_size: tuple[int, int]
+    sr_size: tuple[int, int]
+    strategy: str
+    parameters: int
+    flops: int
+    seconds: float  # median of the timed runs
+    runs: int
+    peak_memory: int | None
+    added_memory: int | None  # peak_memory minus the same measure when the forward started
+    checkpoint: str  # sha256 of the weights, or "untrained" / "" (no weights)
+
+
+def profile_forward(name: str, model, scale: Fraction, lr_size: tuple[int, int], device: torch.device,
+                    precision: str = "fp32", repeat: int = 3, tiling: Tiling | None = None) -> Profile:
+    """A warm-up forward that counts the FLOPs (lazy builds, kernel choice and first-touch pages happen there, and
+    the counter's per-op overhead stays out of the timings), then ``repeat`` timed forwards, the first also measuring
+    peak memory; on a seeded random LR of ``lr_size``, the SR size MATLAB's ceil(scale * size)."""
+    from sr_bench.imaging.resize import output_size
+    from sr_bench.scales import scale_text
+
+    s = Fraction(scale)
+    gen = torch.Generator().manual_seed(0)
+    lr = torch.rand(1, 3, *lr_size, generator=gen, dtype=torch.float64).to(device)
+    size = output_size(lr_size, s)
+    flops = timed_forward(model, lr, s, size, precision, tiling, count_flops=True)[2]
+    times, peak, added = [], None, None
+    for i in range(repeat):
+        memory = ForwardMemory(device, release=True) if i == 0 else None
+        times.append(timed_forward(model, lr, s, size, precision, tiling, memory)[1])
+        if memory is not None and memory.peak is not None:
+            peak = memory.peak
+            added = peak - memory.before if memory.before is not None else None
+    sha = model.checkpoint_sha256_for(s)
+    return Profile(model=name, scale=scale_text(s), lr_size=tuple(lr_size), sr_size=tuple(size),
+                   strategy=model.strategy_for(s), parameters=model.parameter_count(s), flops=flops,
+                   seconds=statistics.median(times), runs=repeat, peak_memory=peak, added_memory=added,
+                   checkpoint=sha or ("untrained" if model.untrained else ""))
+
+
+def parse_input_size(text: str) -> tuple[int, int]:
+    """'256x256' / '320x240' (height x width) / '256' -> (h, w)."""
+    from sr_bench.errors import UserError
+
+    parts = str(text).lower().replace("×", "x").split("x")
+    try:
+        h, w = (int(parts[0]), int(parts[0])) if len(parts) == 1 else (int(parts[0]), int(parts[1]))
+    except ValueError:
+        h = w = 0
+    if len(parts) > 2 or h < 1 or w < 1:
+        raise UserError(f"--size {text!r} is not HEIGHTxWIDTH in pixels, e.g. 256x256")
+    return h, w
+
+
+def profile_models(models: list[str], scales: list[Fraction], lr_size: tuple[int, int], device: str = "auto",
+                   precision: str = "fp32", repeat: int = 3, allow_untrained: bool = False,
+                   model_opts: dict | None = None, plugins: tuple[str, ...] = (), tile: int | None = None,
+                   tile_overlap: int | None = None, progress=None) -> tuple[list[Profile], str]:
+    """``profile_forward`` for every (model, scale), models built as ``srbench run`` builds them; returns the
+    profiles and the device label."""
+    from sr_bench.errors import UserError
+    from sr_bench.models import load_plugin
+    from sr_bench.provenance import device_name, resolve_device
+    from sr_bench.run.grid import ModelSpec
+    from sr_bench.run.precision import check_precision, device_label
+    from sr_bench.run.runner import _create_model, check_scales
+
+    if repeat < 1:
+        raise UserError(f"--repeat must be >= 1, got {repeat}")
+    if tile_overlap is not None and tile is None:
+        raise UserError("--tile-overlap needs --tile N (the tile size in LR pixels)")
+    for p in plugins:
+        load_plugin(p)
+    dev = resolve_device(device)
+    check_precision(precision, dev.type)
+    specs = [ModelSpec.parse(m) for m in models]
+    built = [(spec, _create_model(spec, allow_untrained, dict(model_opts or {}), dev)) for spec in specs]
+    check_scales(built, scales)
+    out = []
+    for spec, model in built:
+        tiling = Tiling(tile, model.tile_overlap if tile_overlap is None else tile_overlap) if tile else None
+        for s in scales:
+            out.append(profile_forward(spec.name, model, s, lr_size, dev, precision, repeat, tiling))
+            if progress:
+                progress(out[-1])
+    return out, device_label(device_name(dev), precision)
+
+
+def profiles_table(profiles: list[Profile], fmt: str = "markdown") -> str:
+    """The profiles as a Markdown table (or CSV with exact integers)."""
+    from sr_bench.run.memory import size_text
+
+    if fmt == "csv":
+        import csv
+        import io
+
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["model", "scale", "strategy", "lr_height", "lr_width", "sr_height", "sr_width", "parameters",
+                    "flops", "seconds", "runs", "peak_memory", "added_memory", "checkpoint"])
+        for p in profiles:
+            w.writerow([p.model, p.scale, p.strategy, *p.lr_size, *p.sr_size, p.parameters, p.flops,
+                        f"{p.seconds:.6f}", p.runs, "" if p.peak_memory is None else p.peak_memory,
+                        "" if p.added_memory is None else p.added_memory, p.checkpoint])
+        return buf.getvalue()
+    lines = ["| model | scale | strategy | LR | SR | parameters | GFLOPs | seconds | peak memory | forward added | "
+             "weights |", "|---|---|---|---|---|---:|---:|---:|---:|---:|---|"]
+    for p in profiles:
+        lines.append(f"| {p.model} | x{p.scale} | {p.strategy} | {p.lr_size[0]}x{p.lr_size[1]} | "
+                     f"{p.sr_size[0]}x{p.sr_size[1]} | {p.parameters:,} | {p.flops / 1e9:,.1f} | "
+                     f"{p.seconds:.3f} | {size_text(p.peak_memory)} | {size_text(p.added_memory)} | "
+                     f"{p.checkpoint[:12] or '-'} |")
+    return "\n".join(lines)
