@@ -105,3 +105,19 @@ def test_psnr_and_ssim_keep_the_numbers_of_n_threads(threads, n):
         assert ssim(a, b) == expected_ssim
         assert psnr(a, b) == expected_psnr
         assert torch.get_num_threads() == n
+
+
+def test_ssim_of_windows_of_one_plane_equals_ssim_of_copies(threads):
+    """Every scale of an image compares with a window of one HR plane, whose statistics SSIM filters once."""
+    gen = torch.Generator().manual_seed(11)
+    plane = (torch.rand(1, 240, 300, generator=gen, dtype=torch.float64) * 255).round()  # as HRSource memoises it
+    torch.set_num_threads(2)
+    for oy, ox, h, w in [(2, 2, 200, 280), (3, 3, 150, 290), (0, 0, 240, 300), (4, 4, 30, 100), (2, 2, 200, 280)]:
+        hr = plane[..., :oy + h + oy, :ox + w + ox][..., oy:oy + h, ox:ox + w][None]  # crop, then shave
+        assert hr._base is not None
+        sr = (hr + torch.randn(hr.shape, generator=gen, dtype=torch.float64) * 7).round().clamp(0, 255)
+        assert ssim(sr, hr) == ssim(sr, hr.contiguous().clone()) == _plain_ssim(sr, hr)
+    plane += 1  # changed in place: filtered anew
+    hr = plane[..., 5:105, 5:205][None]
+    sr = (hr + 3).clamp(0, 255)
+    assert ssim(sr, hr) == _plain_ssim(sr, hr.clone())
