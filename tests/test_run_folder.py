@@ -57,7 +57,8 @@ def test_the_same_request_continues_and_another_is_refused(folder, tmp_path):
     line = _one_line(_cli(*base, "--scales", "2,4"))
     assert "holds another request: --scales 2,4 (the run has 2,3)" in line and f"--resume {out}" in line
     line = _one_line(_cli(*base, "--scales", "2,3", "--models", "bicubic,srcnn", "--allow-untrained"))
-    assert "--models bicubic,srcnn (the run has bicubic)" in line and "--allow-untrained True (the run has False)" in line
+    assert "--models bicubic,srcnn (the run has bicubic)" in line
+    assert "--allow-untrained True (the run has False)" in line
     assert ((out / "run.json").read_text(), sorted(p.name for p in (out / "rows").iterdir())) == before
 
     again = _cli(*base, "--scales", "2,3")  # the same request: a resume with nothing left to measure
@@ -68,7 +69,8 @@ def test_the_same_request_continues_and_another_is_refused(folder, tmp_path):
 
 def test_resume_says_which_options_it_ignores(folder, tmp_path):
     out = tmp_path / "run"
-    assert _cli("--datasets", folder, "--metrics", "psnr", "--scales", "2", "--out", out, "--no-progress").exit_code == 0
+    first = _cli("--datasets", folder, "--metrics", "psnr", "--scales", "2", "--out", out, "--no-progress")
+    assert first.exit_code == 0, first.output
     r = _cli("--resume", out, "--scales", "3", "--models", "edsr", "--no-progress", "--workers", "1")
     assert r.exit_code == 0, r.output
     assert f"note: --resume runs the request stored in {out / 'run.json'}; ignoring --models, --scales" in r.stderr
