@@ -67,11 +67,14 @@ def _default_datasets(data_root: str | None) -> list[str]:
               "plugin (an installed package with an entry point in group sr_bench.metrics) runs when named here, "
               "e.g. psnr,ssim,mae; its values get their own column.")
 @click.option("--data-root", type=click.Path(file_okay=False), default=None, help=DATA_ROOT_HELP)
-@click.option("--out", type=click.Path(file_okay=False), default=None, help="Run folder (default results/<run id>).")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Run folder (default results/<run id>). A folder holding the same request is continued (as "
+                   "--resume); one holding another request, or in use by a running srbench, is refused.")
 @click.option("--results-dir", type=click.Path(file_okay=False), default="results", show_default=True)
 @click.option("--resume", type=click.Path(file_okay=False), default=None,
-              help="Finish an interrupted run folder with the request stored in its run.json (other options "
-                   "except --device/--workers/--executor/--prefetch are ignored); measured rows are kept.")
+              help="Finish an interrupted run folder with the request stored in its run.json; measured rows are "
+                   "kept. Only --device/--workers/--executor/--ray-address/--gpus-per-worker/--prefetch apply; "
+                   "other options given are ignored (with a note saying which).")
 @click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True,
               help="Local processes to spread images over (each uses cores/N threads).")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
@@ -104,39 +107,59 @@ def _default_datasets(data_root: str | None) -> list[str]:
 @click.option("--save-images", is_flag=True,
               help="Keep every SR as the metrics saw it (quantised, lossless PNG) under <run folder>/images/<model>/"
                    "<dataset>/x<scale>/<image>.png; compare --visual then reads them instead of re-running models.")
-@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@click.option("--no-progress", is_flag=True,
+              help="No progress bar (model, dataset, scale, ETA per model); log a line per saved shard instead.")
 def run(models, datasets, scales, protocol, metrics, data_root, out, results_dir, resume, workers, executor,
         ray_address, gpus_per_worker, device, precision, drift_images, prefetch, lpips_weights, plugins, model_opts,
         allow_untrained, save_images, fmt, no_progress):
-    """Evaluate models x datasets x scales; write per-image rows (Parquet) and print the means."""
+    """Evaluate models x datasets x scales; write per-image rows (Parquet) and print the means.
+
+    \b
+    Exit status: 0 when every evaluation ran (images that cannot be measured, e.g. too small for a scale, are
+    error rows of kind 'data' and summarised at the end); 1 when a model or metric failed on some image, or
+    nothing could be measured; 2 for a bad request; 130/143 when Ctrl-C/SIGTERM stopped it (finished rows are
+    saved and the resume command is printed).
+    """
     from sr_bench.report.tables import present_metrics, provenance_line, summarize, to_csv, to_markdown
     from sr_bench.run.grid import split_list
-    from sr_bench.run.runner import resume_run
+    from sr_bench.run.outcome import exit_status, failure_summary
+    from sr_bench.run.processes import sigterm_as_interrupt
+    from sr_bench.run.runner import RunInterrupted, resume_run
     from sr_bench.run.runner import run as run_grid
     from sr_bench.scales import parse_scales
 
-    if resume:
-        result = resume_run(Path(resume), device=device, progress=not no_progress, workers=workers,
-                            executor=executor, ray_address=ray_address, prefetch=prefetch,
-                            gpus_per_worker=gpus_per_worker)
-    else:
-        scale_list = parse_scales(scales)
-        ds = split_list(datasets) if datasets else _default_datasets(data_root)
-        result = run_grid(
-            models=split_list(models), datasets=ds, scales=scale_list, protocol=protocol,
-            metrics=split_list(metrics) if metrics else None, results_dir=Path(results_dir),
-            out=Path(out) if out else None, data_root=data_root, device=device, lpips_weights=lpips_weights,
-            plugins=plugins, allow_untrained=allow_untrained, progress=not no_progress, workers=workers,
-            model_opts=_parse_opts(model_opts), executor=executor, ray_address=ray_address, save_images=save_images,
-            precision=precision, drift_images=drift_images, prefetch=prefetch, gpus_per_worker=gpus_per_worker,
-        )
+    ctx = click.get_current_context()
+    with sigterm_as_interrupt() as signals:
+        try:
+            if resume:
+                ignored = _given(ctx, RESUME_IGNORES)
+                if ignored:
+                    click.echo(f"note: --resume runs the request stored in {Path(resume) / 'run.json'}; ignoring "
+                               f"{', '.join(ignored)}", err=True)
+                result = resume_run(Path(resume), device=device, progress=not no_progress, workers=workers,
+                                    executor=executor, ray_address=ray_address, prefetch=prefetch,
+                                    gpus_per_worker=gpus_per_worker)
+            else:
+                scale_list = parse_scales(scales)
+                ds = split_list(datasets) if datasets else _default_datasets(data_root)
+                result = run_grid(
+                    models=split_list(models), datasets=ds, scales=scale_list, protocol=protocol,
+                    metrics=split_list(metrics) if metrics else None, results_dir=Path(results_dir),
+                    out=Path(out) if out else None, data_root=data_root, device=device, lpips_weights=lpips_weights,
+                    plugins=plugins, allow_untrained=allow_untrained, progress=not no_progress, workers=workers,
+                    model_opts=_parse_opts(model_opts), executor=executor, ray_address=ray_address,
+                    save_images=save_images, precision=precision, drift_images=drift_images, prefetch=prefetch,
+                    gpus_per_worker=gpus_per_worker,
+                )
+        except RunInterrupted as e:
+            click.echo(str(e), err=True)
+            ctx.exit(128 + (signals[-1] if signals else 2))  # 130 (SIGINT) or 143 (SIGTERM), as shells report it
     shown = present_metrics(result.rows)
     summary = summarize(result.rows)
     click.echo(to_markdown(summary, shown) if fmt == "markdown" else to_csv(summary), nl=fmt == "markdown")
-    errors = result.rows[result.rows["error"].fillna("") != ""]
-    if len(errors):
-        click.echo(f"{len(errors)} row(s) have errors (see the 'error' column); e.g. {errors.iloc[0]['dataset']}/"
-                   f"{errors.iloc[0]['image']}: {errors.iloc[0]['error']}", err=True)
+    failed = failure_summary(result.rows)
+    if failed:
+        click.echo(failed, err=True)
     drift = (result.precision or {}).get("drift") or {}
     for model, d in (drift.get("models") or {}).items():
         if d["evaluations"]:
@@ -144,6 +167,25 @@ def run(models, datasets, scales, protocol, metrics, data_root, out, results_dir
                        f"{d['mean_abs_dpsnr']:.4f} dB, max {d['max_abs_dpsnr']:.4f} dB over {d['evaluations']} "
                        f"evaluation(s) of the first {drift['images']} image(s)", err=True)
     click.echo(f"{provenance_line(result.rows)}; rows: {result.run_dir}", err=True)
+    if exit_status(result.rows):
+        ctx.exit(1)
+
+
+# request options `srbench run --resume` does not use (the run's run.json holds them)
+RESUME_IGNORES = ("models", "datasets", "scales", "protocol", "metrics", "data_root", "out", "results_dir",
+                  "lpips_weights", "plugins", "model_opts", "allow_untrained", "save_images", "precision",
+                  "drift_images")
+
+
+def _given(ctx: click.Context, names) -> list[str]:
+    """The options among ``names`` the user gave (on the command line or through the environment)."""
+    from click.core import ParameterSource
+
+    by_name = {p.name: p for p in ctx.command.params}
+    return [by_name[n].opts[0] for n in names
+            if ctx.get_parameter_source(n) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)]
+
+
 
 
 @cli.command(short_help="Train a model's weights on HR images (for models with no downloadable release).")
