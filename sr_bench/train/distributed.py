@@ -102,15 +102,40 @@ class StepModule(nn.Module):
         return self._predict(lr, hr, scale, gen)
 
 
-def wrap(net: nn.Module, predict, ranks: Ranks, device: torch.device):
+def _tensors(x):
+    if isinstance(x, torch.Tensor):
+        yield x
+    elif isinstance(x, (list, tuple)):
+        for y in x:
+            yield from _tensors(y)
+
+
+def every_parameter_used(net: nn.Module, predict, scales, device: torch.device) -> bool:
+    """Whether a forward at the smallest and at the largest scale gives every trainable parameter a gradient (on a
+    tiny input; the gradients are cleared after). ASDN's reconstruction branches, for one, depend on the scale."""
+    params = [p for p in net.parameters() if p.requires_grad]
+    used: set[int] = set()
+    side = 8
+    for s in {min(scales), max(scales)}:
+        hr_side = int(side * s)
+        lr = torch.rand(1, 3, side, side, generator=torch.Generator().manual_seed(0)).to(device)
+        hr = torch.rand(1, 3, hr_side, hr_side, generator=torch.Generator().manual_seed(1)).to(device)
+        pred, _ = predict(lr, hr, s, torch.Generator().manual_seed(2))
+        sum(t.float().sum() for t in _tensors(pred)).backward()
+        used |= {i for i, p in enumerate(params) if p.grad is not None}
+        for p in params:
+            p.grad = None
+    return len(used) == len(params)
+
+
+def wrap(net: nn.Module, predict, scales, ranks: Ranks, device: torch.device):
     """``predict`` as DistributedDataParallel runs it (gradients averaged over the ranks), or as it is."""
     if not ranks.active:
         return predict
-    # find_unused_parameters: ASDN's reconstruction branches and pyramid levels a scale does not use get no gradient
-    ddp = nn.parallel.DistributedDataParallel(StepModule(net, predict),
-                                              device_ids=[device.index] if device.type == "cuda" else None,
-                                              find_unused_parameters=True, broadcast_buffers=False)
-    return ddp
+    unused = not every_parameter_used(net, predict, scales, device)
+    return nn.parallel.DistributedDataParallel(StepModule(net, predict),
+                                               device_ids=[device.index] if device.type == "cuda" else None,
+                                               find_unused_parameters=unused)
 
 
 def launch(nproc: int, argv: list[str]) -> int:

@@ -314,7 +314,7 @@ def _train(t: Trainable, rec: Recipe, ranks: dist.Ranks, dev: torch.device, out:
     if compile:
         # in place: the state_dict keys stay the network's own (no "_orig_mod." prefix)
         t.module.compile(**({"backend": compile} if isinstance(compile, str) else {}))
-    forward = dist.wrap(t.module, t.predict_levels if multilevel(rec.loss) else t.predict, ranks, dev)
+    forward = dist.wrap(t.module, t.predict_levels if multilevel(rec.loss) else t.predict, t.scales, ranks, dev)
     clock = time.perf_counter()
 
     def save(done: int) -> str:
