@@ -239,7 +239,13 @@ def _train(t: Trainable, rec: Recipe, ranks: dist.Ranks, dev: torch.device, out:
     if channels_last:
         t.module.to(memory_format=torch.channels_last)
 
-    datasets = [resolve_dataset(d, data_root=data_root) for d in rec.data]
+    try:
+        datasets = [resolve_dataset(d, data_root=data_root) for d in rec.data]
+    except UserError as e:
+        if dict(rec.origin)["data"] != "card":
+            raise
+        raise UserError(f"the paper recipe of {model!r} trains on {' + '.join(rec.data)} ({e}); give --data with "
+                        f"those images (folders) or others") from None
     items = [it for ds in datasets for it in ds.items]
     bank = ImageBank(items, int(cache_mb) << 20)
     pool = check_patch(bank.sizes, patch, t.scales)
