@@ -488,23 +488,34 @@ def models(pattern, plugins, bibtex):
                "basicsr:ARCH=net_g.pth runs any architecture of BasicSR's registry (needs basicsr).")
 
 
-@cli.command(short_help="Scale curves of a run: a metric against the scale, per dataset and model.")
+@cli.command(short_help="Scale curves of a run; loss and validation curves of a training record (PATH.json).")
 @click.argument("run_ref", metavar="RUN")
 @click.option("--metric", default="psnr", show_default=True,
               help="Metric column to plot (psnr, ssim, lpips, or a plugin metric the run measured).")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
-              help="Figure file (.png, .pdf or .svg). Default: <run folder>/<metric>_vs_scale.png")
+              help="Figure file (.png, .pdf or .svg). Default: <run folder>/<metric>_vs_scale.png, or PATH.png for "
+                   "a training record PATH.json")
 @click.option("--paper", is_flag=True, help="Also draw the model cards' published values (same protocol) as open markers.")
 @click.option("--title", default=None, help="Figure title (default: metric and protocol).")
 @click.option("--results-dir", type=click.Path(file_okay=False), default="results", show_default=True)
 def plot(run_ref, metric, out_path, paper, title, results_dir):
     """Plot METRIC against scale for every model of RUN (a run folder, a run id, or 'latest'), one panel per dataset.
+    RUN may also be the PATH.json of `srbench train`: then the training loss and the validation curves (--val),
+    with bicubic's value and the step of PATH.best.
 
     \b
-    Example:
+    Examples:
       srbench run --models bicubic --datasets b100 --scales 1.1:4:0.1
       srbench plot latest --metric psnr --paper --out psnr.pdf
+      srbench plot edsr_x2.pt.json --out curves.png
     """
+    from sr_bench.report.train_plot import is_train_record, plot_training
+
+    if is_train_record(Path(run_ref)):
+        target = Path(out_path) if out_path else Path(run_ref).with_suffix(".png")
+        plot_training(Path(run_ref), target, None if metric == "psnr" else metric, title)
+        click.echo(str(target))
+        return
     from sr_bench.report.plot import paper_points, plot_scale_curves
     from sr_bench.report.tables import provenance_line, summarize
     from sr_bench.store import load_rows, read_manifest, resolve_run
