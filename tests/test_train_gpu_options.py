@@ -152,3 +152,17 @@ def test_resume_must_repeat_ema_and_clipping(images, tmp_path):
     train("edsr-baseline", [str(images)], tmp_path / "w.pt", steps=1, ema=0.9, **KW)
     with pytest.raises(Exception, match="--resume: --ema is 0.0 here but 0.9"):
         train("edsr-baseline", [str(images)], tmp_path / "w.pt", steps=2, resume=True, **KW)
+
+
+def test_batches_made_ahead_on_a_thread_change_nothing(images, tmp_path):
+    inline = train("edsr-baseline", [str(images)], tmp_path / "a.pt", steps=3, prefetch=0, **KW)
+    ahead = train("edsr-baseline", [str(images)], tmp_path / "b.pt", steps=3, prefetch=2, **KW)
+    assert inline.sha256 == ahead.sha256 and inline.losses == ahead.losses
+
+
+def test_a_non_finite_loss_stops_before_anything_is_written(images, tmp_path):
+    # lr 1e30: the first step's weights are ~1e30, the second forward overflows float32; the loss is read at the
+    # first --log-every boundary, so the run stops there with nothing saved (save_every 0: only at the end)
+    with pytest.raises(Exception, match=r"the loss became (nan|inf) at or before step 4 \(x2\); lower --lr"):
+        train("edsr-baseline", [str(images)], tmp_path / "w.pt", steps=8, **{**KW, "lr": 1e30, "log_every": 4})
+    assert not (tmp_path / "w.pt").exists() and not (tmp_path / "w.pt.resume").exists()
