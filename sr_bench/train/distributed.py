@@ -10,7 +10,6 @@ torchrun's usual ``--nnodes/--node-rank/--rdzv-endpoint`` flags; nothing here de
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -142,8 +141,7 @@ def launch(nproc: int, argv: list[str]) -> int:
     """Run ``torchrun --nproc-per-node nproc -m sr_bench.train ARGV`` and return its exit status."""
     if nproc < 1:
         raise UserError(f"--nproc must be >= 1, got {nproc}")
-    runner = shutil.which("torchrun")
-    head = [runner] if runner and os.path.dirname(runner) == os.path.dirname(sys.executable) else [
-        sys.executable, "-m", "torch.distributed.run"]
-    cmd = [*head, "--nproc-per-node", str(nproc), "--standalone", "-m", "sr_bench.train", *argv]
+    # torchrun is `python -m torch.distributed.run`; this interpreter's, so the processes import this sr_bench
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc), "--standalone", "-m",
+           "sr_bench.train", *argv]
     return subprocess.call(cmd)
