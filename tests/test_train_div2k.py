@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +17,6 @@ from click.testing import CliRunner
 from sr_bench.cli import cli
 from sr_bench.data import resolve_dataset
 from sr_bench.data.cards import find_card
-from sr_bench.train import train
 from sr_bench.train.patches import ImageBank, load_images, step_batch
 from test_data_fetch import Server, png, zip_of
 

@@ -33,7 +33,8 @@ def _folder(base: Path, name: str, crops) -> Path:
     d = base / name
     d.mkdir()
     for img, y, x, side in crops:
-        Image.fromarray(np.ascontiguousarray(getattr(skimage.data, img)()[y:y + side, x:x + side])).save(d / f"{img}.png")
+        arr = getattr(skimage.data, img)()[y:y + side, x:x + side]
+        Image.fromarray(np.ascontiguousarray(arr)).save(d / f"{img}.png")
     return d
 
 

@@ -6,8 +6,8 @@ at any moment leaves the previous complete version of each:
 - ``PATH.json``: the record of how it was made (``sidecar_path``).
 - ``PATH.best`` (with ``--val``): the weights of the best validation so far.
 - ``PATH.resume``: what continuing needs beyond the weights: the optimizer's state, the step, the loss and
-  validation logs (batches are a function of the seed and the step, so no generator state is needed). It holds its own copy of the weights, so it never depends on which of the files a crash
-  interrupted.
+  validation logs (batches are a function of the seed and the step, so no generator state is needed). It holds its
+  own copy of the weights, so it never depends on which of the files a crash interrupted.
 """
 
 from __future__ import annotations
