@@ -89,7 +89,8 @@ def main() -> None:
                 warm = Path(tmp) / f"warm-{model}"
                 warm.mkdir()
                 (warm / first[0].name).symlink_to(first[0].resolve())
-                one_run(model, str(warm), scale, "fp32", str(device), metrics, 0, args.prefetch, Path(tmp) / "w")
+                one_run(model, str(warm), scale, "fp32", str(device), metrics, 0, args.prefetch,
+                        Path(tmp) / f"w-{model}")  # a run folder holds one request
             plan = [(p, args.prefetch) for p in args.precisions.split(",")]
             if args.sequential:
                 plan.append((plan[-1][0], 0))

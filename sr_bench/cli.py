@@ -67,11 +67,14 @@ def _default_datasets(data_root: str | None) -> list[str]:
               "plugin (an installed package with an entry point in group sr_bench.metrics) runs when named here, "
               "e.g. psnr,ssim,mae; its values get their own column.")
 @click.option("--data-root", type=click.Path(file_okay=False), default=None, help=DATA_ROOT_HELP)
-@click.option("--out", type=click.Path(file_okay=False), default=None, help="Run folder (default results/<run id>).")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Run folder (default results/<run id>). A folder holding the same request is continued (as "
+                   "--resume); one holding another request, or in use by a running srbench, is refused.")
 @click.option("--results-dir", type=click.Path(file_okay=False), default="results", show_default=True)
 @click.option("--resume", type=click.Path(file_okay=False), default=None,
-              help="Finish an interrupted run folder with the request stored in its run.json (other options "
-                   "except --device/--workers/--executor/--prefetch are ignored); measured rows are kept.")
+              help="Finish an interrupted run folder with the request stored in its run.json; measured rows are "
+                   "kept. Only --device/--workers/--executor/--ray-address/--gpus-per-worker/--prefetch apply; "
+                   "other options given are ignored (with a note saying which).")
 @click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True,
               help="Local processes to spread images over (each uses cores/N threads).")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
@@ -119,40 +122,60 @@ def _default_datasets(data_root: str | None) -> list[str]:
 @click.option("--profile", is_flag=True,
               help="Also store each row's FLOPs (torch's FLOP counter) and parameter count (columns flops, "
                    "parameters); `srbench profile` measures models without a dataset.")
-@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@click.option("--no-progress", is_flag=True,
+              help="No progress bar (model, dataset, scale, ETA per model); log a line per saved shard instead.")
 def run(models, datasets, scales, protocol, metrics, data_root, out, results_dir, resume, workers, executor,
         ray_address, gpus_per_worker, device, precision, drift_images, prefetch, lpips_weights, plugins, model_opts,
         allow_untrained, save_images, fmt, tile, tile_overlap, max_memory, profile, no_progress):
-    """Evaluate models x datasets x scales; write per-image rows (Parquet) and print the means."""
+    """Evaluate models x datasets x scales; write per-image rows (Parquet) and print the means.
+
+    \b
+    Exit status: 0 when every evaluation ran (images that cannot be measured, e.g. too small for a scale, are
+    error rows of kind 'data' and summarised at the end); 1 when a model or metric failed on some image, or
+    nothing could be measured; 2 for a bad request; 130/143 when Ctrl-C/SIGTERM stopped it (finished rows are
+    saved and the resume command is printed).
+    """
     from sr_bench.report.tables import present_metrics, provenance_line, summarize, to_csv, to_markdown
     from sr_bench.run.grid import split_list
-    from sr_bench.run.runner import resume_run
+    from sr_bench.run.outcome import exit_status, failure_summary
+    from sr_bench.run.processes import sigterm_as_interrupt
+    from sr_bench.run.runner import RunInterrupted, resume_run
     from sr_bench.run.runner import run as run_grid
     from sr_bench.scales import parse_scales
 
-    if resume:
-        result = resume_run(Path(resume), device=device, progress=not no_progress, workers=workers,
-                            executor=executor, ray_address=ray_address, prefetch=prefetch,
-                            gpus_per_worker=gpus_per_worker, max_memory=max_memory)
-    else:
-        scale_list = parse_scales(scales)
-        ds = split_list(datasets) if datasets else _default_datasets(data_root)
-        result = run_grid(
-            models=split_list(models), datasets=ds, scales=scale_list, protocol=protocol,
-            metrics=split_list(metrics) if metrics else None, results_dir=Path(results_dir),
-            out=Path(out) if out else None, data_root=data_root, device=device, lpips_weights=lpips_weights,
-            plugins=plugins, allow_untrained=allow_untrained, progress=not no_progress, workers=workers,
-            model_opts=_parse_opts(model_opts), executor=executor, ray_address=ray_address, save_images=save_images,
-            precision=precision, drift_images=drift_images, prefetch=prefetch, gpus_per_worker=gpus_per_worker,
-            tile=tile, tile_overlap=tile_overlap, max_memory=max_memory, profile=profile,
-        )
+    ctx = click.get_current_context()
+    with sigterm_as_interrupt() as signals:
+        try:
+            if resume:
+                ignored = _given(ctx, RESUME_IGNORES)
+                if ignored:
+                    click.echo(f"note: --resume runs the request stored in {Path(resume) / 'run.json'}; ignoring "
+                               f"{', '.join(ignored)}", err=True)
+                result = resume_run(Path(resume), device=device, progress=not no_progress, workers=workers,
+                                    executor=executor, ray_address=ray_address, prefetch=prefetch,
+                                    gpus_per_worker=gpus_per_worker, max_memory=max_memory)
+            else:
+                scale_list = parse_scales(scales)
+                ds = split_list(datasets) if datasets else _default_datasets(data_root)
+                result = run_grid(
+                    models=split_list(models), datasets=ds, scales=scale_list, protocol=protocol,
+                    metrics=split_list(metrics) if metrics else None, results_dir=Path(results_dir),
+                    out=Path(out) if out else None, data_root=data_root, device=device, lpips_weights=lpips_weights,
+                    plugins=plugins, allow_untrained=allow_untrained, progress=not no_progress, workers=workers,
+                    model_opts=_parse_opts(model_opts), executor=executor, ray_address=ray_address,
+                    save_images=save_images, precision=precision, drift_images=drift_images, prefetch=prefetch,
+                    gpus_per_worker=gpus_per_worker, tile=tile, tile_overlap=tile_overlap, max_memory=max_memory,
+                    profile=profile,
+                )
+        except RunInterrupted as e:
+            click.echo(str(e), err=True)
+            ctx.exit(128 + (signals[-1] if signals else 2))  # 130 (SIGINT) or 143 (SIGTERM), as shells report it
     shown = present_metrics(result.rows)
     summary = summarize(result.rows)
     click.echo(to_markdown(summary, shown) if fmt == "markdown" else to_csv(summary), nl=fmt == "markdown")
-    errors = result.rows[result.rows["error"].fillna("") != ""]
-    if len(errors):
-        click.echo(f"{len(errors)} row(s) have errors (see the 'error' column); e.g. {errors.iloc[0]['dataset']}/"
-                   f"{errors.iloc[0]['image']}: {errors.iloc[0]['error']}", err=True)
+    failed = failure_summary(result.rows)
+    if failed:
+        click.echo(failed, err=True)
     drift = (result.precision or {}).get("drift") or {}
     for model, d in (drift.get("models") or {}).items():
         if d["evaluations"]:
@@ -160,38 +183,113 @@ def run(models, datasets, scales, protocol, metrics, data_root, out, results_dir
                        f"{d['mean_abs_dpsnr']:.4f} dB, max {d['max_abs_dpsnr']:.4f} dB over {d['evaluations']} "
                        f"evaluation(s) of the first {drift['images']} image(s)", err=True)
     click.echo(f"{provenance_line(result.rows)}; rows: {result.run_dir}", err=True)
+    if exit_status(result.rows):
+        ctx.exit(1)
 
 
-@cli.command(short_help="Train a model's weights on HR images (for models with no downloadable release).")
+# request options `srbench run --resume` does not use (the run's run.json holds them)
+RESUME_IGNORES = ("models", "datasets", "scales", "protocol", "metrics", "data_root", "out", "results_dir",
+                  "lpips_weights", "plugins", "model_opts", "allow_untrained", "save_images", "precision",
+                  "drift_images", "tile", "tile_overlap", "profile")
+
+
+def _given(ctx: click.Context, names) -> list[str]:
+    """The options among ``names`` the user gave (on the command line or through the environment)."""
+    from click.core import ParameterSource
+
+    by_name = {p.name: p for p in ctx.command.params}
+    return [by_name[n].opts[0] for n in names
+            if ctx.get_parameter_source(n) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)]
+
+
+
+
+class _TrainCommand(click.Command):
+    """Keeps the arguments as typed: ``--nproc N`` hands them to torchrun unchanged."""
+
+    def parse_args(self, ctx, args):
+        ctx.meta["train_args"] = list(args)
+        return super().parse_args(ctx, args)
+
+
+def _without_nproc(args: list[str]) -> list[str]:
+    out, skip = [], False
+    for a in args:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            out.append(a)
+    return out
+
+
+@cli.command(cls=_TrainCommand,
+             short_help="Train a model's weights on HR images (for models with no downloadable release).")
 @click.argument("model")
-@click.option("--data", "-d", required=True,
-              help="HR training images: dataset names/aliases, demo, or folders of images (comma-separated).")
+@click.option("--data", "-d", default=None,
+              help="HR training images: dataset names/aliases (e.g. div2k), demo, or folders of images "
+                   "(comma-separated). Required unless --recipe paper names the data.")
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False),
               help="Checkpoint to write (a plain state_dict); PATH.json and PATH.resume are written beside it.")
+@click.option("--recipe", type=click.Choice(["paper"]), default=None,
+              help="paper: the model card's [train] block (the paper's data, patch, batch, scales, loss, optimizer, "
+                   "schedule, steps, with its source); any flag below replaces that one field. Default: sr_bench's "
+                   "defaults (shown).")
 @click.option("--scale", "--scales", "-s", "scales", default=None,
               help="One scale for one-network-per-scale models (EDSR, RDN, RCAN, DBDN, CSFM, FSDN, LapSRN: "
                    "required). For any-scale models, the scales drawn per batch: a list (2,3,4), a range with a "
-                   "step (1.1:4:0.1) or LOW:HIGH (every 0.01); default their trained range capped at x4.")
-@click.option("--steps", type=int, default=1000, show_default=True,
-              help="Total optimizer steps (with --resume: the total to reach).")
-@click.option("--batch", type=int, default=16, show_default=True, help="Patches per step.")
-@click.option("--patch", type=int, default=48, show_default=True,
-              help="LR patch side in pixels; HR patches are floor(patch x scale).")
-@click.option("--lr", type=float, default=1e-4, show_default=True, help="Adam learning rate (betas 0.9, 0.999).")
-@click.option("--lr-halve-every", type=int, default=0, show_default=True,
-              help="Halve the learning rate every N steps (0: constant).")
+                   "step (1.1:4:0.1) or LOW:HIGH (every 0.01); default the recipe's, else their trained range "
+                   "capped at x4.")
+@click.option("--steps", type=int, default=None, help="Total optimizer steps (with --resume: the total to reach). "
+              "[default: 1000]")
+@click.option("--batch", type=int, default=None,
+              help="Patches per step, over all processes (--nproc N: N x batch/N). [default: 16]")
+@click.option("--patch", type=int, default=None,
+              help="LR patch side in pixels; HR patches are floor(patch x scale). [default: 48]")
+@click.option("--loss", default=None, metavar="l1|mse|charbonnier|multilevel-charbonnier",
+              help="Training loss; multilevel-charbonnier is LapSRN's (every pyramid level). [default: l1]")
+@click.option("--charbonnier-eps", type=float, default=None, help="eps of the Charbonnier losses. [default: 1e-3]")
+@click.option("--optimizer", default=None, metavar="adam|sgd", help="[default: adam]")
+@click.option("--lr", type=float, default=None, help="Learning rate. [default: 1e-4]")
+@click.option("--betas", default=None, metavar="B1,B2", help="Adam betas. [default: 0.9,0.999]")
+@click.option("--adam-eps", type=float, default=None, help="Adam eps. [default: 1e-8]")
+@click.option("--momentum", type=float, default=None, help="SGD momentum. [default: 0.9]")
+@click.option("--weight-decay", type=float, default=None, help="L2 weight decay. [default: 0]")
+@click.option("--lr-decay-every", "--lr-halve-every", "lr_decay_every", type=int, default=None,
+              help="Multiply the learning rate by --lr-gamma every N steps (0: constant). [default: 0]")
+@click.option("--lr-gamma", type=float, default=None, help="Factor of each decay. [default: 0.5]")
+@click.option("--lr-min", type=float, default=None, help="The learning rate never decays below this. [default: 0]")
+@click.option("--clip-grad", type=float, default=None,
+              help="Clip the total gradient norm to this value before each step (0: off). [default: 0]")
+@click.option("--clip-grad-kind", default=None, metavar="norm|adjustable",
+              help="norm: total L2 norm; adjustable: VDSR's, each gradient to +-clip/lr. [default: norm]")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the crops, flips and scales.")
-@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N")
+@click.option("--device", default="auto", show_default=True,
+              help="auto | cpu | cuda | cuda:N (under --nproc/torchrun, auto and cuda mean one GPU per process).")
+@click.option("--nproc", type=click.IntRange(1), default=None,
+              help="Train with N processes: runs `torchrun --nproc-per-node N -m sr_bench.train ...` with these "
+                   "arguments (DistributedDataParallel; NCCL on GPUs, gloo on CPU). Several nodes: call torchrun "
+                   "yourself with its --nnodes/--rdzv-endpoint flags.")
 @click.option("--save-every", type=int, default=1000, show_default=True,
               help="Also save every N steps (0: only at the end).")
 @click.option("--log-every", type=int, default=100, show_default=True,
-              help="Record the mean loss every N steps (PATH.json, progress bar).")
+              help="Record the mean loss and images/s every N steps (PATH.json, progress bar); the host waits for "
+                   "the device only then.")
+@click.option("--val", default=None, metavar="DATASET",
+              help="Validate on this dataset (e.g. set5) every --val-every steps and at the end, through the same "
+                   "code as `srbench run` (matlab protocol, metasr for decimal scales); keeps PATH.best.")
+@click.option("--val-scales", default=None,
+              help="Validation scales, e.g. 2,3.5. Default: the trained scale, or x2,x3,x4 where trained.")
+@click.option("--val-every", type=int, default=0, show_default=True, help="Validate every N steps (0: at the end).")
+@click.option("--val-metric", type=click.Choice(["psnr", "ssim"]), default="psnr", show_default=True,
+              help="PATH.best keeps the weights with the highest mean of this metric over --val-scales.")
 @click.option("--data-root", type=click.Path(file_okay=False), default=None, help=DATA_ROOT_HELP)
 @click.option("--model-opt", "model_opts", multiple=True, metavar="K=V",
               help="Model option (repeatable), e.g. variant=dbdn-espcnn; `srbench run` needs the same one.")
 @click.option("--precision", default="fp32", show_default=True, metavar="fp32|tf32|bf16",
               help="Arithmetic of the forward: fp32 (IEEE float32, also on CUDA), tf32 (CUDA tensor cores) or bf16 "
-                   "(autocast; weights, loss and Adam stay float32; CUDA or CPU).")
+                   "(autocast; weights, loss and the optimizer stay float32; CUDA or CPU).")
 @click.option("--channels-last", is_flag=True,
               help="NHWC weights and inputs: faster bf16/tf32 convolutions on CUDA (often slower on CPU).")
 @click.option("--compile", "compile_", is_flag=True,
@@ -199,14 +297,21 @@ def run(models, datasets, scales, protocol, metrics, data_root, out, results_dir
 @click.option("--ema", type=float, default=0.0, show_default=True,
               help="Keep an exponential moving average of the weights with this decay (e.g. 0.999; 0: off); "
                    "PATH then holds the EMA weights, PATH.resume the optimised ones.")
-@click.option("--clip-grad", type=float, default=0.0, show_default=True,
-              help="Clip the total gradient norm to this value before each step (0: off).")
+@click.option("--prefetch", type=click.IntRange(0), default=None,
+              help="Batches a helper thread makes ahead (pinned memory on CUDA). Default 2 on CUDA, 0 on CPU.")
+@click.option("--cache-mb", type=click.IntRange(1), default=4096, show_default=True,
+              help="Decoded training images kept in memory per process (MiB); larger sets (DIV2K: 6.6 GB) are "
+                   "decoded again when dropped.")
 @click.option("--resume", is_flag=True,
-              help="Continue the interrupted run saved at --out (repeat its options) up to --steps in total.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing --out and its .json/.resume files.")
+              help="Continue the interrupted run saved at --out (repeat its options) up to --steps in total; any "
+                   "number of processes.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out and its .json/.resume/.best files.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
-def train(model, data, out, scales, steps, batch, patch, lr, lr_halve_every, seed, device, save_every, log_every,
-          data_root, model_opts, precision, channels_last, compile_, ema, clip_grad, resume, overwrite, no_progress):
+@click.pass_context
+def train(ctx, model, data, out, recipe, scales, steps, batch, patch, loss, charbonnier_eps, optimizer, lr, betas,
+          adam_eps, momentum, weight_decay, lr_decay_every, lr_gamma, lr_min, clip_grad, clip_grad_kind, seed, device,
+          nproc, save_every, log_every, val, val_scales, val_every, val_metric, data_root, model_opts, precision,
+          channels_last, compile_, ema, prefetch, cache_mb, resume, overwrite, no_progress):
     """Train MODEL from random weights on HR images; write weights that `srbench run --models MODEL=PATH` loads.
 
     \b
@@ -214,38 +319,59 @@ def train(model, data, out, scales, steps, batch, patch, lr, lr_halve_every, see
       srbench train edsr-baseline --scale 2 --data demo --steps 200 --batch 4 --patch 24 --out edsr_x2.pt
       srbench run --models edsr-baseline=edsr_x2.pt --datasets set5 --scales 2
       srbench train edsr-baseline --scale 2 --data demo --steps 400 --batch 4 --patch 24 --out edsr_x2.pt --resume
-      srbench train liif --data path/to/DIV2K_train_HR --steps 100000 --device cuda --out liif.pt
-      srbench train asdn --data b100 --scales 1.1:2 --device cuda --out asdn.pt
+      srbench train metasr --recipe paper --nproc 4 --val set5 --val-scales 2,3.5 --val-every 5000 --out metasr.pt
+      srbench train edsr-baseline --scale 2 --recipe paper --steps 20000 --out e.pt   (the paper's, 20k steps)
+      torchrun --nproc-per-node 8 -m sr_bench.train rcan --scale 2 --recipe paper --device cuda --out rcan_x2.pt
 
     Each step draws one scale s and --batch random HR crops of floor(patch x s) pixels, flipped/rotated at random;
     the LR is MATLAB bicubic imresize(HR, 1/s) rounded to uint8, the degradation the evaluation protocols use. The
-    loss is L1 (on RGB, or on Y for the Y-only SRCNN/VDSR/LapSRN), the optimizer Adam. Training starts from the
-    model's untrained weights (the ones --allow-untrained runs); --seed fixes the batches.
+    loss compares RGB, or Y for the Y-only SRCNN/VDSR/LapSRN. Training starts from the model's untrained weights
+    (the ones --allow-untrained runs); --seed fixes the batches, whatever the number of processes.
 
     \b
-    Writes, atomically, every --save-every steps and at the end:
+    Writes, atomically, every --save-every steps and at the end (rank 0 only):
       PATH          the network's state_dict, in the layout its loader reads strictly (sha256 goes on result rows)
-      PATH.json     model, scales, steps, seed, data hash, loss and throughput curves, lr schedule, precision,
-                    versions, device, sha256
-      PATH.resume   Adam and data-generator state for --resume (bit-identical to an uninterrupted run on CPU)
+      PATH.json     the resolved recipe and where each value came from, model, scales, data hash, loss, throughput
+                    and validation curves, lr schedule, precision, processes, versions, device, sha256
+      PATH.resume   the optimizer's state for --resume (bit-identical to an uninterrupted run on CPU)
+      PATH.best     with --val: the weights of the best validation (by --val-metric)
+    `srbench plot PATH.json` draws the loss and validation curves.
 
     \b
     On a GPU, e.g.:
-      srbench train edsr-baseline --scale 2 --data DIV2K_train_HR --device cuda --precision bf16 --channels-last --ema 0.999
+      srbench train edsr-baseline --scale 2 --data div2k --device cuda --precision bf16 --channels-last --ema 0.999
     """
     from sr_bench.run.grid import split_list
     from sr_bench.train import train as run_training
+    from sr_bench.train.distributed import from_env, launch
 
-    result = run_training(model, split_list(data), Path(out), steps=steps, scales=scales, batch=batch, patch=patch,
-                          lr=lr, lr_halve_every=lr_halve_every, seed=seed, device=device, save_every=save_every,
+    if nproc is not None and nproc > 1 and not from_env().active:
+        sys.exit(launch(nproc, _without_nproc(ctx.meta["train_args"])))
+    if betas is not None:
+        try:
+            betas = tuple(float(b) for b in betas.split(","))
+        except ValueError:
+            raise UserError(f"--betas must be two numbers such as 0.9,0.999, got {betas!r}") from None
+    result = run_training(model, split_list(data) or None, Path(out), recipe=recipe, steps=steps, scales=scales,
+                          batch=batch, patch=patch, loss=loss, charbonnier_eps=charbonnier_eps, optimizer=optimizer,
+                          lr=lr, betas=betas, adam_eps=adam_eps, momentum=momentum, weight_decay=weight_decay,
+                          lr_decay_every=lr_decay_every, lr_gamma=lr_gamma, lr_min=lr_min, clip_grad=clip_grad,
+                          clip_grad_kind=clip_grad_kind, seed=seed, device=device, save_every=save_every,
                           log_every=log_every, data_root=data_root, model_opts=_parse_opts(model_opts),
                           resume=resume, overwrite=overwrite, progress=not no_progress, precision=precision,
-                          channels_last=channels_last, compile=compile_, ema=ema, clip_grad=clip_grad)
+                          channels_last=channels_last, compile=compile_, ema=ema, prefetch=prefetch,
+                          cache_mb=cache_mb, val=val, val_scales=val_scales, val_every=val_every,
+                          val_metric=val_metric)
+    if not from_env().main:
+        return
     last = f", last loss {result.losses[-1][1]:.4f}" if result.losses else ""
     if result.throughput:
         last += f", {result.throughput[-1][1]:.1f} images/s"
     click.echo(f"{result.checkpoint}: step {result.steps_done}{last}, sha256 {result.sha256}")
     click.echo(f"record: {result.sidecar}; resume file: {result.resume_file}")
+    if result.best:
+        click.echo(f"best: {result.best['file']} (step {result.best['step']}, {result.best['metric']} "
+                   f"{result.best['value']:.4f})")
     click.echo(f"evaluate: {result.run_command}")
 
 
@@ -483,23 +609,34 @@ def models(pattern, plugins, bibtex):
                "basicsr:ARCH=net_g.pth runs any architecture of BasicSR's registry (needs basicsr).")
 
 
-@cli.command(short_help="Scale curves of a run: a metric against the scale, per dataset and model.")
+@cli.command(short_help="Scale curves of a run; loss and validation curves of a training record (PATH.json).")
 @click.argument("run_ref", metavar="RUN")
 @click.option("--metric", default="psnr", show_default=True,
               help="Metric column to plot (psnr, ssim, lpips, or a plugin metric the run measured).")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
-              help="Figure file (.png, .pdf or .svg). Default: <run folder>/<metric>_vs_scale.png")
+              help="Figure file (.png, .pdf or .svg). Default: <run folder>/<metric>_vs_scale.png, or PATH.png for "
+                   "a training record PATH.json")
 @click.option("--paper", is_flag=True, help="Also draw the model cards' published values (same protocol) as open markers.")
 @click.option("--title", default=None, help="Figure title (default: metric and protocol).")
 @click.option("--results-dir", type=click.Path(file_okay=False), default="results", show_default=True)
 def plot(run_ref, metric, out_path, paper, title, results_dir):
     """Plot METRIC against scale for every model of RUN (a run folder, a run id, or 'latest'), one panel per dataset.
+    RUN may also be the PATH.json of `srbench train`: then the training loss and the validation curves (--val),
+    with bicubic's value and the step of PATH.best.
 
     \b
-    Example:
+    Examples:
       srbench run --models bicubic --datasets b100 --scales 1.1:4:0.1
       srbench plot latest --metric psnr --paper --out psnr.pdf
+      srbench plot edsr_x2.pt.json --out curves.png
     """
+    from sr_bench.report.train_plot import is_train_record, plot_training
+
+    if is_train_record(Path(run_ref)):
+        target = Path(out_path) if out_path else Path(run_ref).with_suffix(".png")
+        plot_training(Path(run_ref), target, None if metric == "psnr" else metric, title)
+        click.echo(str(target))
+        return
     from sr_bench.report.plot import paper_points, plot_scale_curves
     from sr_bench.report.tables import provenance_line, summarize
     from sr_bench.store import load_rows, read_manifest, resolve_run

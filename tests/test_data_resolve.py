@@ -54,7 +54,7 @@ def test_card_by_name_and_alias_case_insensitive(tmp_path):
 
 
 def test_repo_cards_names_and_aliases():
-    assert {c.name for c in load_cards()} == {"Set5", "Set14", "B100", "Urban100"}
+    assert {c.name for c in load_cards()} == {"Set5", "Set14", "B100", "Urban100", "DIV2K", "DIV2K-valid"}
     for alias in ("bsd100", "B100", "bsds100", "BSDS100"):
         assert find_card(alias).name == "B100"
     assert find_card("SET14").folder == "Set14"
@@ -214,7 +214,7 @@ def test_list_datasets_reports_presence(tmp_path):
     assert list_datasets(data_root=root, cards_dir=cards)[0].state == "partial (2/3)"
     assert list_datasets(data_root=tmp_path / "none", cards_dir=cards)[0].state == "no"
     assert {s.name: s.n_files for s in list_datasets(data_root=tmp_path)} == {
-        "B100": 100, "Set14": 14, "Set5": 5, "Urban100": 100}
+        "B100": 100, "Set14": 14, "Set5": 5, "Urban100": 100, "DIV2K": 800, "DIV2K-valid": 100}
 
 
 def test_malformed_cards_are_user_errors(tmp_path):

@@ -93,6 +93,12 @@ def test_card_errors_name_the_file_and_field():
         ({"params": {"x2": "15M"}}, "[params] must map"),
         ({"published": [{"source": "s", "protocol": "matlab", "rows": [["Set5", "2", "38.2"]]}]}, "has a bad row"),
         ({"learned": "yes"}, "learned must be true or false"),
+        ({"train": {**card_for("rcan")["train"], "lr_rate": 1}}, "[train] lr_rate is not a [train] field"),
+        ({"train": {**card_for("rcan")["train"], "loss": "l3"}}, "[train] loss must be one of l1, mse"),
+        ({"train": {**card_for("rcan")["train"], "source": "the paper"}}, "[train] source must name the paper/code"),
+        ({"train": {**card_for("rcan")["train"], "status": "not-recovered", "choices": ["lr"]}},
+         "[train] choices must list every value field when the recipe is not recovered"),
+        ({"train": {**card_for("rcan")["train"], "patch": {"2": 1}}}, "[train] patch must be an LR patch side >= 2"),
     ]:
         with pytest.raises(UserError, match=re.escape(needle)) as e:
             ModelCard.from_dict({**good, **change}, "my/card.toml")

@@ -362,10 +362,11 @@ def test_plugin_exceptions_are_one_line_naming_the_plugin(tmp_path):
     assert 'raise ValueError("no such' in debug.stderr and debug.stderr.rstrip().splitlines()[-1].startswith("error: ")
     wrong = _srbench([*base, "--models", "not-a-model"], dict(os.environ), tmp_path)
     assert "model 'not-a-model' returned object, not an Upscaler" in _one_line_error(wrong.stderr)
-    # from super_resolve: every row keeps the message, the run finishes
+    # from super_resolve: every row keeps the message, the run finishes, and its exit status says a model failed
     out = tmp_path / "run"
     ran = _srbench([*base, "--models", "fails-run,bicubic", "--out", str(out)], dict(os.environ), tmp_path)
-    assert ran.returncode == 0, ran.stderr
+    assert ran.returncode == 1, ran.stderr
+    assert "1 of 2 evaluations failed: 1 model (e.g. imgs/a x2 fails-run: RuntimeError: kernel missing" in ran.stderr
     rows = pd.read_parquet(out / "rows").set_index("model")
     assert rows.loc["fails-run", "error"] == "RuntimeError: kernel missing for x2" and rows.loc["bicubic", "error"] == ""
 

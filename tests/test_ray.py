@@ -1,10 +1,12 @@
 """``--executor ray``: a real Ray cluster (started by the test, then by the runner itself) evaluates the same rows
-as a local run, images travel as bytes, and an interrupted Ray run resumes."""
+as a local run, images travel as bytes, an interrupted Ray run resumes, and a worker killed mid-image costs nothing
+but a retry on another worker."""
 
 from __future__ import annotations
 
 import shutil
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +22,7 @@ ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'sr_b
 
 SCALES = [Fraction(2), Fraction(5, 2)]
 KEY = ["model", "dataset", "image", "scale_text"]
+PLUGIN = Path(__file__).resolve().parent / "fixtures" / "faulty_model.py"
 
 
 @pytest.fixture(scope="module")
@@ -113,3 +116,21 @@ def test_runner_starts_its_own_local_cluster_and_errors_are_one_line(images, tmp
     with pytest.raises(UserError, match="unknown executor 'rya'.*ray"):
         run(models=["bicubic"], datasets=[str(images)], scales=SCALES, executor="rya", out=tmp_path / "y")
     shutil.rmtree(tmp_path / "own")
+
+
+def test_a_killed_worker_s_image_is_retried_on_another_worker(images, cluster, tmp_path):
+    common = dict(models=["faulty"], plugins=(str(PLUGIN),), datasets=[str(images)], scales=SCALES,
+                  protocol="metasr", metrics=["psnr", "ssim"], progress=False)
+    local = _sorted(run(out=tmp_path / "local", **common).rows)
+    # the faulty model (bicubic) SIGKILLs the actor process that first runs im2 x2 (named by its LR height)
+    lr_height = int(local.set_index(["image", "scale_text"]).loc[("im2", "2"), "lr_height"])
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    remote = _sorted(run(out=tmp_path / "ray", executor="ray", workers=2, **common,
+                         model_opts={"marks": str(marks), "die_at": f"{lr_height}@2"}).rows)
+    assert (marks / f"died-{lr_height}@2").exists()  # an actor did die in that image
+    assert local[KEY].equals(remote[KEY]) and local["error_kind"].equals(remote["error_kind"])
+    ok = local["error"] == ""
+    assert ok.equals(remote["error"] == "") and ok.sum() == 10  # only broken.png's rows are errors, as locally
+    np.testing.assert_allclose(remote.loc[ok, "psnr"], local.loc[ok, "psnr"], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(remote.loc[ok, "ssim"], local.loc[ok, "ssim"], rtol=0, atol=1e-12)

@@ -199,6 +199,10 @@ def test_cli_trains_and_prints_how_to_evaluate(images, tmp_path):
     (["edsr-baseline", "--scale", "2", "--resume"], "--resume: no resume file"),
     (["edsr-baseline", "--scale", "2", "--out", "{file}/w.pt"], "cannot write to"),
     (["edsr-baseline", "--scale", "2", "--patch", "60"], "lower --patch to 48"),
+    (["edsr-baseline", "--scale", "2", "--loss", "l3"], "unknown loss 'l3'; did you mean 'l1'"),
+    (["edsr-baseline", "--scale", "2", "--optimizer", "adamw"], "unknown optimizer 'adamw'; did you mean 'adam'"),
+    (["edsr-baseline", "--scale", "2", "--lr-gamma", "2"], "--lr-gamma must be in (0, 1]"),
+    (["edsr-baseline", "--scale", "2", "--betas", "0.9"], "--betas must be two numbers in [0, 1)"),
 ])
 def test_one_line_errors(args, needle, images, tmp_path):
     (tmp_path / "file").write_text("not a folder")

@@ -20,7 +20,7 @@ from sr_bench.cli import cli
 from sr_bench.data import resolve_dataset
 from sr_bench.train import train
 from sr_bench.train.families import build
-from sr_bench.train.patches import draw, load_images, random_batch
+from sr_bench.train.patches import load_images, step_batch
 
 KW = dict(scales="2", batch=2, patch=10, lr=5e-4, seed=3, save_every=0, log_every=1, device="cpu", progress=False)
 
@@ -50,14 +50,14 @@ def _reference_steps(images: Path, steps: int, clip: float = 0.0) -> dict[str, t
     gradient norm (g * c / (||g|| + 1e-6) when the norm exceeds c), Adam."""
     t = build("edsr-baseline", "2", {}, torch.device("cpu"))
     ims = load_images(resolve_dataset(str(images)).items)
-    gen = torch.Generator().manual_seed(KW["seed"])
+    sizes = [tuple(im.shape[-2:]) for im in ims]
     params = [p for p in t.module.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=KW["lr"], betas=(0.9, 0.999))
     t.module.train()
-    for _ in range(steps):
-        s = t.scales[draw(1, gen)] if len(t.scales) > 1 else Fraction(2)
-        lr, hr = random_batch(ims, list(range(len(ims))), KW["batch"], KW["patch"], s, gen)
-        pred, target = t.predict(lr, hr, s, gen)
+    for step in range(steps):
+        s, lr, hr = step_batch(ims, sizes, list(range(len(ims))), [Fraction(2)], KW["patch"], KW["seed"], step, 0,
+                               KW["batch"])
+        pred, target = t.predict(lr, hr, s, None)
         opt.zero_grad(set_to_none=True)
         torch.nn.functional.l1_loss(pred, target).backward()
         if clip:
@@ -152,3 +152,17 @@ def test_resume_must_repeat_ema_and_clipping(images, tmp_path):
     train("edsr-baseline", [str(images)], tmp_path / "w.pt", steps=1, ema=0.9, **KW)
     with pytest.raises(Exception, match="--resume: --ema is 0.0 here but 0.9"):
         train("edsr-baseline", [str(images)], tmp_path / "w.pt", steps=2, resume=True, **KW)
+
+
+def test_batches_made_ahead_on_a_thread_change_nothing(images, tmp_path):
+    inline = train("edsr-baseline", [str(images)], tmp_path / "a.pt", steps=3, prefetch=0, **KW)
+    ahead = train("edsr-baseline", [str(images)], tmp_path / "b.pt", steps=3, prefetch=2, **KW)
+    assert inline.sha256 == ahead.sha256 and inline.losses == ahead.losses
+
+
+def test_a_non_finite_loss_stops_before_anything_is_written(images, tmp_path):
+    # lr 1e30: the first step's weights are ~1e30, the second forward overflows float32; the loss is read at the
+    # first --log-every boundary, so the run stops there with nothing saved (save_every 0: only at the end)
+    with pytest.raises(Exception, match=r"the loss became (nan|inf) at or before step 4 \(x2\); lower --lr"):
+        train("edsr-baseline", [str(images)], tmp_path / "w.pt", steps=8, **{**KW, "lr": 1e30, "log_every": 4})
+    assert not (tmp_path / "w.pt").exists() and not (tmp_path / "w.pt.resume").exists()

@@ -94,7 +94,7 @@ def test_installed_cli_from_an_empty_directory(installed):
     datasets = _run([srbench, "datasets", "list"], work, env)
     assert datasets.returncode == 0, datasets.stderr
     rows = {line.split()[0] for line in datasets.stdout.splitlines()[2:]}
-    assert rows == {"Set5", "Set14", "B100", "Urban100", "demo"}, datasets.stdout
+    assert rows == {"Set5", "Set14", "B100", "Urban100", "DIV2K", "DIV2K-valid", "demo"}, datasets.stdout
     assert f"data root: {work / 'datasets'} then {Path(env['XDG_CACHE_HOME']) / 'sr_bench' / 'datasets'}" in \
         datasets.stdout
 

@@ -21,7 +21,7 @@ from sr_bench.errors import UserError
 @dataclass(frozen=True)
 class CardFile:
     name: str
-    sha256: str
+    sha256: str  # "" when no published source gives it
     width: int | None = None
     height: int | None = None
     mode: str | None = None
@@ -144,9 +144,10 @@ def _parse(path: Path) -> DatasetCard:
         raise bad("no [[files]] entries")
     files = []
     for i, entry in enumerate(entries):
+        # sha256 = "" when no published source gives the file's hash (DIV2K): verify then checks what it can
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not isinstance(
                 entry.get("sha256"), str):
-            raise bad(f"[[files]] entry {i + 1} needs 'name' and 'sha256'")
+            raise bad(f"[[files]] entry {i + 1} needs 'name' and 'sha256' (\"\" when no source publishes it)")
         if not _plain_name(entry["name"]):
             raise bad(f"file name {entry['name']!r} must be a plain file name")
         known = {k: entry[k] for k in ("width", "height", "mode", "bytes", "pixel_sha256", "note") if k in entry}

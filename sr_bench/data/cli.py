@@ -49,6 +49,7 @@ def verify(names, data_root):
     Exits with 1 if any file is missing or differs."""
     from sr_bench.data import list_datasets, resolve_root
     from sr_bench.data.roots import where_hint
+    from sr_bench.data.verify import OK_UNHASHED
     from sr_bench.data.verify import verify as verify_one
 
     if not names:
@@ -63,7 +64,7 @@ def verify(names, data_root):
         if report.folder_missing:
             click.echo(f"  {where_hint(report.card.key)}")
         for c in [] if report.folder_missing else report.checks:
-            if c.status != "ok":  # problems, and re-encoded files worth knowing about
+            if c.status not in ("ok", OK_UNHASHED):  # problems, and re-encoded files worth knowing about
                 click.echo(f"  {c.name}: {c.status}" + (f" - {c.detail}" if c.detail else ""))
         if report.extra:
             shown = ", ".join(report.extra[:5]) + (", ..." if len(report.extra) > 5 else "")

@@ -26,7 +26,7 @@ from sr_bench.data.archive import extract_named
 from sr_bench.data.cards import DatasetCard, all_names, find_card, load_cards
 from sr_bench.data.download import as_url, download
 from sr_bench.data.roots import dataset_folder, resolve_root
-from sr_bench.data.verify import OK_REENCODED, FileCheck, check_file, verify_folder
+from sr_bench.data.verify import OK_REENCODED, OK_UNHASHED, FileCheck, check_file, verify_folder
 from sr_bench.errors import UserError, unknown
 
 TEMP_PREFIX = ".srbench-fetch-"
@@ -39,11 +39,18 @@ class FetchResult:
     status: str  # "fetched" | "replaced" | "already present"
     url: str | None = None
     reencoded: int = 0
+    unhashed: int = 0  # files the card has no hash for: checked present and intact only
+    archive_checked: bool = False  # the card's archive sha256 matched the download
 
     def message(self) -> str:
         if self.status == "already present":
             return f"{self.card.name} is already present and verified in {self.path}; nothing to do"
         extra = f" ({self.reencoded} re-encoded, same pixels)" if self.reencoded else ""
+        if self.unhashed:
+            archive = ("the archive matched the card's published sha256" if self.archive_checked else
+                       "the archive's sha256 was not checked against the card")
+            return (f"{self.card.name}: {len(self.card.files)} files present and intact ({self.unhashed} without a "
+                    f"published hash; {archive}) and {self.status} into {self.path}")
         return f"{self.card.name}: {len(self.card.files)} files verified{extra} and {self.status} into {self.path}"
 
 
@@ -93,16 +100,16 @@ def fetch(name: str, data_root: str | Path | None = None, url: str | None = None
         archive = work / _archive_name(source)
         say(f"downloading {source}")
         download(source, archive, progress=progress)
-        _check_archive_hash(card, archive, source, enforce_archive_hash, say)
+        archive_checked = _check_archive_hash(card, archive, source, enforce_archive_hash, say)
 
         found = extract_named(archive, {f.name for f in card.files}, work / "extracted")
         archive.unlink()
         staged = work / "staged" / card.folder
         staged.mkdir(parents=True)
-        reencoded = _stage_verified(card, found, staged, source)
+        reencoded, unhashed = _stage_verified(card, found, staged, source)
 
         status = _install(staged, dest, work)
-        return FetchResult(card, dest, status, source, reencoded)
+        return FetchResult(card, dest, status, source, reencoded, unhashed, archive_checked)
     except BaseException:
         if created_root:
             shutil.rmtree(root, ignore_errors=True)
@@ -142,23 +149,25 @@ def _archive_name(url: str) -> str:
     return name if re.fullmatch(r"[\w.+-]{1,120}", name) else "archive"
 
 
-def _check_archive_hash(card, archive: Path, source: str, enforce: bool, say) -> None:
+def _check_archive_hash(card, archive: Path, source: str, enforce: bool, say) -> bool:
+    """Whether the archive matched the card's sha256 (False: the card has none, or --url gave another archive)."""
     want = card.download.sha256
     if not want:
-        return
+        return False
     h = hashlib.sha256()
     with open(archive, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     if h.hexdigest() == want:
-        return
+        return True
     if enforce:
         raise UserError(f"archive from {source} has sha256 {h.hexdigest()[:12]}..., card says {want[:12]}... "
                         "(corrupt or changed download); try again or pass --url")
     say(f"note: this archive's sha256 differs from the card's ({card.download.archive_name}); verifying each file")
+    return False
 
 
-def _stage_verified(card: DatasetCard, found: dict[str, list[Path]], staged: Path, source: str) -> int:
+def _stage_verified(card: DatasetCard, found: dict[str, list[Path]], staged: Path, source: str) -> tuple[int, int]:
     """Move one verified copy of every card file into ``staged``; all must verify or nothing is kept."""
     failures: list[FileCheck] = []
     chosen: list[tuple[Path, FileCheck]] = []
@@ -180,7 +189,7 @@ def _stage_verified(card: DatasetCard, found: dict[str, list[Path]], staged: Pat
                         f"({shown}); nothing was installed")
     for path, _ in chosen:
         os.replace(path, staged / path.name)
-    return sum(c.status == OK_REENCODED for _, c in chosen)
+    return sum(c.status == OK_REENCODED for _, c in chosen), sum(c.status == OK_UNHASHED for _, c in chosen)
 
 
 def _describe(check: FileCheck) -> str:

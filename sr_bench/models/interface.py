@@ -128,6 +128,9 @@ class TrainingForward:
     predict: Callable[[torch.Tensor, torch.Tensor, Fraction, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
     target: str  # "rgb" or "y": what the loss compares
     reload_opts: dict = field(default_factory=dict)  # --model-opt values `srbench run` needs for the saved file
+    # pyramid networks (LapSRN, MS-LapSRN): (lr, hr, scale, generator) -> (every level's prediction, coarse to fine;
+    # each level's target), for the multi-level loss
+    predict_levels: Callable | None = None
 
 
 @dataclass

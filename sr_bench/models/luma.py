@@ -46,6 +46,12 @@ def training_net_input(y: torch.Tensor) -> torch.Tensor:
     return y.to(torch.float32).contiguous(memory_format=torch.channels_last)
 
 
+def pyramid_targets(y_hr: torch.Tensor, sizes: list[tuple[int, int]]) -> list[torch.Tensor]:
+    """The HR Y at each pyramid level's size, MATLAB-bicubic downscaled as LapSRN's ``getBatch_LapSRN.m`` makes its
+    level labels (``imresize(HR, 1/2^k)``, not rounded), float32."""
+    return [(y_hr if tuple(y_hr.shape[-2:]) == tuple(hw) else imresize(y_hr, size=tuple(hw))).float() for hw in sizes]
+
+
 def luma_pipeline(lr: torch.Tensor, scale: Fraction, size: tuple[int, int], luma_fn, what: str) -> torch.Tensor:
     """The SR_LapSRN.m colour pipeline around ``luma_fn(y_lr, y_bicubic) -> y_sr``.
 

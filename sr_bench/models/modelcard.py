@@ -20,6 +20,19 @@ UNRELEASED = "unreleased"  # a loaded file whose sha256 no card release has
 COLORS = ("rgb", "y")
 UPSAMPLING = ("post", "pre", "progressive", "arbitrary", "interpolation")
 
+# [train]: the paper's training recipe (``srbench train NAME --recipe paper``; sr_bench/train/recipe.py).
+TRAIN_STATUS = ("paper", "partial", "not-recovered")  # how much of it the paper and its code state
+TRAIN_LOSSES = ("l1", "mse", "charbonnier", "multilevel-charbonnier")
+TRAIN_OPTIMIZERS = ("adam", "sgd")
+TRAIN_CLIP_KINDS = ("norm", "adjustable")
+# value fields and their kinds; "patch" may also be a table {scale = LR side} for one-network-per-scale models
+TRAIN_VALUES = {
+    "data": "names", "scales": "text", "patch": "patch", "batch": "count", "steps": "count", "loss": "text",
+    "charbonnier_eps": "positive", "optimizer": "text", "betas": "betas", "eps": "positive", "momentum": "fraction",
+    "weight_decay": "nonnegative", "lr": "positive", "lr_decay_every": "nonnegative_int", "lr_gamma": "gamma",
+    "lr_min": "nonnegative", "clip_grad": "nonnegative", "clip_grad_kind": "text",
+}
+
 
 @dataclass(frozen=True)
 class Release:
@@ -48,6 +61,7 @@ class ModelCard:
     params: dict[str, int]
     releases: tuple[Release, ...]
     published: tuple[dict, ...]
+    train: dict | None = None  # the checked [train] block
     where: str = field(default="?", compare=False)
 
     @staticmethod
@@ -138,14 +152,78 @@ class ModelCard:
                     Fraction(str(row[1]))
                 except (ValueError, ZeroDivisionError):
                     raise bad(f"{what} rows", f"has a bad scale {row[1]!r}") from None
+        train = card.get("train")
+        if train is not None:
+            check_train_block(train, lambda key, why: bad(f"[train] {key}" if key else "[train]", why))
         return ModelCard(name=name, aliases=tuple(aliases), display_name=card.get("display_name", name), entry=entry,
                          learned=learned, integers=integers, also_builds=also, range=rng,
                          strategy=scales.get("strategy"), beyond=scales.get("beyond"), params=dict(params),
-                         releases=tuple(releases), published=tuple(published), where=where)
+                         releases=tuple(releases), published=tuple(published), train=train, where=where)
 
     def release_for(self, sha256: str) -> Release | None:
         """The release whose sha256 is ``sha256``, or None."""
         return next((r for r in self.releases if r.sha256 and r.sha256 == sha256), None)
+
+
+def check_train_block(train, bad) -> None:
+    """A card's ``[train]`` block: ``source`` (the paper/code sections it is traced to), ``status`` (paper |
+    partial | not-recovered), value fields (``TRAIN_VALUES``), ``choices`` (the value fields that are sr_bench's
+    documented choice rather than the paper's: every one of them when the status is not-recovered) and ``notes``
+    (where the recipe differs from the paper and why). ``bad(key, why)`` makes the error."""
+    if not isinstance(train, dict):
+        raise bad("", "must be a table")
+    extra = set(train) - set(TRAIN_VALUES) - {"source", "status", "choices", "notes"}
+    if extra:
+        raise bad(sorted(extra)[0], f"is not a [train] field; fields: source, status, choices, notes, "
+                                     f"{', '.join(TRAIN_VALUES)}")
+    if not isinstance(train.get("source"), str) or "§" not in train["source"]:
+        raise bad("source", "must name the paper/code sections the recipe comes from (with §)")
+    if train.get("status") not in TRAIN_STATUS:
+        raise bad("status", f"must be one of {', '.join(TRAIN_STATUS)}")
+    for key in ("choices", "notes"):
+        value = train.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise bad(key, "must be a list of strings")
+    unknown_choices = set(train.get("choices", [])) - set(TRAIN_VALUES)
+    if unknown_choices:
+        raise bad("choices", f"names {sorted(unknown_choices)[0]!r}, not a value field")
+    given = [k for k in TRAIN_VALUES if k in train]
+    if train["status"] == "not-recovered" and set(given) - set(train.get("choices", [])):
+        raise bad("choices", "must list every value field when the recipe is not recovered (they are all choices)")
+    if train["status"] != "paper" and not train.get("notes"):
+        raise bad("notes", "must say what the paper leaves open when the status is not 'paper'")
+    for key in given:
+        _check_train_value(key, train[key], TRAIN_VALUES[key], bad)
+    for key, allowed in (("loss", TRAIN_LOSSES), ("optimizer", TRAIN_OPTIMIZERS), ("clip_grad_kind", TRAIN_CLIP_KINDS)):
+        if key in train and train[key] not in allowed:
+            raise bad(key, f"must be one of {', '.join(allowed)}")
+
+
+def _check_train_value(key: str, v, kind: str, bad) -> None:
+    def number(x) -> bool:
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and x == x
+
+    ok = {
+        "names": lambda: isinstance(v, list) and v and all(isinstance(x, str) and x for x in v),
+        "text": lambda: isinstance(v, str) and bool(v.strip()),
+        "count": lambda: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+        "nonnegative_int": lambda: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+        "positive": lambda: number(v) and v > 0,
+        "nonnegative": lambda: number(v) and v >= 0,
+        "fraction": lambda: number(v) and 0 <= v < 1,
+        "gamma": lambda: number(v) and 0 < v <= 1,
+        "betas": lambda: isinstance(v, list) and len(v) == 2 and all(number(x) and 0 <= x < 1 for x in v),
+        "patch": lambda: (isinstance(v, int) and not isinstance(v, bool) and v >= 2) or (
+            isinstance(v, dict) and v and all(isinstance(x, int) and not isinstance(x, bool) and x >= 2
+                                              for x in v.values())),
+    }[kind]()
+    if not ok:
+        want = {"names": "a list of dataset names", "text": "a non-empty string", "count": "a whole number >= 1",
+                "nonnegative_int": "a whole number >= 0", "positive": "a number > 0", "nonnegative": "a number >= 0",
+                "fraction": "a number in [0, 1)", "gamma": "a number in (0, 1]",
+                "betas": "[beta1, beta2], each in [0, 1)",
+                "patch": "an LR patch side >= 2, or a table {\"2\" = 48, \"3\" = 32} per scale"}[kind]
+        raise bad(key, f"must be {want}, not {v!r}")
 
 
 def _ints(value, bad) -> tuple[int, ...]:

@@ -384,12 +384,13 @@ def _count(n: int) -> str:
     return f"{n / 1e3:.0f}K" if n >= 1e3 else str(n)
 
 
-def _caption(run: _Run, metrics: tuple[str, ...], what: str, rank_reported: bool) -> str:
+def _caption(run: _Run, metrics: tuple[str, ...], what: str, rank_reported: bool, blocks: list[Block]) -> str:
     names = " / ".join(metric_info(m).name.upper() + (f" ({metric_info(m).unit})" if metric_info(m).unit else "")
                        for m in metrics)
-    ranked = "all rows" if rank_reported else "measured rows"
-    return (f"{names}{what}: means over images, protocol {run.protocol} ({run.fingerprint}). "
-            f"Bold: best; underlined: second best (among {ranked}).")
+    text = f"{names}{what}: means over images, protocol {run.protocol} ({run.fingerprint})."
+    if any(c.mark for b in blocks for r in b.rows for c in r.cells):  # nothing ranked (one method): no legend
+        text += f" Bold: best; underlined: second best (among {'all rows' if rank_reported else 'measured rows'})."
+    return text
 
 
 def _symbols(builder: _Builder, table_has_reported: bool) -> list[str]:
@@ -417,7 +418,7 @@ def paper_layout(rows: pd.DataFrame, manifest: dict, metrics: tuple[str, ...] = 
         columns = [Column(d, m, metric_info(m).name.upper(), d, s) for d in run.datasets for m in metrics]
         blocks.append(builder.block(f"×{s}", columns))
     has_reported = any(r.method.reported for b in blocks for r in b.rows)
-    return Table("paper", _caption(run, metrics, "", rank_reported), blocks, grouped=True, joined=joined,
+    return Table("paper", _caption(run, metrics, "", rank_reported, blocks), blocks, grouped=True, joined=joined,
                  cost_heads=cost_heads(run.rows) if cost else (), footnotes=builder.footnotes,
                  symbols=_symbols(builder, has_reported))
 
@@ -442,7 +443,7 @@ def scales_layout(rows: pd.DataFrame, manifest: dict, metrics: tuple[str, ...] =
                 label = "" if len(every) <= max_columns else f"×{columns[0].scale_text}–×{columns[-1].scale_text}"
                 blocks.append(builder.block(label, columns, cost_columns=every))
             has_reported = any(r.method.reported for b in blocks for r in b.rows)
-            tables.append(Table("scales", _caption(run, (m,), f" on {d}", rank_reported), blocks, grouped=False,
+            tables.append(Table("scales", _caption(run, (m,), f" on {d}", rank_reported, blocks), blocks, grouped=False,
                                 joined=False, cost_heads=cost_heads(run.rows) if cost else (),
                                 footnotes=builder.footnotes, symbols=_symbols(builder, has_reported),
                                 block_head="Scales"))

@@ -113,12 +113,14 @@ def evaluate_images(ctx: Context, jobs: list, scales: list[Fraction], prefetch: 
                 for spec, model in todo:
                     row = _row(ctx, spec, model, dataset, item.name, s)
                     if case is None:
-                        row["error"] = error
+                        row["error"], row["error_kind"] = error, "data"
                         image.rows.append((row, spec, False))
                     else:
                         sr = forward(row, model, case, s, ctx)
                         image.rows.append((row, spec, True))
-                        if sr is not None:
+                        if sr is None:
+                            row["error_kind"] = "model"
+                        else:
                             ref = reference_forward(model, case, s, ctx) if index < reference_jobs else None
                             while len(pending) >= MAX_PENDING:
                                 pending.popleft().result()

@@ -4,7 +4,8 @@ Each of the N actors rebuilds the models, metrics and protocol once from the run
 pool does) and then evaluates whole images. The driver reads every image file and ships its bytes, so nodes need no
 shared copy of the datasets; checkpoints and ``--plugin`` files are opened by path on the nodes and must exist there.
 Rows come back to the driver, which writes the Parquet shards exactly as a local run does, so ``--resume`` and every
-report work unchanged. Ray is imported only here (the ``ray`` extra).
+report work unchanged. A worker that dies costs only its current image, which another worker retries
+(``run_on_ray``). Ray is imported only here (the ``ray`` extra).
 
 ``--gpus-per-worker G`` makes each actor request G GPUs (a fraction shares one GPU between actors); Ray then sets
 the actor's CUDA_VISIBLE_DEVICES, and ``--device auto`` (or cuda) runs its models there.
@@ -13,6 +14,7 @@ the actor's CUDA_VISIBLE_DEVICES, and ``--device auto`` (or cuda) runs its model
 from __future__ import annotations
 
 import tempfile
+from collections import deque
 from fractions import Fraction
 from pathlib import Path
 
@@ -65,10 +67,17 @@ class ImageWorker:
         return self.ctx.device_label
 
 
+MAX_ATTEMPTS = 3  # workers one image may take down before its rows record the failure and the run moves on
+
+
 def run_on_ray(setup, jobs, scales, workers: int, bar, collect, address: str | None = None, reference_jobs: int = 0,
-               gpus_per_worker: float = 0.0) -> None:
+               gpus_per_worker: float = 0.0, lost=None) -> None:
     """Evaluate ``jobs`` [(dataset, ImageItem, skip)] on ``workers`` actors; ``collect(dataset, rows, warns)`` each.
-    The first ``reference_jobs`` jobs also run in fp32 (precision drift); each actor requests ``gpus_per_worker``."""
+    The first ``reference_jobs`` jobs also run in fp32 (precision drift); each actor requests ``gpus_per_worker``.
+
+    A worker that dies (killed, out of memory, its node lost) loses only its current image: the image goes to
+    another worker and a new actor takes the dead one's place. An image that took ``MAX_ATTEMPTS`` workers down gets
+    ``lost(job, why)`` error rows instead (without ``lost``: a UserError)."""
     ray = _ray()
     started_here = not ray.is_initialized()
     if started_here:
@@ -93,23 +102,56 @@ def run_on_ray(setup, jobs, scales, workers: int, bar, collect, address: str | N
             ray.shutdown()
         raise UserError(problem)
     actor_cls = ray.remote(num_cpus=1, num_gpus=gpus_per_worker)(ImageWorker)
-    actors = [actor_cls.remote(setup, 1) for _ in range(workers)]
-    pool = ray.util.ActorPool(actors)
+    actors = [actor_cls.remote(setup, 1) for _ in range(min(workers, len(jobs)))]
+    idle = list(actors)
+    queue = deque(range(len(jobs)))
+    running: dict = {}  # object ref -> (actor, job index)
+    deaths: dict[int, list[str]] = {}  # job index -> why each worker running it died
+    spare = workers * MAX_ATTEMPTS  # replacement actors a run may start
     try:
-        for i, (dataset, item, skip) in enumerate(jobs):
+        while queue or running:
+            while idle and queue:  # one image per actor at a time; bytes read only when it is sent
+                i = queue.popleft()
+                actor = idle.pop()
+                dataset, item, skip = jobs[i]
+                try:
+                    data = Path(item.path).read_bytes()
+                except OSError:
+                    data = None
+                ref = actor.evaluate.remote(dataset, item.name, str(item.path), data, scales, skip, i < reference_jobs)
+                running[ref] = (actor, i)
+            (ref,), _ = ray.wait(list(running), num_returns=1)
+            actor, i = running.pop(ref)
             try:
-                data = Path(item.path).read_bytes()
-            except OSError:
-                data = None
-            pool.submit(lambda a, job: a.evaluate.remote(*job),
-                        (dataset, item.name, str(item.path), data, scales, skip, i < reference_jobs))
-        while pool.has_next():
-            try:
-                dataset, (rows, warns) = pool.get_next_unordered()
+                dataset, (rows, warns) = ray.get(ref)
             except ray.exceptions.RayActorError as e:
-                raise UserError(f"a Ray worker died ({type(e).__name__}); finished images are saved, continue with "
-                                f"`srbench run --resume RUN --executor ray`") from None
-            bar.set_description(dataset)
+                if e.actor_init_failed:  # the same failure awaits every replacement: say it once
+                    raise UserError(f"a Ray worker could not start: {_last_line(str(e))}") from None
+                actors.remove(actor)
+                ray.kill(actor)
+                why = deaths.setdefault(i, [])
+                why.append(type(e).__name__)
+                if len(why) < MAX_ATTEMPTS:
+                    queue.appendleft(i)  # first in line for the next free worker
+                elif lost is not None:
+                    dataset, item, skip = jobs[i]
+                    rows = lost(jobs[i], f"the Ray worker evaluating this image died {len(why)} times "
+                                         f"({', '.join(why)}); run it alone to see why, or resume to retry")
+                    bar.update(len(rows))
+                    collect(dataset, rows, [f"{dataset}/{item.name}: took {len(why)} Ray workers down"])
+                else:
+                    raise UserError(f"image {jobs[i][0]}/{jobs[i][1].name} took {len(why)} Ray workers down; the "
+                                    f"finished images are saved, continue with `srbench run --resume RUN "
+                                    f"--executor ray`") from None
+                if spare > 0 and (queue or running):
+                    spare -= 1
+                    actors.append(actor_cls.remote(setup, 1))
+                    idle.append(actors[-1])
+                elif not actors:
+                    raise UserError("every Ray worker died; the finished images are saved, continue with "
+                                    "`srbench run --resume RUN --executor ray`")
+                continue
+            idle.append(actor)
             bar.update(len(rows))
             collect(dataset, rows, warns)
     finally:
@@ -117,3 +159,8 @@ def run_on_ray(setup, jobs, scales, workers: int, bar, collect, address: str | N
             ray.kill(a)
         if started_here:
             ray.shutdown()
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no message"

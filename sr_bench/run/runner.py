@@ -1,9 +1,12 @@
 """``srbench run``: models x datasets x scales under one protocol.
 
 The unit of work is one image: it is read once, its full-size HR luma is computed once, and every scale and model
-is measured on it. Rows are flushed to an atomic Parquet shard every few images, so an interrupted run loses at most
-those; ``--resume`` skips every (model, dataset, image, scale) that already has a measured row. ``workers > 1``
-spreads images over local processes (each rebuilds the models and metrics from the same specs).
+is measured on it. Rows are saved in atomic Parquet shards every ``FLUSH_IMAGES`` images and at least every
+``FLUSH_SECONDS`` (checked as rows arrive; a sequential run hands over each scale's rows as soon as they exist), so a
+crash loses at most the evaluations since the last shard; ``--resume`` skips every (model, dataset, image, scale)
+that already has a measured row. ``workers > 1`` spreads images over local processes (each rebuilds the models and
+metrics from the same specs; each dies with its parent). The run folder is locked and tied to its request
+(``sr_bench.run.folder``).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import os
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from multiprocessing import get_context
@@ -40,6 +44,8 @@ from sr_bench.models.tiling import Tiling, halved
 from sr_bench.protocols import HRSource, ImageTooSmall, Protocol, choose_protocol, get_protocol
 from sr_bench.provenance import device_name, package_versions, package_versions_json, resolve_device
 from sr_bench.run.cost import timed_forward
+from sr_bench.run.folder import (FolderLock, check_creatable, check_not_foreign, data_change, dataset_record,
+                                 remove_partial_writes, request_differences)
 from sr_bench.run.grid import ModelSpec, new_run_id
 from sr_bench.run.memory import (ForwardMemory, MemoryBudgetExceeded, keep_freed_memory, load_guard, parse_size,
                                  rss_bytes, size_text)
@@ -47,11 +53,14 @@ from sr_bench.run.precision import (REFERENCE_KEY, Drift, check_precision, hold_
                                     tf32_switches)
 from sr_bench.run.precision import describe as describe_precision
 from sr_bench.run.precision import device_label as precision_label
+from sr_bench.run.processes import exit_with_parent, ignore_interrupts, stop_pool
+from sr_bench.run.progress import Progress
 from sr_bench.scales import parse_scale, scale_text
 from sr_bench.store import METRIC_COLUMNS, load_rows, read_manifest, write_manifest, write_shard
 from sr_bench.threads import one_thread
 
 FLUSH_IMAGES = 8  # images per shard: bounds what an interruption can lose
+FLUSH_SECONDS = 30.0  # ... and so does time: a shard at least this often while rows arrive (slow models)
 IMAGE_KEY = "sr_png"  # a row's SR image (--save-images) on its way to the driver; never stored in the shard
 IMAGES_DIR = "images"
 DRIFT_IMAGES = 5  # a non-fp32 run also measures its first images in fp32 (run.json's precision.drift)
@@ -182,13 +191,18 @@ def build_context(setup: Setup) -> Context:
 
 
 def check_scales(models: list[tuple[ModelSpec, Upscaler]], scales: list[Fraction]) -> None:
-    """Every model can run every requested scale (natively or through its decimal-scale strategy), or the one-line
-    error a model gives for a scale it cannot run, before any image is read."""
+    """Every (model, checkpoint, scale) of the request can run (natively, or through the model's decimal-scale
+    strategy with a network the checkpoints hold), or the one-line error a model gives for a scale it cannot run,
+    before any image is read. What every row records about the pair (strategy, checkpoint, release) is asked here
+    too, so a model that cannot say fails now and not on the first image."""
     for spec, model in models:
         for s in scales:
-            problem = call_model_code(spec.name, f"while checking x{scale_text(s)}", model.scale_problem, s)
+            doing = f"while checking x{scale_text(s)}"
+            problem = call_model_code(spec.name, doing, model.scale_problem, s)
             if problem:
                 raise scale_refusal(spec.name, s, problem)
+            call_model_code(spec.name, doing, model.strategy_for, s)
+            release_of(spec.name, call_model_code(spec.name, doing, model.checkpoint_sha256_for, s))
 
 
 # ---------------------------------------------------------------------------------------- measuring one image ----
@@ -200,7 +214,7 @@ def _row(ctx: Context, spec: ModelSpec, model: Upscaler, dataset: str, image: st
         "protocol_fingerprint": ctx.protocol.fingerprint, "strategy": model.strategy_for(s),
         "untrained": bool(model.untrained), "checkpoint_sha256": sha, "release": release_of(spec.name, sha),
         **dict.fromkeys((*METRIC_COLUMNS, *ctx.setup.metrics)), "seconds": None,
-        "hr_height": None, "hr_width": None, "lr_height": None, "lr_width": None, "error": "",
+        "hr_height": None, "hr_width": None, "lr_height": None, "lr_width": None, "error": "", "error_kind": "",
         "device": ctx.device_label, "metric_weights": ctx.metric_prov, "package_versions": ctx.versions,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"),
         "tile": None, "tile_overlap": None, "tile_reason": "", "peak_memory": None, "parameters": None, "flops": None,
@@ -208,9 +222,12 @@ def _row(ctx: Context, spec: ModelSpec, model: Upscaler, dataset: str, image: st
 
 
 def evaluate_image(ctx: Context, dataset: str, item: ImageItem, scales: list[Fraction],
-                   skip: frozenset = frozenset(), tick=None, reference: bool = False) -> tuple[list[dict], list[str]]:
+                   skip: frozenset = frozenset(), tick=None, reference: bool = False,
+                   emit=None) -> tuple[list[dict], list[str]]:
     """Rows for one image at every scale and model not in ``skip`` ({(model, scale_text)}), and warnings.
     ``reference``: also run each evaluation in fp32 for the precision drift (``REFERENCE_KEY`` on the rows).
+    ``emit(rows, warnings)``: called after each scale with that scale's rows, which are then not returned (a slow
+    model's finished scales can be saved before the image is done).
     ``sr_bench.run.pipeline`` runs the same steps with the next images prepared and the metrics computed on a
     helper thread."""
     rows, warnings = [], []
@@ -223,18 +240,36 @@ def evaluate_image(ctx: Context, dataset: str, item: ImageItem, scales: list[Fra
         for spec, model in todo:
             row = _row(ctx, spec, model, dataset, item.name, s)
             if case is None:
-                row["error"] = error
+                row["error"], row["error_kind"] = error, "data"
             else:
                 sr = forward(row, model, case, s, ctx)
                 ref = reference_forward(model, case, s, ctx) if reference and sr is not None else None
                 if sr is not None:
                     score(row, sr, case, ctx, ref)
+                else:
+                    row["error_kind"] = "model"
                 if row["error"]:
                     warnings.append(row_warning(dataset, item, spec, row))
             rows.append(row)
             if tick:
                 tick(1)
+        if emit is not None and rows:
+            emit(rows, warnings)
+            rows, warnings = [], []
     return rows, warnings
+
+
+def unmeasured_rows(ctx: Context, dataset: str, item: ImageItem, scales: list[Fraction], skip: frozenset,
+                    error: str, kind: str) -> list[dict]:
+    """Error rows for every evaluation of an image that could not be run at all (e.g. it took its workers down)."""
+    rows = []
+    for s in scales:
+        for spec, model in ctx.models:
+            if (spec.name, scale_text(s)) not in skip:
+                row = _row(ctx, spec, model, dataset, item.name, s)
+                row["error"], row["error_kind"] = error, kind
+                rows.append(row)
+    return rows
 
 
 def load_source(ctx: Context, dataset: str, item: ImageItem, warnings: list[str]) -> tuple[HRSource | None, str]:
@@ -335,7 +370,7 @@ def forward(row: dict, model: Upscaler, case, s: Fraction, ctx: Context) -> torc
             row[IMAGE_KEY] = png_bytes(sr)
         return sr
     except Exception as e:  # one image's failure must not lose the run; the row says what happened
-        row["error"] = f"{type(e).__name__}: {e}"
+        row["error"], row["error_kind"] = f"{type(e).__name__}: {e}", "model"
         return None
 
 
@@ -380,7 +415,7 @@ def _measure_metrics(row: dict, sr: torch.Tensor, case, protocol: Protocol, metr
                     pair = views.pair(metric.info.view)
                 row[name] = metric_value(name, metric.compute(*pair))
     except Exception as e:  # one image's failure must not lose the run; the row says what happened
-        row["error"] = f"{type(e).__name__}: {e}"
+        row["error"], row["error_kind"] = f"{type(e).__name__}: {e}", "metric"
 
 
 def png_bytes(sr: torch.Tensor) -> bytes:
@@ -434,8 +469,11 @@ def metric_value(name: str, value) -> float | None:
 _WORKER: Context | None = None
 
 
-def _init_worker(setup: Setup) -> None:
+def _init_worker(setup: Setup, parent_pid: int | None = None) -> None:
     global _WORKER
+    if parent_pid is not None:  # first: a worker must not outlive a parent killed while it loads its models
+        exit_with_parent(parent_pid)
+        ignore_interrupts()
     keep_freed_memory()
     _WORKER = build_context(setup)
     hold_tf32_switches(setup.precision, _WORKER.device)  # this process only evaluates
@@ -446,6 +484,15 @@ def _work(dataset: str, item: ImageItem, scales: list[Fraction], skip: frozenset
 
 
 # --------------------------------------------------------------------------------------------------- the run ----
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM, through the CLI) stopped a run after its finished rows were saved."""
+
+    def __init__(self, run_dir: Path, resume_command: str, done: int, total: int):
+        super().__init__(f"interrupted: {done} of {total} evaluations are saved in {run_dir}; continue with: "
+                         f"{resume_command}")
+        self.run_dir, self.resume_command = run_dir, resume_command
+
+
 def run(
     models: list[str],
     datasets: list[str],
@@ -477,13 +524,16 @@ def run(
 ) -> RunResult:
     """Evaluate ``models`` x ``datasets`` x ``scales`` into the run folder (see ``srbench run --help``).
 
-    ``precision``: the model forward's arithmetic (``sr_bench.run.precision``); a non-fp32 run also measures its first
-    ``drift_images`` images in fp32 and stores the PSNR drift in run.json. ``prefetch``: images decoded and prepared
-    ahead by a helper thread that also computes the metrics (``sr_bench.run.pipeline``; ``--workers 1`` only; None:
-    2 on CUDA, 0 on CPU). ``gpus_per_worker``: the GPUs each Ray actor requests. ``tile``/``tile_overlap``: run the
-    models' networks on LR tiles (``sr_bench.models.tiling``; the overlap defaults to each family's). ``max_memory``
-    (bytes or '4GB'): a forward that would exceed it (CPU RSS) or runs out of CUDA memory is retried on smaller tiles
-    (``sr_bench.run.memory``). ``profile``: rows also get FLOPs and parameters (``sr_bench.run.cost``)."""
+    A folder that already holds this request continues it (as ``resume``); one holding another request, or locked
+    by a live run, is refused (``sr_bench.run.folder``). ``precision``: the model forward's arithmetic
+    (``sr_bench.run.precision``); a non-fp32 run also measures its first ``drift_images`` images in fp32 and stores
+    the PSNR drift in run.json. ``prefetch``: images decoded and prepared ahead by a helper thread that also computes
+    the metrics (``sr_bench.run.pipeline``; ``--workers 1`` only; None: 2 on CUDA, 0 on CPU). ``gpus_per_worker``:
+    the GPUs each Ray actor requests. ``tile``/``tile_overlap``: run the models' networks on LR tiles
+    (``sr_bench.models.tiling``; the overlap defaults to each family's). ``max_memory`` (bytes or '4GB'): a forward
+    that would exceed it (CPU RSS) or runs out of CUDA memory is retried on smaller tiles (``sr_bench.run.memory``).
+    ``profile``: rows also get FLOPs and parameters (``sr_bench.run.cost``). Ctrl-C saves what is finished and
+    raises ``RunInterrupted``."""
     keep_freed_memory()
     # Everything that can be wrong with the request fails here, before any image is touched.
     if not models:
@@ -529,31 +579,93 @@ def run(
                   metrics_explicit=metrics is not None, lpips_weights=lpips_weights, device=device, threads=threads if workers == 1 else 1,
                   save_images=save_images, precision=precision, tile=tile, tile_overlap=tile_overlap,
                   max_memory=budget, profile=profile)
-    ctx = build_context(setup)
-    check_scales(ctx.models, scales)
-    if budget is not None and ctx.device.type == "cpu" and (rss_bytes() or 0) >= budget:
-        raise UserError(f"--max-memory {size_text(budget)} is below the {size_text(rss_bytes())} this process already "
-                        f"holds (Python, torch, the models); give a larger budget")
-    for n in ctx.notes:
-        tqdm.write(f"note: {n}", file=sys.stderr)
+    request = _request(setup, chosen, datasets, scales, data_root)
 
+    with FolderLock(run_dir) as lock:
+        if run_dir.is_dir():
+            lock.acquire()  # a concurrent writer is refused before any model loads
+        continuing = _continues(run_dir, request, chosen)
+        if not continuing:
+            check_not_foreign(run_dir)
+            check_creatable(run_dir)
+        data = [dataset_record(d) for d in resolved]
+        if continuing:
+            _check_data(run_dir, data)
+        ctx = build_context(setup)
+        check_scales(ctx.models, scales)
+        if budget is not None and ctx.device.type == "cpu" and (rss_bytes() or 0) >= budget:
+            raise UserError(f"--max-memory {size_text(budget)} is below the {size_text(rss_bytes())} this process "
+                            f"already holds (Python, torch, the models); give a larger budget")
+        for n in ctx.notes:
+            tqdm.write(f"note: {n}", file=sys.stderr)
+        if not lock.held:
+            lock.acquire()  # the folder is made only now: a request that fails above leaves nothing behind
+            if (run_dir / "run.json").is_file():  # another run made it meanwhile
+                continuing = _continues(run_dir, request, chosen)
+                _check_data(run_dir, data)
+        if continuing:
+            remove_partial_writes(run_dir)
+        return _evaluate(run_dir, setup, ctx, chosen, resolved, data, scales, datasets, data_root, continuing,
+                         progress=progress, workers=workers, executor=executor, ray_address=ray_address,
+                         prefetch=prefetch, drift_images=drift_images, gpus_per_worker=gpus_per_worker)
+
+
+def _request(setup: Setup, chosen: Protocol, datasets, scales, data_root) -> dict:
+    """run.json's ``request``: what the folder measures (``--resume`` repeats it)."""
+    return {
+        "models": [f"{s.name}={s.checkpoint}" if s.checkpoint else s.name for s in setup.specs],
+        "datasets": list(datasets), "scales": [scale_text(s) for s in scales], "protocol": chosen.name,
+        "metrics": list(setup.metrics) if setup.metrics_explicit else None, "data_root": data_root,
+        "lpips_weights": setup.lpips_weights, "plugins": list(setup.plugins), "allow_untrained": setup.allow_untrained,
+        "model_opts": dict(setup.model_opts), "save_images": setup.save_images, "precision": setup.precision,
+        "tile": setup.tile, "tile_overlap": setup.tile_overlap, "max_memory": setup.max_memory,
+        "profile": setup.profile,
+    }
+
+
+def _continues(run_dir: Path, request: dict, chosen: Protocol) -> bool:
+    """Whether ``run_dir`` already holds this request (True: continue it); a one-line error when it holds another."""
+    if not (run_dir / "run.json").is_file():
+        return False
+    old = read_manifest(run_dir)
+    stored = old.get("request")
+    if stored is None:
+        raise UserError(f"{run_dir}/run.json has no stored request (made by an older sr_bench); give another --out")
+    if stored.get("precision", "fp32") != request["precision"]:
+        raise UserError(f"cannot resume {run_dir}: it was run with --precision {stored.get('precision', 'fp32')}, "
+                        f"this request is --precision {request['precision']}")
+    if old["protocol"]["fingerprint"] != chosen.fingerprint:
+        raise UserError(f"cannot resume {run_dir}: it was run under protocol {old['protocol']['name']} "
+                        f"({old['protocol']['fingerprint']}), this request is {chosen.name} ({chosen.fingerprint})")
+    differences = request_differences(stored, request)
+    if differences:
+        raise UserError(f"run folder {run_dir} holds another request: {'; '.join(differences)}; give another --out, "
+                        f"or finish that run with `srbench run --resume {run_dir}`")
+    return True
+
+
+def _check_data(run_dir: Path, data: list[dict]) -> None:
+    change = data_change(read_manifest(run_dir).get("datasets") or [], data)
+    if change:
+        raise UserError(f"cannot continue {run_dir}: {change}")
+
+
+def _evaluate(run_dir: Path, setup: Setup, ctx: Context, chosen: Protocol, resolved, data: list[dict], scales,
+              datasets, data_root, continuing: bool, progress: bool, workers: int, executor: str,
+              ray_address: str | None, prefetch: int | None, drift_images: int, gpus_per_worker: float) -> RunResult:
+    """The evaluation loop of a locked run folder; rows are saved as they come (see ``collect``)."""
+    specs, precision = setup.specs, setup.precision
     done: set[tuple[str, str, str, str]] = set()
     drift = Drift(precision, drift_images if precision != "fp32" else 0)
-    if resume:
+    if continuing:
         old = read_manifest(run_dir)
-        if (old.get("request") or {}).get("precision", "fp32") != precision:
-            raise UserError(f"cannot resume {run_dir}: it was run with --precision "
-                            f"{old['request'].get('precision', 'fp32')}, this request is --precision {precision}")
         if ((old.get("precision") or {}).get("drift") or {}).get("images"):
             drift.images, drift.kept = 0, old["precision"]["drift"]  # measured by the interrupted session
-        if old["protocol"]["fingerprint"] != chosen.fingerprint:
-            raise UserError(f"cannot resume {run_dir}: it was run under protocol {old['protocol']['name']} "
-                            f"({old['protocol']['fingerprint']}), this request is {chosen.name} ({chosen.fingerprint})")
         if (run_dir / "rows").is_dir() and any((run_dir / "rows").glob("*.parquet")):
             prev = load_rows(run_dir)
             ok = prev[prev["error"].fillna("") == ""]
             done = set(zip(ok["model"], ok["dataset"], ok["image"], ok["scale_text"]))
-    manifest = _manifest(run_dir, setup, ctx, chosen, resolved, scales, datasets, data_root, resume is not None)
+    manifest = _manifest(run_dir, setup, ctx, chosen, data, scales, datasets, data_root, continuing)
     manifest["precision"] = {**describe_precision(precision), "drift": drift.kept}
     write_manifest(run_dir, manifest)
     tqdm.write(f"protocol: {chosen.name} ({chosen.fingerprint})  device: {ctx.device_label}  results: {run_dir}",
@@ -561,17 +673,20 @@ def run(
 
     per_image = len(scales) * len(specs)
     total = sum(len(d.items) for d in resolved) * per_image
-    bar = tqdm(total=total, disable=not progress, unit="eval", file=sys.stderr, dynamic_ncols=True)
-    jobs = []
+    jobs, todo, skipped = [], dict.fromkeys((s.name for s in specs), 0), 0
     for ds in resolved:
         for item in ds.items:
             skip = frozenset((spec.name, scale_text(s)) for spec in specs for s in scales
                              if (spec.name, ds.name, item.name, scale_text(s)) in done)
-            bar.update(len(skip))
+            skipped += len(skip)
+            for spec in specs:
+                todo[spec.name] += sum((spec.name, scale_text(s)) not in skip for s in scales)
             if len(skip) < per_image:
                 jobs.append((ds.name, item, skip))
+    bar = Progress(total, skipped, todo, enabled=progress, parallel=workers)
 
     buffer: dict[str, list] = {}
+    last_write = [time.monotonic()]
     reference_jobs = min(drift.images, len(jobs))
     timing = {"evaluations": 0, "forward_seconds": 0.0}
 
@@ -579,7 +694,19 @@ def run(
         manifest["precision"]["drift"] = drift.summary()
         write_manifest(run_dir, manifest)
 
-    def collect(dataset: str, rows: list[dict], warns: list[str], force: bool = False) -> None:
+    def flush(dataset: str) -> None:
+        rows = buffer.pop(dataset, [])
+        if rows:
+            path = write_shard(run_dir, rows, dataset)
+            last_write[0] = time.monotonic()
+            bar.saved(path, rows, dataset)
+
+    def collect(dataset: str, rows: list[dict], warns: list[str], force: bool = False,
+                image_done: bool = True) -> None:
+        """Rows as they come back (``image_done``: the image's last ones): their images saved at once, the rows
+        themselves in a shard of the dataset's buffer once it holds FLUSH_IMAGES finished images, whenever
+        FLUSH_SECONDS passed since the last shard (so a slow model loses at most the evaluations since then), and at
+        the end."""
         for w in warns:
             tqdm.write(f"warning: {w}", file=sys.stderr)
         for r in rows:
@@ -589,37 +716,54 @@ def run(
             if r["seconds"] is not None:
                 timing["evaluations"] += 1
                 timing["forward_seconds"] += r["seconds"]
-        if rows and drift.images and len(drift.seen) == reference_jobs and "models" not in (drift.kept or {}):
+        bar.rows(rows)
+        if image_done and drift.images and len(drift.seen) == reference_jobs and "models" not in (drift.kept or {}):
             drift.kept = drift.summary()  # the drift images are done: on disk before the long rest of the run
             record_drift()
-        buf = buffer.setdefault(dataset, [])
         if rows:
-            _save_images(run_dir, rows)
-            buf.append(rows)
-        if buf and (force or len(buf) >= FLUSH_IMAGES):
-            write_shard(run_dir, [r for rs in buf for r in rs], dataset)
-            buf.clear()
+            _save_images(run_dir, rows)  # before the shard: a stored row's image is on disk
+            buffer.setdefault(dataset, []).extend(rows)
+        if force or time.monotonic() - last_write[0] >= FLUSH_SECONDS:
+            for name in list(buffer):
+                flush(name)
+        elif image_done and len({r["image"] for r in buffer.get(dataset, [])}) >= FLUSH_IMAGES:
+            flush(dataset)
 
     started = time.perf_counter()
+    interrupted = False
     try:
         if executor == "ray":
             from sr_bench.run.ray_executor import run_on_ray
 
-            run_on_ray(setup, jobs, scales, workers, bar, collect, ray_address, reference_jobs, gpus_per_worker)
+            def lost(job, why: str) -> list[dict]:
+                return unmeasured_rows(ctx, job[0], job[1], scales, job[2], why, "worker")
+
+            run_on_ray(setup, jobs, scales, workers, bar, collect, ray_address, reference_jobs, gpus_per_worker,
+                       lost=lost)
         elif workers == 1:
             from sr_bench.run.pipeline import evaluate_images
 
             ahead = prefetch if prefetch is not None else (2 if ctx.device.type == "cuda" else 0)
             with tf32_switches(precision, ctx.device):  # metrics on a helper thread see the forward's setting
-                for dataset, rows, warns in evaluate_images(ctx, jobs, scales, ahead, reference_jobs,
-                                                            tick=bar.update):
-                    bar.set_description(dataset)
-                    collect(dataset, rows, warns)
+                if ahead:
+                    for dataset, rows, warns in evaluate_images(ctx, jobs, scales, ahead, reference_jobs,
+                                                                tick=bar.update):
+                        collect(dataset, rows, warns)
+                else:  # each scale's rows reach collect as soon as they exist: a slow image is saved as it goes
+                    for i, (dataset, item, skip) in enumerate(jobs):
+                        def emit(rows, warns, dataset=dataset):
+                            collect(dataset, rows, warns, image_done=False)
+
+                        rows, warns = evaluate_image(ctx, dataset, item, scales, skip, tick=bar.update,
+                                                     reference=i < reference_jobs, emit=emit)
+                        collect(dataset, rows, warns)
         else:
             _run_pool(setup, jobs, scales, workers, bar, collect, reference_jobs)
+    except KeyboardInterrupt:
+        interrupted = True
     finally:  # whatever finished is kept, even on Ctrl-C
         for dataset in list(buffer):
-            collect(dataset, [], [], force=True)
+            flush(dataset)
         bar.close()
         wall = time.perf_counter() - started
         # the share of the loop's wall time outside model forwards is what a faster loader could still win
@@ -630,14 +774,19 @@ def run(
         if drift.images:
             manifest["precision"]["drift"] = drift.summary()
         write_manifest(run_dir, manifest)
+    if interrupted:
+        command = f"srbench run --resume {run_dir}" + (f" --workers {workers}" if workers > 1 else "") + (
+            " --executor ray" if executor == "ray" else "")
+        raise RunInterrupted(run_dir, command, bar.done, total)
     return RunResult(run_dir=run_dir, rows=load_rows(run_dir), protocol=chosen, metrics=tuple(ctx.metrics),
                      notes=ctx.notes, precision=manifest["precision"], timing=manifest["timing"])
 
 
 def _run_pool(setup: Setup, jobs, scales, workers, bar, collect, reference_jobs: int = 0) -> None:
     # spawn, not fork: forking a process whose torch thread pools are running is unsafe
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_init_worker,
-                             initargs=(setup,)) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_init_worker,
+                               initargs=(setup, os.getpid()))
+    try:
         pending = {}
         queue = [(*job, i < reference_jobs) for i, job in enumerate(jobs)]
         while queue or pending:
@@ -647,31 +796,30 @@ def _run_pool(setup: Setup, jobs, scales, workers, bar, collect, reference_jobs:
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in finished:
                 dataset, skip = pending.pop(fut)
-                rows, warns = fut.result()
-                bar.set_description(dataset)
+                try:
+                    rows, warns = fut.result()
+                except BrokenProcessPool:
+                    raise UserError("a worker process died (out of memory?); the finished images are saved, "
+                                    "continue with `srbench run --resume RUN`") from None
                 bar.update(len(rows))
                 collect(dataset, rows, warns)
+    except BaseException:
+        stop_pool(pool)  # Ctrl-C or an error: the running images are abandoned, not waited for
+        raise
+    pool.shutdown(wait=True)
 
 
-def _manifest(run_dir, setup: Setup, ctx: Context, chosen, resolved, scales, datasets, data_root, resumed) -> dict:
+def _manifest(run_dir, setup: Setup, ctx: Context, chosen, data, scales, datasets, data_root, resumed) -> dict:
     manifest = {
         "run_id": run_dir.name,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "command": sys.argv,
-        "request": {
-            "models": [f"{s.name}={s.checkpoint}" if s.checkpoint else s.name for s in setup.specs],
-            "datasets": list(datasets), "scales": [scale_text(s) for s in scales], "protocol": chosen.name,
-            "metrics": list(setup.metrics) if setup.metrics_explicit else None, "data_root": data_root, "lpips_weights": setup.lpips_weights,
-            "plugins": list(setup.plugins), "allow_untrained": setup.allow_untrained,
-            "model_opts": dict(setup.model_opts), "save_images": setup.save_images, "precision": setup.precision,
-            "tile": setup.tile, "tile_overlap": setup.tile_overlap, "max_memory": setup.max_memory,
-            "profile": setup.profile,
-        },
+        "request": _request(setup, chosen, datasets, scales, data_root),
         "models": [{"name": s.name, "checkpoint": s.checkpoint, "checkpoint_sha256": m.checkpoint_sha256,
                     "release": release_of(s.name, m.checkpoint_sha256 or ""),
                     "untrained": m.untrained, "config": json.loads(json.dumps(m.config, default=str))}
                    for s, m in ctx.models],
-        "datasets": [{"name": d.name, "kind": d.kind, "images": len(d.items)} for d in resolved],
+        "datasets": data,
         "scales": [scale_text(s) for s in scales],
         "protocol": {"name": chosen.name, "fingerprint": chosen.fingerprint, "rules": chosen.rules()},
         "metrics": list(ctx.metrics),

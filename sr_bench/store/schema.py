@@ -42,6 +42,9 @@ COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("created", pa.string(), "UTC time the row was measured (ISO 8601)"),
     ("release", pa.string(), "the model card's release whose sha256 the checkpoint has (LapSRN_x2.mat), 'unreleased' "
                              "for any other file, empty without weights"),
+    ("error_kind", pa.string(), "empty for a measured row; data (unreadable image, too small for the scale), model "
+                                "(the model raised or returned a wrong size), metric (a metric raised) or worker (the "
+                                "image took its Ray workers down); empty in rows of runs made before this column"),
     ("tile", pa.int32(), "LR tile size the model's networks ran on (--tile, or an out-of-memory retry; "
                          "docs/tiling.md); empty: the whole image"),
     ("tile_overlap", pa.int32(), "LR pixels of context on each side of a tile; empty: the whole image"),

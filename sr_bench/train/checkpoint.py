@@ -4,9 +4,10 @@ at any moment leaves the previous complete version of each:
 - ``PATH``: the network's plain state_dict, the layout ``srbench run --models NAME=PATH`` loads strictly; its
   sha256 is what the runner puts on every result row.
 - ``PATH.json``: the record of how it was made (``sidecar_path``).
-- ``PATH.resume``: what continuing needs beyond the weights: Adam's moments, the data generator's state, the step
-  and the loss log. It holds its own copy of the weights, so it never depends on which of the files a crash
-  interrupted.
+- ``PATH.best`` (with ``--val``): the weights of the best validation so far.
+- ``PATH.resume``: what continuing needs beyond the weights: the optimizer's state, the step, the loss and
+  validation logs (batches are a function of the seed and the step, so no generator state is needed). It holds its
+  own copy of the weights, so it never depends on which of the files a crash interrupted.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import torch.nn as nn
 from sr_bench.errors import UserError
 
 RESUME_FORMAT = "sr_bench-train-resume"
-RESUME_VERSION = 1
+RESUME_VERSION = 2  # 2: batches are a function of (seed, step); no generator state
 
 
 def sidecar_path(out: Path) -> Path:
@@ -33,6 +34,11 @@ def sidecar_path(out: Path) -> Path:
 
 def resume_path(out: Path) -> Path:
     return out.with_name(out.name + ".resume")
+
+
+def best_path(out: Path) -> Path:
+    """``PATH.best``: the weights of the best validation so far (``--val``), a state_dict like ``PATH``."""
+    return out.with_name(out.name + ".best")
 
 
 def check_out(out: Path, resume: bool, overwrite: bool) -> None:
@@ -51,7 +57,7 @@ def check_out(out: Path, resume: bool, overwrite: bool) -> None:
             raise UserError(f"--resume: no resume file {str(resume_path(out))!r} (written with the checkpoint every "
                             f"--save-every steps); start without --resume")
         return
-    existing = [p for p in (out, sidecar_path(out), resume_path(out)) if p.exists()]
+    existing = [p for p in (out, sidecar_path(out), resume_path(out), best_path(out)) if p.exists()]
     if existing and not overwrite:
         raise UserError(f"{str(existing[0])!r} exists; add --resume to continue that run, --overwrite to replace "
                         f"it, or pick another --out")
@@ -108,7 +114,7 @@ def load_resume(out: Path) -> dict:
         raise UserError(f"{str(path)!r} is not a `srbench train` resume file")
     if state.get("version") != RESUME_VERSION:
         raise UserError(f"resume file {str(path)!r} has version {state.get('version')}, this sr_bench reads "
-                        f"{RESUME_VERSION}; start a new run")
+                        f"{RESUME_VERSION} (version 1 drew its batches another way); start a new run")
     return state
 
 

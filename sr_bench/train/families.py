@@ -52,6 +52,7 @@ class Trainable:
     target: str  # "rgb" or "y": what the loss compares
     reload_opts: dict = field(default_factory=dict)  # --model-opt values `srbench run` needs for the file
     per_scale: bool = False  # one network per scale: the file is that scale's network
+    predict_levels: Callable | None = None  # pyramid nets: every level's prediction and target (multi-level loss)
 
     @property
     def variant(self) -> str | None:
@@ -126,7 +127,7 @@ def build(name: str, scales_text: str | None, opts: dict, device: torch.device) 
         model = _create(name, factory, opts, scale=k).to(device)
         fwd = model.training_forward(Fraction(k))
         return Trainable(name, model, fwd.module, [Fraction(k)], fwd.predict, fwd.target,
-                         {**opts, **fwd.reload_opts}, per_scale=True)
+                         {**opts, **fwd.reload_opts}, per_scale=True, predict_levels=fwd.predict_levels)
 
     model = _create(name, factory, opts).to(device)
     if not model.learned:
@@ -149,4 +150,5 @@ def build(name: str, scales_text: str | None, opts: dict, device: torch.device) 
         beyond = " (larger scales run recursively at test time)" if beyond_strategy == "recursive-x2" else ""
         scales = scales or default_range(model.scales)
         _within(name, scales, model.scales.low, model.scales.high, beyond)
-    return Trainable(name, model, fwd.module, scales, fwd.predict, fwd.target, {**opts, **fwd.reload_opts})
+    return Trainable(name, model, fwd.module, scales, fwd.predict, fwd.target, {**opts, **fwd.reload_opts},
+                     predict_levels=fwd.predict_levels)

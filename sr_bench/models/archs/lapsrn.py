@@ -35,7 +35,7 @@ from sr_bench.models.archs.blocks import (
     unwrap_state_dict,
 )
 from sr_bench.models.interface import ScaleSupport, TrainingForward, scale_refusal
-from sr_bench.models.luma import LumaUpscaler, training_net_input, training_y
+from sr_bench.models.luma import LumaUpscaler, pyramid_targets, training_net_input, training_y
 from sr_bench.models.matconvnet import check_standard_layer, is_matconvnet_file, load_dagnn, read_dagnn
 from sr_bench.models.tiling import run_network
 
@@ -277,4 +277,8 @@ class LapSRNUpscaler(LumaUpscaler):
 
         def predict(lr, hr, s, gen):
             return net(training_net_input(training_y(lr))), training_y(hr).float()
-        return TrainingForward(net, predict, "y")
+
+        def predict_levels(lr, hr, s, gen):
+            outs = net(training_net_input(training_y(lr)), return_all=True)
+            return outs, pyramid_targets(training_y(hr), [o.shape[-2:] for o in outs])
+        return TrainingForward(net, predict, "y", predict_levels=predict_levels)

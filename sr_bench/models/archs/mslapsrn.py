@@ -27,7 +27,7 @@ from sr_bench.errors import UserError
 from sr_bench.models.archs.blocks import build_module, load_strict, read_checkpoint, unwrap_state_dict
 from sr_bench.models.archs.lapsrn import CONVT_CROPS, CroppedConvTranspose2d, image_upsampler, lrelu
 from sr_bench.models.interface import ScaleSupport, TrainingForward, scale_refusal
-from sr_bench.models.luma import LumaUpscaler, training_net_input, training_y
+from sr_bench.models.luma import LumaUpscaler, pyramid_targets, training_net_input, training_y
 from sr_bench.models.matconvnet import check_standard_layer, is_matconvnet_file, load_dagnn, read_dagnn
 from sr_bench.models.tiling import run_network
 
@@ -240,4 +240,8 @@ class MSLapSRNUpscaler(LumaUpscaler):
 
         def predict(lr, hr, s, gen):
             return net(training_net_input(training_y(lr)), levels=levels_for(s)), training_y(hr).float()
-        return TrainingForward(net, predict, "y", {"recursions": net.recursions})
+
+        def predict_levels(lr, hr, s, gen):
+            outs = net(training_net_input(training_y(lr)), levels=levels_for(s), return_all=True)
+            return outs, pyramid_targets(training_y(hr), [o.shape[-2:] for o in outs])
+        return TrainingForward(net, predict, "y", {"recursions": net.recursions}, predict_levels=predict_levels)

@@ -1,0 +1,190 @@
+"""A run folder belongs to one request and one writer at a time.
+
+- **Lock**: a writer holds an exclusive ``flock`` on ``<run folder>/.lock`` for as long as it runs; the OS drops it
+  when the process dies (however it dies), so a crashed run never leaves a stale lock, and a second writer is
+  refused while the first one lives. The file itself stays (deleting a lock file races with a process opening it).
+- **Request**: ``run.json``'s ``request`` is what the folder measures. Running into the folder again with the same
+  request continues it (as ``--resume``); a different one is refused, naming what differs, since rows of two
+  requests would mix in one table.
+- **Data**: ``run.json`` records the sha256 of every dataset file. A resumed run hashes them again and refuses to
+  continue when a file changed, appeared or disappeared: its rows would describe two different datasets.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+from sr_bench.data.items import Dataset
+from sr_bench.data.verify import file_sha256
+from sr_bench.errors import UserError
+
+LOCK_NAME = ".lock"
+TMP_PREFIX = ".tmp-"  # sr_bench.store.atomic's temporary files: a write a crash cut short
+
+# request keys older run.json files lack, with the value they meant
+_REQUEST_DEFAULTS = {"model_opts": {}, "save_images": False, "precision": "fp32", "tile": None, "tile_overlap": None,
+                     "profile": False}
+# request keys that do not decide what is measured: the data root only says where the files are (their hashes
+# are checked instead); a memory budget only decides which images are retried tiled, and each row records that
+_LOCATION_KEYS = ("data_root", "max_memory")
+# how a request key is spelled on the command line
+_FLAGS = {"models": "--models", "datasets": "--datasets", "scales": "--scales", "protocol": "--protocol",
+          "metrics": "--metrics", "lpips_weights": "--lpips-weights", "plugins": "--plugin",
+          "allow_untrained": "--allow-untrained", "model_opts": "--model-opt", "save_images": "--save-images",
+          "precision": "--precision", "tile": "--tile", "tile_overlap": "--tile-overlap", "profile": "--profile"}
+
+
+class FolderLock:
+    """An exclusive lock on a run folder, held until ``release`` (or the process's death)."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = Path(run_dir)
+        self._file = None
+        self.held = False
+
+    def __enter__(self) -> "FolderLock":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def acquire(self) -> "FolderLock":
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no advisory locks; the run works, unguarded
+            self.held = True
+            return self
+        path = self.run_dir / LOCK_NAME
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            f = open(path, "a+")
+        except OSError as e:
+            raise UserError(f"cannot write the run folder {str(self.run_dir)!r} ({e.strerror}); give a writable "
+                            f"--out") from None
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            f.close()
+            raise UserError(f"run folder {str(self.run_dir)!r} is in use by another srbench run ({holder}); wait "
+                            f"for it to finish, or give another --out") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} since {dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')}\n")
+        f.flush()
+        self._file, self.held = f, True
+        return self
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()  # closing drops the flock
+            self._file = None
+        self.held = False
+
+
+def check_creatable(run_dir: Path) -> None:
+    """A one-line error unless ``run_dir`` exists as a folder or can be created (checked before any model loads)."""
+    run_dir = Path(run_dir)
+    probe = run_dir
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UserError(f"cannot create the run folder {str(run_dir)!r}: {str(probe)!r} is a file; give another --out")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        where = "" if probe == run_dir else f" ({str(probe)!r} is not writable)"
+        raise UserError(f"cannot write the run folder {str(run_dir)!r}{where}; give a writable --out")
+
+
+def check_not_foreign(run_dir: Path) -> None:
+    """Refuse a folder that holds files but no run.json: it is not a run folder, and rows must not land among
+    someone's other files."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir() or (run_dir / "run.json").is_file():
+        return
+    other = sorted(p.name for p in run_dir.iterdir() if p.name != LOCK_NAME)
+    if other:
+        shown = ", ".join(other[:3]) + (", ..." if len(other) > 3 else "")
+        raise UserError(f"--out {str(run_dir)!r} holds other files ({shown}) and no run.json, so it is not a run "
+                        f"folder; give a new or empty folder")
+
+
+def remove_partial_writes(run_dir: Path) -> int:
+    """Delete the temporary files of writes a crash cut short (only under the lock: a live writer's are its own)."""
+    run_dir = Path(run_dir)
+    found = list(run_dir.glob(f"{TMP_PREFIX}*"))  # run.json's
+    for sub in ("rows", "images"):
+        if (run_dir / sub).is_dir():
+            found += (run_dir / sub).rglob(f"{TMP_PREFIX}*")
+    for p in found:
+        p.unlink(missing_ok=True)
+    return len(found)
+
+
+def _plain(value):
+    """A value as run.json stores it (tuples as lists, everything JSON can hold)."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def request_differences(stored: dict, given: dict) -> list[str]:
+    """What ``given`` asks that the folder's ``stored`` request does not (``--scales 2,4 (the run has 2,3)``)."""
+    out = []
+    for key, value in given.items():
+        if key in _LOCATION_KEYS:
+            continue
+        old = _plain(stored.get(key, _REQUEST_DEFAULTS.get(key)))
+        new = _plain(value)
+        if old != new:
+            out.append(f"{_FLAGS.get(key, key)} {_show(new)} (the run has {_show(old)})")
+    return out
+
+
+def _show(value) -> str:
+    if value is None:
+        return "default"
+    if isinstance(value, list):
+        return ",".join(map(str, value)) or "none"
+    if isinstance(value, dict):
+        return ",".join(f"{k}={v}" for k, v in value.items()) or "none"
+    return str(value)
+
+
+def dataset_record(ds: Dataset) -> dict:
+    """run.json's entry for one dataset: its files' sha256 (hashed here) and whether they are the card's files."""
+    files = {item.path.name: _sha256(item.path) for item in ds.items}
+    record = {"name": ds.name, "kind": ds.kind, "images": len(ds.items), "files_sha256": files}
+    if ds.card is not None:
+        card = {f.name: f.sha256 for f in ds.card.files}
+        record["matches_card"] = all(card.get(name) == sha for name, sha in files.items())
+    return record
+
+
+def _sha256(path: Path) -> str | None:
+    try:
+        return file_sha256(path)
+    except OSError:  # unreadable: its rows say so; the hash records that it could not be read
+        return None
+
+
+def data_change(stored: list[dict], current: list[dict]) -> str | None:
+    """Why the datasets now differ from the ones the run started on (one line, naming a file), or None."""
+    old = {d["name"]: d for d in stored}
+    for d in current:
+        before = (old.get(d["name"]) or {}).get("files_sha256")
+        if before is None:  # recorded by an sr_bench that did not hash the data: nothing to compare
+            continue
+        now = d["files_sha256"]
+        changed = [n for n in now if n in before and now[n] != before[n]]
+        gone = [n for n in before if n not in now]
+        new = [n for n in now if n not in before]
+        for names, what in ((changed, "changed"), (gone, "is gone"), (new, "is new")):
+            if names:
+                more = f" (and {len(changed) + len(gone) + len(new) - 1} more)" if len(changed + gone + new) > 1 else ""
+                return (f"dataset {d['name']}: file {names[0]} {what} since the run started{more}; restore the "
+                        f"data it measured, or start a new run with another --out")
+    return None

@@ -1,0 +1,94 @@
+"""``srbench train --val DATASET --val-scales 2,3.5 --val-every N``: the model in training scored like a result row.
+
+Each image goes through the runner's own path (``sr_bench.run.runner.evaluate_image``: the protocol's LR, the
+adapter's ``super_resolve`` in fp32 under inference mode, the protocol's quantisation, shave and metrics), so a
+validation value is what ``srbench run`` would print for the weights of that step under the same protocol
+(``matlab`` when every validation scale is an integer, else ``metasr``). Bicubic is scored once beside it, as the
+floor a curve should rise above.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import torch
+
+from sr_bench.data import resolve_dataset
+from sr_bench.errors import UserError, unknown
+from sr_bench.protocols import choose_protocol
+from sr_bench.run.grid import ModelSpec
+from sr_bench.run.runner import Setup, build_context, check_scales, evaluate_image
+from sr_bench.scales import parse_scales, scale_text
+from sr_bench.train.families import Trainable
+
+METRICS = ("psnr", "ssim")  # both higher-is-better: the best checkpoint is the highest mean
+BASELINE = "bicubic"
+
+
+def default_scales(t: Trainable) -> list[Fraction]:
+    """The trained scale of a one-network-per-scale model; else x2, x3, x4 where trained, else the largest."""
+    if t.per_scale:
+        return [t.scales[0]]
+    ints = [s for s in t.scales if s.denominator == 1 and 2 <= s <= 4]
+    return ints or [max(t.scales)]
+
+
+class Validator:
+    def __init__(self, t: Trainable, dataset: str, scales_text: str | None, metric: str, device: torch.device,
+                 data_root: str | None = None):
+        if metric not in METRICS:
+            raise unknown("validation metric", metric, METRICS)
+        self.t, self.metric = t, metric
+        self.dataset = resolve_dataset(dataset, data_root=data_root)
+        self.scales = parse_scales(scales_text) if scales_text else default_scales(t)
+        protocol = choose_protocol("auto", self.scales)
+        setup = Setup(run_id="train-validation", specs=(ModelSpec(BASELINE),), model_opts=(), allow_untrained=False,
+                      plugins=(), protocol=protocol.name, metrics=METRICS, metrics_explicit=True, lpips_weights=None,
+                      device=str(device), threads=torch.get_num_threads())
+        self.ctx = build_context(setup)
+        trained = (ModelSpec(t.name), t.model)
+        check_scales([trained], self.scales)
+        self.ctx.models.append(trained)
+        self.protocol = self.ctx.protocol
+
+    def _means(self, model: str) -> dict[str, dict[str, float]]:
+        """{scale text: {metric: mean over the images}} of ``model`` (one of the context's two)."""
+        other = self.t.name if model == BASELINE else BASELINE
+        skip = frozenset((other, scale_text(s)) for s in self.scales)
+        rows = []
+        for item in self.dataset.items:
+            got, _ = evaluate_image(self.ctx, self.dataset.name, item, self.scales, skip=skip)
+            rows += got
+        bad = [r for r in rows if r["error"]]
+        if bad:
+            r = bad[0]
+            raise UserError(f"validation of {model} on {self.dataset.name}/{r['image']} x{r['scale_text']} failed: "
+                            f"{r['error']}")
+        return {scale_text(s): {m: float(np.mean([r[m] for r in rows if r["scale_text"] == scale_text(s)]))
+                                for m in METRICS} for s in self.scales}
+
+    def baseline(self) -> dict[str, dict[str, float]]:
+        return self._means(BASELINE)
+
+    def evaluate(self) -> dict[str, dict[str, float]]:
+        """The trained network's means now (its modules in eval mode for the evaluation, then back)."""
+        mods = [m for m in self.t.module.modules()]
+        modes = [m.training for m in mods]
+        self.t.module.eval()
+        try:
+            return self._means(self.t.name)
+        finally:
+            for m, mode in zip(mods, modes):
+                m.train(mode)
+
+    def score(self, means: dict[str, dict[str, float]]) -> float:
+        """The number the best checkpoint is chosen by: the metric's mean over the validation scales."""
+        return float(np.mean([v[self.metric] for v in means.values()]))
+
+    def describe(self) -> dict:
+        return {"dataset": self.dataset.name, "images": len(self.dataset.items),
+                "scales": [scale_text(s) for s in self.scales], "protocol": self.protocol.name,
+                "protocol_fingerprint": self.protocol.fingerprint, "metric": self.metric,
+                "metrics": list(METRICS), "precision": "fp32",
+                "path": "sr_bench.run.runner.evaluate_image (the rows `srbench run` computes)"}
