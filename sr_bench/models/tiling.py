@@ -75,9 +75,81 @@ def _spans(n: int, core: int, context: int) -> list[tuple[int, int, int, int]]:
     return [(c0, min(n, c0 + core), max(0, c0 - context), min(n, c0 + core + context)) for c0 in range(0, n, core)]
 
 
+class _ImageStatistics:
+    """The image-wide statistics of one tiled forward (channel attention's pooled features), in call order.
+
+    Each tile's pooling calls are numbered in order (every tile runs the same network, so call i is the same layer in
+    every tile); call i returns ``given[i]`` (the previous pass's image-wide value) when there is one, else the tile's
+    own statistic, and adds the tile's core to the image-wide value of call i. Only the core counts: it is the part
+    of a tile whose features equal the whole image's."""
+
+    def __init__(self, given: list[torch.Tensor] | None):
+        self.given = given
+        self.sums: list[torch.Tensor] = []
+        self.kinds: list[str] = []
+        self.count = 0.0
+        self.calls = 0
+        self.core: tuple[int, int, int, int] | None = None
+        self.shape: tuple[int, int] = (0, 0)
+        self.aligned = True  # False when a pooled feature map could not be related to its tile's core
+
+    def tile(self, core: tuple[int, int, int, int], shape: tuple[int, int]) -> None:
+        self.core, self.shape, self.calls = core, shape, 0
+
+    def pool(self, x: torch.Tensor, local: torch.Tensor, kind: str) -> torch.Tensor:
+        i = self.calls
+        self.calls += 1
+        h, w = x.shape[-2], x.shape[-1]
+        fy, fx = h // self.shape[0], w // self.shape[1]
+        if fy < 1 or fx < 1 or h != fy * self.shape[0] or w != fx * self.shape[1]:
+            self.aligned = False
+            return local
+        c0, c1, d0, d1 = self.core
+        core = x[..., fy * c0:fy * c1, fx * d0:fx * d1].to(torch.float64)
+        part = core.amax(dim=(-2, -1), keepdim=True) if kind == "max" else core.sum(dim=(-2, -1), keepdim=True)
+        if i == len(self.sums):
+            self.sums.append(part)
+            self.kinds.append(kind)
+        elif kind == "max":
+            self.sums[i] = torch.maximum(self.sums[i], part)
+        else:
+            self.sums[i] = self.sums[i] + part
+        if i == 0:
+            self.count += float((c1 - c0) * (d1 - d0) * fy * fx)
+        if self.given is not None and i < len(self.given):
+            return self.given[i].to(local.dtype)
+        return local
+
+    def values(self) -> list[torch.Tensor]:
+        return [t if k == "max" else t / self.count for t, k in zip(self.sums, self.kinds)]
+
+
+_STATISTICS: contextvars.ContextVar[_ImageStatistics | None] = contextvars.ContextVar("statistics", default=None)
+
+# A tiled forward with channel attention runs until its output settles: at most MAX_PASSES passes, stopping when no
+# output value moved by more than SETTLED times the largest output value since the pass before. float32 features
+# of deep networks jitter by ~1.5e-6 of the output's range from pass to pass (summation order in the pooled means),
+# so the bound sits above that and below the 1e-5 at which a uint8 SR could change (docs/tiling.md).
+MAX_PASSES = 16
+SETTLED = 4e-6
+
+
+def image_statistic(x: torch.Tensor, local: torch.Tensor, kind: str = "mean") -> torch.Tensor:
+    """A statistic pooled over the whole feature map ``x`` (``local``, computed by the caller as it always has, so
+    whole-image outputs are untouched): on a tile inside ``run_network``, the whole image's value instead.
+    ``kind``: 'mean' or 'max'. Networks with global pooling (channel attention) call this to tile exactly."""
+    stats = _STATISTICS.get()
+    return local if stats is None else stats.pool(x, local, kind)
+
+
 def run_network(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, factor: int = 1) -> torch.Tensor:
     """``fn(x)`` for a network mapping (..., h, w) to (..., factor*h, factor*w): tile by tile inside ``tiles()``,
-    else on the whole input."""
+    else on the whole input.
+
+    A network that pools over the whole image (``image_statistic``) is run pass after pass: each pass feeds every
+    tile the image-wide statistics gathered from the tiles' cores in the pass before, until they stop changing
+    (``SETTLED``); the first pass uses each tile's own. Statistic i is exact in pass i + 1 at the latest, and in
+    practice two to four passes settle every one (docs/tiling.md)."""
     active = _ACTIVE.get()
     if active is None:
         return fn(x)
@@ -88,10 +160,28 @@ def run_network(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, fac
     context = math.ceil(tiling.overlap * r - 1e-9)
     if h <= core and w <= core:
         return fn(x)
-    f = int(factor)
+    given, last = None, None
+    for _ in range(MAX_PASSES):
+        stats = _ImageStatistics(given)
+        token = _STATISTICS.set(stats)
+        try:
+            out = _tiled_pass(fn, x, int(factor), core, context, stats)
+        finally:
+            _STATISTICS.reset(token)
+        if not stats.sums or not stats.aligned:
+            return out
+        if last is not None and (out - last).abs().max() <= SETTLED * last.abs().max().clamp(min=1e-12):
+            return out
+        given, last = stats.values(), out
+    return out
+
+
+def _tiled_pass(fn, x: torch.Tensor, f: int, core: int, context: int, stats: _ImageStatistics) -> torch.Tensor:
+    h, w = x.shape[-2], x.shape[-1]
     out = None
     for y0, y1, a0, a1 in _spans(h, core, context):
         for x0, x1, b0, b1 in _spans(w, core, context):
+            stats.tile((y0 - a0, y1 - a0, x0 - b0, x1 - b0), (a1 - a0, b1 - b0))
             y = fn(x[..., a0:a1, b0:b1])
             if tuple(y.shape[-2:]) != (f * (a1 - a0), f * (b1 - b0)):
                 raise ValueError(f"a tile of {a1 - a0}x{b1 - b0} gave {tuple(y.shape[-2:])}, not x{f} of it")

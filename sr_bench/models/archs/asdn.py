@@ -81,7 +81,7 @@ from sr_bench.models.archs.blocks import (
 from sr_bench.models.archs.dbdn import IntraDenseBlock
 from sr_bench.models.interface import ScaleSupport, TrainingForward
 from sr_bench.models.strategies import NATIVE, RECURSIVE_X2, StrategicIntegerUpscaler, fit, run_recursive
-from sr_bench.models.tiling import run_network
+from sr_bench.models.tiling import image_statistic, run_network
 
 LFR_LEVELS = 11
 LOWEST_LEVEL_SCALE = Fraction(10001, 10000)  # Fig. 2 "Bicubic x1.0001"
@@ -126,7 +126,7 @@ class PooledChannelAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         p = x.mean(dim=(-2, -1), keepdim=True) if self.pool == "avg" else x.amax(dim=(-2, -1), keepdim=True)
-        return x * self.conv_du(p)
+        return x * self.conv_du(image_statistic(x, p, "mean" if self.pool == "avg" else "max"))
 
 
 class DenseAttentionBlock(nn.Module):

@@ -26,6 +26,7 @@ import torch.nn as nn
 
 from sr_bench.models.archs.blocks import MeanShift, Upsampler, default_conv, upsampler_scale
 from sr_bench.models.strategies import StrategicIntegerUpscaler
+from sr_bench.models.tiling import image_statistic
 
 
 class ChannelAttention(nn.Module):
@@ -39,7 +40,7 @@ class ChannelAttention(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.conv_du(x.mean(dim=(-2, -1), keepdim=True))
+        return x * self.conv_du(image_statistic(x, x.mean(dim=(-2, -1), keepdim=True)))
 
 
 class SpatialAttention(nn.Module):

@@ -15,6 +15,7 @@ import torch.nn as nn
 
 from sr_bench.models.archs.blocks import MeanShift, Upsampler, default_conv, upsampler_scale
 from sr_bench.models.strategies import StrategicIntegerUpscaler
+from sr_bench.models.tiling import image_statistic
 
 
 class CALayer(nn.Module):
@@ -31,7 +32,7 @@ class CALayer(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.conv_du(self.avg_pool(x))
+        return x * self.conv_du(image_statistic(x, self.avg_pool(x)))
 
 
 class RCAB(nn.Module):
