@@ -110,8 +110,9 @@ def _default_datasets(data_root: str | None) -> list[str]:
 @click.option("--tile", type=click.IntRange(1), default=None, metavar="N",
               help="Run the models' networks on N x N LR tiles (bounded memory for large images); outputs are "
                    "cropped from tiles with --tile-overlap pixels of context, so the SR size and the coordinate "
-                   "rules are unchanged. Equal to whole-image outputs within 1e-5 with each family's overlap, except "
-                   "for channel-attention families (RCAN, CSFM, ASDN, FSDN): docs/tiling.md.")
+                   "rules are unchanged. Equal to whole-image outputs within 1e-5 with each family's overlap; "
+                   "channel-attention families (RCAN, CSFM, ASDN, FSDN) run a few passes for image-wide "
+                   "statistics: docs/tiling.md.")
 @click.option("--tile-overlap", type=click.IntRange(0), default=None, metavar="K",
               help="LR pixels of context on each side of a tile (default: the model family's recommended overlap, "
                    "docs/tiling.md).")

@@ -11,9 +11,10 @@ integer ratio, whatever the scale or the protocol's SR size, and nothing about t
 Seams are exact: the image is split into cores of ``tile x tile`` input pixels; each core is run with ``overlap``
 pixels of context on every side that has image there (the image border keeps the network's own padding), and only
 the core's part of the output is kept. An output pixel therefore equals the whole-image one whenever the overlap
-covers the network's receptive field; networks with global pooling (the channel attention of RCAN, CSFM, ASDN, FSDN)
-see per-tile statistics and are exact only when one tile holds the image. docs/tiling.md gives each family's
-recommended overlap (``Upscaler.tile_overlap``) and the differences measured with it.
+covers the network's receptive field. Networks with global pooling (the channel attention of RCAN, CSFM, ASDN,
+FSDN) pool through ``image_statistic`` and run in passes that feed every tile the image-wide statistics of the pass
+before (``run_network``). docs/tiling.md gives each family's recommended overlap (``Upscaler.tile_overlap``) and the
+differences and passes measured with it.
 
 Sizes are in LR pixels. A network whose input is r times the LR (SRCNN, VDSR, ASDN's levels, ``bicubic-pre``; later
 passes of ``recursive-x2``) gets cores of ``ceil(r * tile)`` and ``ceil(r * overlap)`` context pixels.
