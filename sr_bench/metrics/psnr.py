@@ -7,17 +7,13 @@ import math
 import torch
 
 from sr_bench.metrics.base import Metric, MetricInfo
-from sr_bench.threads import one_thread, total
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor, peak: float = 255.0) -> float:
     """10 log10(peak^2 / mean((a-b)^2)); +inf for identical inputs."""
     if a.shape != b.shape:
         raise ValueError(f"psnr: shapes differ {tuple(a.shape)} vs {tuple(b.shape)}")
-    with one_thread():
-        d2 = (a.double() - b.double()) ** 2
-        # on CPU torch.mean is this sum divided by n, to the bit (tests/test_threads.py)
-        mse = (total(d2) / d2.numel() if d2.device.type == "cpu" else torch.mean(d2)).item()
+    mse = torch.mean((a.double() - b.double()) ** 2).item()
     if mse == 0:
         return math.inf
     return 10.0 * math.log10(peak * peak / mse)

@@ -8,18 +8,13 @@ import torch
 
 from sr_bench.imaging.resize import imresize
 from sr_bench.models.interface import ScaleSupport, Upscaler
-from sr_bench.threads import one_thread
 
 
 class Bicubic(Upscaler):
     def __init__(self):
         super().__init__(name="bicubic", scales=ScaleSupport.any_scale(), learned=False)
 
-    tiles_networks = True  # no network: nothing to tile
-    tile_overlap = 0
-
     def super_resolve(self, lr: torch.Tensor, scale: Fraction, size: tuple[int, int]) -> torch.Tensor:
         # imresize(LR, s) keeps the scale's coordinate mapping; ``size`` may be smaller than ceil(s*h) (Meta-SR's floor)
         # and then it is the top-left part of MATLAB's output. Work in 0..255 so exact .5 values survive to rounding.
-        with one_thread():  # element-wise and banded: more threads only cost their wake-ups (sr_bench.threads)
-            return imresize(lr.double() * 255.0, scale=scale, size=size) / 255.0
+        return imresize(lr.double() * 255.0, scale=scale, size=size) / 255.0

@@ -57,7 +57,6 @@ from sr_bench.run.processes import exit_with_parent, ignore_interrupts, stop_poo
 from sr_bench.run.progress import Progress
 from sr_bench.scales import parse_scale, scale_text
 from sr_bench.store import METRIC_COLUMNS, load_rows, read_manifest, write_manifest, write_shard
-from sr_bench.threads import one_thread
 
 FLUSH_IMAGES = 8  # images per shard: bounds what an interruption can lose
 FLUSH_SECONDS = 30.0  # ... and so does time: a shard at least this often while rows arrive (slow models)
@@ -276,8 +275,7 @@ def load_source(ctx: Context, dataset: str, item: ImageItem, warnings: list[str]
     """The image as an HRSource on the run's device, or (None, why) with a warning added."""
     try:
         arr = item.load()
-        with one_thread():
-            return HRSource(torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).to(ctx.device, torch.float64)), ""
+        return HRSource(torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).to(ctx.device, torch.float64)), ""
     except UserError as e:
         warnings.append(f"{dataset}/{item.name}: {e}")
         return None, str(e)
@@ -288,8 +286,7 @@ def prepare_case(ctx: Context, source: HRSource | None, load_error: str, s: Frac
     if source is None:
         return None, load_error
     try:
-        with one_thread():  # resizing and rounding: element-wise, the same numbers on one thread (sr_bench.threads)
-            return ctx.protocol.prepare(source, s), ""
+        return ctx.protocol.prepare(source, s), ""
     except ImageTooSmall as e:
         return None, str(e)
 
@@ -311,16 +308,14 @@ def super_resolve_case(model: Upscaler, case, s: Fraction, protocol: Protocol, p
     prepared case to the image the metrics see, shared by the runner and anything re-creating its numbers.
     ``tiling``: the model's networks run on tiles (``sr_bench.models.tiling``); ``memory``: measures (and guards)
     the forward's memory; ``cost``: a dict that receives the forward's ``flops``."""
-    with one_thread():
-        lr = model_input(case)
+    lr = model_input(case)
     sr01, seconds, flops = timed_forward(model, lr, s, case.sr_size, precision, tiling, memory,
                                          count_flops=cost is not None)
     if cost is not None:
         cost["flops"] = flops
     if tuple(sr01.shape[-2:]) != tuple(case.sr_size):
         raise RuntimeError(f"model returned {tuple(sr01.shape[-2:])}, expected {case.sr_size}")
-    with one_thread():
-        sr = protocol.quantize(sr01[0].to(torch.float64))
+    sr = protocol.quantize(sr01[0].to(torch.float64))
     if sr.device.type == "cuda":
         torch.cuda.current_stream(sr.device).synchronize()  # complete before another thread's stream reads it
     return sr, seconds
@@ -411,9 +406,7 @@ def _measure_metrics(row: dict, sr: torch.Tensor, case, protocol: Protocol, metr
         views = protocol.views(sr, case)
         with torch.inference_mode():
             for name, metric in metrics.items():
-                with one_thread():  # colour and shave: element-wise; a metric itself runs with the run's threads
-                    pair = views.pair(metric.info.view)
-                row[name] = metric_value(name, metric.compute(*pair))
+                row[name] = metric_value(name, metric.compute(*views.pair(metric.info.view)))
     except Exception as e:  # one image's failure must not lose the run; the row says what happened
         row["error"], row["error_kind"] = f"{type(e).__name__}: {e}", "metric"
 
