@@ -86,13 +86,14 @@ def test_ray_run_resumes_an_interrupted_run(images, cluster, tmp_path):
     out = tmp_path / "r"
     full = run(models=["bicubic"], datasets=[str(images)], scales=SCALES, protocol="metasr", metrics=["psnr"],
                out=out, executor="ray", workers=2, progress=False)
-    shards = sorted((out / "rows").glob("*.parquet"))
-    assert len(shards) == 1
+    shards = sorted((out / "rows").glob("*.parquet"))  # one, or more when the run outlasted FLUSH_SECONDS
+    assert shards
     kept = load_rows(out)
-    # simulate an interruption: drop the shard, keep the rows of two images in a new one
+    # simulate an interruption: drop the shards, keep the rows of two images in a new one
     from sr_bench.store import write_shard
 
-    shards[0].unlink()
+    for shard in shards:
+        shard.unlink()
     partial = kept[kept["image"].isin(["im0", "im1"])]
     write_shard(out, partial.to_dict("records"), "tiny")
     res = CliRunner().invoke(cli, ["run", "--resume", str(out), "--executor", "ray", "--workers", "2", "--no-progress"])

@@ -110,9 +110,13 @@ def release_freed_memory() -> None:
             pass
 
 
+TRIM_STEP = 64 * 2**20  # RSS growth between two heap trims of the --max-memory guard
+
+
 class _RssGuard:
     """A dispatch mode that stops a CPU forward before it crosses ``budget`` bytes of RSS: after every torch op it
-    checks that the RSS plus the largest op output seen so far (what the next op may add) stays under the budget."""
+    checks that the RSS plus the largest op output seen so far (what the next op may add) stays under the budget,
+    first returning freed heap to the OS when it would not."""
 
     def __init__(self, budget: int):
         from torch.utils._python_dispatch import TorchDispatchMode
@@ -125,7 +129,7 @@ class _RssGuard:
                 guard.check(out, (args, kwargs))
                 return out
 
-        self.budget, self.largest, self.mode = budget, 0, Mode()
+        self.budget, self.largest, self.trimmed, self.mode = budget, 0, 0, Mode()
 
     def check(self, out, given) -> None:
         import torch
@@ -139,6 +143,12 @@ class _RssGuard:
         made = sum(t.untyped_storage().nbytes() for t in dense(out) if t.untyped_storage().data_ptr() not in inputs)
         self.largest = max(self.largest, made)
         rss = rss_bytes()
+        if rss is not None and rss + self.largest > self.budget and rss > self.trimmed + TRIM_STEP:
+            # freed heap that glibc keeps (keep_freed_memory) counts in RSS: tiles and passes of different sizes
+            # leave it fragmented, so give it back before deciding that the forward itself is too big (at most
+            # once per TRIM_STEP of growth: a trim walks the whole heap)
+            release_freed_memory()
+            rss = self.trimmed = rss_bytes()
         if rss is not None and rss + self.largest > self.budget:
             raise MemoryBudgetExceeded(f"RSS {size_text(rss)} + {size_text(self.largest)} for the next op would "
                                        f"exceed --max-memory {size_text(self.budget)}")
