@@ -2,7 +2,7 @@
 # runs the real-data reproductions CI adds.
 VENV ?= .venv
 PYTHON ?= python3
-SHARED ?= ../shared
+SHARED ?= ../shared  # made absolute where used: tests run subprocesses from other directories
 
 $(VENV)/.installed: setup.cfg setup.py pyproject.toml constraints.txt
 	# an existing venv is kept (re-running venv over it with another interpreter would break it)
@@ -25,10 +25,10 @@ run: $(VENV)/.installed
 
 # the default run leaves out the slow real-data reproductions; CI runs both targets (.ci/run)
 test: $(VENV)/.installed
-	SRBENCH_DATA=$${SRBENCH_DATA:-$(SHARED)/datasets} $(VENV)/bin/pytest -m "not calibration"
+	SRBENCH_DATA=$${SRBENCH_DATA:-$(abspath $(SHARED))/datasets} $(VENV)/bin/pytest -m "not calibration"
 
 calibration: $(VENV)/.installed
-	SRBENCH_DATA=$${SRBENCH_DATA:-$(SHARED)/datasets} $(VENV)/bin/pytest -m calibration
+	SRBENCH_DATA=$${SRBENCH_DATA:-$(abspath $(SHARED))/datasets} $(VENV)/bin/pytest -m calibration
 
 bench: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/bicubic_grid.py
