@@ -2,7 +2,8 @@
 # runs the real-data reproductions CI adds.
 VENV ?= .venv
 PYTHON ?= python3
-SHARED ?= ../shared  # made absolute where used: tests run subprocesses from other directories
+# made absolute where used: tests run subprocesses from other directories
+SHARED ?= ../shared
 
 $(VENV)/.installed: setup.cfg setup.py pyproject.toml constraints.txt
 	# an existing venv is kept (re-running venv over it with another interpreter would break it)
