@@ -43,3 +43,15 @@ def basicsr():
         calculate_psnr=psnr_ssim.calculate_psnr,
         calculate_ssim=psnr_ssim.calculate_ssim,
     )
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Torch on one intra-op thread for a module (training tests): on two cores shared with other jobs, two OpenMP
+    threads spin against each other and a training step runs 10-50x slower than on one thread."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -31,12 +31,7 @@ from sr_bench.store.schema import SCHEMA
 LINUX = sys.platform.startswith("linux") and rss_bytes() is not None
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small convolutions: a thread team on a busy CI machine only adds its wake-ups
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: small convolutions on one thread
 
 
 def _folder(tmp_path: Path, size: tuple[int, int], name: str = "imgs") -> Path:
@@ -79,7 +74,8 @@ def test_a_memory_budget_retries_in_tiles_and_stays_under_it(tmp_path):
     rows = _run(folder, tmp_path / "budget", scales=[Fraction(2)], max_memory=budget)
     row = rows.iloc[0]
     assert row["error"] == ""
-    assert row["tile"] == 128 and row["tile_reason"].startswith("--max-memory (MemoryBudgetExceeded")
+    # halved at least once from the whole 256-pixel LR; how far depends on the RSS the run holds besides the forward
+    assert row["tile"] in (128, 64, 32, 16) and row["tile_reason"].startswith("--max-memory (MemoryBudgetExceeded")
     assert row["peak_memory"] <= budget
     whole = _run(folder, tmp_path / "whole", scales=[Fraction(2)])
     assert whole.iloc[0]["tile_reason"] == "" and whole.iloc[0]["peak_memory"] > row["peak_memory"]

@@ -31,14 +31,7 @@ from sr_bench.train.patches import hr_side, load_images, random_batch
 from sr_bench.train.scales import parse_train_scales
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # On two cores shared with other jobs, two OpenMP threads spin against each other and a step runs 10-50x slower
-    # than on one thread.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: training steps on one thread
 
 
 @pytest.fixture(scope="module")

@@ -42,12 +42,7 @@ ARGS = ["edsr-baseline", "--scale", "2", "--batch", str(2 * B), "--patch", "8", 
         "--momentum", "0.9", "--seed", "5", "--log-every", "1", "--device", "cpu", "--no-progress"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: training steps on one thread
 
 
 @pytest.fixture(scope="module")

@@ -25,12 +25,7 @@ from sr_bench.train.patches import load_images, step_batch
 KW = dict(scales="2", batch=2, patch=10, lr=5e-4, seed=3, save_every=0, log_every=1, device="cpu", progress=False)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: training steps on one thread
 
 
 @pytest.fixture(scope="module")

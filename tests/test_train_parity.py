@@ -18,12 +18,7 @@ RGB_CASES = [("edsr-baseline", "2", F(2)), ("dbdn", "3", F(3)), ("metasr", "1.7"
 Y_CASES = [("lapsrn", "2", F(2)), ("mslapsrn", "4", F(4)), ("srcnn", "2.5", F(5, 2)), ("vdsr", "1.5", F(3, 2))]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def _lr(h=9, w=10):

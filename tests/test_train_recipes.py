@@ -30,12 +30,7 @@ from sr_bench.train.recipe import DEFAULTS, resolve_recipe
 LEARNED = sorted(n for n in {c["name"] for c in model_cards().values()} if card_for(n).get("learned", True))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: training steps on one thread
 
 
 def _block(name: str) -> dict:

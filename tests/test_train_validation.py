@@ -21,12 +21,7 @@ from sr_bench.run.runner import run
 from sr_bench.train import train
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: training steps on one thread
 
 
 def _folder(base: Path, name: str, crops) -> Path:
