@@ -188,6 +188,17 @@ def run(models, datasets, scales, protocol, metrics, data_root, out, results_dir
         ctx.exit(1)
 
 
+def _write_or_echo(text: str, out_path) -> None:
+    """``text`` into the file ``--out`` names (atomically; its path echoed), else on stdout."""
+    if out_path:
+        from sr_bench.store.atomic import atomic_write_text
+
+        atomic_write_text(Path(out_path), text if text.endswith("\n") else text + "\n")
+        click.echo(str(out_path))
+    else:
+        click.echo(text, nl=not text.endswith("\n"))
+
+
 # request options `srbench run --resume` does not use (the run's run.json holds them)
 RESUME_IGNORES = ("models", "datasets", "scales", "protocol", "metrics", "data_root", "out", "results_dir",
                   "lpips_weights", "plugins", "model_opts", "allow_untrained", "save_images", "precision",
@@ -471,13 +482,7 @@ def table(run_ref, layout, fmt, metrics, cells, reported, rank_reported, ci, cos
                 raise UserError("--cells belongs to --layout paper (the scales layout has one metric per table)")
             tables = scales_layout(rows, manifest, max_columns=max_columns or 10, **common)
         text = render(tables, fmt)
-    if out_path:
-        from sr_bench.store.atomic import atomic_write_text
-
-        atomic_write_text(Path(out_path), text if text.endswith("\n") else text + "\n")
-        click.echo(str(out_path))
-    else:
-        click.echo(text, nl=not text.endswith("\n"))
+    _write_or_echo(text, out_path)
     click.echo(f"{run_dir.name}: {provenance_line(rows)}", err=True)
 
 
@@ -531,13 +536,7 @@ def profile(models, scales, size, device, precision, repeat, tile, tile_overlap,
                                    model_opts=_parse_opts(model_opts), plugins=plugins, tile=tile,
                                    tile_overlap=tile_overlap, progress=shown)
     text = profiles_table(result, fmt)
-    if out_path:
-        from sr_bench.store.atomic import atomic_write_text
-
-        atomic_write_text(Path(out_path), text if text.endswith("\n") else text + "\n")
-        click.echo(str(out_path))
-    else:
-        click.echo(text, nl=not text.endswith("\n"))
+    _write_or_echo(text, out_path)
     tiled = f", tiles {tile}" if tile else ""
     click.echo(f"device {label}, {_torch.get_num_threads()} threads, torch {_torch.__version__}{tiled}; "
                f"input: seeded random LR {lr_size[0]}x{lr_size[1]}", err=True)

@@ -55,3 +55,18 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture()
+def clean_registry():
+    """In-process tests register models; put the registry back as it was afterwards."""
+    from sr_bench.models import registry
+
+    saved, plugins = dict(registry._registered), dict(registry._plugins)
+    yield
+    registry._registered.clear()
+    registry._registered.update(saved)
+    registry._plugins.clear()
+    registry._plugins.update(plugins)
+    registry.release_of.cache_clear()
+    registry._read_plugin_card.cache_clear()

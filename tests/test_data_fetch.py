@@ -59,6 +59,11 @@ class Server:
         self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
 
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)
+
     def add(self, path: str, body: bytes, claimed: int | None = None) -> str:
         self.routes[path] = (body, claimed)
         return self.base + path
@@ -68,9 +73,7 @@ class Server:
 def server():
     s = Server()
     yield s
-    s.httpd.shutdown()
-    s.httpd.server_close()
-    s.thread.join(timeout=5)
+    s.close()
 
 
 def images(seed=3) -> dict[str, np.ndarray]:

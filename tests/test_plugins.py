@@ -71,18 +71,6 @@ def installed(tmp_path_factory):
     return {**os.environ, "PYTHONPATH": str(target)}
 
 
-@pytest.fixture()
-def clean_registry():
-    """In-process tests register models; put the registry back as it was afterwards."""
-    saved, plugins = dict(registry._registered), dict(registry._plugins)
-    yield
-    registry._registered.clear()
-    registry._registered.update(saved)
-    registry._plugins.clear()
-    registry._plugins.update(plugins)
-    registry.release_of.cache_clear()
-    registry._read_plugin_card.cache_clear()
-
 
 def test_entry_point_plugins_from_readme(installed, tmp_path):
     listed = _srbench(["models"], installed, tmp_path)

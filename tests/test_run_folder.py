@@ -253,15 +253,3 @@ def test_what_a_row_records_about_a_scale_is_checked_before_any_image(folder, tm
         run(models=["odd"], plugins=(str(plugin),), datasets=[str(folder)], scales=SCALES, out=out, progress=False)
     assert not out.exists()
 
-
-@pytest.fixture()
-def clean_registry():
-    from sr_bench.models import registry
-
-    saved, plugins = dict(registry._registered), dict(registry._plugins)
-    yield
-    registry._registered.clear()
-    registry._registered.update(saved)
-    registry._plugins.clear()
-    registry._plugins.update(plugins)
-    registry.release_of.cache_clear()

@@ -33,9 +33,7 @@ def clean_env(monkeypatch):
 def server():
     s = Server()
     yield s
-    s.httpd.shutdown()
-    s.httpd.server_close()
-    s.thread.join(timeout=5)
+    s.close()
 
 
 @pytest.fixture(scope="module")
