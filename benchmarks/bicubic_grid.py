@@ -22,6 +22,8 @@ import warnings
 from fractions import Fraction
 from pathlib import Path
 
+import sr_bench  # noqa: F401  (before torch: it sets torch's OpenMP spin count, as `srbench` does)
+
 import numpy as np
 import torch
 

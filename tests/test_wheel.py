@@ -76,6 +76,19 @@ def test_wheel_carries_every_card_and_no_data(installed):
         packaged = sorted(Path(n).name for n in names if n.startswith(f"sr_bench/_builtin_cards/{folder}/"))
         assert packaged == sorted(p.name for p in (REPO / folder).glob("*.toml")), folder
     assert not [n for n in names if n.lower().endswith((".png", ".bmp", ".jpg"))]
+    # the C kernels' source, compiled on the user's machine (sr_bench.native); no prebuilt library
+    kernels = sorted(Path(n).name for n in names if n.startswith("sr_bench/native/") and not n.endswith(".py"))
+    assert kernels == sorted(p.name for p in (REPO / "sr_bench" / "native").glob("*.c")) and kernels, kernels
+
+
+def test_installed_package_builds_its_kernels(installed, tmp_path):
+    venv, site, _, env, work = installed
+    code = ("from sr_bench import native; import sys; lib = native.library('ssim_map'); "
+            "print(native.__file__); sys.exit(0 if lib is not None else native.unavailable('ssim_map'))")
+    built = _run([str(venv / "bin" / "python"), "-c", code], work, {**env, "SRBENCH_CACHE": str(tmp_path)})
+    assert built.returncode == 0, built.stderr
+    assert Path(built.stdout.strip()).is_relative_to(site)
+    assert len(list((tmp_path / "native").glob("ssim_map-*.so"))) == 1
 
 
 def test_installed_cli_from_an_empty_directory(installed):

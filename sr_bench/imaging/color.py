@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 
 from sr_bench.imaging.quantize import round_half_away
+from sr_bench.native import pixels
 
 # MATLAB rgb2ycbcr: origT row for Y (for [0,1] input); for uint8 input MATLAB scales T by 1/255 and keeps offset 16.
 _Y_T = (65.481, 128.553, 24.966)
@@ -24,8 +25,11 @@ def rgb2y_matlab_uint8(rgb: torch.Tensor) -> torch.Tensor:
     ``rgb`` holds integer values 0..255 (any float dtype).
     """
     _check_rgb(rgb)
-    r, g, b = rgb.unbind(-3)
     t = [c / 255.0 for c in _Y_T]
+    fused = pixels.luma_u8(rgb, tuple(t))  # the steps below in one pass, the same bits (sr_bench.native)
+    if fused is not None:
+        return fused
+    r, g, b = rgb.unbind(-3)
     # imlincomb's order: T1*R + T2*G + T3*B + offset. 194 of the 2^24 colours sit exactly on a .5 tie, so the
     # evaluation order is part of the definition; in-place ops keep it while saving image-sized temporaries.
     y = r * t[0]
@@ -36,9 +40,19 @@ def rgb2y_matlab_uint8(rgb: torch.Tensor) -> torch.Tensor:
     return y.floor_().clamp_(0, 255).unsqueeze(-3)  # Y >= 16 > 0: half away from zero is floor(y + .5)
 
 
+def quantized_with_lumas(sr01: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """(``unit_to_uint8_values(sr01)``, ``rgb2y_linear`` of it, ``rgb2y_matlab_uint8`` of it) computed in one pass
+    over ``sr01`` (3, H, W) by the C kernels (``sr_bench.native``): the same bits in the same layouts as the three
+    calls. None without the kernels."""
+    return pixels.unit_round_u8_with_lumas(sr01, _Y_DIFF_256, tuple(c / 255.0 for c in _Y_T))
+
+
 def rgb2y_linear(rgb: torch.Tensor, coefficients: tuple[float, float, float] = _Y_DIFF_256) -> torch.Tensor:
     """``c . rgb`` without offset or rounding; the Meta-SR/EDSR luma of a difference image."""
     _check_rgb(rgb)
+    fused = pixels.luma_linear(rgb, tuple(coefficients))
+    if fused is not None:
+        return fused
     r, g, b = rgb.unbind(-3)
     y = r * coefficients[0]
     y.add_(g, alpha=coefficients[1]).add_(b, alpha=coefficients[2])

@@ -7,6 +7,7 @@ C is 1 (gray) or 3 (RGB).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -94,7 +95,7 @@ class Protocol:
     def rules(self) -> dict:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
-    @property
+    @functools.cached_property  # rules are frozen; every row of a run carries it
     def fingerprint(self) -> str:
         blob = json.dumps(self.rules(), sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]

@@ -8,7 +8,7 @@ from fractions import Fraction
 
 import torch
 
-from sr_bench.imaging.color import gray2rgb, rgb2y_linear, rgb2y_matlab_uint8
+from sr_bench.imaging.color import gray2rgb, quantized_with_lumas, rgb2y_linear, rgb2y_matlab_uint8
 from sr_bench.imaging.quantize import to_uint8_values, unit_to_uint8_values
 from sr_bench.imaging.resize import imresize
 from sr_bench.protocols.base import Case, HRSource, Protocol, Views, as_source, require_size, shave
@@ -46,19 +46,32 @@ class MetaSRProtocol(Protocol):
         require_size(sr_size[0], sr_size[1], 2 * k + 1, 2 * k + 1, "SR", s)
         if sr_size[0] > h or sr_size[1] > w:
             raise ValueError(f"SR size {sr_size} exceeds HR {h}x{w}")  # cannot happen with exact sizes
-        lr = to_uint8_values(imresize(hr[:, :hc, :wc], scale=1 / s))
+        # the resize reads the HR with its rows first (H, C, W in memory), made once per image: its first pass
+        # (along H) then multiplies those rows in place instead of gathering them from interleaved pixels. The
+        # values are the same; case.hr keeps the decoded layout (a network such as LPIPS sees it unchanged).
+        rows = src.derived("rows_first", lambda: hr.permute(1, 0, 2).contiguous().permute(1, 0, 2))
+        lr = to_uint8_values(imresize(rows[:, :hc, :wc], scale=1 / s), in_place=True)
         return Case(hr=hr[:, : sr_size[0], : sr_size[1]], lr=lr, sr_size=sr_size, shave=k, gray=gray, full=hr, source=src)
 
     def quantize(self, sr01: torch.Tensor) -> torch.Tensor:
-        return unit_to_uint8_values(sr01)
+        fused = quantized_with_lumas(sr01)
+        if fused is None:
+            return unit_to_uint8_values(sr01)
+        sr, y_lin, y_u8 = fused
+        # both lumas came out of the same pass (one read of the image instead of three); views() takes them from
+        # here. Nothing writes to a quantised SR afterwards, so they stay its lumas.
+        sr._srbench_lumas = (y_lin, y_u8)
+        return sr
 
     def views(self, sr: torch.Tensor, case: Case) -> Views:
         n = case.shave
+        lumas = getattr(sr, "_srbench_lumas", None)
         # Meta-SR converts the RGB difference; the luma of each image keeps the difference intact and unrounded.
         return Views(
-            y=lambda: (shave(rgb2y_linear(sr), n)[None], shave(case.hr_derived("y_lin", rgb2y_linear), n)[None]),
+            y=lambda: (shave(lumas[0] if lumas else rgb2y_linear(sr), n)[None],
+                       shave(case.hr_derived("y_lin", rgb2y_linear), n)[None]),
             y_ssim=lambda: (
-                shave(rgb2y_matlab_uint8(sr), n)[None],
+                shave(lumas[1] if lumas else rgb2y_matlab_uint8(sr), n)[None],
                 shave(case.hr_derived("y_u8", rgb2y_matlab_uint8), n)[None],
             ),
             rgb=lambda: (sr[None] / 255.0, case.hr[None] / 255.0),

@@ -1,0 +1,110 @@
+"""One-pass versions of the per-pixel conversions in ``sr_bench.imaging`` (``native/pixels.c``).
+
+Each function returns what its torch formulation returns, the same bits laid out the same way (the layout decides
+the order of every later sum), or None when it does not apply (no kernel, not a CPU float64 tensor, autograd
+watching, a layout it does not read); the caller then runs the torch formulation.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import torch
+
+from sr_bench import native
+from sr_bench.threads import configured, is_dense
+
+MIN_PART = 1 << 16  # values below which a second thread costs more than it saves
+_P, _L = ctypes.c_void_p, ctypes.c_long
+
+
+def _library():
+    lib = native.library("pixels")
+    if lib is not None and lib.srb_planes.argtypes is None:
+        for fn in (lib.srb_round_u8, lib.srb_unit_round_u8):
+            fn.argtypes, fn.restype = [_P, _P, _L, _L], None
+        d = ctypes.POINTER(ctypes.c_double)
+        lib.srb_planes.argtypes = [_P, _L, _L, _L, _L, ctypes.c_int, _P, _L, _L, _L, _P, _L, _L, d, _P, _L, _L, d,
+                                   _L, _L]
+        lib.srb_planes.restype = None
+    return lib
+
+
+def _applies(x: torch.Tensor) -> bool:
+    return (x.device.type == "cpu" and x.dtype == torch.float64 and x.numel() > 0
+            and not (x.requires_grad and torch.is_grad_enabled()))
+
+
+def round_u8(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor | None:
+    """``torch.floor(x + 0.5).clamp_(0, 255)``, into ``out`` when given (``x`` itself, or laid out as ``x``)."""
+    return _per_value(x, "srb_round_u8", out)
+
+
+def unit_round_u8(x: torch.Tensor) -> torch.Tensor | None:
+    """``(x * 255.0).add_(0.5).floor_().clamp_(0, 255)``."""
+    return _per_value(x, "srb_unit_round_u8")
+
+
+def _per_value(x: torch.Tensor, name: str, out: torch.Tensor | None = None) -> torch.Tensor | None:
+    lib = _library() if _applies(x) and is_dense(x) else None
+    if lib is None or (out is not None and (out.shape != x.shape or out.stride() != x.stride()
+                                            or out.dtype != x.dtype or out.device != x.device)):
+        return None
+    if out is None:
+        out = torch.empty_like(x)  # a dense input's strides: the layout torch's element-wise result has
+    fn, src, dst = getattr(lib, name), x.data_ptr(), out.data_ptr()
+    native.split(x.numel(), MIN_PART, lambda i0, i1: fn(src, dst, i0, i1), configured())
+    return out
+
+
+def luma_u8(rgb: torch.Tensor, t: tuple[float, float, float]) -> torch.Tensor | None:
+    """``color.rgb2y_matlab_uint8`` with the coefficients ``t`` (already divided by 255)."""
+    planes = _planes(rgb, unit=False, lin=None, u8=t)
+    return None if planes is None else planes[2]
+
+
+def luma_linear(rgb: torch.Tensor, c: tuple[float, float, float]) -> torch.Tensor | None:
+    """``color.rgb2y_linear`` with the coefficients ``c``."""
+    planes = _planes(rgb, unit=False, lin=c, u8=None)
+    return None if planes is None else planes[1]
+
+
+def unit_round_u8_with_lumas(x: torch.Tensor, c: tuple[float, float, float], t: tuple[float, float, float]):
+    """(``unit_round_u8(x)``, ``luma_linear`` of it, ``luma_u8`` of it) from one read of ``x`` (3, H, W); None
+    when it does not apply."""
+    if not is_dense(x):
+        return None
+    return _planes(x, unit=True, lin=c, u8=t)
+
+
+def _planes(rgb: torch.Tensor, unit: bool, lin, u8):
+    if not _applies(rgb) or rgb.dim() < 3 or rgb.shape[-3] != 3 or any(n != 1 for n in rgb.shape[:-3]):
+        return None
+    lib = _library()
+    if lib is None:
+        return None
+    r = rgb.select(-3, 0)
+    h, w = r.shape[-2:]
+    # each output laid out as torch lays out the op it replaces: an element-wise result takes its input's order
+    q = torch.empty_like(rgb) if unit else None
+    ylin = torch.empty_like(r) if lin is not None else None
+    yu8 = torch.empty_like(r) if u8 else None
+    dims = [(h, rgb.stride(-2), *_hw(q, -2), *_hw(ylin, -2), *_hw(yu8, -2)),
+            (w, rgb.stride(-1), *_hw(q, -1), *_hw(ylin, -1), *_hw(yu8, -1))]
+    if h > 1 and w > 1 and dims[0][1] < dims[1][1]:  # visit the source's smaller stride innermost
+        dims.reverse()
+    (n_out, sh, qh, lh, uh), (n_in, sw, qw, lw, uw) = dims
+    args = (rgb.data_ptr(), rgb.stride(-3), sh, sw, n_in, int(unit),
+            _ptr(q), q.stride(-3) if unit else 0, qh, qw,
+            _ptr(ylin), lh, lw, (ctypes.c_double * 3)(*(lin or (0.0, 0.0, 0.0))),
+            _ptr(yu8), uh, uw, (ctypes.c_double * 3)(*(u8 or (0.0, 0.0, 0.0))))
+    native.split(n_out, max(1, MIN_PART // max(1, n_in)), lambda r0, r1: lib.srb_planes(*args, r0, r1), configured())
+    return (q, None if ylin is None else ylin.unsqueeze(-3), None if yu8 is None else yu8.unsqueeze(-3))
+
+
+def _hw(t: torch.Tensor | None, dim: int) -> tuple[int]:
+    return (t.stride(dim) if t is not None else 0,)
+
+
+def _ptr(t: torch.Tensor | None) -> int | None:
+    return t.data_ptr() if t is not None else None
