@@ -19,7 +19,7 @@ from sr_bench import native
 from sr_bench.imaging.color import quantized_with_lumas, rgb2y_linear, rgb2y_matlab_uint8
 from sr_bench.imaging.quantize import to_uint8_values, unit_to_uint8_values
 from sr_bench.imaging.resize import imresize
-from sr_bench.native import mkl, pixels
+from sr_bench.native import layout, mkl, pixels
 from sr_bench.metrics import ssim as ssim_module
 from sr_bench.metrics.ssim import ssim
 
@@ -247,6 +247,24 @@ def test_direct_mkl_call_on_real_images(fresh, monkeypatch):
             assert _same(lr, ref_lr) and _same(sr, ref_sr), (item.name, s)
             compared += 1
     assert compared == 20
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_tiled_copy_equals_contiguous(fresh, threads, n):
+    """The tiled copy the resize makes of a transposed operand: the values and layout of ``x.contiguous()``."""
+    torch.set_num_threads(n)
+    gen = torch.Generator().manual_seed(40 + n)
+    copied = 0
+    for shape in [(3, 451, 1020), (1, 700, 300), (2, 33, 65537 // 33 + 1), (5, 17, 999)]:
+        base = torch.rand(shape, generator=gen, dtype=torch.float64)
+        views = [base.permute(2, 1, 0), base.permute(1, 2, 0), base.permute(2, 0, 1), base.transpose(1, 2),
+                 base.permute(2, 1, 0)[3:-2, :, 1:], base.permute(2, 1, 0)[None], base[0].t(), base]
+        for v in views:
+            tiled = layout.contiguous(v)
+            if tiled is not None:
+                assert tiled.is_contiguous() and tiled.shape == v.shape and torch.equal(tiled, v), v.stride()
+                copied += 1
+    assert copied >= 16  # every transposed view of the larger shapes went through the kernel
 
 
 def test_direct_mkl_call_can_be_switched_off(fresh, monkeypatch):

@@ -46,11 +46,11 @@ class MetaSRProtocol(Protocol):
         require_size(sr_size[0], sr_size[1], 2 * k + 1, 2 * k + 1, "SR", s)
         if sr_size[0] > h or sr_size[1] > w:
             raise ValueError(f"SR size {sr_size} exceeds HR {h}x{w}")  # cannot happen with exact sizes
-        # the resize reads the HR with its rows first (H, C, W in memory), made once per image: its first pass
-        # (along H) then multiplies those rows in place instead of gathering them from interleaved pixels. The
-        # values are the same; case.hr keeps the decoded layout (a network such as LPIPS sees it unchanged).
-        rows = src.derived("rows_first", lambda: hr.permute(1, 0, 2).contiguous().permute(1, 0, 2))
-        lr = to_uint8_values(imresize(rows[:, :hc, :wc], scale=1 / s), in_place=True)
+        # the resize reads the HR with its rows first (H, C, W in memory; one copy per image and crop width): its
+        # first pass (along H) then multiplies those rows where they are instead of gathering them from interleaved
+        # pixels. The values are the same; case.hr keeps the decoded layout (LPIPS's network sees it unchanged).
+        rows = src.derived(f"rows_first_{wc}", lambda: hr[:, :, :wc].permute(1, 0, 2).contiguous().permute(1, 0, 2))
+        lr = to_uint8_values(imresize(rows[:, :hc], scale=1 / s), in_place=True)
         return Case(hr=hr[:, : sr_size[0], : sr_size[1]], lr=lr, sr_size=sr_size, shave=k, gray=gray, full=hr, source=src)
 
     def quantize(self, sr01: torch.Tensor) -> torch.Tensor:
