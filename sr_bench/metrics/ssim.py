@@ -118,15 +118,9 @@ def _row_stride(plane: torch.Tensor) -> int:
 
 def _kernel():
     """``srb_ssim_rows`` of the compiled kernel, or None (no compiler, or SRBENCH_NATIVE=0)."""
-    lib = native.library("ssim_map")
-    if lib is None:
-        return None
-    fn = lib.srb_ssim_rows
-    if fn.argtypes is None:
-        p, n, d = ctypes.c_void_p, ctypes.c_long, ctypes.c_double
-        fn.argtypes = [p, n, p, n, n, n, n, n, ctypes.POINTER(ctypes.c_double), d, d, p, p]
-        fn.restype = ctypes.c_int
-    return fn
+    p, n, d = ctypes.c_void_p, ctypes.c_long, ctypes.c_double
+    return native.function("ssim_map", "srb_ssim_rows", [p, n, p, n, n, n, n, n, ctypes.POINTER(d), d, d, p, p],
+                           ctypes.c_int)
 
 
 class SSIM(Metric):

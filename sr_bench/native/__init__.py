@@ -48,6 +48,18 @@ def library(name: str) -> ctypes.CDLL | None:
         return _loaded[name]
 
 
+def function(name: str, symbol: str, argtypes: list, restype=None):
+    """``symbol`` of the compiled ``<name>.c`` with its C signature declared, or None when the library is
+    unavailable here (``unavailable(name)`` says why)."""
+    lib = library(name)
+    if lib is None:
+        return None
+    fn = getattr(lib, symbol)
+    if fn.argtypes is None:
+        fn.argtypes, fn.restype = argtypes, restype
+    return fn
+
+
 def forget() -> None:
     """Drop what this process loaded or failed to load, so that the next ``library`` call looks again (tests)."""
     with _lock:

@@ -16,14 +16,8 @@ _LINE = 8  # float64 values per 64-byte cache line
 
 
 def _kernel():
-    lib = native.library("layout")
-    if lib is None:
-        return None
-    fn = lib.srb_copy_tiled
-    if fn.argtypes is None:
-        p, n = ctypes.c_void_p, ctypes.c_long
-        fn.argtypes, fn.restype = [p, n, n, n, n, p, n, n, n, n, n, n], None
-    return fn
+    p, n = ctypes.c_void_p, ctypes.c_long
+    return native.function("layout", "srb_copy_tiled", [p, n, n, n, n, p, n, n, n, n, n, n])
 
 
 def contiguous(x: torch.Tensor) -> torch.Tensor | None:

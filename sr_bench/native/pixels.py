@@ -18,16 +18,11 @@ MIN_PART = 1 << 16  # values below which a second thread costs more than it save
 _P, _L = ctypes.c_void_p, ctypes.c_long
 
 
-def _library():
-    lib = native.library("pixels")
-    if lib is not None and lib.srb_planes.argtypes is None:
-        for fn in (lib.srb_round_u8, lib.srb_unit_round_u8):
-            fn.argtypes, fn.restype = [_P, _P, _L, _L], None
-        d = ctypes.POINTER(ctypes.c_double)
-        lib.srb_planes.argtypes = [_P, _L, _L, _L, _L, ctypes.c_int, _P, _L, _L, _L, _P, _L, _L, d, _P, _L, _L, d,
-                                   _L, _L]
-        lib.srb_planes.restype = None
-    return lib
+def _kernel(symbol: str):
+    d = ctypes.POINTER(ctypes.c_double)
+    argtypes = {"srb_round_u8": [_P, _P, _L, _L], "srb_unit_round_u8": [_P, _P, _L, _L],
+                "srb_planes": [_P, _L, _L, _L, _L, ctypes.c_int, _P, _L, _L, _L, _P, _L, _L, d, _P, _L, _L, d, _L, _L]}
+    return native.function("pixels", symbol, argtypes[symbol])
 
 
 def _applies(x: torch.Tensor) -> bool:
@@ -46,13 +41,13 @@ def unit_round_u8(x: torch.Tensor) -> torch.Tensor | None:
 
 
 def _per_value(x: torch.Tensor, name: str, out: torch.Tensor | None = None) -> torch.Tensor | None:
-    lib = _library() if _applies(x) and is_dense(x) else None
-    if lib is None or (out is not None and (out.shape != x.shape or out.stride() != x.stride()
-                                            or out.dtype != x.dtype or out.device != x.device)):
+    fn = _kernel(name) if _applies(x) and is_dense(x) else None
+    if fn is None or (out is not None and (out.shape != x.shape or out.stride() != x.stride()
+                                           or out.dtype != x.dtype or out.device != x.device)):
         return None
     if out is None:
         out = torch.empty_like(x)  # a dense input's strides: the layout torch's element-wise result has
-    fn, src, dst = getattr(lib, name), x.data_ptr(), out.data_ptr()
+    src, dst = x.data_ptr(), out.data_ptr()
     native.split(x.numel(), MIN_PART, lambda i0, i1: fn(src, dst, i0, i1), configured())
     return out
 
@@ -80,8 +75,8 @@ def unit_round_u8_with_lumas(x: torch.Tensor, c: tuple[float, float, float], t: 
 def _planes(rgb: torch.Tensor, unit: bool, lin, u8):
     if not _applies(rgb) or rgb.dim() < 3 or rgb.shape[-3] != 3 or any(n != 1 for n in rgb.shape[:-3]):
         return None
-    lib = _library()
-    if lib is None:
+    fn = _kernel("srb_planes")
+    if fn is None:
         return None
     r = rgb.select(-3, 0)
     h, w = r.shape[-2:]
@@ -98,7 +93,7 @@ def _planes(rgb: torch.Tensor, unit: bool, lin, u8):
             _ptr(q), q.stride(-3) if unit else 0, qh, qw,
             _ptr(ylin), lh, lw, (ctypes.c_double * 3)(*(lin or (0.0, 0.0, 0.0))),
             _ptr(yu8), uh, uw, (ctypes.c_double * 3)(*(u8 or (0.0, 0.0, 0.0))))
-    native.split(n_out, max(1, MIN_PART // max(1, n_in)), lambda r0, r1: lib.srb_planes(*args, r0, r1), configured())
+    native.split(n_out, max(1, MIN_PART // max(1, n_in)), lambda r0, r1: fn(*args, r0, r1), configured())
     return (q, None if ylin is None else ylin.unsqueeze(-3), None if yu8 is None else yu8.unsqueeze(-3))
 
 
