@@ -18,11 +18,16 @@ MIN_PART = 1 << 16  # values below which a second thread costs more than it save
 _P, _L = ctypes.c_void_p, ctypes.c_long
 
 
+_D = ctypes.POINTER(ctypes.c_double)
+_SIGNATURES = {
+    "srb_round_u8": [_P, _P, _L, _L],
+    "srb_unit_round_u8": [_P, _P, _L, _L],
+    "srb_planes": [_P, _L, _L, _L, _L, ctypes.c_int, _P, _L, _L, _L, _P, _L, _L, _D, _P, _L, _L, _D, _L, _L],
+}
+
+
 def _kernel(symbol: str):
-    d = ctypes.POINTER(ctypes.c_double)
-    argtypes = {"srb_round_u8": [_P, _P, _L, _L], "srb_unit_round_u8": [_P, _P, _L, _L],
-                "srb_planes": [_P, _L, _L, _L, _L, ctypes.c_int, _P, _L, _L, _L, _P, _L, _L, d, _P, _L, _L, d, _L, _L]}
-    return native.function("pixels", symbol, argtypes[symbol])
+    return native.function("pixels", symbol, _SIGNATURES[symbol])
 
 
 def _applies(x: torch.Tensor) -> bool:
