@@ -18,7 +18,7 @@ $(VENV)/.installed: setup.cfg setup.py pyproject.toml constraints.txt
 	$(VENV)/bin/pip install -c constraints.txt --no-build-isolation basicsr-fixed
 	touch $@
 
-.PHONY: setup run test calibration bench
+.PHONY: setup run test test-portable calibration bench
 setup: $(VENV)/.installed
 
 run: $(VENV)/.installed
@@ -27,6 +27,14 @@ run: $(VENV)/.installed
 # the default run leaves out the slow real-data reproductions; CI runs both targets (.ci/run)
 test: $(VENV)/.installed
 	SRBENCH_DATA=$${SRBENCH_DATA:-$(abspath $(SHARED))/datasets} $(VENV)/bin/pytest -m "not calibration"
+
+# the metric, imaging, native and calibration tests as a machine without a C compiler runs them, from an empty
+# cache: every kernel falls back to torch's path (its own tests skip, saying why) and the numbers must not move
+PORTABLE_TESTS = tests/test_native.py tests/test_metrics.py tests/test_imaging.py tests/test_threads.py \
+	tests/test_calibration.py
+test-portable: $(VENV)/.installed
+	cache=$$(mktemp -d) && trap 'rm -rf "$$cache"' EXIT && CC=false SRBENCH_NATIVE=1 SRBENCH_CACHE=$$cache \
+		SRBENCH_DATA=$${SRBENCH_DATA:-$(abspath $(SHARED))/datasets} $(VENV)/bin/pytest $(PORTABLE_TESTS)
 
 calibration: $(VENV)/.installed
 	SRBENCH_DATA=$${SRBENCH_DATA:-$(abspath $(SHARED))/datasets} $(VENV)/bin/pytest -m calibration

@@ -22,7 +22,9 @@ import warnings
 from fractions import Fraction
 from pathlib import Path
 
-import sr_bench  # noqa: F401  (before torch: it sets torch's OpenMP spin count, as `srbench` does)
+from sr_bench.openmp import SPIN
+
+os.environ.setdefault("GOMP_SPINCOUNT", SPIN)  # before torch loads libgomp, as `srbench` does (sr_bench.openmp)
 
 import numpy as np
 import torch

@@ -57,7 +57,7 @@ def diagnose(rows: dict, data_root: str, device: str = "cuda") -> None:
     from sr_bench.data import resolve_dataset
     from sr_bench.models import create_model
     from sr_bench.protocols import HRSource, get_protocol
-    from sr_bench.run.runner import model_input, super_resolve_case
+    from sr_bench.run.evaluation import model_input, super_resolve_case
 
     protocol, model = get_protocol("matlab"), create_model("bicubic")
     items = {i.name: i for i in resolve_dataset("set5", data_root=data_root).items}

@@ -4,16 +4,7 @@ The names plugins need are importable from here (``from sr_bench import Upscaler
 read_weights, register_model``); they load on first use so that ``import sr_bench`` stays cheap.
 """
 
-import os
-
 __version__ = "0.1.0"
-
-# Before anything loads torch (and with it libgomp, which reads this once): after each parallel region torch's
-# OpenMP threads otherwise spin on their cores for ~300,000 iterations, and on a machine with few cores they take
-# them from the threads that run the C kernels (sr_bench.native) between torch ops. 1,000 is libgomp's own value for
-# threads that outnumber the cores. Measured on 2 cores (Urban100 x 6 scales, bicubic, PSNR + SSIM): 16.1 s -> 12.0 s,
-# the same rows (README, Development). A value set by the user wins; torch imported before sr_bench keeps its default.
-os.environ.setdefault("GOMP_SPINCOUNT", "1000")
 
 _LAZY = {
     "Upscaler": "sr_bench.models.interface",
@@ -24,6 +15,9 @@ _LAZY = {
     "load_weights": "sr_bench.models.weights",
     "WeightsFile": "sr_bench.models.weights",
     "UserError": "sr_bench.errors",
+    "Metric": "sr_bench.metrics.base",  # metric plugins
+    "MetricInfo": "sr_bench.metrics.base",
+    "MetricUnavailable": "sr_bench.metrics.base",
     "register_model": "sr_bench.models.registry",
     "create_model": "sr_bench.models.registry",
     "list_models": "sr_bench.models.registry",

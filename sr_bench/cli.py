@@ -10,6 +10,7 @@ import click
 from sr_bench.cli_group import UserErrorGroup
 from sr_bench.data.roots import OPTION_HELP as DATA_ROOT_HELP
 from sr_bench.errors import UserError
+from sr_bench.openmp import limit_spin
 
 STANDARD_DATASETS = ("set5", "set14", "b100", "urban100")
 
@@ -73,10 +74,11 @@ def _default_datasets(data_root: str | None) -> list[str]:
 @click.option("--results-dir", type=click.Path(file_okay=False), default="results", show_default=True)
 @click.option("--resume", type=click.Path(file_okay=False), default=None,
               help="Finish an interrupted run folder with the request stored in its run.json; measured rows are "
-                   "kept. Only --device/--workers/--executor/--ray-address/--gpus-per-worker/--prefetch apply; "
-                   "other options given are ignored (with a note saying which).")
+                   "kept. Only --data-root (where the datasets are now; their hashes must match) and the execution "
+                   "options (--device/--workers/--executor/--ray-address/--gpus-per-worker/--prefetch/--max-memory/"
+                   "--drift-images) apply; other options given are ignored (with a note saying which).")
 @click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True,
-              help="Local processes to spread images over (each uses cores/N threads).")
+              help="Processes to spread images over, each with one intra-op thread (1: this process, all cores).")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="local: this machine (--workers processes); ray: --workers actors on a Ray cluster.")
 @click.option("--ray-address", default=None, metavar="ADDR",
@@ -99,8 +101,9 @@ def _default_datasets(data_root: str | None) -> list[str]:
 @click.option("--plugin", "plugins", multiple=True, type=click.Path(dir_okay=False),
               help="Python file that registers models with @register_model (repeatable).")
 @click.option("--model-opt", "model_opts", multiple=True, metavar="K=V",
-              help="Option for the models that take it (repeatable), e.g. basicsr arch options: num_block=23. "
-                   "Values: true/false, none, ints, floats, comma lists (2,3,4), 'quoted' strings, else strings.")
+              help="Option for the models that take it (repeatable), e.g. basicsr arch options: num_block=23; "
+                   "NAME.KEY=VALUE gives it to model NAME only. Values: true/false, none, ints, floats, lists "
+                   "(2,3,4 or [2,3,4]), 'quoted' strings, else strings.")
 @click.option("--allow-untrained", is_flag=True, help="Run learned models with random weights (rows marked untrained).")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "csv"]), default="markdown", show_default=True,
               help="Format of the summary printed at the end.")
@@ -136,40 +139,20 @@ def run(models, datasets, scales, protocol, metrics, data_root, out, results_dir
     nothing could be measured; 2 for a bad request; 130/143 when Ctrl-C/SIGTERM stopped it (finished rows are
     saved and the resume command is printed).
     """
-    from sr_bench.report.tables import present_metrics, provenance_line, summarize, to_csv, to_markdown
-    from sr_bench.run.grid import split_list
-    from sr_bench.run.outcome import exit_status, failure_summary
     from sr_bench.run.processes import sigterm_as_interrupt
-    from sr_bench.run.runner import RunInterrupted, resume_run
-    from sr_bench.run.runner import run as run_grid
-    from sr_bench.scales import parse_scales
 
     ctx = click.get_current_context()
-    with sigterm_as_interrupt() as signals:
+    with sigterm_as_interrupt() as signals:  # first: SIGTERM while torch and the models load exits 143 too
         try:
-            if resume:
-                ignored = _given(ctx, RESUME_IGNORES)
-                if ignored:
-                    click.echo(f"note: --resume runs the request stored in {Path(resume) / 'run.json'}; ignoring "
-                               f"{', '.join(ignored)}", err=True)
-                result = resume_run(Path(resume), device=device, progress=not no_progress, workers=workers,
-                                    executor=executor, ray_address=ray_address, prefetch=prefetch,
-                                    gpus_per_worker=gpus_per_worker, max_memory=max_memory)
-            else:
-                scale_list = parse_scales(scales)
-                ds = split_list(datasets) if datasets else _default_datasets(data_root)
-                result = run_grid(
-                    models=split_list(models), datasets=ds, scales=scale_list, protocol=protocol,
-                    metrics=split_list(metrics) if metrics else None, results_dir=Path(results_dir),
-                    out=Path(out) if out else None, data_root=data_root, device=device, lpips_weights=lpips_weights,
-                    plugins=plugins, allow_untrained=allow_untrained, progress=not no_progress, workers=workers,
-                    model_opts=_parse_opts(model_opts), executor=executor, ray_address=ray_address,
-                    save_images=save_images, precision=precision, drift_images=drift_images, prefetch=prefetch,
-                    gpus_per_worker=gpus_per_worker, tile=tile, tile_overlap=tile_overlap, max_memory=max_memory,
-                    profile=profile,
-                )
-        except RunInterrupted as e:
-            click.echo(str(e), err=True)
+            from sr_bench.report.tables import present_metrics, provenance_line, summarize, to_csv, to_markdown
+            from sr_bench.run.outcome import exit_status, failure_summary
+            from sr_bench.run.runner import resume_run
+            from sr_bench.run.runner import run as run_grid
+
+            request, options = _run_request(ctx)
+            result = resume_run(Path(resume), options, data_root=data_root) if resume else run_grid(request, options)
+        except KeyboardInterrupt as e:
+            click.echo(str(e) if str(e) else "interrupted while starting; no evaluation was made", err=True)
             ctx.exit(128 + (signals[-1] if signals else 2))  # 130 (SIGINT) or 143 (SIGTERM), as shells report it
     shown = present_metrics(result.rows)
     summary = summarize(result.rows)
@@ -183,6 +166,10 @@ def run(models, datasets, scales, protocol, metrics, data_root, out, results_dir
             click.echo(f"precision {result.precision['name']}: {model} |PSNR - fp32 PSNR| mean "
                        f"{d['mean_abs_dpsnr']:.4f} dB, max {d['max_abs_dpsnr']:.4f} dB over {d['evaluations']} "
                        f"evaluation(s) of the first {drift['images']} image(s)", err=True)
+    from sr_bench.run.peaks import utilisation_lines
+
+    for line in utilisation_lines(result.rows):  # rows with FLOPs: --profile, also when resumed
+        click.echo(f"profile: {line}", err=True)
     click.echo(f"{provenance_line(result.rows)}; rows: {result.run_dir}", err=True)
     if exit_status(result.rows):
         ctx.exit(1)
@@ -199,10 +186,33 @@ def _write_or_echo(text: str, out_path) -> None:
         click.echo(text, nl=not text.endswith("\n"))
 
 
-# request options `srbench run --resume` does not use (the run's run.json holds them)
-RESUME_IGNORES = ("models", "datasets", "scales", "protocol", "metrics", "data_root", "out", "results_dir",
-                  "lpips_weights", "plugins", "model_opts", "allow_untrained", "save_images", "precision",
-                  "drift_images", "tile", "tile_overlap", "profile")
+def _run_request(ctx: click.Context):
+    """`srbench run`'s request and execution options from its command-line options (the one place they are built);
+    with --resume, the request is the run's (None here) and its options given here are ignored, with a note."""
+    from dataclasses import fields
+
+    from sr_bench.run.grid import split_list
+    from sr_bench.run.request import RunOptions, RunRequest
+    from sr_bench.scales import parse_scales
+
+    p = ctx.params
+    options = RunOptions(device=p["device"], workers=p["workers"], executor=p["executor"],
+                         ray_address=p["ray_address"], gpus_per_worker=p["gpus_per_worker"], prefetch=p["prefetch"],
+                         progress=not p["no_progress"], max_memory=p["max_memory"], drift_images=p["drift_images"],
+                         out=Path(p["out"]) if p["out"] else None, results_dir=Path(p["results_dir"]))
+    if p["resume"]:
+        ignored = _given(ctx, [f.name for f in fields(RunRequest) if f.name != "data_root"] + ["out", "results_dir"])
+        if ignored:
+            click.echo(f"note: --resume runs the request stored in {Path(p['resume']) / 'run.json'}; ignoring "
+                       f"{', '.join(ignored)}", err=True)
+        return None, options
+    datasets = split_list(p["datasets"]) if p["datasets"] else _default_datasets(p["data_root"])
+    return RunRequest(
+        models=split_list(p["models"]), datasets=datasets, scales=parse_scales(p["scales"]), protocol=p["protocol"],
+        metrics=split_list(p["metrics"]) if p["metrics"] else None, data_root=p["data_root"],
+        lpips_weights=p["lpips_weights"], plugins=p["plugins"], allow_untrained=p["allow_untrained"],
+        model_opts=_parse_opts(p["model_opts"]), save_images=p["save_images"], precision=p["precision"],
+        tile=p["tile"], tile_overlap=p["tile_overlap"], profile=p["profile"]), options
 
 
 def _given(ctx: click.Context, names) -> list[str]:
@@ -407,8 +417,11 @@ def _parse_opts(pairs) -> dict:
 @click.option("--reported", default=None, metavar="NAMES",
               help="paper/scales: add rows with the values the model cards copy from the papers, marked † with "
                    "their source, e.g. rcan,dbdn+,mslapsrn:D5R2 (NAME+ = self-ensemble, NAME:VARIANT).")
-@click.option("--rank-reported", is_flag=True,
-              help="Let reported rows take part in best (bold) / second (underlined); default: measured rows only.")
+@click.option("--rank", type=click.Choice(["comparable", "measured"]), default=None,
+              help="paper/scales: rows ranked for best (bold) / second (underlined): comparable (default: measured "
+                   "rows and rows reported under the run's protocol, as papers do) or measured (measured rows only). "
+                   "Never ranked: incomplete means (*) and rows reported under another protocol.")
+@click.option("--rank-reported", is_flag=True, hidden=True, help="Former flag: ranking reported rows is now the default.")
 @click.option("--ci", is_flag=True,
               help="Add the 95% bootstrap half-width (32.35±0.21); paper/scales also mark (‡) a best value not "
                    "significantly better than the second (paired bootstrap over the same images).")
@@ -424,10 +437,11 @@ def _parse_opts(pairs) -> dict:
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
               help="Write the table to this file instead of standard output.")
 @click.option("--results-dir", type=click.Path(file_okay=False), default="results", show_default=True)
-def table(run_ref, layout, fmt, metrics, cells, reported, rank_reported, ci, cost, order, max_columns, paper,
+def table(run_ref, layout, fmt, metrics, cells, reported, rank, rank_reported, ci, cost, order, max_columns, paper,
           out_path, results_dir):
     """Tables of a run (RUN: a run folder, a run id, or 'latest'). Every cell is a mean of the run's per-image rows
-    or, for --reported rows, a value copied from a model card; best is bold, second underlined.
+    or, for --reported rows, a value copied from a model card (stored with the run on first use); best is bold,
+    second underlined; a mean over fewer images than the dataset has is marked * and never ranked.
 
     \b
     Examples:
@@ -436,53 +450,21 @@ def table(run_ref, layout, fmt, metrics, cells, reported, rank_reported, ci, cos
       srbench table latest --layout paper --reported rcan,dbdn,csfm,metasr,asdn --order year --ci
       srbench table latest --layout scales --metrics psnr --reported metasr,asdn --format html
     """
-    from sr_bench.report.tables import present_metrics, provenance_line, render_long, summarize, with_ci
+    from sr_bench.report.table_request import TableRequest, table_text
+    from sr_bench.report.tables import provenance_line
     from sr_bench.run.grid import split_list
     from sr_bench.store import load_rows, read_manifest, resolve_run
 
     run_dir = resolve_run(run_ref, Path(results_dir))
     rows = load_rows(run_dir)
-    manifest = read_manifest(run_dir)
-    chosen = tuple(split_list(metrics)) if metrics else None
-    if layout == "long":
-        for flag, given in (("--reported", reported), ("--rank-reported", rank_reported), ("--cells", cells),
-                            ("--order", order), ("--max-columns", max_columns)):
-            if given:
-                raise UserError(f"{flag} needs --layout paper or scales (the long layout has one row per model, "
-                                f"dataset and scale; use --paper there for the published values)")
-        shown = chosen or present_metrics(rows)
-        summary, sources = summarize(rows), None
-        if paper:
-            from sr_bench.report.paper import with_paper_for_run
-
-            summary, sources = with_paper_for_run(summary, rows, manifest, shown)
-        if ci:
-            summary = with_ci(summary, rows, shown)
-        if cost:
-            from sr_bench.report.paper_table import with_cost
-
-            summary = with_cost(summary, rows, manifest)
-        text = render_long(summary, shown, sources, fmt)
-    else:
-        if paper:
-            raise UserError("--paper belongs to the long layout; with --layout paper/scales add published rows "
-                            "with --reported NAMES")
-        from sr_bench.report.formats import render
-        from sr_bench.report.paper_table import paper_layout, scales_layout
-
-        shown = chosen or tuple(m for m in ("psnr", "ssim") if m in present_metrics(rows))
-        common = dict(metrics=shown, reported=tuple(split_list(reported)), rank_reported=rank_reported, ci=ci,
-                      cost=cost, order=order or "given")
-        if layout == "paper":
-            if max_columns:
-                raise UserError("--max-columns belongs to --layout scales")
-            tables = [paper_layout(rows, manifest, joined=(cells or "joined") == "joined", **common)]
-        else:
-            if cells:
-                raise UserError("--cells belongs to --layout paper (the scales layout has one metric per table)")
-            tables = scales_layout(rows, manifest, max_columns=max_columns or 10, **common)
-        text = render(tables, fmt)
+    request = TableRequest(layout=layout, fmt=fmt, metrics=tuple(split_list(metrics)) if metrics else None,
+                           cells=cells, reported=tuple(split_list(reported)) if reported else (),
+                           rank=rank or ("comparable" if rank_reported else None), ci=ci, cost=cost, order=order,
+                           max_columns=max_columns, paper=paper)
+    text, notes = table_text(run_dir, rows, read_manifest(run_dir), request)
     _write_or_echo(text, out_path)
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
     click.echo(f"{run_dir.name}: {provenance_line(rows)}", err=True)
 
 
@@ -498,7 +480,8 @@ def table(run_ref, layout, fmt, metrics, cells, reported, rank_reported, ci, cos
               help="Timed forwards after one warm-up; the median is reported.")
 @click.option("--tile", type=click.IntRange(1), default=None, metavar="N", help="Tiled forwards, as for `srbench run`.")
 @click.option("--tile-overlap", type=click.IntRange(0), default=None, metavar="K")
-@click.option("--allow-untrained", is_flag=True, help="Profile learned models with random weights.")
+@click.option("--allow-untrained", is_flag=True, hidden=True,
+              help="Accepted and ignored: a learned model given no weights is profiled on random weights.")
 @click.option("--model-opt", "model_opts", multiple=True, metavar="K=V", help="As for `srbench run`.")
 @click.option("--plugin", "plugins", multiple=True, type=click.Path(dir_okay=False),
               help="Python file that registers models (repeatable).")
@@ -509,15 +492,19 @@ def profile(models, scales, size, device, precision, repeat, tile, tile_overlap,
     """Measure what each model costs per (model, scale) on a random LR of --size, without a dataset.
 
     \b
-    parameters   trainable parameters of the networks serving the scale (as the model cards count them)
+    parameters   trainable parameters of the networks serving the scale (as the model cards count them; a model
+                 with one network per scale counts that scale's)
     FLOPs        torch.utils.flop_counter.FlopCounterMode over one forward at the real input size: matrix
                  multiplications and convolutions, 2 per multiply-add (element-wise ops and resizes not counted)
     seconds      median of --repeat forwards after a warm-up, the device synchronised
     peak memory  CUDA: peak bytes allocated; CPU: peak RSS of this process during the forward (Linux)
 
+    A learned model given no weights (NAME rather than NAME=CHECKPOINT) runs on seeded random weights, and its
+    weights column says `untrained`: none of the four depends on the values of the weights.
+
     \b
     Example:
-      srbench profile --models rcan,metasr,asdn --scales 2,2.5 --size 256x256 --allow-untrained --device cpu
+      srbench profile --models rcan,metasr,asdn --scales 2,2.5 --size 256x256 --device cpu
 
     `srbench run --profile` stores the same per row (columns flops, parameters, seconds, peak_memory).
     """
@@ -532,14 +519,17 @@ def profile(models, scales, size, device, precision, repeat, tile, tile_overlap,
         click.echo(f"{p.model} x{p.scale}: {p.seconds:.3f} s", err=True)
 
     result, label = profile_models(split_list(models), parse_scales(scales), lr_size, device=device,
-                                   precision=precision, repeat=repeat, allow_untrained=allow_untrained,
-                                   model_opts=_parse_opts(model_opts), plugins=plugins, tile=tile,
-                                   tile_overlap=tile_overlap, progress=shown)
+                                   precision=precision, repeat=repeat, model_opts=_parse_opts(model_opts),
+                                   plugins=plugins, tile=tile, tile_overlap=tile_overlap, progress=shown)
     text = profiles_table(result, fmt)
     _write_or_echo(text, out_path)
     tiled = f", tiles {tile}" if tile else ""
     click.echo(f"device {label}, {_torch.get_num_threads()} threads, torch {_torch.__version__}{tiled}; "
                f"input: seeded random LR {lr_size[0]}x{lr_size[1]}", err=True)
+    if result:
+        from sr_bench.run.peaks import peak_note
+
+        click.echo(peak_note(result[0].device, precision), err=True)
 
 
 @cli.command(short_help="List models: scales, parameters, paper; one model's card in full.")
@@ -558,55 +548,52 @@ def models(pattern, plugins, bibtex):
       srbench models                 every model
       srbench models rcan            RCAN's card: where its weights come from
       srbench models '*lap*' --bibtex
+      srbench models spandrel        the architectures --models spandrel=PATH runs
 
-    Built-in models are described by cards in registry/*.toml; plugins and installed packages (entry-point group
-    sr_bench.models) appear too, with their card if one lies beside their module as NAME.toml.
+    Built-in models are described by their cards (`srbench models NAME`); plugins and installed packages
+    (entry-point group sr_bench.models) appear too, with their card if one lies beside their module as NAME.toml.
+    A name two sources claim, or a plugin card that cannot be read, is one `problem:` line on stderr; the other
+    models are listed.
     """
     from sr_bench.errors import unknown
     from sr_bench.models import list_models, load_plugin
     from sr_bench.models.cards import card_for
+    from sr_bench.models.registry import model_listing
 
+    if pattern == "spandrel":
+        from sr_bench.models.spandrel_bridge import architectures_text
+
+        click.echo(architectures_text())
+        return
     for p in plugins:
         load_plugin(p)
-    names = list_models(pattern)
+    exact = not any(c in pattern for c in "*?[")
+    # one name: its own problem is the error; a listing: a clashing or broken plugin hides nothing else
+    names, problems = (list_models(pattern), []) if exact else model_listing(pattern)
+    for line in problems:
+        click.echo(f"problem: {line}", err=True)
     if not names:
-        if not any(c in pattern for c in "*?["):
-            raise unknown("model", pattern, list_models())
+        if problems:
+            raise UserError(f"no usable model matches {pattern!r} (problems above)")
+        if exact:
+            raise unknown("model", pattern, model_listing()[0])
         raise UserError(f"no model matches {pattern!r}; try `srbench models` for all")
+    from sr_bench.report.card import bibtex as bibtex_entries
+    from sr_bench.report.card import card_text, listing_table
+
     if bibtex:
-        entries = [c["paper"]["bibtex"] for c in {id(c): c for c in map(card_for, names) if c}.values()
-                   if c.get("paper", {}).get("bibtex")]
+        entries = bibtex_entries([card_for(n) for n in names])
         if not entries:
             raise UserError(f"no BibTeX in the cards of {', '.join(names)}")
         click.echo("\n\n".join(entries))
         return
     if names == [pattern] and card_for(pattern):
-        from sr_bench.report.card import card_text
-
         click.echo(card_text(card_for(pattern)))
         return
-    lines = ["| model | aliases | scales | parameters | input | paper |", "|---|---|---|---:|---|---|"]
-    shown: set[int] = set()
-    for n in names:
-        card = card_for(n) or {}
-        if card and id(card) in shown:  # an alias of a card already listed
-            continue
-        shown.add(id(card))
-        name = card.get("name", n)
-        aliases = ", ".join(card.get("aliases", [])) or "-"
-        scales = card.get("scales", {})
-        scale_s = ("x" + ",".join(str(i) for i in scales["integers"])) if "integers" in scales else (
-            f"({scales['range'][0]}, {scales['range'][1]}]" if "range" in scales else "plugin")
-        params = card.get("params", {})
-        param_s = ", ".join(f"{k} {v:,}" for k, v in params.items()) if params else "-"
-        inp = card.get("input", {})
-        inp_s = f"{inp.get('color', '?')}, {inp.get('upsampling', '?')}" if inp else "-"
-        paper = card.get("paper", {})
-        paper_s = f"{paper.get('venue', '')} arXiv:{paper['arxiv']}" if paper.get("arxiv") else paper.get("venue", "-")
-        lines.append(f"| {name} | {aliases} | {scale_s} | {param_s} | {inp_s} | {paper_s} |")
-    click.echo("\n".join(lines))
+    click.echo(listing_table([(n, card_for(n)) for n in names]))
     click.echo("\nAlso: NAME+ runs any model with x8 geometric self-ensemble (EDSR+/RCAN+/DBDN+); "
-               "basicsr:ARCH=net_g.pth runs any architecture of BasicSR's registry (needs basicsr).")
+               "basicsr:ARCH=net_g.pth runs any architecture of BasicSR's registry (needs basicsr); "
+               "spandrel=PATH runs any SR checkpoint spandrel recognises (`srbench models spandrel`).")
 
 
 @cli.command(short_help="Scale curves of a run; loss and validation curves of a training record (PATH.json).")
@@ -642,15 +629,19 @@ def plot(run_ref, metric, out_path, paper, title, results_dir):
     from sr_bench.store import load_rows, read_manifest, resolve_run
 
     run_dir = resolve_run(run_ref, Path(results_dir))
-    rows = load_rows(run_dir)
+    rows, manifest = load_rows(run_dir), read_manifest(run_dir)
     points = None
     if paper:
         from sr_bench.report.paper import with_paper_for_run
+        from sr_bench.report.run_cards import RunCards
 
-        summary, _ = with_paper_for_run(summarize(rows), rows, read_manifest(run_dir), (metric,))
+        cards = RunCards(run_dir)
+        summary, _ = with_paper_for_run(summarize(rows, manifest), rows, manifest, (metric,), cards)
         points = paper_points(summary, metric)
+        for note in cards.notes:
+            click.echo(f"note: {note}", err=True)
     target = Path(out_path) if out_path else run_dir / f"{metric}_vs_scale.png"
-    plot_scale_curves(rows, metric, target, paper=points, title=title)
+    plot_scale_curves(rows, metric, target, paper=points, title=title, manifest=manifest)
     click.echo(str(target))
     click.echo(f"{run_dir.name}: {provenance_line(rows)}", err=True)
 
@@ -660,8 +651,8 @@ def plot(run_ref, metric, out_path, paper, title, results_dir):
 @click.option("--format", "fmt", type=click.Choice(["markdown", "html"]), default="markdown", show_default=True,
               help="markdown: report.md + summary.csv + PNG curves; html: one self-contained report.html (inline SVG "
                    "curves, paper-layout tables, each model against bicubic).")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Folder for the report. Default: <run folder>/report")
+@click.option("--out", "out_dir", type=click.Path(), default=None,
+              help="Folder for the report (default: <run folder>/report); with --format html also a file X.html.")
 @click.option("--reported", default=None, metavar="NAMES",
               help="html: add reported rows from the model cards to the paper table (as `srbench table --reported`).")
 @click.option("--no-plots", is_flag=True, help="Skip the scale-curve figures.")
@@ -699,10 +690,12 @@ def _attach_datasets() -> None:
     try:
         from sr_bench.data.cli import datasets
     except ImportError as e:  # the data CLI must never take the whole CLI down
+        why = str(e)  # `e` is unbound once the except block ends
+
         @cli.command(name="datasets")
         def datasets():  # noqa: F811
             """Dataset commands (unavailable: see the message)."""
-            raise UserError(f"dataset commands failed to load: {e}")
+            raise UserError(f"dataset commands failed to load: {why}")
         return
     cli.add_command(datasets)
 
@@ -712,7 +705,18 @@ from sr_bench.report.compare_cli import compare  # noqa: E402
 cli.add_command(compare)
 
 
+@cli.command(short_help="Versions, device, cache root, and which native kernels are active (and why not).")
+def doctor():
+    """What this installation runs with: versions, device, the cache root, and each native kernel piece, active or
+    off with the reason (no compiler, SRBENCH_NATIVE, a probe that found other bits than torch's path)."""
+    from sr_bench.doctor import text
+
+    click.echo(text())
+
+
 def main() -> None:
+    # before any command imports torch: this module's imports leave it unloaded (tests/test_native.py checks)
+    limit_spin()
     cli(prog_name="srbench")
 
 

@@ -12,6 +12,8 @@ import torch
 import sr_bench
 
 _PACKAGES = ("torch", "numpy", "pillow", "scikit-image", "pandas", "pyarrow", "lpips")
+# the bridges' libraries decide numbers when installed (spandrel builds the network, pyiqa computes the metric)
+_OPTIONAL = ("spandrel", "pyiqa")
 
 
 @functools.lru_cache(maxsize=1)
@@ -22,6 +24,11 @@ def package_versions() -> dict[str, str]:
             out[name] = version(name)
         except PackageNotFoundError:
             out[name] = "absent"
+    for name in _OPTIONAL:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
     return out
 
 

@@ -41,6 +41,8 @@ def parse_scales(spec: str) -> list[Fraction]:
     """A comma-separated mix of scales and inclusive ranges ``start:stop:step``.
 
     ``"2,3,4"``; ``"1.5:4:0.1"`` gives 26 values 1.5 ... 4.0 (inclusive, exact); ``"1.1:2:0.1,3,4"`` mixes both.
+    A range whose step does not land on its stop (``1.5:4:0.07`` ends at 3.95) is an error naming its last value,
+    rather than a grid that silently stops short.
     Duplicates are dropped; the order of first appearance is kept.
     """
     if not spec or not spec.strip():
@@ -54,18 +56,34 @@ def parse_scales(spec: str) -> list[Fraction]:
             pieces = part.split(":")
             if len(pieces) != 3:
                 raise UserError(f"bad scale range {part!r}: write start:stop:step, e.g. 1.5:4:0.1")
-            start, stop = parse_scale(pieces[0]), parse_scale(pieces[1])
+            start = parse_scale(pieces[0])
             step = _parse_step(pieces[2], part)
+            stop = _parse_number(pieces[1], part)
             if stop < start:
-                raise UserError(f"bad scale range {part!r}: stop {pieces[1]} is below start {pieces[0]}")
+                raise UserError(f"bad scale range {part!r}: a descending range (stop {pieces[1].strip()} is below "
+                                f"start {pieces[0].strip()}); ranges go up: write start:stop:step with start <= stop")
+            stop = parse_scale(pieces[1])
             n = math.floor((stop - start) / step)
             if n > 10_000:
                 raise UserError(f"scale range {part!r} has {n + 1} values; use a larger step")
+            last = start + n * step
+            if last != stop:
+                raise UserError(f"scale range {part!r} does not reach its stop: its last value is "
+                                f"{scale_text(last)}; write {pieces[0].strip()}:{scale_text(last)}:{pieces[2].strip()}, "
+                                f"or a step that divides {scale_text(stop - start)}")
             out.extend(start + i * step for i in range(n + 1))
         else:
             out.append(parse_scale(part))
     seen: set[Fraction] = set()
     return [s for s in out if not (s in seen or seen.add(s))]
+
+
+def _parse_number(text: str, part: str) -> Fraction:
+    """A range end as a number, before it is checked as a scale (so that 2:1:0.1 is called descending)."""
+    try:
+        return Fraction(text.strip()) if "/" in text else Fraction(Decimal(text.strip()))
+    except (InvalidOperation, ValueError, ZeroDivisionError):
+        raise UserError(f"bad scale range {part!r}: {text.strip()!r} is not a number like 4 or 1.5") from None
 
 
 def _parse_step(text: str, part: str) -> Fraction:

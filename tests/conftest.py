@@ -13,14 +13,24 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SRBENCH_SHARED", REPO.parent / "shared"))
 DATA = Path(os.environ.get("SRBENCH_DATA", SHARED / "datasets"))
+# the one line every test that needs ../shared ends its skip reason with (CI has it, so there nothing skips)
+SHARED_HINT = ("provide the read-only shared/ folder (datasets/, weights/lapsrn-official/, calibration/) as ../shared "
+               "beside the repo, or set SRBENCH_SHARED=/path/to/shared (SRBENCH_DATA=/path/to/datasets for data alone)")
 
 
 def need_data(*names: str) -> Path:
     """Skip (with the reason) unless every named dataset folder is present."""
     missing = [n for n in names if not (DATA / n).is_dir()]
     if missing:
-        pytest.skip(f"dataset(s) {', '.join(missing)} not found under {DATA}; set SRBENCH_DATA=../shared/datasets")
+        pytest.skip(f"dataset(s) {', '.join(missing)} not found under {DATA}; {SHARED_HINT}")
     return DATA
+
+
+def need_shared(*paths: Path) -> None:
+    """Skip (with the reason and the fix) unless every path from ../shared exists."""
+    missing = [str(p) for p in paths if not Path(p).exists()]
+    if missing:
+        pytest.skip(f"not found: {', '.join(missing)}; {SHARED_HINT}")
 
 
 @pytest.fixture(scope="session")

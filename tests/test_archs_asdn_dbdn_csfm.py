@@ -399,7 +399,13 @@ def test_learned_model_without_weights_names_the_ways_out(name):
         create_model(name)
     msg = str(e.value)
     assert f"model {name!r} needs weights" in msg and "=PATH/TO/" in msg and "srbench train" in msg
-    assert "--allow-untrained" in msg and f"registry/{name}.toml" in msg and "\n" not in msg
+    # the card is found with a command any install has, not a file of the source tree
+    assert "--allow-untrained" in msg and f"`srbench models {name}`" in msg and "registry/" not in msg
+    assert "\n" not in msg
+    # the example file is one the card names, or one in its releases' style when it has none
+    example = msg.split("=PATH/TO/", 1)[1].split(" ", 1)[0]
+    files = [w["file"] for w in card_for(name)["weights"]]
+    assert example in files if files else example.endswith(".pt")
 
 
 def test_asdn_takes_no_scale_and_no_unknown_variant():

@@ -18,7 +18,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import SHARED
+from conftest import SHARED, need_shared
 from sr_bench.errors import UserError
 from sr_bench.imaging.color import rgb2ycbcr_matlab_double, ycbcr2rgb_matlab_double
 from sr_bench.imaging.resize import imresize
@@ -57,10 +57,10 @@ def sha(path: Path) -> str:
 
 def need_weights() -> Path:
     if not WEIGHTS.is_dir():
-        pytest.skip(f"official LapSRN weights not found at {WEIGHTS}; CI has ../shared/weights/lapsrn-official")
+        need_shared(WEIGHTS)
     missing = [f for f in OFFICIAL if not (WEIGHTS / f).is_file()]
     if missing:
-        pytest.skip(f"{', '.join(missing)} missing from {WEIGHTS}")
+        need_shared(*(WEIGHTS / m for m in missing))
     return WEIGHTS
 
 

@@ -57,8 +57,8 @@ def test_options_from_model_opts_and_errors(experiment, tmp_path):
 
 
 def test_runner_with_basicsr_model(experiment, tmp_path):
-    from PIL import Image
     import numpy as np
+    from PIL import Image
 
     from sr_bench.run.runner import run
 

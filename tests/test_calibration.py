@@ -13,7 +13,7 @@ from fractions import Fraction
 
 import pytest
 
-from conftest import SHARED, need_data
+from conftest import SHARED, need_data, need_shared
 from sr_bench.models.cards import card_for
 from sr_bench.report.tables import summarize
 from sr_bench.run.runner import run
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.calibration
 def _calibration_table() -> dict[tuple[str, str], tuple[float, float]]:
     path = SHARED / "docs" / "calibration.md"
     if not path.is_file():
-        pytest.skip(f"{path} not found; CI has ../shared beside the repo")
+        need_shared(path)
     table = {}
     for line in path.read_text().splitlines():
         m = re.match(r"\|\s*(Set5|Set14|B100|Urban100)\s*\|(.*)\|\s*$", line)

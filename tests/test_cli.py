@@ -94,8 +94,8 @@ def test_missing_lpips_weights_default_continues_explicit_fails(images, tmp_path
 
 def test_lpips_column_filled_when_weights_exist(images, tmp_path):
     pytest.importorskip("lpips")
-    from sr_bench.metrics.lpips import resolve_alexnet_weights
     from sr_bench.metrics.base import MetricUnavailable
+    from sr_bench.metrics.lpips import resolve_alexnet_weights
 
     try:
         resolve_alexnet_weights()

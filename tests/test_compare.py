@@ -222,6 +222,7 @@ def test_dropped_and_cross_run_pairs(runs):
     md = to_markdown(compare_table(pairing), pairing)
     assert f"{pairing.dropped} dropped as unpaired ({pairing.one_side_only} measured for one model only, " \
            f"{pairing.with_error} with an error row)" in md
+    assert "only the images both models measured without an error are compared" in md
 
 
 def test_different_protocols_are_refused(runs):

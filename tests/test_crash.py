@@ -38,9 +38,9 @@ VALUES = ["psnr", "ssim", "strategy", "hr_height", "hr_width", "lr_height", "lr_
 # after the temporary file is complete, before it is renamed to its .parquet name.
 DRIVER = """
 import os, signal, sys
-from sr_bench.run import runner
-runner.FLUSH_IMAGES = int(os.environ.get("TEST_FLUSH_IMAGES", "8"))
-runner.FLUSH_SECONDS = 1e9
+from sr_bench.run import sink
+sink.FLUSH_IMAGES = int(os.environ.get("TEST_FLUSH_IMAGES", "8"))
+sink.FLUSH_SECONDS = 1e9
 kill_at = int(os.environ.get("TEST_KILL_AT_SHARD_WRITE", "0"))
 if kill_at:
     real, seen = os.replace, [0]
@@ -273,3 +273,17 @@ def test_a_second_writer_is_refused_while_the_first_runs(images, runs, tmp_path)
     first = load_rows(out)
     second = run(**again).rows  # the same request into the finished folder: nothing left to measure
     assert sorted(second["created"]) == sorted(first["created"])
+
+
+@linux_only
+def test_sigterm_while_starting_exits_143_and_leaves_no_folder(images, runs, tmp_path):
+    # a plugin that takes its time to load: the signal arrives while the models are being built
+    marker, plugin, out = tmp_path / "loading", tmp_path / "slow_plugin.py", tmp_path / "run"
+    plugin.write_text(f"import pathlib, time\npathlib.Path({str(marker)!r}).write_text('x')\ntime.sleep(60)\n")
+    p = runs.start(["--plugin", plugin, "--datasets", images, "--scales", "2", "--out", out, "--no-progress"])
+    wait_for(marker.exists, p)
+    p.send_signal(signal.SIGTERM)
+    rc, err = runs.finish(p)
+    assert rc == 128 + signal.SIGTERM, err
+    assert "Aborted" not in err and "Traceback" not in err and "interrupted while starting" in err
+    assert not out.exists()  # the folder is made only once the request has loaded

@@ -280,6 +280,7 @@ def test_default_fetch_goes_to_the_user_cache_and_is_found_from_anywhere(tmp_pat
     url = server.add("/tiny.zip", zip_of(good_members()))
     cards = write_card(tmp_path, url)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("SRBENCH_CACHE", raising=False)  # it would win over XDG (sr_bench.cache)
     (tmp_path / "project" / "datasets").mkdir(parents=True)  # a ./datasets without Tiny does not catch the download
     monkeypatch.chdir(tmp_path / "project")
     result = fetch("tiny", cards_dir=cards, progress=False)

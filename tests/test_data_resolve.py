@@ -72,6 +72,7 @@ def test_root_order_argument_then_env_then_cwd_then_cache(tmp_path, monkeypatch)
     (tmp_path / "work").mkdir()
     monkeypatch.chdir(tmp_path / "work")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("SRBENCH_CACHE", raising=False)  # it would win over XDG (sr_bench.cache)
     cache = tmp_path / "xdg" / "sr_bench" / "datasets"
     assert resolve_root().paths == (tmp_path / "work" / "datasets", cache) and resolve_root().path == cache
     monkeypatch.setenv("SRBENCH_DATA", str(tmp_path / "env"))
@@ -94,6 +95,7 @@ def test_each_level_wins_over_the_next(tmp_path, monkeypatch):
         (place / "Tiny" / f"{label}.txt").write_text(label)
     monkeypatch.chdir(tmp_path / "work")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("SRBENCH_CACHE", raising=False)  # it would win over XDG (sr_bench.cache)
     monkeypatch.setenv("SRBENCH_DATA", str(places["env"]))
 
     def winner(data_root=None) -> str:

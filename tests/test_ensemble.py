@@ -12,6 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import need_shared
 from sr_bench.errors import UserError
 from sr_bench.models import create_model
 from sr_bench.models.ensemble import TRANSFORMS, forward_transform, inverse_transform
@@ -83,7 +84,7 @@ def test_self_ensemble_gains_on_official_mslapsrn_weights(tmp_path):
     """EDSR+/RCAN+ report 0.05-0.2 dB from the x8 ensemble on Set5 x4; a correct ensemble of a trained model improves
     every Set5 image, a wrong inverse transform would average misaligned images and lose several dB."""
     if not (DATA / "Set5").is_dir() or not D5R8.is_file():
-        pytest.skip(f"needs {DATA / 'Set5'} and {D5R8}; CI has ../shared beside the repo")
+        need_shared(DATA / "Set5", D5R8)
     spec = f"={D5R8}"
     result = run(models=["mslapsrn" + spec, "mslapsrn+" + spec], datasets=["set5"], scales=[Fraction(4)],
                  protocol="lapsrn-matlab", metrics=["psnr"], out=tmp_path / "out", data_root=str(DATA), progress=False)

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import need_shared
 from sr_bench.models.cards import card_for
 from sr_bench.report.tables import summarize
 from sr_bench.run.runner import run
@@ -48,7 +49,7 @@ TOL = 0.05  # dB
 def _need():
     missing = [str(p) for p in (DATA / "Set5", DATA / "Set14", WEIGHTS) if not p.is_dir()]
     if missing:
-        pytest.skip(f"not found: {', '.join(missing)}; CI has ../shared (datasets, weights/lapsrn-official) beside the repo")
+        need_shared(*missing)
 
 
 def published(card: str, source: str, variant: str | None = None) -> dict[tuple[str, int], float]:

@@ -12,9 +12,10 @@ import torch
 from PIL import Image
 
 import sr_bench.metrics.lpips as lp
+from conftest import SHARED, need_shared
 from sr_bench.metrics import MetricUnavailable, create_metric
 
-CALIBRATION = Path(__file__).resolve().parents[2] / "shared" / "calibration" / "iqa"
+CALIBRATION = SHARED / "calibration" / "iqa"
 PAIRS = ("I03", "I04", "I06", "I08", "I19")
 
 
@@ -67,7 +68,7 @@ def _official_lpips() -> dict[str, float]:
 @pytest.mark.parametrize("name", PAIRS)
 def test_matches_official_lpips(metric, name):
     if not CALIBRATION.is_dir():
-        pytest.skip(f"calibration pairs not found at {CALIBRATION}")
+        need_shared(CALIBRATION)
     official = _official_lpips()[name]
     ours = metric.compute(_read_rgb(CALIBRATION / "dist" / f"{name}.png"), _read_rgb(CALIBRATION / "ref" / f"{name}.png"))
     assert abs(ours - official) <= 5e-4, f"{name}: ours {ours:.6f} vs official {official}"

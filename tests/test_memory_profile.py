@@ -210,3 +210,38 @@ def test_cli_run_takes_the_tiling_memory_and_profile_options(tmp_path):
     assert row["flops"] == _srcnn_flops(40 + 24, 40 + 40) and row["parameters"] == card_for("srcnn")["params"]["9-5-5"]
     manifest = (out / "run.json").read_text()
     assert '"tile": 16' in manifest and '"max_memory": 100000000000' in manifest and '"profile": true' in manifest
+
+
+IMDN_LIKE = '''
+import torch.nn as nn
+import torch.nn.functional as F
+from sr_bench import ScaleSupport, Upscaler, register_model
+
+@register_model("per-scale-nets")
+class PerScale(Upscaler):
+    def __init__(self, checkpoint=None):
+        super().__init__(name="per-scale-nets", scales=ScaleSupport.integers(2, 3, 4), learned=False)
+        self.nets = {k: nn.Conv2d(3, 3 * k * k, 2 * k - 1, padding=k - 1) for k in (2, 3, 4)}  # one per scale
+
+    def super_resolve(self, lr, scale, size):
+        return F.pixel_shuffle(self.nets[int(scale)](lr.float()), int(scale))[..., : size[0], : size[1]].double()
+'''
+
+
+def test_profile_counts_the_network_of_each_scale_and_runs_learned_models_untrained(tmp_path, clean_registry):
+    plugin = tmp_path / "imdn_like.py"
+    plugin.write_text(IMDN_LIKE)
+    out = tmp_path / "p.csv"
+    r = CliRunner().invoke(cli, ["profile", "--plugin", str(plugin), "--models", "per-scale-nets,rcan", "--scales",
+                                 "2,3", "--size", "8x8", "--device", "cpu", "--repeat", "1", "--format", "csv",
+                                 "--out", str(out)])  # no --allow-untrained: the weights' values change none of it
+    assert r.exit_code == 0, r.output
+    table = pd.read_csv(out).set_index(["model", "scale"])
+    for k in (2, 3):  # a k x k-channel conv of side 2k-1 per scale, counted by hand (weights + biases)
+        assert table.loc[("per-scale-nets", k), "parameters"] == 3 * 3 * k * k * (2 * k - 1) ** 2 + 3 * k * k
+    assert table.loc[("rcan", 2), "parameters"] == card_for("rcan")["params"]["x2"]
+    assert table.loc[("rcan", 3), "parameters"] == card_for("rcan")["params"]["x3"]
+    assert (table.loc["rcan", "checkpoint"] == "untrained").all()
+    old = CliRunner().invoke(cli, ["profile", "--models", "srcnn", "--size", "8x8", "--repeat", "1", "--device", "cpu",
+                                   "--allow-untrained"])  # the old flag is still accepted
+    assert old.exit_code == 0, old.output

@@ -248,7 +248,7 @@ def test_metric_plugin_end_to_end(installed, tmp_path, monkeypatch):
 PLUGINS = '''
 import torch
 
-from sr_bench.metrics import Metric, MetricInfo
+from sr_bench import Metric, MetricInfo
 
 
 def _info(name, **kw):

@@ -67,7 +67,7 @@ def test_paper_markers_are_the_card_values(tmp_path):
     card = {r_[1]: r_[2] for b in card_for("bicubic")["published"] if b["protocol"] == "matlab" for r_ in b["rows"]
             if r_[0] == "Set5"}
     assert list(published.get_ydata()) == [card["2"], card["4"]]
-    assert published.get_label() == "bicubic (paper)" and measured.get_label() == "bicubic"
+    assert published.get_label() == "Bicubic (paper)" and measured.get_label() == "Bicubic"  # the tables' name
 
 
 def test_errors_are_one_line(result, tmp_path):

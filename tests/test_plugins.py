@@ -5,6 +5,7 @@ name collisions."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -20,10 +21,10 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from conftest import SHARED, need_data
+from conftest import SHARED, need_data, need_shared
 from sr_bench.cli import cli
 from sr_bench.errors import UserError
-from sr_bench.models import registry
+from sr_bench.models import load_plugin, registry
 from sr_bench.models.options import option_text, parse_model_opts, parse_value
 
 REPO = Path(__file__).resolve().parents[1]
@@ -119,7 +120,7 @@ def test_readme_lapsrn_plugin_reproduces_the_builtin_on_set5(installed, tmp_path
     data = need_data("Set5")
     mats = {k: WEIGHTS / f"LapSRN_x{k}.mat" for k in (2, 4)}
     if not all(m.is_file() for m in mats.values()):
-        pytest.skip(f"official LapSRN weights not found under {WEIGHTS}")
+        need_shared(WEIGHTS)
     pths = _lapsrn_state_dicts(tmp_path)
     env = {**installed, "SRBENCH_DATA": str(data)}
     out = tmp_path / "run"
@@ -203,6 +204,7 @@ OPTION_TABLE = [
     ("2,3,4", [2, 3, 4]), ("a, b", ["a", "b"]), ("1.5,true,x", [1.5, True, "x"]), ("'2,3'", "2,3"),
     ('"true"', "true"), ("dbdn-espcnn", "dbdn-espcnn"), ("path/to/file.yml", "path/to/file.yml"),
     ("0x10", "0x10"), ("inf", "inf"), ("", ""), ("3/2", "3/2"),
+    ("[1,2]", [1, 2]), ("[2]", [2]), ("[]", []), ("[a, 0.5]", ["a", 0.5]), ("'[1,2]'", "[1,2]"),
 ]
 
 
@@ -222,6 +224,9 @@ def test_model_opt_errors():
         parse_model_opts(["s=2,,3"])
     with pytest.raises(UserError, match="given twice"):
         parse_model_opts(["a=1", "a=2"])
+    for text in ("k=[1,2", "k=1,2]", "k=[[1],2]"):  # a list or an error, never the strings '[1' and '2]'
+        with pytest.raises(UserError, match=re.escape("write a list as [2,3,4]")):
+            parse_model_opts([text])
 
 
 PROBE = '''
@@ -381,6 +386,9 @@ def test_a_name_taken_twice_is_an_error_naming_both(tmp_path, clean_registry):
     assert _one_line_error(r.output) == (f"error: model name 'bicubic' is registered twice: by the built-in card "
                                          f"'bicubic' and by plugin file {mine}; rename one, or replace on purpose "
                                          f"with @register_model('bicubic', override=True)")
+    # said when the file is loaded, whatever the command
+    listing = CliRunner().invoke(cli, ["models", "edsr", "--plugin", str(mine)])
+    assert listing.exit_code == 2 and "model name 'bicubic' is registered twice" in _one_line_error(listing.output)
     a, b = _plugin(tmp_path, "a.py", "twin"), _plugin(tmp_path, "b.py", "twin")
     r = CliRunner().invoke(cli, ["models", "--plugin", str(a), "--plugin", str(b)])
     assert r.exit_code == 2 and f"by plugin file {a} and by plugin file {b}" in _one_line_error(r.output)
@@ -410,10 +418,22 @@ def test_entry_points_colliding_or_not_upscalers(tmp_path):
     env = _fake_distribution(tmp_path, "rcan = fake_sr:Net\nplain = fake_sr:Plain",
                              "from sr_bench.models.bicubic import Bicubic as Net\nclass Plain:\n    pass\n")
     r = _srbench(["models"], env, tmp_path)
-    assert r.returncode == 2
-    assert _one_line_error(r.stderr) == ("error: model name 'rcan' is registered twice: by the built-in card 'rcan' "
-                                         "and by entry point 'rcan = fake_sr:Net' of distribution fake-sr 0.1; rename "
-                                         "one, or replace on purpose with @register_model('rcan', override=True)")
+    clash = ("model name 'rcan' is registered twice: by the built-in card 'rcan' and by entry point "
+             "'rcan = fake_sr:Net' of distribution fake-sr 0.1; rename one, or, to replace the built-in on purpose, "
+             "put replaces = 'rcan' in the card rcan.toml beside the plugin's module")
+    # the listing shows every other model and one line for the collision
+    assert r.returncode == 0 and r.stderr.strip() == f"problem: {clash}", r.stderr
+    listed = {line.split("|")[1].strip() for line in r.stdout.splitlines() if line.startswith("| ")}
+    assert {"edsr", "lapsrn", "bicubic", "plain"} <= listed and "rcan" not in listed
+    used = _srbench(["run", "--models", "rcan", "--datasets", str(_images(tmp_path / "u")), "--scales", "2"], env,
+                    tmp_path)
+    assert used.returncode == 2 and _one_line_error(used.stderr) == f"error: {clash}"
+    # the documented way to replace a built-in from an installed package: its card says so
+    (tmp_path / "site" / "rcan.toml").write_text('name = "rcan"\nreplaces = "rcan"\nlearned = false\n'
+                                                 '[scales]\nrange = ["1", "64"]\n')
+    r = _srbench(["models", "rcan"], env, tmp_path)
+    assert r.returncode == 0 and r.stderr == "" and r.stdout.startswith("rcan (rcan)\n"), r.stderr
+    assert "RCAN_BIX2.pt" not in r.stdout  # the plugin's card, not the built-in's
     env = _fake_distribution(tmp_path / "b", "plain = fake_sr:Plain", "class Plain:\n    pass\n")
     r = _srbench(["run", "--models", "plain", "--datasets", str(_images(tmp_path)), "--scales", "2"], env, tmp_path)
     assert "model 'plain' from entry point 'plain = fake_sr:Plain' of distribution fake-sr 0.1 is Plain, which is " \
@@ -503,3 +523,117 @@ def test_read_and_load_weights_as_the_builtins_do(tmp_path):
         read_weights(None, "mine", example="w.pth")
     with pytest.raises(UserError, match="checkpoint for model 'mine' not found"):
         read_weights(str(tmp_path / "nope.pth"), "mine")
+
+
+# ----------------------------------------------------------------------- built-in strategies, addressed options ----
+X2 = '''
+from sr_bench import ScaleSupport, Upscaler, register_model
+from sr_bench.imaging.resize import imresize
+
+@register_model("x2-bicubic")
+class X2(Upscaler):
+    strategies = ("ceil-then-down", "floor-then-up", "recursive-x2")  # opts into the built-in ones
+
+    def __init__(self, levels=1):
+        super().__init__(name="x2-bicubic", scales=ScaleSupport.integers(2, 4), learned=False,
+                         config={"levels": levels})
+
+    def super_resolve(self, lr, scale, size):
+        assert scale in (2, 4), scale  # the strategies only ever ask for a held scale
+        return imresize(lr * 255.0, scale=scale, size=size) / 255.0
+
+@register_model("x2-plain")
+class Plain(X2):
+    strategies = ()
+'''
+
+
+def test_a_plugin_opts_into_the_builtin_strategies(tmp_path, clean_registry):
+    from fractions import Fraction
+
+    import torch
+
+    from sr_bench.imaging.resize import imresize
+    from sr_bench.models.building import build_model
+
+    plugin = tmp_path / "x2.py"
+    plugin.write_text(X2)
+    load_plugin(plugin)
+    lr = torch.rand(1, 3, 10, 12, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    s, size = Fraction(3), (30, 36)
+
+    def ref(k, x=lr):  # the plugin's own held scale, then MATLAB bicubic in 0..255 to the size
+        h, w = x.shape[-2:]
+        return imresize(imresize(x * 255.0, scale=k, size=(k * h, k * w)), size=size).div(255.0).clamp(0, 1)
+
+    default = build_model("x2-bicubic")
+    assert default.strategy_for(s) == "ceil-then-down" and default.scale_problem(Fraction(5)) is not None
+    same = functools.partial(torch.testing.assert_close, rtol=0, atol=1e-12)  # x/255*255 in float64 aside
+    same(default.super_resolve(lr, s, size), ref(4))
+    floor = build_model("x2-bicubic", opts={"x2-bicubic.strategy": "floor-then-up"})
+    assert floor.strategy_for(s) == "floor-then-up"
+    same(floor.super_resolve(lr, s, size), ref(2))
+    rec = build_model("x2-bicubic", opts={"strategy": "recursive-x2"})
+    x2 = imresize(lr * 255.0, scale=2).clamp(0, 255)  # x3 = a x2 pass, then one at 1.5 (the x2 network, resized)
+    want = imresize(imresize(x2, scale=2), size=size).div(255.0).clamp(0, 1)
+    same(rec.super_resolve(lr, s, size), want)
+    # a plugin that does not opt in is refused the option, naming it
+    with pytest.raises(UserError, match="no model in --models takes the option 'strategy'"):
+        from sr_bench.models.building import check_model_opts
+
+        check_model_opts(["x2-plain"], {"strategy": "ceil-then-down"})
+    images = _images(tmp_path)
+    out = tmp_path / "run"
+    r = CliRunner().invoke(cli, ["run", "--plugin", str(plugin), "--models", "x2-bicubic", "--datasets", str(images),
+                                 "--scales", "2,3", "--model-opt", "strategy=ceil-then-down", "--metrics", "psnr",
+                                 "--out", str(out), "--no-progress"])
+    assert r.exit_code == 0, r.output
+    rows = pd.read_parquet(out / "rows").set_index(["image", "scale_text"])
+    assert rows.loc[("a", "2"), "strategy"] == "native" and rows.loc[("a", "3"), "strategy"] == "ceil-then-down"
+
+
+def test_options_addressed_to_one_model(tmp_path, clean_registry):
+    from sr_bench.models.building import build_model, check_model_opts
+
+    plugin = tmp_path / "x2.py"
+    plugin.write_text(X2)
+    load_plugin(plugin)
+    opts = {"levels": 1, "x2-plain.levels": 3}
+    check_model_opts(["x2-bicubic", "x2-plain"], opts)
+    assert build_model("x2-bicubic", opts=opts).config["levels"] == 1
+    assert build_model("x2-plain", opts=opts).config["levels"] == 3
+    with pytest.raises(UserError, match=re.escape("addressed to 'x2-plian', which is not in --models; did you mean "
+                                                  "x2-plain.levels?")):
+        check_model_opts(["x2-bicubic", "x2-plain"], {"x2-plian.levels": 3})
+    with pytest.raises(UserError, match="model 'bicubic' takes no option 'levels'"):
+        check_model_opts(["bicubic"], {"bicubic.levels": 3})
+    out = tmp_path / "run"
+    r = CliRunner().invoke(cli, ["run", "--plugin", str(plugin), "--models", "x2-bicubic,x2-plain", "--datasets",
+                                 str(_images(tmp_path)), "--scales", "2", "--model-opt", "x2-plain.levels=3",
+                                 "--metrics", "psnr", "--out", str(out), "--no-progress"])
+    assert r.exit_code == 0, r.output
+    configs = {m["name"]: m["config"] for m in json.loads((out / "run.json").read_text())["models"]}
+    assert configs["x2-plain"]["levels"] == 3 and configs["x2-bicubic"]["levels"] == 1
+
+
+def test_a_plain_upscaler_s_held_modules_are_put_in_eval_mode_on_the_device(clean_registry):
+    import torch.nn as nn
+
+    from sr_bench import ScaleSupport, Upscaler
+    from sr_bench.models.building import build_model
+
+    @registry.register_model("held")
+    class Held(Upscaler):
+        def __init__(self):
+            super().__init__(name="held", scales=ScaleSupport.integers(2), learned=False)
+            self.net = nn.Dropout(0.5)  # in training mode it would zero half the pixels
+            self.nets = {2: nn.BatchNorm2d(3).double()}
+
+        def super_resolve(self, lr, scale, size):
+            return self.nets[2](self.net(lr))
+
+    model = build_model("held", device="cpu")
+    assert not model.net.training and not model.nets[2].training
+    assert model.nets[2].weight.dtype == torch.float64  # dtypes stay as built
+    lr = torch.rand(1, 3, 4, 4, dtype=torch.float64)
+    assert torch.equal(model.super_resolve(lr, Fraction(2), (4, 4)), model.super_resolve(lr, Fraction(2), (4, 4)))

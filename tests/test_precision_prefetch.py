@@ -1,6 +1,6 @@
-"""``srbench run --precision`` and the prefetching loop (``sr_bench/run/pipeline.py``) on CPU: fp32 is the plain
-float32 evaluation, bf16 runs under autocast and its run.json drift is what an independent recomputation gives,
-and prefetching changes no number. Real image files, real runs, real Parquet rows."""
+"""``srbench run --precision`` and the prefetching loop (``sr_bench.run.evaluation.evaluate_images``) on CPU: fp32
+is the plain float32 evaluation, bf16 runs under autocast and its run.json drift is what an independent
+recomputation gives, and prefetching changes no number. Real image files, real runs, real Parquet rows."""
 
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ from sr_bench.data import resolve_dataset
 from sr_bench.errors import UserError
 from sr_bench.models import create_model
 from sr_bench.protocols import HRSource, get_protocol
+from sr_bench.run.evaluation import model_input
 from sr_bench.run.precision import check_precision, forward_precision
-from sr_bench.run.runner import model_input, resume_run, run
+from sr_bench.run.runner import resume_run, run
 
 KEY = ["model", "dataset", "image", "scale_text"]
 VOLATILE = ["created", "seconds", "run_id", "peak_memory"]  # measured per run: the only columns allowed to differ
@@ -181,7 +182,7 @@ def test_resume_keeps_the_precision_and_refuses_another(folder, tmp_path):
     again = resume_run(out, progress=False)
     pd.testing.assert_frame_equal(_stable(first.rows), _stable(again.rows))  # resumed in bf16, from the request
     with pytest.raises(UserError, match="it was run with --precision bf16, this request is --precision fp32"):
-        _run(folder, out, models=["edsr-baseline"], metrics=["psnr"], resume=out)
+        _run(folder, out, models=["edsr-baseline"], metrics=["psnr"], resume=True)
 
 
 def test_forward_precision_scope_restores_and_casts():

@@ -116,3 +116,11 @@ def test_too_small_is_reported():
         get_protocol("matlab").prepare(_img(3, 8, 8), Fraction(4))
     with pytest.raises(ImageTooSmall):
         get_protocol("metasr").prepare(_img(3, 9, 9), Fraction(4))
+
+
+@pytest.mark.parametrize("name", ["matlab", "metasr", "liif"])
+def test_too_small_names_the_images_own_size(name):
+    """A 2x2 image at x4 crops to nothing; the message names the 2x2 the user has, not the 0x0 crop."""
+    with pytest.raises(ImageTooSmall) as e:
+        get_protocol(name).prepare(_img(3, 2, 2), Fraction(4))
+    assert str(e.value).startswith("image 2x2 is too small for scale 4"), str(e.value)

@@ -14,10 +14,10 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from conftest import DATA, SHARED
+from conftest import DATA, SHARED, need_shared
 from sr_bench.cli import cli
 from sr_bench.errors import UserError
-from sr_bench.run import runner
+from sr_bench.run import sink
 from sr_bench.run.outcome import exit_status, failure_summary
 from sr_bench.run.progress import Progress
 from sr_bench.run.runner import resume_run, run
@@ -82,6 +82,9 @@ def test_a_folder_of_other_files_and_an_unwritable_out_are_one_line(folder, tmp_
     (tmp_path / "mine" / "notes.txt").write_text("not a run")
     line = _one_line(_cli("--datasets", folder, "--out", tmp_path / "mine", "--no-progress"))
     assert "holds other files (notes.txt) and no run.json" in line
+    line = _one_line(_cli("--datasets", folder, "--out", folder, "--no-progress"))  # a folder of images
+    assert "holds other files (im0.png, im1.png, im2.png) and no run.json" in line
+    assert sorted(p.name for p in folder.iterdir()) == ["im0.png", "im1.png", "im2.png"]  # left untouched
     (tmp_path / "file").write_text("")
     line = _one_line(_cli("--datasets", folder, "--out", tmp_path / "file" / "run", "--no-progress"))
     assert "cannot create the run folder" in line and "is a file" in line
@@ -125,9 +128,55 @@ def test_run_json_records_the_data_and_resume_refuses_changed_files(folder, tmp_
     assert len(resume_run(out, progress=False).rows) == len(first.rows)
 
 
+def test_resume_finds_its_data_in_a_new_shell_and_after_a_move(tmp_path, monkeypatch):
+    """A run started with SRBENCH_DATA and interrupted: the printed command finishes it in a shell without the
+    variable, and after the data moved, --resume with --data-root finishes it (the files' hashes still match)."""
+    if not (DATA / "Set5").is_dir():
+        need_shared(DATA / "Set5")
+    import shlex
+    import shutil
+
+    from sr_bench.run.sink import Sink
+
+    root = tmp_path / "a"
+    shutil.copytree(DATA / "Set5", root / "Set5")
+    monkeypatch.chdir(tmp_path)  # no ./datasets here, and an empty user cache: only the recorded places hold Set5
+    env = {"SRBENCH_DATA": str(root), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    collect = Sink.collect
+
+    def interrupted(self, *args, **kwargs):  # Ctrl-C once the first rows arrived (they are saved)
+        collect(self, *args, **kwargs)
+        raise KeyboardInterrupt
+
+    def start(out):
+        monkeypatch.setattr(Sink, "collect", interrupted)
+        r = CliRunner().invoke(cli, ["run", "--datasets", "set5", "--scales", "2,3", "--metrics", "psnr", "--out",
+                                     str(out), "--no-progress"], env=env)
+        monkeypatch.setattr(Sink, "collect", collect)
+        assert r.exit_code == 130 and len(load_rows(out)) == 1, r.output  # baby x2, then Ctrl-C
+        return r.stderr.split("continue with: ")[1].strip()
+
+    command = start(tmp_path / "one")
+    assert command == f"srbench run --resume {tmp_path / 'one'} --data-root {root} --no-progress"
+    assert json.loads((tmp_path / "one" / "run.json").read_text())["datasets"][0]["folder"] == str(root / "Set5")
+    done = CliRunner().invoke(cli, shlex.split(command)[1:], env={**env, "SRBENCH_DATA": None})
+    assert done.exit_code == 0 and len(load_rows(tmp_path / "one")) == 10, done.output
+
+    start(tmp_path / "two")
+    root.rename(tmp_path / "b")
+    lost = CliRunner().invoke(cli, ["run", "--resume", str(tmp_path / "two")], env={**env, "SRBENCH_DATA": None})
+    assert lost.exit_code == 2 and "dataset Set5 not found" in lost.stderr, lost.output
+    moved = CliRunner().invoke(cli, ["run", "--resume", str(tmp_path / "two"), "--data-root", str(tmp_path / "b")],
+                               env={**env, "SRBENCH_DATA": None})
+    assert moved.exit_code == 0 and "ignoring" not in moved.stderr, moved.output
+    rows = load_rows(tmp_path / "two").sort_values(["image", "scale_text"])
+    full = load_rows(tmp_path / "one").sort_values(["image", "scale_text"])
+    assert rows["psnr"].tolist() == full["psnr"].tolist()  # the same numbers as the run resumed in place
+
+
 def test_card_datasets_record_the_card_hashes(tmp_path):
     if not (DATA / "Set5").is_dir():
-        pytest.skip(f"Set5 not found under {DATA}")
+        need_shared(DATA / "Set5")
     from sr_bench.data.cards import find_card
 
     run(models=["bicubic"], datasets=["set5"], data_root=str(DATA), scales=[Fraction(4)], metrics=["psnr"],
@@ -140,14 +189,14 @@ def test_card_datasets_record_the_card_hashes(tmp_path):
 # ------------------------------------------------------------------------------------------ saving as we go ----
 def test_rows_are_saved_by_count_and_by_time(folder, tmp_path, monkeypatch):
     common = dict(models=["bicubic"], datasets=[str(folder)], scales=SCALES, metrics=["psnr"], progress=False)
-    monkeypatch.setattr(runner, "FLUSH_SECONDS", 1e9)
-    monkeypatch.setattr(runner, "FLUSH_IMAGES", 2)
+    monkeypatch.setattr(sink, "FLUSH_SECONDS", 1e9)
+    monkeypatch.setattr(sink, "FLUSH_IMAGES", 2)
     by_count = run(out=tmp_path / "count", **common)
     sizes = sorted(pq.read_metadata(p).num_rows for p in (tmp_path / "count" / "rows").glob("*.parquet"))
     assert sizes == [2, 4]  # two images, then the last one at the end
     # with no time between shards allowed, every scale of every image is saved as soon as it is measured
-    monkeypatch.setattr(runner, "FLUSH_SECONDS", 0.0)
-    monkeypatch.setattr(runner, "FLUSH_IMAGES", 100)
+    monkeypatch.setattr(sink, "FLUSH_SECONDS", 0.0)
+    monkeypatch.setattr(sink, "FLUSH_IMAGES", 100)
     by_time = run(out=tmp_path / "time", **common)
     shards = [pq.read_table(p).to_pandas() for p in (tmp_path / "time" / "rows").glob("*.parquet")]
     assert sorted((s["image"].iloc[0], s["scale_text"].iloc[0], len(s)) for s in shards) == [
@@ -156,7 +205,7 @@ def test_rows_are_saved_by_count_and_by_time(folder, tmp_path, monkeypatch):
 
 
 def test_no_progress_logs_each_saved_shard(folder, tmp_path, monkeypatch):
-    monkeypatch.setattr(runner, "FLUSH_IMAGES", 2)
+    monkeypatch.setattr(sink, "FLUSH_IMAGES", 2)
     out = tmp_path / "run"
     r = _cli("--datasets", folder, "--models", "bicubic", "--scales", "2,3", "--metrics", "psnr", "--out", out,
              "--no-progress")
@@ -202,7 +251,7 @@ def test_error_kinds_summary_and_exit_status(folder, tmp_path):
     failed = rows[rows["error_kind"] == "model"]
     assert failed[["model", "image", "scale_text"]].values.tolist() == [["faulty", "im1", "3"]]
     assert "RuntimeError: faulty: asked to fail at 12@3" in failed["error"].iloc[0]
-    assert f"of 20 evaluations failed: 1 model (e.g. imgs/im1 x3 faulty: RuntimeError" in model.stderr
+    assert "of 20 evaluations failed: 1 model (e.g. imgs/im1 x3 faulty: RuntimeError" in model.stderr
 
     # every evaluation failing is a failed run, whatever the kind
     only_bad = tmp_path / "bad"
@@ -228,7 +277,7 @@ def test_rows_without_error_kind_from_older_runs_still_load(folder, tmp_path):
 def test_a_checkpoint_that_cannot_serve_a_scale_fails_before_any_image(folder, tmp_path):
     weights = SHARED / "weights" / "lapsrn-official" / "LapSRN_x2.mat"
     if not weights.is_file():
-        pytest.skip(f"{weights} not found (official LapSRN weights)")
+        need_shared(weights)
     out = tmp_path / "run"
     line = _one_line(_cli("--models", f"lapsrn={weights}", "--datasets", folder, "--scales", "2,4", "--out", out,
                           "--no-progress"))

@@ -15,9 +15,11 @@ from PIL import Image
 from sr_bench.errors import UserError
 from sr_bench.imaging.resize import imresize
 from sr_bench.report.tables import summarize, to_csv
+from sr_bench.run.folder import request_differences
+from sr_bench.run.request import RunOptions, RunRequest
 from sr_bench.run.runner import resume_run, run
 from sr_bench.scales import parse_scales
-from sr_bench.store import SCHEMA, load_rows, write_shard
+from sr_bench.store import SCHEMA, write_shard
 
 
 def _natural(h, w, seed=0):
@@ -51,7 +53,9 @@ def test_rows_schema_errors_and_summary(folder, tmp_path):
     files = sorted((tmp_path / "run" / "rows").glob("*.parquet"))
     assert files and all(pq.read_schema(f).names == SCHEMA.names for f in files)
     by = {(r.image, r.scale_text): r for r in rows.itertuples()}
-    assert "broken" in by[("broken", "2")].error or "corrupt" in by[("broken", "2")].error or by[("broken", "2")].error
+    broken = by[("broken", "2")]  # a data error naming the file, with no numbers
+    assert broken.error.startswith(f"cannot read image {folder / 'broken.png'}: ") and broken.error_kind == "data"
+    assert pd.isna(broken.psnr) and pd.isna(broken.ssim)
     assert "too small" in by[("tiny", "4")].error
     assert by[("tiny", "2")].error == ""  # 6x6 survives x2 (shave 2 leaves 2x2)
     for name in ("a", "gray", "rgba"):
@@ -139,4 +143,26 @@ def test_decimal_scales_use_metasr_and_exact_sizes(folder, tmp_path):
     assert result.protocol.name == "metasr" and set(result.rows.scale_text) == {"1.5", "2"}
     r = rows.loc[("a", "1.5")]  # 48x40: 48/1.5 = 32 and 40/1.5 is not whole -> 36 -> ceil(24)=24 -> 36
     assert (r.lr_height, r.lr_width, r.hr_height, r.hr_width) == (32, 24, 48, 36)
-    assert isinstance(result.rows, pd.DataFrame)
+
+
+def test_a_request_round_trips_through_run_json_and_old_requests_still_read():
+    req = RunRequest(models=["bicubic", "edsr=w.pt"], datasets=["set5", "./imgs"], scales=parse_scales("2,2.5"),
+                     metrics=["psnr"], data_root="/d", lpips_weights="a.pth", plugins=["p.py"], allow_untrained=True,
+                     model_opts={"n": [1, 2], "a": "x"}, save_images=True, precision="bf16", tile=64, tile_overlap=8,
+                     profile=True)
+    assert req.protocol == "metasr"  # auto, resolved for the decimal scale: a request names its rows' protocol
+    assert RunRequest.from_json(json.loads(json.dumps(req.to_json()))) == req
+    # the request of a run.json from before --model-opt, --save-images, --precision, --tile and --profile
+    first = {"models": ["bicubic"], "datasets": ["set5"], "scales": ["2", "3"], "protocol": "matlab",
+             "metrics": None, "data_root": None, "lpips_weights": None, "plugins": [], "allow_untrained": False}
+    old = RunRequest.from_json(first)
+    assert old == RunRequest(models=["bicubic"], datasets=["set5"], scales=[2, 3])
+    assert request_differences(first, old.to_json()) == []  # so such a folder continues
+    for bad, match in ((dict(tile_overlap=4), "--tile-overlap needs --tile"), (dict(precision="fp61"), "fp16"),
+                       (dict(models=["a", "a"]), "appears twice"), (dict(scales=[]), "no scales given")):
+        with pytest.raises(UserError, match=match):
+            RunRequest(**{"models": ["bicubic"], "datasets": ["set5"], "scales": [2], **bad})
+    for bad, match in ((dict(workers=0), "--workers must be >= 1"), (dict(executor="dask"), "unknown executor"),
+                       (dict(ray_address="auto"), "needs --executor ray"), (dict(max_memory="4 parsecs"), "size")):
+        with pytest.raises(UserError, match=match):
+            RunOptions(**bad)

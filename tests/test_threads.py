@@ -1,16 +1,20 @@
 """``sr_bench.threads.total`` sums on one thread but stores the numbers of the configured thread count: it is checked
-against torch's own multi-threaded sums, and SSIM (the C kernel's map summed with ``total``) and PSNR against the
-plain torch formulation they had, run with real threads."""
+against torch's own multi-threaded sums, and SSIM (the C kernel's map summed with ``total``) and PSNR against a
+float64 numpy/scipy reference, run with real threads."""
 
 from __future__ import annotations
 
-import math
+import os
+import subprocess
+import sys
 
+import numpy as np
 import pytest
 import torch
+from scipy.ndimage import correlate1d
 
 from sr_bench.metrics.psnr import psnr
-from sr_bench.metrics.ssim import WINDOW, _TAPS, ssim
+from sr_bench.metrics.ssim import WINDOW, gaussian_1d, ssim
 from sr_bench.threads import GRAIN_SIZE, configured, one_thread, total
 
 
@@ -66,42 +70,54 @@ def test_one_thread_nests_and_restores(threads):
     assert torch.get_num_threads() == 2 and configured() == 2
 
 
-def _plain_ssim(a, b, block_rows=128):
-    """SSIM as it was computed before the band blocking: whole 128-row blocks, summed with torch's threads."""
-    x, y = a.double().reshape(a.shape[-2:]), b.double().reshape(b.shape[-2:])
-    h, w = x.shape
-    maps = torch.stack([x, y, x * x, y * y, x * y], 1)
-    out_h, out_w = h - WINDOW + 1, w - WINDOW + 1
+def _reference_ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """``ssim_index.m`` in float64 numpy/scipy: separable Gaussian (fspecial's normalised vector), 'valid' part."""
+    g = gaussian_1d()
 
-    def shifted(src, dim, n):
-        acc = src.narrow(dim, 0, n) * _TAPS[0]
-        for k in range(1, WINDOW):
-            acc.add_(src.narrow(dim, k, n), alpha=_TAPS[k])
-        return acc
+    def filt(v):
+        return correlate1d(correlate1d(v, g, axis=0), g, axis=1)[WINDOW // 2:-(WINDOW // 2), WINDOW // 2:-(WINDOW // 2)]
 
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    tot = torch.zeros((), dtype=torch.float64)
-    for r0 in range(0, out_h, block_rows):
-        n = min(block_rows, out_h - r0)
-        mu1, mu2, xx, yy, xy = shifted(shifted(maps[r0:r0 + n + WINDOW - 1], 0, n), 2, out_w).unbind(1)
-        mu12 = mu1 * mu2
-        mu1.square_()
-        mu2.square_()
-        num = (2 * mu12 + c1).mul_(xy.sub_(mu12).mul_(2).add_(c2))
-        den = (mu1 + mu2 + c1).mul_(xx.sub_(mu1).add_(yy.sub_(mu2)).add_(c2))
-        tot += num.div_(den).sum()
-    return (tot / (out_h * out_w)).item()
+    mu1, mu2 = filt(a), filt(b)
+    s11, s22, s12 = filt(a * a) - mu1 ** 2, filt(b * b) - mu2 ** 2, filt(a * b) - mu1 * mu2
+    return float(np.mean((2 * mu1 * mu2 + c1) * (2 * s12 + c2) / ((mu1 ** 2 + mu2 ** 2 + c1) * (s11 + s22 + c2))))
 
 
 @pytest.mark.parametrize("n", [1, 2])
-def test_psnr_and_ssim_keep_the_numbers_of_n_threads(threads, n):
+def test_psnr_and_ssim_with_n_threads_match_a_float64_reference(threads, n):
+    # the thread-count-shaped sums (and the C kernel's map, when built) move the numbers by rounding only
     gen = torch.Generator().manual_seed(7)
     for h, w in [(321, 481), (262, 250), (40, 700)]:
         a = (torch.rand(1, 1, h, w, generator=gen, dtype=torch.float64) * 255).round()
         b = (a + torch.randn(a.shape, generator=gen, dtype=torch.float64) * 6).round().clamp(0, 255)
+        an, bn = a[0, 0].numpy(), b[0, 0].numpy()
         torch.set_num_threads(n)
-        expected_ssim = _plain_ssim(a, b)
-        expected_psnr = 10 * math.log10(255 ** 2 / torch.mean((a - b) ** 2).item())
-        assert ssim(a, b) == expected_ssim
-        assert psnr(a, b) == expected_psnr
+        assert ssim(a, b) == pytest.approx(_reference_ssim(an, bn), rel=0, abs=1e-12)
+        assert psnr(a, b) == pytest.approx(10 * np.log10(255 ** 2 / np.mean((an - bn) ** 2)), rel=1e-13)
+        assert ssim(a, a) == 1.0  # every window's ratio is exactly 1, and a sum of ones is exact in any split
         assert torch.get_num_threads() == n
+
+
+def _clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT" and not k.startswith("SRBENCH_")}
+
+
+def test_importing_sr_bench_leaves_openmp_alone():
+    # a training script that imports the library keeps its own OpenMP behaviour
+    code = "import os, sr_bench, sr_bench.metrics.ssim; assert 'GOMP_SPINCOUNT' not in os.environ"
+    done = subprocess.run([sys.executable, "-c", code], check=False, env=_clean_env(), capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_srbench_entry_point_sets_the_spin_before_torch_loads():
+    # libgomp reads the variable once, when torch loads it: the CLI module must not import torch before main() runs
+    code = ("import os, sys, sr_bench.cli as c; loaded = 'torch' in sys.modules; sys.argv = ['srbench', '--version']\n"
+            "try: c.main()\nexcept SystemExit: pass\n"
+            "print(loaded, os.environ.get('GOMP_SPINCOUNT'))")
+    done = subprocess.run([sys.executable, "-c", code], check=False, env=_clean_env(), capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.split()[-2:] == ["False", "1000"], (done.stdout, done.stderr)
+    done = subprocess.run([sys.executable, "-c", code], check=False, env={**_clean_env(), "GOMP_SPINCOUNT": "5"},
+                          capture_output=True, text=True, timeout=120)
+    assert done.stdout.split()[-2:] == ["False", "5"], (done.stdout, done.stderr)  # the user's value wins

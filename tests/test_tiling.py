@@ -16,7 +16,8 @@ from fractions import Fraction
 import pytest
 import torch
 
-from sr_bench.models import create_model
+from sr_bench.imaging.resize import imresize
+from sr_bench.models import create_model, tiling
 from sr_bench.models.archs import rdn as rdn_arch
 from sr_bench.models.archs.asdn import ASDN, FSDN
 from sr_bench.models.archs.blocks import build_module
@@ -30,9 +31,7 @@ from sr_bench.models.archs.rcan import RCAN
 from sr_bench.models.archs.rdn import RDN
 from sr_bench.models.archs.vdsr import VDSR
 from sr_bench.models.interface import ScaleSupport, Upscaler
-from sr_bench.models import tiling
 from sr_bench.models.tiling import Tiling, super_resolve
-from sr_bench.imaging.resize import imresize
 
 LR_SIZE = (12, 112)
 TILE = 16

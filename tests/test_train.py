@@ -30,7 +30,6 @@ from sr_bench.train import train
 from sr_bench.train.patches import hr_side, load_images, random_batch
 from sr_bench.train.scales import parse_train_scales
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: training steps on one thread
 
 

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import skimage.data
-import torch
 from click.testing import CliRunner
 from PIL import Image
 
@@ -19,7 +18,6 @@ from sr_bench.cli import cli
 from sr_bench.report.train_plot import plot_training
 from sr_bench.run.runner import run
 from sr_bench.train import train
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: training steps on one thread
 

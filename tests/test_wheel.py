@@ -21,6 +21,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from conftest import need_shared
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("SRBENCH_DATA") or REPO.parent / "shared" / "datasets")
 TOP_LEVEL_SKIP = {".venv", ".git", "results", "build", "dist", ".pytest_cache", ".device"}
@@ -123,7 +125,7 @@ def test_installed_cli_from_an_empty_directory(installed):
 
 def test_installed_set5_psnr_equals_the_editable_install(installed, tmp_path):
     if not (DATA / "Set5").is_dir():
-        pytest.skip(f"Set5 not found under {DATA}; set SRBENCH_DATA=../shared/datasets")
+        need_shared(DATA / "Set5")
     venv, _, _, env, work = installed
     args = ["run", "--models", "bicubic", "--datasets", "set5", "--scales", "2", "--metrics", "psnr,ssim",
             "--no-progress"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from sr_bench.cli_group import UserErrorGroup
-from sr_bench.data.roots import ORDER, OPTION_HELP
+from sr_bench.data.roots import OPTION_HELP, ORDER
 from sr_bench.errors import UserError
 
 _GROUP_HELP = f"""List, verify and download benchmark datasets.

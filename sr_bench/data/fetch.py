@@ -12,7 +12,6 @@ reported, since such an archive may legitimately be packaged differently and eve
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -28,6 +27,7 @@ from sr_bench.data.download import as_url, download
 from sr_bench.data.roots import dataset_folder, resolve_root
 from sr_bench.data.verify import OK_REENCODED, OK_UNHASHED, FileCheck, check_file, verify_folder
 from sr_bench.errors import UserError, unknown
+from sr_bench.hashing import file_sha256
 
 TEMP_PREFIX = ".srbench-fetch-"
 
@@ -154,14 +154,11 @@ def _check_archive_hash(card, archive: Path, source: str, enforce: bool, say) ->
     want = card.download.sha256
     if not want:
         return False
-    h = hashlib.sha256()
-    with open(archive, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    if h.hexdigest() == want:
+    got = file_sha256(archive)
+    if got == want:
         return True
     if enforce:
-        raise UserError(f"archive from {source} has sha256 {h.hexdigest()[:12]}..., card says {want[:12]}... "
+        raise UserError(f"archive from {source} has sha256 {got[:12]}..., card says {want[:12]}... "
                         "(corrupt or changed download); try again or pass --url")
     say(f"note: this archive's sha256 differs from the card's ({card.download.archive_name}); verifying each file")
     return False

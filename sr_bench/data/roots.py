@@ -1,8 +1,8 @@
 """Where dataset images live: a data root, a folder holding one sub-folder per card (``Set5/``, ``B100/``, ...).
 
 Order: ``--data-root``, else ``SRBENCH_DATA``, else ``./datasets`` in the current directory, else the per-user cache
-(``$XDG_CACHE_HOME/sr_bench/datasets``, by default ``~/.cache/sr_bench/datasets``). A root that is given
-(``--data-root`` or ``SRBENCH_DATA``) is the only place looked in. Without one, each dataset is read from
+(``datasets/`` under the cache root of ``sr_bench.cache``, by default ``~/.cache/sr_bench/datasets``). A root that is
+given (``--data-root`` or ``SRBENCH_DATA``) is the only place looked in. Without one, each dataset is read from
 ``./datasets`` when its folder is there, else from the cache, which is also where ``srbench datasets fetch`` installs
 by default; so a fetched dataset is found from any directory, and a dataset is always read whole from one place.
 """
@@ -13,18 +13,18 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from sr_bench import cache
+
 # The one wording of the order, for --help texts and error messages (README says the same; tests/test_data_resolve.py).
 ORDER = ("--data-root, else $SRBENCH_DATA, else ./datasets in the current directory, else the per-user cache "
-         "~/.cache/sr_bench/datasets ($XDG_CACHE_HOME/sr_bench/datasets when set)")
+         "~/.cache/sr_bench/datasets ($SRBENCH_CACHE/datasets, else $XDG_CACHE_HOME/sr_bench/datasets, when set)")
 OPTION_HELP = (f"Folder holding Set5/, Set14/, ... Data root: {ORDER}; "
                "`srbench datasets fetch` installs into the cache by default.")
 
 
 def user_cache() -> Path:
-    """The per-user dataset cache: ``$XDG_CACHE_HOME/sr_bench/datasets``, else ``~/.cache/sr_bench/datasets``."""
-    xdg = os.environ.get("XDG_CACHE_HOME", "")
-    base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"  # the XDG spec ignores a relative value
-    return base / "sr_bench" / "datasets"
+    """The per-user dataset cache: ``datasets/`` under the cache root (``sr_bench.cache``)."""
+    return cache.folder("datasets")
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ fail verification, since only the card's files are ever read.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from sr_bench.data.cards import CardFile, DatasetCard, all_names, find_card, loa
 from sr_bench.data.folder import image_files
 from sr_bench.data.roots import dataset_folder, resolve_root
 from sr_bench.errors import UserError, unknown
+from sr_bench.hashing import file_sha256
 from sr_bench.imaging.io import ImageReadError, pixel_sha256, read_image
 
 OK = "ok"
@@ -66,14 +66,6 @@ class VerifyReport:
                      "source gives per-file hashes for this card, so the contents are not checked (`datasets fetch` "
                      "checks the archive's published sha256 when downloading from the card's URL)")
         return text
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def check_file(path: Path, expected: CardFile) -> FileCheck:

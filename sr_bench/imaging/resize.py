@@ -25,8 +25,6 @@ from fractions import Fraction
 import numpy as np
 import torch
 
-from sr_bench.native import layout, mkl
-
 
 def _cubic(x: np.ndarray) -> np.ndarray:
     ax = np.abs(x)
@@ -102,17 +100,8 @@ def _resize_axis(x: torch.Tensor, axis: int, out_len: int, scale: Fraction, anti
     m = _matrix(x.shape[axis], out_len, scale, antialias, str(x.device), x.dtype)
     moved = x.movedim(axis, 0)
     rest = moved.shape[1:]
-    tiled = layout.contiguous(moved)  # the copy torch's reshape makes, read in tiles (sr_bench.native.layout)
-    b = (tiled if tiled is not None else moved).reshape(moved.shape[0], -1)
-    handle = _mkl_handle(x.shape[axis], out_len, scale, antialias) if mkl.applies(b) else None
-    # the MKL call torch's matmul makes, minus its zero-filled output (sr_bench.native.mkl): the same bits
-    y = handle.matmul(b) if handle is not None else m @ b
+    y = m @ moved.reshape(moved.shape[0], -1)
     return y.reshape(out_len, *rest).movedim(0, axis)
-
-
-@functools.lru_cache(maxsize=256)
-def _mkl_handle(in_len: int, out_len: int, scale: Fraction, antialias: bool) -> mkl.CsrHandle | None:
-    return mkl.handle(_matrix(in_len, out_len, scale, antialias, "cpu", torch.float64))
 
 
 def output_size(in_hw: tuple[int, int], scale: Fraction) -> tuple[int, int]:

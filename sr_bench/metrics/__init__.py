@@ -2,6 +2,9 @@
 
 A metric's registered name is its row column (``sr_bench.store.schema.row_schema``), so a plugin's ``info.name``
 must equal its entry-point name, and neither may shadow a built-in or another plugin.
+
+pyiqa's metrics are a third source, resolved by name rather than listed: ``pyiqa:NAME`` (column ``pyiqa_NAME``, see
+``sr_bench.metrics.pyiqa_bridge``) when pyiqa is installed.
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ from typing import get_args
 from sr_bench.errors import UserError, unknown
 from sr_bench.metrics.base import Metric, MetricInfo, MetricUnavailable, View
 
-__all__ = ["Metric", "MetricInfo", "MetricUnavailable", "create_metric", "is_builtin", "list_metrics", "metric_info",
-           "metric_source"]
+__all__ = ["Metric", "MetricInfo", "MetricUnavailable", "create_metric", "is_builtin", "is_pyiqa", "list_metrics",
+           "metric_column", "metric_info", "metric_source"]
 
 _BUILTIN = {
     "psnr": "sr_bench.metrics.psnr:PSNR",
@@ -52,8 +55,27 @@ def is_builtin(name: str) -> bool:
     return name in _BUILTIN
 
 
+def is_pyiqa(name: str) -> bool:
+    """Whether ``name`` is a pyiqa metric's (``pyiqa:NAME`` or its column ``pyiqa_...``), known or not."""
+    return name.startswith(("pyiqa:", "pyiqa_"))
+
+
+def metric_column(name: str) -> str:
+    """The row column a metric name writes: ``pyiqa:ms_ssim`` -> ``pyiqa_ms_ssim``; other names as given."""
+    if not is_pyiqa(name):
+        return name
+    from sr_bench.metrics.pyiqa_bridge import canonical
+
+    return canonical(name)
+
+
 def metric_source(name: str) -> str:
-    """``built-in``, or the entry point and the distribution (name, version) that provides a plugin metric."""
+    """``built-in``, or the entry point and the distribution (name, version) that provides a plugin metric, or pyiqa's
+    version with the metric and its options."""
+    if is_pyiqa(name):
+        from sr_bench.metrics.pyiqa_bridge import source
+
+        return source(name)
     return _entry(name).source
 
 
@@ -102,6 +124,10 @@ def _check_plugin(name: str, cls, source: str) -> None:
 
 
 def create_metric(name: str) -> Metric:
+    if is_pyiqa(name):
+        from sr_bench.metrics.pyiqa_bridge import PyiqaMetric
+
+        return PyiqaMetric(name)
     cls = _load_class(name)
     if is_builtin(name):
         return cls()
@@ -112,4 +138,8 @@ def create_metric(name: str) -> Metric:
 
 
 def metric_info(name: str) -> MetricInfo:
+    if is_pyiqa(name):
+        from sr_bench.metrics.pyiqa_bridge import info
+
+        return info(name)
     return _load_class(name).info

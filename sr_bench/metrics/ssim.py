@@ -11,6 +11,7 @@ import torch
 
 from sr_bench import native
 from sr_bench.metrics.base import Metric, MetricInfo
+from sr_bench.native import ssim_map
 from sr_bench.threads import configured as threads_configured
 from sr_bench.threads import total as threads_total
 
@@ -117,10 +118,8 @@ def _row_stride(plane: torch.Tensor) -> int:
 
 
 def _kernel():
-    """``srb_ssim_rows`` of the compiled kernel, or None (no compiler, or SRBENCH_NATIVE=0)."""
-    p, n, d = ctypes.c_void_p, ctypes.c_long, ctypes.c_double
-    return native.function("ssim_map", "srb_ssim_rows", [p, n, p, n, n, n, n, n, ctypes.POINTER(d), d, d, p, p],
-                           ctypes.c_int)
+    """``srb_ssim_rows`` of the compiled kernel once probed, or None (``sr_bench.native.ssim_map``)."""
+    return ssim_map.kernel()
 
 
 class SSIM(Metric):

@@ -21,7 +21,7 @@ import torch
 
 from sr_bench.errors import UserError, unknown
 from sr_bench.models.archs.blocks import NetworkUpscaler, build_module, crop_to, load_strict, read_checkpoint
-from sr_bench.models.interface import ScaleSupport, scale_refusal
+from sr_bench.models.interface import ScaleSupport, Upscaler, scale_refusal
 from sr_bench.models.tiling import run_network
 
 PREFIX = "basicsr:"
@@ -77,7 +77,9 @@ class BasicSRModel(NetworkUpscaler):
         if arch not in registry:
             raise unknown("BasicSR arch", arch, list(registry.keys()))
         self.model_name = f"{PREFIX}{arch}"
-        paths = self._setup(ScaleSupport(), checkpoint, allow_untrained, {})
+        # no card: the scale is the network's own (checked when it runs), and the weights are BasicSR's
+        Upscaler.__init__(self, name=self.model_name, scales=ScaleSupport(), learned=True, config={})
+        paths = self._weights(checkpoint, allow_untrained)
         if len(paths) > 1:
             raise UserError(f"model {self.model_name!r} takes one checkpoint, got {len(paths)}")
         path = paths[0] if paths else None

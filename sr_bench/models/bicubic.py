@@ -7,12 +7,14 @@ from fractions import Fraction
 import torch
 
 from sr_bench.imaging.resize import imresize
+from sr_bench.models.card_files import builtin_card
 from sr_bench.models.interface import ScaleSupport, Upscaler
 
 
 class Bicubic(Upscaler):
     def __init__(self):
-        super().__init__(name="bicubic", scales=ScaleSupport.any_scale(), learned=False)
+        card = builtin_card("bicubic")  # registry/bicubic.toml: any scale, not learned
+        super().__init__(name="bicubic", scales=ScaleSupport.range(*card.range), learned=card.learned)
 
     def super_resolve(self, lr: torch.Tensor, scale: Fraction, size: tuple[int, int]) -> torch.Tensor:
         # imresize(LR, s) keeps the scale's coordinate mapping; ``size`` may be smaller than ceil(s*h) (Meta-SR's floor)

@@ -159,6 +159,14 @@ class Upscaler:
             self.checkpoint_sha256 = "+".join(self.scale_sha256[k] for k in sorted(self.scale_sha256))
 
     def to(self, device: torch.device) -> "Upscaler":
+        """Called once before the first image: moves every ``nn.Module`` the model holds in its attributes (directly,
+        or in a dict, list or tuple) to ``device`` and puts it in eval mode; dtypes stay as built (the input is
+        float64: cast it as the network needs). Override it for anything else to move."""
+        for value in vars(self).values():
+            items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else [value]
+            for m in items:
+                if isinstance(m, torch.nn.Module):
+                    m.to(device).eval()
         return self
 
     def strategy_for(self, scale: Fraction) -> str:
@@ -192,6 +200,10 @@ class Upscaler:
 
     # One network per scale: the scales ``srbench train --scale K`` takes (the model is then built with scale=K).
     per_scale_training: ClassVar[tuple[int, ...]] = ()
+    # A plugin with integer scales that opts into the built-in decimal-scale strategies names them here, its default
+    # first (e.g. ("ceil-then-down", "floor-then-up", "recursive-x2")); ``--model-opt strategy=...`` picks another,
+    # and sr_bench runs it around ``super_resolve`` (``strategies.PluginStrategy``). Built-ins take ``strategy=``.
+    strategies: ClassVar[tuple[str, ...]] = ()
 
     def training_forward(self, scale: Fraction | None = None) -> TrainingForward | None:
         """The differentiable forward ``srbench train`` uses (``scale``: the one network's scale for a
@@ -199,19 +211,28 @@ class Upscaler:
         return None
 
     def networks_for(self, scale: Fraction) -> list[torch.nn.Module]:
-        """The networks ``super_resolve`` runs at ``scale``: by default every ``nn.Module`` the model holds (its
-        ``modules()``, or its attributes, directly or in a dict or list); one-network-per-scale models name theirs."""
+        """The networks ``super_resolve`` runs at ``scale``. By default: a dict attribute keyed by integer scales
+        (``{2: net_x2, 4: net_x4}``, one network per scale) gives the network of that scale (else of the smallest
+        larger one, else of the largest), and every other ``nn.Module`` the model holds counts whole (its attributes,
+        directly or in a list or dict; or its ``modules()`` when it holds no such dict). Override it when the model
+        picks its networks some other way."""
+        s = Fraction(scale)
+        shared, per_scale = [], []
+        for value in vars(self).values():
+            if isinstance(value, dict) and value and all(isinstance(k, int) and not isinstance(k, bool)
+                                                         and isinstance(m, torch.nn.Module) for k, m in value.items()):
+                keys = sorted(value)
+                per_scale.append(value[next((k for k in keys if k >= s), keys[-1])])
+                continue
+            items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else [value]
+            shared += [m for m in items if isinstance(m, torch.nn.Module)]
         modules = getattr(self, "modules", None)
-        if callable(modules):
+        if not per_scale and callable(modules):
             try:
                 return list(modules())
             except NotImplementedError:
                 pass
-        found = []
-        for value in vars(self).values():
-            items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else [value]
-            found += [m for m in items if isinstance(m, torch.nn.Module)]
-        return found
+        return shared + per_scale
 
     def parameter_count(self, scale: Fraction) -> int:
         """Trainable parameters of ``networks_for(scale)`` (each counted once), as the model cards count them:

@@ -30,9 +30,14 @@ import torch.nn as nn
 from sr_bench.errors import UserError
 from sr_bench.imaging.color import rgb2ycbcr_matlab_double, ycbcr2rgb_matlab_double
 from sr_bench.imaging.resize import imresize, output_size
-from sr_bench.models.archs.blocks import NetworkUpscaler, crop_to, read_checkpoint, unwrap_state_dict
-from sr_bench.models.interface import ScaleSupport, TrainingForward
-from sr_bench.models.matconvnet import is_matconvnet_file
+from sr_bench.models.archs.blocks import (
+    NetworkUpscaler,
+    crop_to,
+    is_matconvnet_file,
+    read_checkpoint,
+    unwrap_state_dict,
+)
+from sr_bench.models.interface import TrainingForward
 from sr_bench.models.tiling import run_network
 
 
@@ -149,27 +154,23 @@ class LumaUpscaler(NetworkUpscaler):
 class PreUpsamplingUpscaler(LumaUpscaler):
     """One network for every scale, run on the MATLAB-bicubic-upscaled Y (SRCNN, VDSR).
 
-    Native for scales in (``trained_low``, ``trained_high``] (the card's range); larger scales run the same way and are
-    labelled ``bicubic-pre`` (outside the trained range). Checkpoints are our own state_dicts (one file).
+    Native for scales in the card's range; larger scales run the same way and are labelled with the card's ``beyond``
+    (``bicubic-pre``: outside the trained range). Checkpoints are our own state_dicts (one file).
     """
 
     tiles_networks: ClassVar[bool] = True  # luma() runs the network through tiling.run_network
-    trained_low: ClassVar[Fraction] = Fraction(1)
-    trained_high: ClassVar[Fraction] = Fraction(4)
 
     def _init_single(self, checkpoint, allow_untrained: bool, config: dict) -> list:
-        paths = self._setup(ScaleSupport(low=self.trained_low, high=self.trained_high), checkpoint, allow_untrained,
-                            config)
+        paths = self._setup(checkpoint, allow_untrained, config)
         if len(paths) > 1:
             raise UserError(f"model {self.model_name!r} is one network for every scale; give one checkpoint")
-        self.strategy = "bicubic-pre"
         return paths
 
     def _read_state_dict(self, path):
         if is_matconvnet_file(path):
             raise UserError(f"{str(path)!r} is a MATLAB .mat file; the MatConvNet importer covers the LapSRN/MS-LapSRN "
                             f"releases only: convert it to a PyTorch state_dict of {self.model_name!r} "
-                            f"(see registry/{self.model_name}.toml for the key names)")
+                            f"(`srbench models {self.model_name}` names its keys)")
         obj, sha = read_checkpoint(path, self.model_name)
         sd, _ = unwrap_state_dict(obj, path, self.model_name)
         return sd, sha

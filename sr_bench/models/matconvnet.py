@@ -71,16 +71,6 @@ class DagNN:
         return to_torch(self.params[param], self.layer_of(param), param)
 
 
-def is_matconvnet_file(path: str | Path) -> bool:
-    """A MATLAB .mat file (by its header; any extension)."""
-    p = Path(path)
-    try:
-        with open(p, "rb") as f:
-            return f.read(6) == b"MATLAB"
-    except OSError:
-        return False
-
-
 def _text(x) -> str:
     if isinstance(x, str):
         return x

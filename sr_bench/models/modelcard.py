@@ -18,6 +18,7 @@ from sr_bench.errors import UserError
 SHA256 = re.compile(r"[0-9a-f]{64}")
 UNRELEASED = "unreleased"  # a loaded file whose sha256 no card release has
 COLORS = ("rgb", "y")
+WEIGHTS_FILES = ("one", "per-scale")  # weights_files: one file for every scale, or one file per scale
 UPSAMPLING = ("post", "pre", "progressive", "arbitrary", "interpolation")
 
 # [train]: the paper's training recipe (``srbench train NAME --recipe paper``; sr_bench/train/recipe.py).
@@ -62,6 +63,8 @@ class ModelCard:
     releases: tuple[Release, ...]
     published: tuple[dict, ...]
     train: dict | None = None  # the checked [train] block
+    replaces: tuple[str, ...] = ()  # plugin cards: the built-in names the plugin replaces on purpose
+    weights_files: str | None = None  # "one" (one file serves every scale) or "per-scale"; None: from the releases
     where: str = field(default="?", compare=False)
 
     @staticmethod
@@ -82,6 +85,13 @@ class ModelCard:
         learned = card.get("learned", True)
         if not isinstance(learned, bool):
             raise bad("learned", "must be true or false")
+        replaces = card.get("replaces", [])
+        replaces = [replaces] if isinstance(replaces, str) else replaces
+        if not isinstance(replaces, list) or not all(isinstance(r, str) and r for r in replaces):
+            raise bad("replaces", "must be the name of the built-in model the plugin replaces (or a list of names)")
+        files = card.get("weights_files")
+        if files is not None and files not in WEIGHTS_FILES:
+            raise bad("weights_files", f"must be one of {', '.join(WEIGHTS_FILES)}")
         for key in ("display_name", "summary", "weights_note"):
             if key in card and not isinstance(card[key], str):
                 raise bad(key, "must be a string")
@@ -141,12 +151,15 @@ class ModelCard:
             what = f"[[published]] #{i + 1}"
             if not isinstance(b, dict) or not isinstance(b.get("source"), str) or not isinstance(b.get("protocol"), str):
                 raise bad(what, "needs source and protocol strings")
+            for flag in ("verified", "secondary", "self_ensemble"):
+                if flag in b and not isinstance(b[flag], bool):
+                    raise bad(f"{what} {flag}", "must be true or false")
             rows = b.get("rows")
             if not isinstance(rows, list) or not rows:
                 raise bad(f"{what} rows", "must be [[dataset, scale, psnr, ssim?], ...]")
             for row in rows:
                 if (not isinstance(row, list) or not 3 <= len(row) <= 4 or not isinstance(row[0], str)
-                        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in row[2:])):
+                        or not all(_published_number(v) for v in row[2:])):
                     raise bad(f"{what} rows", f"has a bad row {row!r}: write [dataset, scale, psnr, ssim?]")
                 try:
                     Fraction(str(row[1]))
@@ -158,7 +171,20 @@ class ModelCard:
         return ModelCard(name=name, aliases=tuple(aliases), display_name=card.get("display_name", name), entry=entry,
                          learned=learned, integers=integers, also_builds=also, range=rng,
                          strategy=scales.get("strategy"), beyond=scales.get("beyond"), params=dict(params),
-                         releases=tuple(releases), published=tuple(published), train=train, where=where)
+                         releases=tuple(releases), published=tuple(published), train=train,
+                         replaces=tuple(replaces), weights_files=files, where=where)
+
+    @property
+    def per_scale_files(self) -> bool:
+        """Whether ``--models NAME=...`` takes one file per scale (joined by os.pathsep) rather than one file for
+        every scale: ``weights_files`` when the card says it, else what its releases show (each serving one scale of
+        an integer-scale model), else whether the model has integer scales."""
+        if self.weights_files is not None:
+            return self.weights_files == "per-scale"
+        served = [r.scales for r in self.releases]
+        if served:
+            return bool(self.integers) and all(s is not None and len(s) == 1 for s in served)
+        return bool(self.integers) and self.range is None
 
     def release_for(self, sha256: str) -> Release | None:
         """The release whose sha256 is ``sha256``, or None."""
@@ -176,8 +202,10 @@ def check_train_block(train, bad) -> None:
     if extra:
         raise bad(sorted(extra)[0], f"is not a [train] field; fields: source, status, choices, notes, "
                                      f"{', '.join(TRAIN_VALUES)}")
-    if not isinstance(train.get("source"), str) or "§" not in train["source"]:
-        raise bad("source", "must name the paper/code sections the recipe comes from (with §)")
+    source = train.get("source")
+    # readers have the paper and the code, not our notes: the source names one of them (a repository path has a /)
+    if not isinstance(source, str) or not ("paper" in source.lower() or "/" in source):
+        raise bad("source", "must name the paper or the code files the recipe comes from")
     if train.get("status") not in TRAIN_STATUS:
         raise bad("status", f"must be one of {', '.join(TRAIN_STATUS)}")
     for key in ("choices", "notes"):
@@ -258,3 +286,29 @@ def release_name(card: dict | None, sha256: str) -> str:
     if all(n == UNRELEASED for n in names):
         return UNRELEASED
     return "+".join(names)
+
+
+def _published_number(v) -> bool:
+    """A published value: a number, or a string holding one as the paper prints it ("38.00")."""
+    if isinstance(v, str):
+        return re.fullmatch(r"-?\d+(\.\d+)?", v.strip()) is not None
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def keep_printed(card: dict, text: str) -> dict:
+    """``card`` (read from the TOML ``text``) with each ``[[published]]`` block's values as the card writes them, in
+    ``printed`` (one list of strings per row, None where not a float): TOML floats keep no trailing zeros, and a
+    published 38.00 or 0.9270 must print as such (report/reported.py)."""
+    import tomllib
+    from decimal import Decimal
+
+    try:
+        exact = tomllib.loads(text, parse_float=Decimal)
+    except tomllib.TOMLDecodeError:
+        return card
+    for block, raw in zip(card.get("published", []) or [], exact.get("published", []) or []):
+        if isinstance(block, dict) and isinstance(raw, dict) and isinstance(raw.get("rows"), list):
+            block["printed"] = [[str(v) if isinstance(v, Decimal) else None for v in row] if isinstance(row, list)
+                                else [] for row in raw["rows"]]
+    return card
+

@@ -7,10 +7,12 @@
 | ``23``, ``-1``              | ``int``                        |
 | ``0.5``, ``1e-4``, ``-2.``  | ``float``                      |
 | ``2,3,4``, ``a,b``          | ``list`` of the values above (``[2, 3, 4]``, ``['a', 'b']``) |
+| ``[2,3,4]``, ``[2]``, ``[]`` | the same ``list`` (brackets: a one-item or empty list too) |
 | ``"2,3"``, ``'true'``       | the ``str`` inside the quotes  |
 | anything else               | the ``str`` as written         |
 
-Values are parsed once, here; run.json stores the parsed values, so ``--resume`` and ``compare --visual`` give a model
+Keys: ``KEY`` goes to every model that takes it, ``NAME.KEY`` to model NAME only (``models/building.py``). A bracket
+that does not close, or a list inside a list, is an error rather than a string. Values are parsed once, here; run.json stores the parsed values, so ``--resume`` and ``compare --visual`` give a model
 the same options. ``option_text`` writes a value back in this syntax (``srbench train``'s printed run command).
 """
 
@@ -42,12 +44,22 @@ def parse_value(text: str):
     """One ``--model-opt`` value by the table above."""
     t = text.strip()
     quoted = len(t) >= 2 and t[0] == t[-1] and t[0] in "\"'"
+    if not quoted and (t.startswith("[") or t.endswith("]")):
+        if not (t.startswith("[") and t.endswith("]")) or "[" in t[1:-1] or "]" in t[1:-1]:
+            raise UserError(f"bad --model-opt value {text!r}: write a list as [2,3,4] (one pair of brackets, no "
+                            f"nested lists), or quote it ('[2') to pass the text")
+        inner = t[1:-1].strip()
+        return _items(inner, text) if inner else []
     if "," in t and not quoted:
-        items = [p.strip() for p in t.split(",")]
-        if any(not p for p in items):
-            raise UserError(f"bad --model-opt value {text!r}: an empty item between commas; write e.g. 2,3,4")
-        return [_scalar(p) for p in items]
+        return _items(t, text)
     return _scalar(t)
+
+
+def _items(t: str, text: str) -> list:
+    items = [p.strip() for p in t.split(",")]
+    if any(not p for p in items):
+        raise UserError(f"bad --model-opt value {text!r}: an empty item between commas; write e.g. 2,3,4")
+    return [_scalar(p) for p in items]
 
 
 def parse_model_opts(pairs) -> dict:
@@ -67,7 +79,7 @@ def parse_model_opts(pairs) -> dict:
 def option_text(value) -> str:
     """``value`` written so that ``parse_value`` gives it back."""
     if isinstance(value, (list, tuple)):
-        return ",".join(option_text(v) for v in value)
+        return "[" + ",".join(option_text(v) for v in value) + "]"
     if value is None:
         return "none"
     if isinstance(value, bool):

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Callable
 
 from sr_bench.errors import UserError, unknown
-from sr_bench.models.cards import model_cards
+from sr_bench.models.card_files import model_cards
 from sr_bench.models.interface import Upscaler
 
 ENTRY_POINT_GROUP = "sr_bench.models"
@@ -90,8 +90,14 @@ def register_model(name: str | Callable | None = None, *, override: bool = False
 
 
 def _clash(name: str, first: Entry, second: Entry) -> UserError:
+    later = second if first.builtin else first
+    if isinstance(later.target, str):  # an entry point: not imported to list it, so its card says it
+        fix = (f"or, to replace the built-in on purpose, put replaces = {name!r} in the card {name}.toml beside "
+               f"the plugin's module" if first.builtin or second.builtin else "or uninstall one of them")
+    else:
+        fix = f"or replace on purpose with @register_model({name!r}, override=True)"
     return UserError(f"model name {name!r} is registered twice: by {first.source} and by {second.source}; rename "
-                     f"one, or replace on purpose with @register_model({name!r}, override=True)")
+                     f"one, {fix}")
 
 
 def _entry_point_entries() -> list[tuple[str, Entry]]:
@@ -112,14 +118,24 @@ def _same_target(a: Entry, b: Entry) -> bool:
     return a.target is b.target or (a.dotted is not None and a.dotted == b.dotted)
 
 
-def _entries() -> tuple[dict[str, Entry], dict[str, tuple[Entry, Entry]]]:
-    """name (and alias) -> entry, and the names two sources claim (name -> both entries)."""
+@dataclass
+class Entries:
+    """Every model name (and alias) -> its entry; the names two sources claim (name -> both entries), which no
+    listing shows and no run may use; and one line for each plugin whose card cannot be read."""
+
+    found: dict[str, Entry]
+    clashes: dict[str, tuple[Entry, Entry]]
+    problems: list[str]
+
+
+def _entries() -> Entries:
     found: dict[str, Entry] = {}
     clashes: dict[str, tuple[Entry, Entry]] = {}
+    problems: list[str] = []
 
-    def add(name: str, entry: Entry) -> None:
+    def add(name: str, entry: Entry, replaces: bool = False) -> None:
         prev = found.get(name)
-        if prev is None or entry.override:
+        if prev is None or entry.override or (replaces and prev.builtin):
             found[name] = entry
             clashes.pop(name, None)
         elif not _same_target(prev, entry):
@@ -128,13 +144,26 @@ def _entries() -> tuple[dict[str, Entry], dict[str, tuple[Entry, Entry]]]:
     for name, card in model_cards().items():
         add(name, Entry(card["entry"], f"the built-in card {card['name']!r}", builtin=True))
     plugins = [*_entry_point_entries(), *_registered.items()]
+    cards: dict[str, dict] = {}
     for name, entry in plugins:
-        add(name, entry)
+        path = _plugin_card_file(name, entry)
+        try:
+            cards[name] = _read_plugin_card(str(path), name) if path else {}
+        except UserError as e:  # a broken card: the model stays listed, the listing says why its card is not
+            cards[name] = {}
+            problems.append(str(e))
+    for name, entry in plugins:
+        add(name, entry, replaces=name in _replaced(cards[name]))
     for name, entry in plugins:  # a plugin card's aliases are names too
-        card = _plugin_card_file(name, entry)
-        for alias in _read_plugin_card(str(card), name).get("aliases", []) if card else []:
-            add(alias, entry)
-    return found, clashes
+        for alias in cards[name].get("aliases", []):
+            add(alias, entry, replaces=alias in _replaced(cards[name]))
+    return Entries(found, clashes, problems)
+
+
+def _replaced(card: dict) -> set[str]:
+    """The built-in names a plugin card says it replaces on purpose (``replaces = "rcan"`` or a list)."""
+    value = card.get("replaces", [])
+    return {value} if isinstance(value, str) else set(value)
 
 
 def _checked(names, clashes) -> None:
@@ -144,19 +173,29 @@ def _checked(names, clashes) -> None:
 
 
 def list_models(pattern: str = "*") -> list[str]:
-    found, clashes = _entries()
-    names = sorted(n for n in found if fnmatch.fnmatch(n, pattern))
-    _checked(names, clashes)
+    """The model names matching ``pattern``; a name two sources claim is an error naming both."""
+    e = _entries()
+    names = sorted(n for n in e.found if fnmatch.fnmatch(n, pattern))
+    _checked(names, e.clashes)
     return names
+
+
+def model_listing(pattern: str = "*") -> tuple[list[str], list[str]]:
+    """What ``srbench models`` shows: the names matching ``pattern`` that can be used, and one line per problem (a
+    name two sources claim, a plugin card that cannot be read), so that one broken plugin hides nothing else."""
+    e = _entries()
+    names = sorted(n for n in e.found if fnmatch.fnmatch(n, pattern) and n not in e.clashes)
+    problems = [str(_clash(n, *e.clashes[n])) for n in sorted(e.clashes) if fnmatch.fnmatch(n, pattern)]
+    return names, problems + e.problems
 
 
 def entry_for(name: str) -> Entry | None:
     """The registry entry behind ``name`` (``NAME+``: NAME's), or None (unknown, or a ``basicsr:`` model)."""
-    found, clashes = _entries()
-    if name not in found and name.endswith(SUFFIX) and len(name) > 1:
+    e = _entries()
+    if name not in e.found and name.endswith(SUFFIX) and len(name) > 1:
         name = name[: -len(SUFFIX)]
-    _checked([name], clashes)
-    return found.get(name)
+    _checked([name], e.clashes)
+    return e.found.get(name)
 
 
 def plugin_failure(name: str, entry: Entry, error: BaseException, when: str) -> UserError:
@@ -166,15 +205,19 @@ def plugin_failure(name: str, entry: Entry, error: BaseException, when: str) -> 
                      f"rerun with srbench --debug for the traceback")
 
 
-def resolve(name: str) -> Callable[..., Upscaler]:
-    found, clashes = _entries()
+def resolve(name: str, checkpoint: str | None = None) -> Callable[..., Upscaler]:
+    """The factory of ``--models name[=checkpoint]`` (``checkpoint`` matters only for ``NAME=spandrel:PATH``)."""
+    from sr_bench.models.spandrel_bridge import is_spandrel, spandrel_model
+
+    if is_spandrel(name, checkpoint):  # before NAME+: a checkpoint's file stem may end in '+'
+        return functools.partial(spandrel_model, name=name)
+    e = _entries()
+    found, clashes = e.found, e.clashes
     if name.endswith(SUFFIX) and len(name) > 1 and name not in found:
         from sr_bench.models.ensemble import self_ensemble_factory
 
         return self_ensemble_factory(resolve(name[: -len(SUFFIX)]), name)
     if name.startswith("basicsr:"):
-        import functools
-
         from sr_bench.models.basicsr_bridge import BasicSRModel
 
         return functools.partial(BasicSRModel, name.split(":", 1)[1])
@@ -221,7 +264,7 @@ def call_model_code(name: str, when: str, fn, *args, **kwargs):
 
 
 def create_model(name: str, **config) -> Upscaler:
-    model = call_model_code(name, "while creating it", resolve(name), **config)
+    model = call_model_code(name, "while creating it", resolve(name, config.get("checkpoint")), **config)
     if not isinstance(model, Upscaler):
         raise UserError(f"model {name!r} returned {type(model).__name__}, not an Upscaler; its factory must return "
                         f"an sr_bench.Upscaler")
@@ -253,6 +296,12 @@ def load_plugin(path: str | Path) -> list[str]:
     added = sorted(set(_registered) - before)
     if not added:
         raise UserError(f"plugin {str(p)!r} registered no model; decorate a class with @sr_bench.register_model")
+    clashes = _entries().clashes
+    for name in added:  # said now, not when the name is first used
+        if name in clashes:
+            for n in added:  # not half-loaded: loading the file again says the same
+                _registered.pop(n, None)
+            raise _clash(name, *clashes[name])
     _plugins[key] = added
     return added
 
@@ -298,10 +347,11 @@ def _plugin_card_file(name: str, entry: Entry) -> Path | None:
 
 @functools.lru_cache(maxsize=64)
 def _read_plugin_card(path: str, name: str) -> dict:
-    from sr_bench.models.modelcard import ModelCard
+    from sr_bench.models.modelcard import ModelCard, keep_printed
 
     try:
-        card = tomllib.loads(Path(path).read_text())
+        text = Path(path).read_text()
+        card = keep_printed(tomllib.loads(text), text)  # published values as printed (38.00, not 38.0)
     except (OSError, tomllib.TOMLDecodeError) as e:
         raise UserError(f"model card {path} of plugin model {name!r} is not valid TOML ({e}); fix or remove it") from None
     card.setdefault("name", name)
@@ -312,15 +362,9 @@ def _read_plugin_card(path: str, name: str) -> dict:
     return card
 
 
-def overridden(name: str) -> bool:
-    """Whether ``name`` was registered with ``override=True`` (its card is then the plugin's, not the built-in's)."""
-    entry = _registered.get(name)
-    return entry is not None and entry.override
-
-
 def plugin_card(name: str) -> dict | None:
     """The card of a plugin model (or of one of its card's aliases), or None."""
-    found, _ = _entries()
+    found = _entries().found
     entry = found.get(name)
     if entry is None or entry.builtin:
         return None
@@ -331,11 +375,19 @@ def plugin_card(name: str) -> dict | None:
     return None
 
 
+def card_for(name: str) -> dict | None:
+    """The card of the model ``name`` runs: a built-in's, or a plugin's (a ``NAME.toml`` beside its module; also
+    when the plugin replaces a built-in on purpose), or None."""
+    entry = _entries().found.get(name)
+    if entry is None or entry.builtin:
+        return model_cards().get(name)
+    return plugin_card(name)
+
+
 @functools.lru_cache(maxsize=1024)
 def release_of(name: str, sha256: str) -> str:
     """The card release a checkpoint is (``LapSRN_x2.mat``), ``unreleased``, or ``""`` without weights: what rows
     and run.json record next to ``checkpoint_sha256``. ``NAME+`` uses NAME's card."""
-    from sr_bench.models.cards import card_for
     from sr_bench.models.modelcard import release_name
 
     if not sha256:

@@ -41,20 +41,21 @@ take ``strategy=`` (default ``ceil-then-down``, the suite-wide default)::
     create_model("csfm", allow_untrained=True, strategy="bicubic-pre")
 
 An unknown name, or a strategy whose network is missing (``bicubic-pre`` without x1, ``recursive-x2`` without x2),
-is a ``UserError`` naming the options. A card may document its default under ``[scales] strategy``; the code
-default is the class attribute ``default_strategy``.
+is a ``UserError`` naming the options. The default is the card's ``[scales] strategy``
+(``default_strategy`` reads it).
 """
 
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import Callable, ClassVar
+from typing import Callable
 
 import torch
 
 from sr_bench.errors import UserError
 from sr_bench.imaging.resize import imresize
 from sr_bench.models.archs.blocks import IntegerScaleUpscaler, crop_to
+from sr_bench.models.interface import Upscaler, scale_refusal
 
 NATIVE = "native"
 CEIL_THEN_DOWN = "ceil-then-down"
@@ -215,8 +216,6 @@ class StrategicIntegerUpscaler(IntegerScaleUpscaler):
     ``recursive-x2``). With checkpoints, the strategy's network must be among them.
     """
 
-    default_strategy: ClassVar[str] = CEIL_THEN_DOWN
-
     def __init__(self, checkpoint=None, allow_untrained: bool = False, scale: int | None = None,
                  variant: str | None = None, strategy: str | None = None):
         strategy = check_strategy(strategy or self.default_strategy, self.model_name)
@@ -253,9 +252,96 @@ class StrategicIntegerUpscaler(IntegerScaleUpscaler):
         return STRATEGY_FUNCTIONS[self.strategy](self, lr, s, size)
 
 
+# --------------------------------------------------------------------------------------------------------------------
+# The same strategies for a plugin that opts in (``strategies = ("ceil-then-down", ...)`` on its class)
+# --------------------------------------------------------------------------------------------------------------------
+
+PLUGIN_STRATEGIES = (CEIL_THEN_DOWN, FLOOR_THEN_UP, RECURSIVE_X2)  # bicubic-pre needs a x1 network no plugin declares
+
+
+class PluginStrategy(Upscaler):
+    """A plugin model with integer scales, reaching other scales by a built-in strategy around its own
+    ``super_resolve``: the held scale ``k`` the strategy picks runs at its full size ``k x`` the LR, and the result
+    (0..255, float64) is MATLAB-bicubic-resized to the requested size (``recursive-x2``: x2 passes, clipped to 0..255
+    between them), as the built-in integer models do with their networks' outputs. Held scales run the plugin as is.
+    Its output is what the plugin returns (usually already clipped to [0, 1]) where a built-in resizes the raw
+    network output, so the two differ in the few pixels the network pushes out of range."""
+
+    def __init__(self, inner: Upscaler, strategy: str):
+        strategy = check_strategy(strategy, inner.name, type(inner).strategies)
+        super().__init__(name=inner.name, scales=inner.scales, learned=inner.learned,
+                         checkpoint_sha256=inner.checkpoint_sha256, untrained=inner.untrained, strategy=strategy,
+                         config={**inner.config, "strategy": strategy}, scale_sha256=dict(inner.scale_sha256))
+        self.inner = inner
+
+    @property
+    def tile_overlap(self) -> int:
+        return self.inner.tile_overlap
+
+    def to(self, device) -> "PluginStrategy":
+        self.inner = self.inner.to(device)
+        return self
+
+    def _held(self) -> list[int]:
+        return sorted(self.inner.scales.integers)
+
+    def strategy_for(self, scale: Fraction) -> str:
+        return strategy_name(self.inner, self.strategy, scale)
+
+    def network_scale(self, scale: Fraction) -> int | None:
+        """The held scale that serves ``scale`` (None: none can)."""
+        s, held = Fraction(scale), self._held()
+        name = self.strategy_for(s)
+        if name == NATIVE:
+            return int(s) if s.denominator == 1 else None
+        if name == FLOOR_THEN_UP:
+            return max(k for k in held if 2 <= k <= s)
+        if name == RECURSIVE_X2:
+            return 2 if 2 in held else None
+        return next((k for k in held if k >= s), None)
+
+    def scale_problem(self, scale: Fraction) -> str | None:
+        s = Fraction(scale)
+        if self.inner.scales.native(s) or self.network_scale(s) is not None:
+            return None
+        need = "x2" if self.strategy_for(s) == RECURSIVE_X2 else f"a scale >= {s}"
+        return (f"it declares scales {self.scales.describe()} and {self.strategy} needs {need}; pick another "
+                f"--model-opt {self.name}.strategy=... ({', '.join(type(self.inner).strategies)})")
+
+    def networks_for(self, scale: Fraction) -> list:
+        k = self.network_scale(scale)
+        return self.inner.networks_for(Fraction(k) if k is not None else Fraction(scale))
+
+    def parameter_count(self, scale: Fraction) -> int:
+        k = self.network_scale(scale)
+        return self.inner.parameter_count(Fraction(k) if k is not None else Fraction(scale))
+
+    def checkpoint_sha256_for(self, scale: Fraction) -> str:
+        k = self.network_scale(scale)
+        return self.inner.checkpoint_sha256_for(Fraction(k) if k is not None else Fraction(scale))
+
+    def _run(self, x255: torch.Tensor, k: int) -> torch.Tensor:
+        h, w = x255.shape[-2], x255.shape[-1]
+        return self.inner.super_resolve(x255 / 255.0, Fraction(k), (k * h, k * w)).to(torch.float64) * 255.0
+
+    def super_resolve(self, lr: torch.Tensor, scale: Fraction, size: tuple[int, int]) -> torch.Tensor:
+        s = Fraction(scale)
+        if self.inner.scales.native(s):
+            return self.inner.super_resolve(lr, s, size)
+        k = self.network_scale(s)
+        if k is None:
+            raise scale_refusal(self.name, s, self.scale_problem(s) or "no held scale serves it")
+        x = lr.to(torch.float64) * 255.0
+        if self.strategy_for(s) == RECURSIVE_X2:
+            y = run_recursive(lambda t, r, out: fit(self._run(t, 2), out, r == 2, f"{self.name} x2"), x, s, size)
+        else:
+            y = fit(self._run(x, k), size, False, f"{self.name} x{k}")
+        return (y / 255.0).clamp_(0.0, 1.0)
+
+
 __all__ = [
-    "ALL_STRATEGIES", "BICUBIC_PRE", "CEIL_THEN_DOWN", "FLOOR_THEN_UP", "INTEGER_STRATEGIES", "NATIVE", "RECURSIVE_X2",
-    "STRATEGY_FUNCTIONS", "StrategicIntegerUpscaler", "bicubic_pre", "ceil_then_down", "check_strategy", "fit",
+    "ALL_STRATEGIES", "BICUBIC_PRE", "CEIL_THEN_DOWN", "FLOOR_THEN_UP", "INTEGER_STRATEGIES", "NATIVE", "PLUGIN_STRATEGIES",
+    "PluginStrategy", "RECURSIVE_X2", "STRATEGY_FUNCTIONS", "StrategicIntegerUpscaler", "bicubic_pre", "ceil_then_down", "check_strategy", "fit",
     "floor_then_up", "recursion_count", "recursive_plan", "recursive_x2", "run_recursive",
     "strategy_name",
 ]

@@ -15,7 +15,13 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from sr_bench.models.archs.blocks import checkpoint_paths, load_strict, needs_weights, read_checkpoint, unwrap_state_dict
+from sr_bench.models.archs.blocks import (
+    checkpoint_paths,
+    load_strict,
+    needs_weights,
+    read_checkpoint,
+    unwrap_state_dict,
+)
 
 
 @dataclass(frozen=True)

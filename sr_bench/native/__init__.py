@@ -2,12 +2,14 @@
 
 Each kernel repeats the float64 operations of its torch formulation one for one (the same roundings, fused
 multiply-adds and order), so it returns the same bits as the torch path, only without streaming image-sized
-intermediates through memory once per op; ``tests/test_native.py`` compares the two bit for bit. Where no compiler
-works the torch path runs instead, with the same numbers: the kernels change speed, never results.
+intermediates through memory once per op; ``tests/test_native.py`` compares the two bit for bit. On first use in a
+process each kernel is also probed against the torch path on small inputs (``kernel``): where no compiler works, or
+the probe finds another bit (a torch whose ``add_(alpha=)`` is not a fused multiply-add, say), the torch path runs
+instead, with the same numbers, and ``unavailable`` says why: the kernels change speed, never results.
 
-The library is built once per (source, flags, compiler, CPU) into ``$SRBENCH_CACHE/native`` (default
-``~/.cache/sr_bench/native``) and loaded from there afterwards. ``SRBENCH_NATIVE=0`` turns the kernels off;
-``CC`` picks the compiler (default ``cc``).
+The library is built once per (source, flags, compiler, CPU) into ``native/`` under the cache root
+(``sr_bench.cache``) and loaded from there afterwards. ``SRBENCH_NATIVE`` switches pieces off (``switched_off``);
+``CC`` picks the compiler (default ``cc``). ``docs/native.md`` has what each piece saves.
 """
 
 from __future__ import annotations
@@ -20,13 +22,16 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
-from typing import Callable
+from typing import TypeVar
+
+from sr_bench import cache
+from sr_bench.errors import unknown
 
 ENV_SWITCH = "SRBENCH_NATIVE"
-ENV_CACHE = "SRBENCH_CACHE"
 # -ffp-contract=off: only the fma() calls written in the source fuse, as in torch; no -ffast-math, which would
 # reassociate. -march=native: vector width and FMA instructions of this CPU (the CPU is part of the cache key).
 FLAGS = ("-O3", "-march=native", "-std=c99", "-ffp-contract=off", "-fno-math-errno", "-shared", "-fPIC")
@@ -35,6 +40,8 @@ COMPILE_SECONDS = 120
 _lock = threading.Lock()
 _loaded: dict[str, ctypes.CDLL | None] = {}
 _why_not: dict[str, str] = {}
+_probed: dict[str, object] = {}
+T = TypeVar("T")
 _pool: ThreadPoolExecutor | None = None
 _pool_key: tuple[int, int] | None = None
 
@@ -48,16 +55,30 @@ def library(name: str) -> ctypes.CDLL | None:
         return _loaded[name]
 
 
-def function(name: str, symbol: str, argtypes: list, restype=None):
-    """``symbol`` of the compiled ``<name>.c`` with its C signature declared, or None when the library is
-    unavailable here (``unavailable(name)`` says why)."""
-    lib = library(name)
-    if lib is None:
-        return None
+def declare(lib: ctypes.CDLL, symbol: str, argtypes: list, restype=None):
+    """``symbol`` of ``lib`` with its C signature declared."""
     fn = getattr(lib, symbol)
     if fn.argtypes is None:
         fn.argtypes, fn.restype = argtypes, restype
     return fn
+
+
+def kernel(name: str, bind: Callable[[ctypes.CDLL], T], probe: Callable[[T], str]) -> T | None:
+    """``bind(library(name))`` (its functions with their C signatures) once ``probe`` of it has returned "" (the
+    kernel gave the torch path's bits on the probe's inputs), or None when the library is unavailable or the probe
+    found a difference (``unavailable(name)`` says which). Probed once per process."""
+    if name not in _probed:
+        lib = library(name)
+        found = None
+        if lib is not None:
+            bound = bind(lib)
+            why = probe(bound)  # outside the lock: a probe splits its work over ``pool``, which takes it
+            if why:
+                _why_not[name] = f"{name}.c gave other bits than torch's path ({why}); torch's path is used"
+            else:
+                found = bound
+        _probed.setdefault(name, found)
+    return _probed[name]
 
 
 def forget() -> None:
@@ -65,10 +86,12 @@ def forget() -> None:
     with _lock:
         _loaded.clear()
         _why_not.clear()
+        _probed.clear()
 
 
 def unavailable(name: str) -> str:
-    """Why ``library(name)`` is None ("" when it is not)."""
+    """Why ``library(name)`` is None, or why its probe turned it down ("" when neither; the probe's verdict is
+    known once ``kernel(name, ...)`` has run: ask the piece's own module)."""
     library(name)
     return _why_not.get(name, "")
 
@@ -97,13 +120,34 @@ def split(units: int, min_units: int, part: Callable[[int, int], None], threads:
 
 
 def cache_dir() -> Path:
-    root = os.environ.get(ENV_CACHE)
-    return (Path(root).expanduser() if root else Path.home() / ".cache" / "sr_bench") / "native"
+    return cache.folder("native")
+
+
+PIECES = ("ssim_map", "pixels")  # docs/native.md: what each saves, and the pieces removed
+_OFF, _ON = ("0", "false", "no", "off"), ("", "1", "true", "yes", "on")
+
+
+def switched_off(piece: str) -> str:
+    """Why ``SRBENCH_NATIVE`` turns ``piece`` off ("" when it does not): ``0`` turns every piece off, ``1`` (the
+    default) none, ``-pixels`` the pieces named, ``ssim_map`` all but the pieces named."""
+    value = os.environ.get(ENV_SWITCH, "1").strip().lower()
+    if value in _OFF:
+        return f"{ENV_SWITCH}=0"
+    if value in _ON:
+        return ""
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    for item in items:
+        if item.lstrip("-") not in PIECES:
+            raise unknown(f"native piece in {ENV_SWITCH}={value}", item.lstrip("-"), PIECES)
+    if f"-{piece}" in items or (any(not i.startswith("-") for i in items) and piece not in items):
+        return f"{ENV_SWITCH}={value}"
+    return ""
 
 
 def _build_and_load(name: str) -> ctypes.CDLL | None:
-    if os.environ.get(ENV_SWITCH, "1").strip().lower() in ("0", "false", "no", "off"):
-        _why_not[name] = f"{ENV_SWITCH}=0"
+    why = switched_off(name)
+    if why:
+        _why_not[name] = why
         return None
     source = resources.files(__package__).joinpath(f"{name}.c").read_bytes()
     compiler = os.environ.get("CC", "cc")
@@ -117,7 +161,8 @@ def _build_and_load(name: str) -> ctypes.CDLL | None:
             _compile(source, compiler, target)
         except (OSError, subprocess.SubprocessError) as e:
             detail = getattr(e, "stderr", b"") or b""
-            last = detail.decode(errors="replace").strip().splitlines()[-1:] or [str(e)]
+            status = f"exit status {e.returncode}" if isinstance(e, subprocess.CalledProcessError) else str(e)
+            last = detail.decode(errors="replace").strip().splitlines()[-1:] or [status]
             _why_not[name] = f"compiling {name}.c with {compiler!r} failed: {last[0][:200]}"
             return None
     try:
@@ -150,11 +195,14 @@ def _cpu_identity() -> str:
 
 
 def _compile(source: bytes, compiler: str, target: Path) -> None:
+    # imported here: sr_bench.store loads pyarrow, which a process that finds its kernels built never needs
+    from sr_bench.store.atomic import atomic_write
+
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".build-") as tmp:
         src = Path(tmp) / "kernel.c"
         src.write_bytes(source)
-        out = Path(tmp) / "kernel.so"
-        subprocess.run([*compiler.split(), *FLAGS, str(src), "-o", str(out), "-lm"], check=True,
-                       capture_output=True, timeout=COMPILE_SECONDS, stdin=subprocess.DEVNULL)
-        os.replace(out, target)  # atomic: a concurrent process loads either nothing or the whole library
+        # a concurrent process loads either nothing or the whole library
+        atomic_write(target, lambda out: subprocess.run(
+            [*compiler.split(), *FLAGS, str(src), "-o", out, "-lm"], check=True, capture_output=True,
+            timeout=COMPILE_SECONDS, stdin=subprocess.DEVNULL))

@@ -26,8 +26,14 @@ _SIGNATURES = {
 }
 
 
-def _kernel(symbol: str):
-    return native.function("pixels", symbol, _SIGNATURES[symbol])
+def _kernels() -> dict | None:
+    return native.kernel("pixels", lambda lib: {s: native.declare(lib, s, a) for s, a in _SIGNATURES.items()},
+                         _probe)
+
+
+def unavailable() -> str:
+    _kernels()
+    return native.unavailable("pixels")
 
 
 def _applies(x: torch.Tensor) -> bool:
@@ -45,8 +51,9 @@ def unit_round_u8(x: torch.Tensor) -> torch.Tensor | None:
     return _per_value(x, "srb_unit_round_u8")
 
 
-def _per_value(x: torch.Tensor, name: str, out: torch.Tensor | None = None) -> torch.Tensor | None:
-    fn = _kernel(name) if _applies(x) and is_dense(x) else None
+def _per_value(x: torch.Tensor, name: str, out: torch.Tensor | None = None, fns: dict | None = None):
+    fns = fns or (_kernels() if _applies(x) and is_dense(x) else None)
+    fn = fns[name] if fns else None
     if fn is None or (out is not None and (out.shape != x.shape or out.stride() != x.stride()
                                            or out.dtype != x.dtype or out.device != x.device)):
         return None
@@ -77,12 +84,13 @@ def unit_round_u8_with_lumas(x: torch.Tensor, c: tuple[float, float, float], t: 
     return _planes(x, unit=True, lin=c, u8=t)
 
 
-def _planes(rgb: torch.Tensor, unit: bool, lin, u8):
+def _planes(rgb: torch.Tensor, unit: bool, lin, u8, fns: dict | None = None):
     if not _applies(rgb) or rgb.dim() < 3 or rgb.shape[-3] != 3 or any(n != 1 for n in rgb.shape[:-3]):
         return None
-    fn = _kernel("srb_planes")
-    if fn is None:
+    fns = fns or _kernels()
+    if fns is None:
         return None
+    fn = fns["srb_planes"]
     r = rgb.select(-3, 0)
     h, w = r.shape[-2:]
     # each output laid out as torch lays out the op it replaces: an element-wise result takes its input's order
@@ -108,3 +116,44 @@ def _hw(t: torch.Tensor | None, dim: int) -> tuple[int]:
 
 def _ptr(t: torch.Tensor | None) -> int | None:
     return t.data_ptr() if t is not None else None
+
+
+def _probe(fns: dict) -> str:
+    """"" when each kernel gives the bits of the torch operations ``imaging/quantize.py`` and ``imaging/color.py``
+    run (written once more here: they import this module) on rounding ties, out-of-range values and random colours;
+    otherwise the first that differs."""
+    gen = torch.Generator().manual_seed(0)
+    ties = torch.arange(-3, 260, dtype=torch.float64) + 0.5
+    x = torch.cat([ties, ties / 255.0, torch.rand(3 * 17 * 23 - 2 * ties.numel(), generator=gen,
+                                                  dtype=torch.float64) * 1.2 - 0.1])
+    x = x[torch.randperm(x.numel(), generator=gen)].reshape(3, 17, 23)
+    rgb = torch.randint(0, 256, (3, 17, 23), generator=gen).double()
+    c, t = (0.25678906, 0.50412891, 0.09790625), (65.481 / 255.0, 128.553 / 255.0, 24.966 / 255.0)
+    unit = (x * 255.0).add_(0.5).floor_().clamp_(0, 255)
+    checks = {
+        "srb_round_u8": (_per_value(x * 255, "srb_round_u8", None, fns), torch.floor(x * 255 + 0.5).clamp_(0, 255)),
+        "srb_unit_round_u8": (_per_value(x, "srb_unit_round_u8", None, fns), unit),
+        "srb_planes": (torch.cat(_planes(x, unit=True, lin=c, u8=t, fns=fns)),
+                       torch.cat([unit, _luma_linear(unit, c), _luma_u8(unit, t)])),
+        "srb_planes, integers": (torch.cat(_planes(rgb, unit=False, lin=c, u8=t, fns=fns)[1:]),
+                                 torch.cat([_luma_linear(rgb, c), _luma_u8(rgb, t)])),
+    }
+    for name, (ours, torchs) in checks.items():
+        if not torch.equal(ours, torchs):
+            return name
+    return ""
+
+
+def _luma_linear(rgb: torch.Tensor, c) -> torch.Tensor:
+    r, g, b = rgb.unbind(-3)
+    return (r * c[0]).add_(g, alpha=c[1]).add_(b, alpha=c[2]).unsqueeze(-3)
+
+
+def _luma_u8(rgb: torch.Tensor, t) -> torch.Tensor:
+    r, g, b = rgb.unbind(-3)
+    y = r * t[0]
+    y += g * t[1]
+    y += b * t[2]
+    y += 16.0
+    y += 0.5
+    return y.floor_().clamp_(0, 255).unsqueeze(-3)

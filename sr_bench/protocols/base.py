@@ -120,8 +120,15 @@ def shave(x: torch.Tensor, n: int) -> torch.Tensor:
     return x[..., n:-n, n:-n]
 
 
-def require_size(h: int, w: int, need_h: int, need_w: int, what: str, s: Fraction) -> None:
+def require_size(h: int, w: int, need_h: int, need_w: int, what: str, s: Fraction,
+                 original: tuple[int, int] | None = None) -> None:
+    """``original``: the image's own size, when ``h``x``w`` is what the protocol's crop left of it (the message names
+    the size the user knows, not a crop of 0x0)."""
     if h < need_h or w < need_w:
+        if original is not None and original != (h, w):
+            oh, ow = original
+            raise ImageTooSmall(f"{what} {oh}x{ow} is too small for scale {scale_text(s)}: the protocol's crop leaves "
+                                f"{h}x{w}, and it needs at least {need_h}x{need_w}")
         raise ImageTooSmall(f"{what} {h}x{w} is too small for scale {scale_text(s)} (needs at least {need_h}x{need_w})")
 
 

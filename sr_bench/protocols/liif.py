@@ -59,14 +59,14 @@ class LIIFProtocol(Protocol):
         k = math.ceil(s)
         if s.denominator == 1 and int(s) in _MATLAB_LR_SCALES:
             hl, wl = h // int(s), w // int(s)
-            require_size(hl * int(s), wl * int(s), 2 * k + 1, 2 * k + 1, "image", s)
+            require_size(hl * int(s), wl * int(s), 2 * k + 1, 2 * k + 1, "image", s, original=(h, w))
             hr_c = hr[:, : hl * int(s), : wl * int(s)]
             lr = to_uint8_values(imresize(hr_c, scale=1 / s))
         else:
             hl, wl = math.floor(Fraction(h) / s), math.floor(Fraction(w) / s)
-            require_size(hl, wl, 1, 1, "LR", s)
+            require_size(hl, wl, 1, 1, "image", s, original=(h, w))
             hc, wc = _round_half_even(hl * s), _round_half_even(wl * s)
-            require_size(hc, wc, 2 * k + 1, 2 * k + 1, "image", s)
+            require_size(hc, wc, 2 * k + 1, 2 * k + 1, "image", s, original=(h, w))
             hr_c = hr[:, :hc, :wc]
             lr = _pil_bicubic(hr_c, (hl, wl))
         return Case(hr=hr_c, lr=lr, sr_size=(hr_c.shape[1], hr_c.shape[2]), shave=k, gray=gray, full=hr, source=src)

@@ -39,7 +39,7 @@ class MatlabProtocol(Protocol):
         _, h, w = hr.shape
         hc, wc = h - h % k, w - w % k
         # an SR must survive the shave on both sides and leave at least one pixel
-        require_size(hc, wc, 2 * k + 1, 2 * k + 1, "image", s)
+        require_size(hc, wc, 2 * k + 1, 2 * k + 1, "image", s, original=(h, w))
         hr_c = hr[:, :hc, :wc]
         lr = self.make_lr(hr_c, k)
         return Case(hr=hr_c, lr=lr, sr_size=(hc, wc), shave=k, gray=hr.shape[0] == 1, full=hr, source=src)

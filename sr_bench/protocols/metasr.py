@@ -39,11 +39,11 @@ class MetaSRProtocol(Protocol):
         _, h, w = hr.shape
         hc = h if divisible(h, s) else h - 4
         wc = w if divisible(w, s) else w - 4
-        require_size(hc, wc, 1, 1, "image", s)
+        require_size(hc, wc, 1, 1, "image", s, original=(h, w))
         lr_size = (ceil_div(hc, s), ceil_div(wc, s))
         sr_size = (floor_mul(lr_size[0], s), floor_mul(lr_size[1], s))
         k = math.ceil(s)
-        require_size(sr_size[0], sr_size[1], 2 * k + 1, 2 * k + 1, "SR", s)
+        require_size(sr_size[0], sr_size[1], 2 * k + 1, 2 * k + 1, "image", s, original=(h, w))
         if sr_size[0] > h or sr_size[1] > w:
             raise ValueError(f"SR size {sr_size} exceeds HR {h}x{w}")  # cannot happen with exact sizes
         # the resize reads the HR with its rows first (H, C, W in memory; one copy per image and crop width): its

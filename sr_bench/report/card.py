@@ -20,6 +20,17 @@ def _scales(card: dict) -> str:
     return "-"
 
 
+def weights_files(card: dict) -> str:
+    """The weight files the model takes, as its card declares them."""
+    import os
+
+    from sr_bench.models.modelcard import ModelCard
+
+    if ModelCard.from_dict(card, card.get("name", "?")).per_scale_files:
+        return f"one file per scale; several scales: PATH_x2{os.pathsep}PATH_x4, joined by '{os.pathsep}'"
+    return "one file for every scale"
+
+
 def card_text(card: dict) -> str:
     name = card["name"]
     lines = [f"{card.get('display_name', name)} ({name})" + (f" - {card['summary']}" if card.get("summary") else "")]
@@ -41,8 +52,7 @@ def card_text(card: dict) -> str:
         lines.append("  parameters: " + ", ".join(f"{k} {v:,}" for k, v in params.items()))
     if card.get("learned", True):
         weights = card.get("weights", [])
-        per_scale = "integers" in card.get("scales", {})
-        lines.append(f"  weights: --models {name}=PATH" + (" (one file per scale; join several with ':')" if per_scale else ""))
+        lines.append(f"  weights: --models {name}=PATH ({weights_files(card)})")
         for w in weights:
             scale = f"x{w['scale']} " if "scale" in w else ""
             lines.append(f"    {scale}{w.get('file', '?')}  [{w.get('format', '?')}]  sha256 {w.get('sha256') or 'unknown'}")
@@ -58,7 +68,38 @@ def card_text(card: dict) -> str:
         for b in published:
             extra = "".join(f", {k} {b[k]}" for k in ("variant",) if k in b)
             extra += ", self-ensemble (NAME+)" if b.get("self_ensemble") else ""
+            extra += ", not verified against the paper" if b.get("verified") is False else ""
             lines.append(f"    [{b.get('protocol', '?')}{extra}] {b.get('source', '?')}: {len(b.get('rows', []))} cells")
     if paper.get("bibtex"):
         lines.append(f"  cite: srbench models {name} --bibtex")
     return "\n".join(lines)
+
+
+def listing_table(cards: list[tuple[str, dict]]) -> str:
+    """The Markdown table of ``srbench models``: one line per card (``(name, card)``; an alias of a card already
+    listed is left out, a plugin without a card is a line of dashes)."""
+    lines = ["| model | aliases | scales | parameters | input | paper |", "|---|---|---|---:|---|---|"]
+    shown: set[int] = set()
+    for n, card in cards:
+        card = card or {}
+        if card and id(card) in shown:
+            continue
+        shown.add(id(card))
+        aliases = ", ".join(card.get("aliases", [])) or "-"
+        scales = card.get("scales", {})
+        scale_s = ("x" + ",".join(str(i) for i in scales["integers"])) if "integers" in scales else (
+            f"({scales['range'][0]}, {scales['range'][1]}]" if "range" in scales else "plugin")
+        params = card.get("params", {})
+        param_s = ", ".join(f"{k} {v:,}" for k, v in params.items()) if params else "-"
+        inp = card.get("input", {})
+        inp_s = f"{inp.get('color', '?')}, {inp.get('upsampling', '?')}" if inp else "-"
+        paper = card.get("paper", {})
+        paper_s = f"{paper.get('venue', '')} arXiv:{paper['arxiv']}" if paper.get("arxiv") else paper.get("venue", "-")
+        lines.append(f"| {card.get('name', n)} | {aliases} | {scale_s} | {param_s} | {inp_s} | {paper_s} |")
+    return "\n".join(lines)
+
+
+def bibtex(cards: list[dict]) -> list[str]:
+    """The BibTeX entries of ``cards``, each paper once."""
+    unique = {id(c): c for c in cards if c}
+    return [c["paper"]["bibtex"] for c in unique.values() if c.get("paper", {}).get("bibtex")]

@@ -266,7 +266,9 @@ def to_markdown(table: pd.DataFrame, pairing: Pairing, n_resamples: int = DEFAUL
     dropped = (f"{pairing.dropped} dropped as unpaired ({pairing.one_side_only} measured for one model only, "
                f"{pairing.with_error} with an error row)" if pairing.dropped else "none dropped as unpaired")
     lines = [f"A = {la}, B = {lb} ({runs}); protocol {pairing.protocol} ({pairing.fingerprint}); "
-             f"{len(pairing.pairs)} paired (dataset, image, scale) rows, {dropped}."]
+             f"{len(pairing.pairs)} paired (dataset, image, scale) rows: only the images both models measured "
+             f"without an error are compared (their means can differ from the tables' means over each model's own "
+             f"images), {dropped}."]
     for metric in pairing.metrics:
         info = metric_info(metric)
         name = info.name.upper()

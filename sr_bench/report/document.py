@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 
 from sr_bench.report.paper import with_paper_for_run
+from sr_bench.report.run_cards import RunCards
 from sr_bench.report.tables import present_metrics, summarize, to_csv, to_markdown
-
 
 # A fact is a list of spans: (text, style) with style "" (plain), "code" or "strong"; each document renders them.
 Fact = list[tuple[str, str]]
@@ -90,7 +90,8 @@ def write_report(run_dir: Path, rows: pd.DataFrame, manifest: dict, out: Path, p
     more than one scale and matplotlib is installed); returns the Markdown path."""
     out.mkdir(parents=True, exist_ok=True)
     metrics = present_metrics(rows)
-    summary, sources = with_paper_for_run(summarize(rows), rows, manifest, metrics)
+    cards = RunCards(run_dir)
+    summary, sources = with_paper_for_run(summarize(rows, manifest), rows, manifest, metrics, cards)
     (out / "summary.csv").write_text(to_csv(summary, sources))
 
     ok = rows["error"].fillna("") == ""
@@ -103,7 +104,7 @@ def write_report(run_dir: Path, rows: pd.DataFrame, manifest: dict, out: Path, p
     if rows["untrained"].any():
         lines += ["> **Untrained rows present**: some models ran with random weights (smoke/profiling run); "
                   "their numbers mean nothing about the architecture.", ""]
-    lines += ["## Results", "", to_markdown(summary, metrics, sources), "",
+    lines += ["## Results", "", to_markdown(summary, metrics, sources), "", *[f"> note: {n}\n" for n in cards.notes],
               "`summary.csv` holds the same table (with the published values and their sources).", ""]
     strategies = rows[ok & (rows["strategy"] != "native")]
     if len(strategies):
@@ -111,7 +112,7 @@ def write_report(run_dir: Path, rows: pd.DataFrame, manifest: dict, out: Path, p
         lines += ["Scales a model has no network for ran through a named strategy: "
                   + "; ".join(f"`{m}`: {', '.join(s)}" for m, s in used.items()) + ".", ""]
     if plots and rows["scale_text"].nunique() > 1:
-        lines += _plots(rows, metrics, summary, out)
+        lines += _plots(rows, metrics, summary, out, manifest)
     if (~ok).any():
         bad = rows[~ok][["model", "dataset", "image", "scale_text", "error"]]
         lines += ["## Rows with errors", "", "| model | dataset | image | scale | error |", "|---|---|---|---|---|"]
@@ -124,7 +125,7 @@ def write_report(run_dir: Path, rows: pd.DataFrame, manifest: dict, out: Path, p
     return path
 
 
-def _plots(rows: pd.DataFrame, metrics, summary: pd.DataFrame, out: Path) -> list[str]:
+def _plots(rows: pd.DataFrame, metrics, summary: pd.DataFrame, out: Path, manifest: dict) -> list[str]:
     try:
         import matplotlib  # noqa: F401
     except ImportError:
@@ -134,7 +135,7 @@ def _plots(rows: pd.DataFrame, metrics, summary: pd.DataFrame, out: Path) -> lis
     lines = ["## Scale curves", ""]
     for metric in metrics:
         name = f"{metric}_vs_scale.png"
-        fig = plot_scale_curves(rows, metric, out / name, paper=paper_points(summary, metric))
+        fig = plot_scale_curves(rows, metric, out / name, paper=paper_points(summary, metric), manifest=manifest)
         import matplotlib.pyplot as plt
 
         plt.close(fig)

@@ -21,6 +21,7 @@ from sr_bench.report.formats import render, render_plain
 from sr_bench.report.formats.html import STYLE, escape
 from sr_bench.report.paper import with_paper_for_run
 from sr_bench.report.paper_table import paper_layout, scales_layout
+from sr_bench.report.run_cards import RunCards
 from sr_bench.report.tables import long_table, present_metrics, summarize
 from sr_bench.store.atomic import atomic_write_text
 
@@ -44,20 +45,20 @@ def _fact_html(fact: Fact) -> str:
     return "".join(f"<{tag[s]}>{escape(t)}</{tag[s]}>" if s else escape(t) for t, s in fact)
 
 
-def _svg(rows: pd.DataFrame, metric: str, paper: pd.DataFrame | None) -> str:
+def _svg(rows: pd.DataFrame, metric: str, paper: pd.DataFrame | None, manifest: dict) -> str:
     import matplotlib.pyplot as plt
 
     from sr_bench.report.plot import plot_scale_curves
 
     buf = io.StringIO()
-    fig = plot_scale_curves(rows, metric, None, paper=paper, title=None)
+    fig = plot_scale_curves(rows, metric, None, paper=paper, title=None, manifest=manifest)
     fig.savefig(buf, format="svg")  # text as paths: the page needs no font
     plt.close(fig)
     text = buf.getvalue()
     return text[text.index("<svg"):]
 
 
-def _curves(rows: pd.DataFrame, metrics: tuple[str, ...], summary_paper: pd.DataFrame) -> list[str]:
+def _curves(rows: pd.DataFrame, metrics: tuple[str, ...], summary_paper: pd.DataFrame, manifest: dict) -> list[str]:
     if rows["scale_text"].nunique() < 2:
         return []
     try:
@@ -68,9 +69,13 @@ def _curves(rows: pd.DataFrame, metrics: tuple[str, ...], summary_paper: pd.Data
 
     out = ["<h2>Scale curves</h2>"]
     for m in metrics:
-        out += [f"<figure>{_svg(rows, m, paper_points(summary_paper, m))}"
-                f"<figcaption>{escape(metric_info(m).name.upper())} against scale; open markers: published values "
-                f"(model cards, same protocol)</figcaption></figure>"]
+        points = paper_points(summary_paper, m)
+        caption = f"{metric_info(m).name.upper()} against scale"
+        if points["value"].notna().any():  # say what open markers mean only where some are drawn
+            caption += "; open markers: published values (model cards, same protocol)"
+        if (summary_paper["n_images"] < summary_paper["n_total"]).any():
+            caption += "; × on a point: a mean over fewer images than the dataset has"
+        out += [f"<figure>{_svg(rows, m, points, manifest)}<figcaption>{escape(caption)}</figcaption></figure>"]
     return out
 
 
@@ -146,18 +151,20 @@ def html_report(run_dir: Path, rows: pd.DataFrame, manifest: dict, reported: tup
         body.append('<p class="warning"><strong>Untrained rows present</strong>: some models ran with random '
                     "weights (smoke/profiling run); their numbers mean nothing about the architecture.</p>")
     body.append("<h2>Results</h2>")
+    cards = RunCards(run_dir)
     if rows["scale_text"].nunique() <= PAPER_LAYOUT_MAX_SCALES:
-        tables = [paper_layout(rows, manifest, metrics=table_metrics, reported=reported)]
+        tables = [paper_layout(rows, manifest, metrics=table_metrics, reported=reported, cards=cards)]
     else:
-        tables = scales_layout(rows, manifest, metrics=table_metrics, reported=reported)
+        tables = scales_layout(rows, manifest, metrics=table_metrics, reported=reported, cards=cards)
     body.append(render(tables, "html"))
-    summary, sources = with_paper_for_run(summarize(rows), rows, manifest, metrics)
+    summary, sources = with_paper_for_run(summarize(rows, manifest), rows, manifest, metrics, cards)
+    body += [f'<p class="warning">{escape(note)}</p>' for note in cards.notes]
     if sources:
         head, lines, notes = long_table(summary, metrics, sources)
         body += ["<details><summary>Measured next to the published values (model cards, same protocol)</summary>",
                  render_plain(head, lines, notes, "html", numeric_from=3), "</details>"]
     if plots:
-        body += _curves(rows, metrics, summary)
+        body += _curves(rows, metrics, summary, manifest)
     body += _against_baseline(rows, run_id, metrics)
     body += _errors(rows)
     body += _provenance(manifest, rows)
@@ -168,9 +175,13 @@ def html_report(run_dir: Path, rows: pd.DataFrame, manifest: dict, reported: tup
 
 def write_html_report(run_dir: Path, rows: pd.DataFrame, manifest: dict, out: Path, reported: tuple[str, ...] = (),
                       plots: bool = True) -> Path:
-    """Write ``out/report.html``; returns its path."""
+    """Write ``out`` when it names an .html/.htm file, else ``out/report.html`` (a folder); returns the path."""
     if not len(rows):
         raise UserError(f"run {run_dir.name} has no rows to report")
-    path = Path(out) / "report.html"
+    out = Path(out)
+    if out.is_dir() or out.suffix.lower() not in (".html", ".htm"):
+        path = out / "report.html"
+    else:
+        path = out
     atomic_write_text(path, html_report(run_dir, rows, manifest, reported, plots))
     return path

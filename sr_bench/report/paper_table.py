@@ -16,7 +16,11 @@ Ranking (best bold, second underlined) is done per column within a block, in the
 values as printed: each value is rounded to the coarsest precision printed among the ranked cells of that column (the
 metric's ``decimals``, or fewer for a reported table that printed fewer), and equal rounded values tie. Ranks are
 dense: every cell holding the best rounded value is "best", every cell holding the next distinct value is "second".
-Only measured rows are ranked unless ``rank_reported``; a column with fewer than two ranked values gets no marks.
+Which rows are ranked (``rank``): ``comparable`` (default, as papers do): every row comparable with the run, i.e. the
+measured rows and the rows reported under the run's protocol; ``measured``: the measured rows only. Never ranked: a
+cell whose mean covers fewer images than the dataset has (marked ``*``, a note says how many and why), and rows
+reported under another protocol, which sit apart at the end of their block (``Block.others``). A column with fewer
+than two ranked values gets no marks, one with fewer than three no second-best mark.
 
 With ``ci``: each measured cell gets the half-width of the 95% bootstrap interval of its mean (10,000 resamples of
 its images, percentile method, seed 0: ``report.compare.bootstrap_ci``), and a unique best measured value gets
@@ -36,13 +40,23 @@ from sr_bench.errors import UserError
 from sr_bench.metrics import metric_info
 from sr_bench.models.cards import card_for
 from sr_bench.report.compare import bootstrap_ci, half_width
-from sr_bench.report.reported import ENSEMBLE_SUFFIX, ReportedModel, reported_model, year_of
-from sr_bench.report.tables import summarize
+from sr_bench.report.reported import (
+    ENSEMBLE_SUFFIX,
+    UNVERIFIED_MEANING,
+    CardLookup,
+    ReportedModel,
+    reported_model,
+    year_of,
+)
+from sr_bench.report.tables import INCOMPLETE_MARK, coverage_text, dataset_sizes, summarize
+from sr_bench.report.tables import UNVERIFIED_MARK as UNVERIFIED
 from sr_bench.scales import parse_scale
 from sr_bench.store.schema import metric_columns
 
 LAYOUTS = ("long", "paper", "scales")
 ORDERS = ("given", "year")
+RANKS = ("comparable", "measured")
+INCOMPLETE = INCOMPLETE_MARK
 BEST, SECOND = "best", "second"
 DEFAULT_METRICS = ("psnr", "ssim")
 BASELINE = "bicubic"  # always the first row: the reference every paper prints first
@@ -55,13 +69,24 @@ class Cell:
     half_width: float | None = None  # --ci: half-width of the 95% bootstrap interval of the mean
     mark: str = ""  # BEST, SECOND or ""
     not_significant: bool = False  # best, but not significantly better than the second (paired bootstrap)
+    incomplete: bool = False  # a mean over fewer images than the dataset has: marked, never ranked
+    printed: str = ""  # a reported value as its source prints it
+    verified: bool = True  # False: a reported value the card has not checked against the paper
 
     def text(self) -> str:
         if self.value is None or math.isnan(self.value):
             return "–"
+        if self.printed:
+            return self.printed
         if math.isinf(self.value):
             return "inf" if self.value > 0 else "-inf"
         return f"{self.value:.{self.decimals}f}"
+
+    def marks_text(self) -> str:
+        """The marks printed right after the value: ``*`` (incomplete), ``?`` (not verified)."""
+        if self.value is None or math.isnan(self.value):
+            return ""
+        return (INCOMPLETE if self.incomplete else "") + ("" if self.verified else UNVERIFIED)
 
     def ci_text(self) -> str:
         return "" if self.half_width is None or math.isnan(self.half_width) else f"±{self.half_width:.{self.decimals}f}"
@@ -83,6 +108,7 @@ class Method:
     reported: bool
     card_name: str | None
     untrained: bool = False
+    other_protocol: bool = False  # a reported row under another protocol than the run's: shown apart, not ranked
 
 
 @dataclass
@@ -98,6 +124,7 @@ class Block:
     label: str  # "×2" in the paper layout; "" or a scale range in the scales layout
     columns: list[Column]
     rows: list[Row]
+    others: list[Row] = field(default_factory=list)  # reported under another protocol: after the rows, never ranked
 
 
 @dataclass
@@ -111,6 +138,7 @@ class Table:
     footnotes: list[str] = field(default_factory=list)  # numbered sources, [1] first
     symbols: list[str] = field(default_factory=list)  # what †, ‡ and the marks mean
     block_head: str = "Scale"
+    others_head: str = ""  # the heading of the rows reported under another protocol
 
 
 # ----------------------------------------------------------------------------------------------- the inputs ----
@@ -125,6 +153,8 @@ class _Run:
     configs: dict[str, dict]
     datasets: list[str]
     scales: list[str]  # scale texts, ascending
+    all_rows: pd.DataFrame = None  # error rows included
+    totals: dict[str, int] = field(default_factory=dict)  # images per dataset
 
 
 def _load(rows: pd.DataFrame, manifest: dict, metrics: tuple[str, ...]) -> _Run:
@@ -134,13 +164,14 @@ def _load(rows: pd.DataFrame, manifest: dict, metrics: tuple[str, ...]) -> _Run:
             measured = [c for c in metric_columns(rows) if rows[c].notna().any()]
             raise UserError(f"metric {m!r} was not measured in this run; pick from: {', '.join(measured) or 'none'}")
     ok = rows[rows["error"].fillna("") == ""]
-    summary = summarize(rows)
+    summary = summarize(rows, manifest)
     protocol = manifest.get("protocol", {}).get("name") or str(rows["protocol"].iloc[0])
     fingerprint = manifest.get("protocol", {}).get("fingerprint") or str(rows["protocol_fingerprint"].iloc[0])
     configs = {m["name"]: m.get("config") or {} for m in manifest.get("models", [])}
     scales = sorted(pd.unique(rows["scale_text"]), key=parse_scale)
     return _Run(rows=ok, summary=summary, protocol=protocol, fingerprint=fingerprint, configs=configs,
-                datasets=list(pd.unique(summary["dataset"])), scales=scales)
+                datasets=list(pd.unique(summary["dataset"])), scales=scales, all_rows=rows,
+                totals=dataset_sizes(rows, manifest))
 
 
 def _measured_label(model: str, config: dict) -> tuple[str, str | None]:
@@ -153,6 +184,11 @@ def _measured_label(model: str, config: dict) -> tuple[str, str | None]:
     if variant and (variant in card.get("variants", {}) or variant in card.get("variant_params", {})):
         label += f" ({variant})"
     return label, card["name"]
+
+
+def method_label(model: str, config: dict) -> str:
+    """The name a table, a plot and a report give a measured model: its card's display name and variant."""
+    return _measured_label(model, config)[0]
 
 
 def _methods(run: _Run, reported: list[ReportedModel], order: str) -> list[Method]:
@@ -179,21 +215,28 @@ def _methods(run: _Run, reported: list[ReportedModel], order: str) -> list[Metho
 
 
 # -------------------------------------------------------------------------------------------------- ranking ----
-def rank_marks(values: list[float | None], decimals: list[int], higher_is_better: bool) -> list[str]:
-    """BEST / SECOND / "" per value (None: not ranked), by the module's rule (dense ranks at printed precision)."""
+def dense_ranks(values: list[float | None], decimals: list[int], higher_is_better: bool) -> list[int]:
+    """1 for the best printed value, 2 for the next distinct one, ...; 0 where not ranked (None)."""
     ranked = [(i, v) for i, v in enumerate(values) if v is not None and not math.isnan(v)]
-    marks = [""] * len(values)
-    if len(ranked) < 2:
-        return marks
+    ranks = [0] * len(values)
+    if not ranked:
+        return ranks
     d = min(decimals[i] for i, _ in ranked)
     printed = {i: round(float(f"{v:.{d}f}"), d) if math.isfinite(v) else v for i, v in ranked}
     distinct = sorted(set(printed.values()), reverse=higher_is_better)
     for i, v in printed.items():
-        if v == distinct[0]:
-            marks[i] = BEST
-        elif len(distinct) > 1 and v == distinct[1]:
-            marks[i] = SECOND
-    return marks
+        ranks[i] = distinct.index(v) + 1
+    return ranks
+
+
+def rank_marks(values: list[float | None], decimals: list[int], higher_is_better: bool) -> list[str]:
+    """BEST / SECOND / "" per value (None: not ranked), by the module's rule (dense ranks at printed precision; no
+    marks with fewer than two ranked values, no second with fewer than three)."""
+    n = sum(v is not None and not math.isnan(v) for v in values)
+    if n < 2:
+        return [""] * len(values)
+    names = {1: BEST, 2: SECOND if n >= 3 else ""}
+    return [names.get(r, "") for r in dense_ranks(values, decimals, higher_is_better)]
 
 
 def _per_image(run: _Run, model: str, dataset: str, scale: str, metric: str) -> pd.Series:
@@ -216,12 +259,16 @@ def significantly_better(best: pd.Series, other: pd.Series, higher_is_better: bo
 # ---------------------------------------------------------------------------------------------- the builder ----
 class _Builder:
     def __init__(self, run: _Run, reported: list[ReportedModel], metrics: tuple[str, ...], methods: list[Method],
-                 rank_reported: bool, ci: bool, cost: bool):
+                 rank: str, ci: bool, cost: bool):
+        if rank not in RANKS:
+            raise UserError(f"unknown --rank {rank!r}; pick one of: {', '.join(RANKS)}")
         self.run, self.metrics, self.methods = run, metrics, methods
         self.reported = {r.name: r for r in reported}
-        self.rank_reported, self.ci, self.cost = rank_reported, ci, cost
+        self.rank, self.ci, self.cost = rank, ci, cost
         self.footnotes: list[str] = []
+        self.incomplete: list[str] = []  # one line per incomplete (method, dataset, scale)
         self.any_not_significant = False
+        self.any_unverified = False
         self.means = {(r.model, r.dataset, r.scale_text): r for r in run.summary.itertuples()}
 
     def _note(self, text: str) -> int:
@@ -232,60 +279,92 @@ class _Builder:
     def cell(self, method: Method, col: Column) -> Cell:
         info = metric_info(col.metric)
         if method.reported:
-            v = self.reported[method.key].cells.get((col.dataset.lower(), col.scale_text), {}).get(col.metric)
-            return Cell(v.value, min(v.decimals, info.decimals)) if v else Cell(None, info.decimals)
+            rep = self.reported[method.key]
+            table = rep.other if method.other_protocol else rep.cells
+            v = table.get((col.dataset.lower(), col.scale_text)).get(col.metric)
+            if v is None:
+                return Cell(None, info.decimals)
+            self.any_unverified |= not v.verified
+            return Cell(v.value, min(v.decimals, info.decimals), printed=v.printed(info.decimals),
+                        verified=v.verified)
         s = self.means.get((method.key, col.dataset, col.scale_text))
         value = getattr(s, col.metric) if s is not None else None
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return Cell(None, info.decimals)
         hw = half_width(_per_image(self.run, method.key, col.dataset, col.scale_text, col.metric)) if self.ci else None
-        return Cell(float(value), info.decimals, hw)
+        n = len(_per_image(self.run, method.key, col.dataset, col.scale_text, col.metric))
+        total = self.run.totals.get(col.dataset, n)
+        if n < total:
+            self._incomplete(method, col, n, total)
+        return Cell(float(value), info.decimals, hw, incomplete=n < total)
+
+    def _incomplete(self, method: Method, col: Column, n: int, total: int) -> None:
+        line = f"{INCOMPLETE} {method.label}, {col.dataset} ×{col.scale_text}: " + coverage_text(
+            self.run.all_rows, method.key, col.dataset, col.scale_text, n, total)
+        if line not in self.incomplete:
+            self.incomplete.append(line)
 
     def block(self, label: str, columns: list[Column], cost_columns: list[Column] | None = None) -> Block:
         """One block of rows; ``cost_columns`` (default ``columns``): the cells the cost columns summarise."""
-        rows = []
+        rows, others = [], []
         for method in self.methods:
-            cells = [self.cell(method, c) for c in columns]
-            if method.reported and all(c.value is None for c in cells):
-                continue  # the card has nothing for this block
-            notes = self._reported_notes(method, columns) if method.reported else ()
-            rows.append(Row(method, cells, notes, self._cost(method, cost_columns or columns) if self.cost else ()))
+            variants = [method, replace(method, other_protocol=True)] if method.reported else [method]
+            for m in variants:
+                cells = [self.cell(m, c) for c in columns]
+                if m.reported and all(c.value is None for c in cells):
+                    continue  # the card has nothing for this block
+                notes = self._reported_notes(m, columns) if m.reported else ()
+                row = Row(m, cells, notes, self._cost(m, cost_columns or columns) if self.cost else ())
+                (others if m.other_protocol else rows).append(row)
         self._rank(rows, columns)
-        return Block(label, columns, rows)
+        return Block(label, columns, rows, others)
 
     def _reported_notes(self, method: Method, columns: list[Column]) -> tuple[int, ...]:
         rep = self.reported[method.key]
+        table = rep.other if method.other_protocol else rep.cells
         keys = [(c.dataset.lower(), c.scale_text) for c in columns]
         out = []
-        for v in rep.sources_for(keys):
+        for v in table.sources_for(keys):
             text = f"as reported in: {v.source}"
             if v.protocol != self.run.protocol:
                 text += f" (measured there under protocol {v.protocol}; this run: {self.run.protocol})"
-            dropped = rep.dropped.get(v.source)
+            if not v.verified:
+                text += "; not verified against the paper"
+            dropped = table.dropped.get(v.source)
             if dropped and any(c.metric in dropped for c in columns):
                 text += (f"; its {'/'.join(sorted(m.upper() for m in dropped))} is left out: computed another way "
                          "(the card's compare list)")
             out.append(self._note(text))
+        for source, cells in table.disagree.items():
+            shown = [text for key, text in cells if key in keys]
+            if shown:
+                out.append(self._note(f"{source} prints other values for the same cells: {', '.join(shown)}"))
         return tuple(out)
+
+    def _ranked(self, row: Row, cell: Cell) -> bool:
+        if cell.incomplete or row.method.other_protocol:
+            return False
+        return not row.method.reported or self.rank == "comparable"
 
     def _rank(self, rows: list[Row], columns: list[Column]) -> None:
         for j, col in enumerate(columns):
             info = metric_info(col.metric)
-            eligible = [not r.method.reported or self.rank_reported for r in rows]
-            values = [r.cells[j].value if ok else None for r, ok in zip(rows, eligible)]
-            marks = rank_marks(values, [r.cells[j].decimals for r in rows], info.higher_is_better)
+            values = [r.cells[j].value if self._ranked(r, r.cells[j]) else None for r in rows]
+            decimals = [r.cells[j].decimals for r in rows]
+            marks = rank_marks(values, decimals, info.higher_is_better)
             for r, mark in zip(rows, marks):
                 if mark:
                     r.cells[j] = replace(r.cells[j], mark=mark)
+            ranks = dense_ranks(values, decimals, info.higher_is_better)
             best = [i for i, m in enumerate(marks) if m == BEST]
-            seconds = [i for i, m in enumerate(marks) if m == SECOND]
-            if not self.ci or len(best) != 1 or not seconds or rows[best[0]].method.reported:
+            runners_up = [i for i, k in enumerate(ranks) if k == 2]  # the second best, marked or not
+            if not self.ci or len(best) != 1 or not runners_up or rows[best[0]].method.reported:
                 continue
             b = rows[best[0]].method.key
             per = lambda k: _per_image(self.run, k, col.dataset, col.scale_text, col.metric)  # noqa: E731
             if any(not rows[i].method.reported and not significantly_better(per(b), per(rows[i].method.key),
                                                                                 info.higher_is_better)
-                   for i in seconds):
+                   for i in runners_up):
                 rows[best[0]].cells[j] = replace(rows[best[0]].cells[j], not_significant=True)
                 self.any_not_significant = True
 
@@ -370,8 +449,14 @@ def with_cost(summary: pd.DataFrame, rows: pd.DataFrame, manifest: dict) -> pd.D
     out["params"] = params
     out["seconds"] = [seconds.get(k, math.nan) for k in keys]
     if "flops" in ok and ok["flops"].notna().any():
+        from sr_bench.run.peaks import utilisation_by
+
         flops = groups["flops"].mean()
         out["gflops"] = [flops.get(k, math.nan) / 1e9 for k in keys]
+        # achieved FLOP/s (summed FLOPs / summed seconds) and the fraction of the GPU's listed peak (run/peaks.py)
+        util = utilisation_by(ok, ["model", "dataset", "scale_text"])
+        out["flops_per_second"] = [(util.get(k, (None, None))[0] or math.nan) for k in keys]
+        out["mfu"] = [(util.get(k, (None, None))[1] or math.nan) for k in keys]
     if "peak_memory" in ok and ok["peak_memory"].notna().any():
         peak = groups["peak_memory"].max()
         out["peak_memory"] = [peak.get(k, math.nan) for k in keys]
@@ -384,12 +469,22 @@ def _count(n: int) -> str:
     return f"{n / 1e3:.0f}K" if n >= 1e3 else str(n)
 
 
-def _caption(run: _Run, metrics: tuple[str, ...], what: str, rank_reported: bool, blocks: list[Block]) -> str:
+def _caption(run: _Run, metrics: tuple[str, ...], what: str, rank: str, blocks: list[Block]) -> str:
     names = " / ".join(metric_info(m).name.upper() + (f" ({metric_info(m).unit})" if metric_info(m).unit else "")
                        for m in metrics)
     text = f"{names}{what}: means over images, protocol {run.protocol} ({run.fingerprint})."
-    if any(c.mark for b in blocks for r in b.rows for c in r.cells):  # nothing ranked (one method): no legend
-        text += f" Bold: best; underlined: second best (among {'all rows' if rank_reported else 'measured rows'})."
+    marks = {c.mark for b in blocks for r in b.rows for c in r.cells}
+    if not marks - {""}:  # nothing ranked (one method): no legend
+        return text
+    among = ("the measured rows and the rows reported under this run's protocol" if rank == "comparable"
+             else "the measured rows only")
+    second = " and the second best underlined" if SECOND in marks else ""
+    text += f" Per scale and column, the best value is bold{second}, ranked among {among}"
+    if any(c.incomplete for b in blocks for r in b.rows for c in r.cells):
+        text += f" (not a mean over fewer images than the dataset has, marked {INCOMPLETE})"
+    text += "; no second best is marked where fewer than three rows are ranked."
+    if any(b.others for b in blocks):
+        text += " Rows reported under another protocol are listed apart and not ranked."
     return text
 
 
@@ -402,50 +497,61 @@ def _symbols(builder: _Builder, table_has_reported: bool) -> list[str]:
                    "the difference over the same images includes 0 (10,000 resamples, seed 0)")
     if builder.ci:
         out.append("± half-width of the 95% bootstrap interval of the mean over images (10,000 resamples, seed 0)")
+    if builder.any_unverified:
+        out.append(UNVERIFIED_MEANING)
+    if builder.incomplete:
+        out.append(f"{INCOMPLETE} mean over fewer images than the dataset has (never ranked):")
+        out += builder.incomplete
     return out
+
+
+def _others_head(run: _Run, blocks: list[Block]) -> str:
+    if not any(b.others for b in blocks):
+        return ""
+    return "under another protocol (not ranked)"  # the notes name each row's protocol
 
 
 # ------------------------------------------------------------------------------------------------- layouts ----
 def paper_layout(rows: pd.DataFrame, manifest: dict, metrics: tuple[str, ...] = DEFAULT_METRICS,
-                 reported: tuple[str, ...] = (), rank_reported: bool = False, ci: bool = False, cost: bool = False,
-                 order: str = "given", joined: bool = True) -> Table:
+                 reported: tuple[str, ...] = (), rank: str = "comparable", ci: bool = False, cost: bool = False,
+                 order: str = "given", joined: bool = True, cards: CardLookup | None = None) -> Table:
     """Methods x (dataset, metric), one block per scale."""
     run = _load(rows, manifest, metrics)
-    reps = [reported_model(r, run.protocol) for r in reported]
-    builder = _Builder(run, reps, metrics, _methods(run, reps, order), rank_reported, ci, cost)
+    reps = [reported_model(r, run.protocol, cards or card_for) for r in reported]
+    builder = _Builder(run, reps, metrics, _methods(run, reps, order), rank, ci, cost)
     blocks = []
     for s in run.scales:
         columns = [Column(d, m, metric_info(m).name.upper(), d, s) for d in run.datasets for m in metrics]
         blocks.append(builder.block(f"×{s}", columns))
-    has_reported = any(r.method.reported for b in blocks for r in b.rows)
-    return Table("paper", _caption(run, metrics, "", rank_reported, blocks), blocks, grouped=True, joined=joined,
+    has_reported = any(r.method.reported for b in blocks for r in [*b.rows, *b.others])
+    return Table("paper", _caption(run, metrics, "", rank, blocks), blocks, grouped=True, joined=joined,
                  cost_heads=cost_heads(run.rows) if cost else (), footnotes=builder.footnotes,
-                 symbols=_symbols(builder, has_reported))
+                 symbols=_symbols(builder, has_reported), others_head=_others_head(run, blocks))
 
 
 def scales_layout(rows: pd.DataFrame, manifest: dict, metrics: tuple[str, ...] = ("psnr",),
-                  reported: tuple[str, ...] = (), rank_reported: bool = False, ci: bool = False, cost: bool = False,
-                  order: str = "given", max_columns: int = 10) -> list[Table]:
+                  reported: tuple[str, ...] = (), rank: str = "comparable", ci: bool = False, cost: bool = False,
+                  order: str = "given", max_columns: int = 10, cards: CardLookup | None = None) -> list[Table]:
     """One table per (dataset, metric): methods x scales, ``max_columns`` scales per block."""
     if max_columns < 1:
         raise UserError(f"--max-columns must be >= 1, got {max_columns}")
     run = _load(rows, manifest, metrics)
-    reps = [reported_model(r, run.protocol) for r in reported]
+    reps = [reported_model(r, run.protocol, cards or card_for) for r in reported]
     methods = _methods(run, reps, order)
     tables = []
     for d in run.datasets:
         for m in metrics:
-            builder = _Builder(run, reps, (m,), methods, rank_reported, ci, cost)
+            builder = _Builder(run, reps, (m,), methods, rank, ci, cost)
             every = [Column("", m, f"×{s}", d, s) for s in run.scales]
             blocks = []
             for start in range(0, len(every), max_columns):
                 columns = every[start:start + max_columns]
                 label = "" if len(every) <= max_columns else f"×{columns[0].scale_text}–×{columns[-1].scale_text}"
                 blocks.append(builder.block(label, columns, cost_columns=every))
-            has_reported = any(r.method.reported for b in blocks for r in b.rows)
-            tables.append(Table("scales", _caption(run, (m,), f" on {d}", rank_reported, blocks), blocks, grouped=False,
+            has_reported = any(r.method.reported for b in blocks for r in [*b.rows, *b.others])
+            tables.append(Table("scales", _caption(run, (m,), f" on {d}", rank, blocks), blocks, grouped=False,
                                 joined=False, cost_heads=cost_heads(run.rows) if cost else (),
                                 footnotes=builder.footnotes, symbols=_symbols(builder, has_reported),
-                                block_head="Scales"))
+                                block_head="Scales", others_head=_others_head(run, blocks)))
     return tables
 

@@ -18,23 +18,26 @@ from sr_bench.report.tables import present_metrics, summarize
 FORMATS = (".png", ".pdf", ".svg")
 
 
-def curve_data(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """(model, dataset, scale as float, scale_text, value, n_images, untrained) per plotted point, scale-ordered."""
+def curve_data(rows: pd.DataFrame, metric: str, manifest: dict | None = None) -> pd.DataFrame:
+    """(model, dataset, scale as float, scale_text, value, n_images, n_total, untrained) per plotted point,
+    scale-ordered; ``n_images < n_total``: a mean over fewer images than the dataset has."""
     if metric not in rows or rows[metric].isna().all():
         measured = present_metrics(rows)
         raise UserError(f"metric {metric!r} was not measured in this run; plot one of: {', '.join(measured) or 'none'}")
-    s = summarize(rows)
+    s = summarize(rows, manifest)
     s = s[s[metric].notna()]
     out = pd.DataFrame({"model": s["model"], "dataset": s["dataset"], "scale": s["scale"].astype(float),
                         "scale_text": s["scale_text"], "value": s[metric], "n_images": s["n_images"],
-                        "untrained": s["untrained"]})
+                        "n_total": s["n_total"], "untrained": s["untrained"]})
     return out.reset_index(drop=True)  # summarize's order: models and datasets as run, scales ascending
 
 
 def plot_scale_curves(rows: pd.DataFrame, metric: str, out: Path | None, paper: pd.DataFrame | None = None,
-                      title: str | None = None):
+                      title: str | None = None, manifest: dict | None = None):
     """Write the figure to ``out`` (.png/.pdf/.svg; None: do not write); returns the matplotlib Figure (its lines
-    carry the data)."""
+    carry the data). Lines are labelled with the tables' method names (``MS-LapSRN (D5R8)``); a mean over fewer
+    images than the dataset has gets an ``x`` over its point."""
+    from sr_bench.report.paper_table import method_label
     out = Path(out) if out is not None else None
     if out is not None and out.suffix.lower() not in FORMATS:
         raise UserError(f"plot file {str(out)!r} must end in {', '.join(FORMATS)}")
@@ -46,22 +49,28 @@ def plot_scale_curves(rows: pd.DataFrame, metric: str, out: Path | None, paper: 
     except ImportError:
         raise UserError("plots need matplotlib: pip install 'sr_bench[plot]'") from None
     info = metric_info(metric)
-    data = curve_data(rows, metric)
+    data = curve_data(rows, metric, manifest)
+    configs = {m["name"]: m.get("config") or {} for m in (manifest or {}).get("models", [])}
+    names = {m: method_label(m, configs.get(m, {})) for m in pd.unique(data["model"])}
     datasets = list(pd.unique(data["dataset"]))
     fig, axes = plt.subplots(1, len(datasets), figsize=(4.2 * len(datasets), 3.4), squeeze=False)
     colours = {m: f"C{i % 10}" for i, m in enumerate(pd.unique(data["model"]))}
     for ax, dataset in zip(axes[0], datasets):
         part = data[data["dataset"] == dataset]
         for model, line in part.groupby("model", sort=False):
-            label = model + (" (untrained)" if line["untrained"].any() else "")
+            label = names[model] + (" (untrained)" if line["untrained"].any() else "")
             ax.plot(line["scale"], line["value"], marker="o" if len(line) < 12 else None, markersize=3,
                     color=colours[model], label=label)
+            few = line[line["n_images"] < line["n_total"]]
+            if len(few):
+                ax.plot(few["scale"], few["value"], linestyle="none", marker="x", markersize=8, color=colours[model],
+                        label=f"{names[model]}: fewer images than the dataset")
             if paper is not None:
                 pub = paper[(paper["model"] == model) & (paper["dataset"] == dataset)].dropna(subset=["value"])
                 if len(pub):
                     ax.plot(pub["scale"], pub["value"], linestyle="none", marker="o", markerfacecolor="none",
-                            color=colours[model], label=f"{model} (paper)")
-        ax.set_title(f"{dataset} (n={int(part['n_images'].max())})")
+                            color=colours[model], label=f"{names[model]} (paper)")
+        ax.set_title(f"{dataset} (n={int(part['n_total'].max())})")
         ax.set_xlabel("scale")
         unit = f" ({info.unit})" if info.unit else ""
         ax.set_ylabel(f"{info.name.upper()}{unit}, {'higher' if info.higher_is_better else 'lower'} is better")

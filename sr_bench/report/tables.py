@@ -10,23 +10,57 @@ from sr_bench.metrics import metric_info
 from sr_bench.store.schema import metric_columns
 
 KEYS = ["model", "dataset", "scale_text"]
+INCOMPLETE_MARK = "*"  # a mean over fewer images than the dataset has (as report.paper_table.INCOMPLETE)
+UNVERIFIED_MARK = "?"  # a published value the card has not checked (as report.reported.UNVERIFIED)
 
 
-def summarize(rows: pd.DataFrame) -> pd.DataFrame:
+def summarize(rows: pd.DataFrame, manifest: dict | None = None) -> pd.DataFrame:
     """Mean of per-image values per (model, dataset, scale) for every metric column (``metric_columns``, plugin
-    metrics included; NaN where never measured); ``n_images`` counts the measured (error-free) rows."""
-    ok = rows[rows["error"].fillna("") == ""]
+    metrics included; NaN where never measured); ``n_images`` counts the measured (error-free) rows, ``n_failed``
+    the error rows and ``n_total`` the images of the dataset (``dataset_sizes``). A (model, dataset, scale) whose
+    every row failed is kept, with NaN means."""
+    failed_mask = rows["error"].fillna("") != ""
+    ok = rows[~failed_mask]
     order = {k: {v: i for i, v in enumerate(pd.unique(rows[k]))} for k in ("model", "dataset")}
+    every = rows.groupby(KEYS, sort=False)
     grouped = ok.groupby(KEYS, sort=False)
-    out = grouped[list(metric_columns(rows))].mean()
-    out.insert(0, "n_images", grouped.size())
-    out["scale"] = grouped["scale"].first()
-    out["untrained"] = grouped["untrained"].any()
+    out = grouped[list(metric_columns(rows))].mean().reindex(every.size().index)
+    out.insert(0, "n_images", grouped.size().reindex(out.index).fillna(0).astype(int))
+    out.insert(1, "n_failed", rows[failed_mask].groupby(KEYS).size().reindex(out.index).fillna(0).astype(int))
+    out["scale"] = every["scale"].first()
+    out["untrained"] = every["untrained"].any()
     out = out.reset_index()
+    sizes = dataset_sizes(rows, manifest)
+    out.insert(5, "n_total", out["dataset"].map(sizes).astype(int))
     out["_m"] = out["model"].map(order["model"])
     out["_d"] = out["dataset"].map(order["dataset"])
     out = out.sort_values(["_m", "_d", "scale"]).drop(columns=["_m", "_d"]).reset_index(drop=True)
     return out
+
+
+def dataset_sizes(rows: pd.DataFrame, manifest: dict | None = None) -> dict[str, int]:
+    """Images per dataset: those run.json records (``datasets[].images``), or the distinct images of its rows when
+    more (or when run.json has none): what a mean must cover to be complete."""
+    sizes = rows.groupby("dataset")["image"].nunique().to_dict()
+    for d in (manifest or {}).get("datasets") or []:
+        if isinstance(d, dict) and d.get("name") in sizes and isinstance(d.get("images"), int):
+            sizes[d["name"]] = max(sizes[d["name"]], d["images"])
+    return sizes
+
+
+def coverage_text(rows: pd.DataFrame, model: str, dataset: str, scale: str, n: int, total: int) -> str:
+    """'1 of 5 images; 4 failed (e.g. RuntimeError: ...)': how much of the dataset a mean covers, and why not all."""
+    part = rows[(rows["model"] == model) & (rows["dataset"] == dataset) & (rows["scale_text"] == scale)]
+    errors = part[part["error"].fillna("") != ""]
+    text = f"{n} of {total} images"
+    if len(errors):
+        kinds = list(dict.fromkeys(str(e) for e in errors["error"]))
+        more = f" and {len(kinds) - 1} other error(s)" if len(kinds) > 1 else ""
+        text += f"; {len(errors)} failed (e.g. {errors['image'].iloc[0]}: {kinds[0]}{more})"
+    missing = total - n - len(errors)
+    if missing > 0:
+        text += f"; {missing} not measured (no row, or no value for this metric)"
+    return text
 
 
 def to_csv(summary: pd.DataFrame, sources: list[str] | None = None) -> str:
@@ -37,7 +71,7 @@ def to_csv(summary: pd.DataFrame, sources: list[str] | None = None) -> str:
     metrics = metric_columns(summary)
     cols = ["model", "dataset", "scale", "n_images", *metrics]
     cols += [f"{m}_ci95" for m in metrics if f"{m}_ci95" in summary]
-    cols += [c for c in ("params", "seconds", "gflops", "peak_memory") if c in summary]
+    cols += [c for c in ("params", "seconds", "gflops", "flops_per_second", "mfu", "peak_memory") if c in summary]
     df = summary.assign(scale=summary["scale_text"])
     if sources is not None:
         cols += [f"paper_{m}" for m in metrics if f"paper_{m}" in df] + ["paper_source"]
@@ -85,7 +119,7 @@ def long_table(summary: pd.DataFrame, metrics: tuple[str, ...] | None = None, so
     ``metrics`` default to every metric column of ``summary``."""
     infos = [metric_info(m) for m in (metric_columns(summary) if metrics is None else metrics)]
     with_paper = [i for i in infos if sources is not None and summary.get(f"paper_{i.name}", pd.Series(dtype=float)).notna().any()]
-    head = ["model", "dataset", "scale", "n"]
+    head = ["model", "dataset", "scale", "n", "failed"]
     for i in infos:
         head.append(f"{i.name.upper()} {'↑' if i.higher_is_better else '↓'}")
         if i in with_paper:
@@ -93,35 +127,54 @@ def long_table(summary: pd.DataFrame, metrics: tuple[str, ...] | None = None, so
     if with_paper:
         head.append("src")
     cost = "params" in summary
-    measured = [c for c in ("gflops", "peak_memory") if c in summary]
+    measured = [c for c in ("gflops", "flops_per_second", "mfu", "peak_memory") if c in summary]
     if cost:
-        head += ["params", "s/image"] + [{"gflops": "GFLOPs", "peak_memory": "peak mem"}[c] for c in measured]
+        head += ["params", "s/image"] + [{"gflops": "GFLOPs", "flops_per_second": "FLOP/s", "mfu": "MFU",
+                                          "peak_memory": "peak mem"}[c] for c in measured]
     rows = []
+    incomplete = False
     for _, r in summary.iterrows():
         name = r["model"] + (" (untrained)" if r["untrained"] else "")
-        cells = [name, r["dataset"], "x" + r["scale_text"], str(int(r["n_images"]))]
+        n, total = int(r["n_images"]), int(r.get("n_total", r["n_images"]))
+        cells = [name, r["dataset"], "x" + r["scale_text"], str(n) + (f" of {total}" if n < total else ""),
+                 str(int(r.get("n_failed", 0)))]
+        mark = INCOMPLETE_MARK if n < total else ""
+        incomplete |= bool(mark)
         for i in infos:
             ci = r.get(f"{i.name}_ci95")
-            cells.append(_fmt(r[i.name], i.decimals)
-                         + ("" if ci is None or math.isnan(ci) or math.isnan(r[i.name]) else f"±{ci:.{i.decimals}f}"))
+            value = r[i.name]
+            cells.append(_fmt(value, i.decimals) + ("" if math.isnan(value) else mark)
+                         + ("" if ci is None or math.isnan(ci) or math.isnan(value) else f"±{ci:.{i.decimals}f}"))
             if i in with_paper:
                 paper = r[f"paper_{i.name}"]
-                # the published value as printed (its own digits); the difference one digit finer than the metric
-                cells += ["–" if math.isnan(paper) else f"{paper:g}", _signed(r[i.name] - paper, i.decimals + 1)]
+                # the published value as the card prints it; the difference one digit finer than the metric
+                text = r.get(f"paper_{i.name}_text") or (f"{paper:g}" if not math.isnan(paper) else "")
+                cells += ["–" if math.isnan(paper) else text, _signed(value - paper, i.decimals + 1)]
         if with_paper:
             cells.append(f"[{int(r['source'])}]" if r["source"] else "–")
         if cost:
             cells += [r["params"], _fmt(r["seconds"], 3)]
             if "gflops" in measured:
                 cells.append(_fmt(r["gflops"], 1))
+            if "flops_per_second" in measured:  # run/peaks.py: FLOP/s achieved, MFU where the GPU's peak is listed
+                from sr_bench.run.peaks import mfu_text, rate_text
+
+                cells += [rate_text(None if pd.isna(r["flops_per_second"]) else r["flops_per_second"]),
+                          mfu_text(None if pd.isna(r["mfu"]) else r["mfu"])]
             if "peak_memory" in measured:
                 cells.append("–" if pd.isna(r["peak_memory"]) else _memory(r["peak_memory"]))
         rows.append(cells)
     notes = []
+    if incomplete:
+        notes.append(f"{INCOMPLETE_MARK} mean over fewer images than the dataset has: n of N (failed: error rows, "
+                     "listed in the run's 'error' column)")
     if with_paper:
-        notes = [f"[{k}] {s}" for k, s in enumerate(sources, 1)]
+        notes += [f"[{k}] {s}" for k, s in enumerate(sources, 1)]
+        if any(str(t).endswith(UNVERIFIED_MARK) for i in with_paper for t in summary.get(f"paper_{i.name}_text", [])):
+            notes.append(UNVERIFIED_MARK + " not verified against the paper (the card copied it from a secondary "
+                         "source)")
     elif sources is not None:
-        notes = ["(no published values in the model cards match these models under this protocol)"]
+        notes.append("(no published values in the model cards match these models under this protocol)")
     return head, rows, notes
 
 

@@ -169,8 +169,8 @@ def render_models(sources: list[Source], dataset: str, image: str, scale: Fracti
 
     from sr_bench.metrics import create_metric
     from sr_bench.provenance import resolve_device
+    from sr_bench.run.evaluation import metric_value
     from sr_bench.run.replay import rebuild_context, run_protocol, saved_images
-    from sr_bench.run.runner import metric_value
     from sr_bench.scales import scale_text as to_text
     from sr_bench.store import read_manifest
 
@@ -198,7 +198,7 @@ def render_models(sources: list[Source], dataset: str, image: str, scale: Fracti
             else:
                 ctx = rebuild_context(run_dir, [sources[i].model for i in idxs], metrics, device)
                 protocol, loaded, dev, models = ctx.protocol, ctx.metrics, ctx.device, ctx.models
-                precision = ctx.setup.precision
+                precision = ctx.request.precision
             bar.update(len(idxs))
             item = _find_item(run_dir, dataset, image)
             case = protocol.prepare(_load_hr(item, dev), scale)
@@ -250,7 +250,7 @@ def _read_png(path: Path, device):
 def _rerun(pair, row, run_dir: Path, case, scale: Fraction, protocol, precision: str):
     """The model of ``pair`` (spec, model) re-run on ``case``, as the runner did (its checkpoint must be the run's)."""
     from sr_bench.models.tiling import Tiling
-    from sr_bench.run.runner import super_resolve_case
+    from sr_bench.run.evaluation import super_resolve_case
 
     spec, model = pair
     sha_now, sha_then = model.checkpoint_sha256_for(scale), row["checkpoint_sha256"] or ""

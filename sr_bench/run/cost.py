@@ -84,6 +84,22 @@ class Profile:
     peak_memory: int | None
     added_memory: int | None  # peak_memory minus the same measure when the forward started
     checkpoint: str  # sha256 of the weights, or "untrained" / "" (no weights)
+    device: str = ""  # provenance.device_name: cuda:NVIDIA H100 80GB HBM3, cpu:x86_64:8threads
+    precision: str = "fp32"
+
+    @property
+    def flops_per_second(self) -> float | None:
+        """Achieved FLOP/s: the counted FLOPs over the median seconds."""
+        from sr_bench.run.peaks import flops_per_second
+
+        return flops_per_second(self.flops, self.seconds)
+
+    @property
+    def mfu(self) -> float | None:
+        """The fraction of the device's dense peak in this precision (run/peaks.py); None where none is listed."""
+        from sr_bench.run.peaks import mfu
+
+        return mfu(self.flops, self.seconds, self.device, self.precision)
 
 
 def profile_forward(name: str, model, scale: Fraction, lr_size: tuple[int, int], device: torch.device,
@@ -92,6 +108,7 @@ def profile_forward(name: str, model, scale: Fraction, lr_size: tuple[int, int],
     the counter's per-op overhead stays out of the timings), then ``repeat`` timed forwards, the first also measuring
     peak memory; on a seeded random LR of ``lr_size``, the SR size MATLAB's ceil(scale * size)."""
     from sr_bench.imaging.resize import output_size
+    from sr_bench.provenance import device_name
     from sr_bench.scales import scale_text
 
     s = Fraction(scale)
@@ -110,7 +127,8 @@ def profile_forward(name: str, model, scale: Fraction, lr_size: tuple[int, int],
     return Profile(model=name, scale=scale_text(s), lr_size=tuple(lr_size), sr_size=tuple(size),
                    strategy=model.strategy_for(s), parameters=model.parameter_count(s), flops=flops,
                    seconds=statistics.median(times), runs=repeat, peak_memory=peak, added_memory=added,
-                   checkpoint=sha or ("untrained" if model.untrained else ""))
+                   checkpoint=sha or ("untrained" if model.untrained else ""), device=device_name(torch.device(device)),
+                   precision=precision)
 
 
 def parse_input_size(text: str) -> tuple[int, int]:
@@ -128,17 +146,19 @@ def parse_input_size(text: str) -> tuple[int, int]:
 
 
 def profile_models(models: list[str], scales: list[Fraction], lr_size: tuple[int, int], device: str = "auto",
-                   precision: str = "fp32", repeat: int = 3, allow_untrained: bool = False,
-                   model_opts: dict | None = None, plugins: tuple[str, ...] = (), tile: int | None = None,
-                   tile_overlap: int | None = None, progress=None) -> tuple[list[Profile], str]:
-    """``profile_forward`` for every (model, scale), models built as ``srbench run`` builds them; returns the
-    profiles and the device label."""
+                   precision: str = "fp32", repeat: int = 3, model_opts: dict | None = None,
+                   plugins: tuple[str, ...] = (), tile: int | None = None, tile_overlap: int | None = None,
+                   progress=None) -> tuple[list[Profile], str]:
+    """``profile_forward`` for every (model, scale), models built as ``srbench run`` builds them, except that a
+    learned model given no checkpoint runs on seeded random weights (its ``weights`` column says ``untrained``):
+    parameters, FLOPs, time and memory do not depend on the values of the weights. Returns the profiles and the
+    device label."""
     from sr_bench.errors import UserError
     from sr_bench.models import load_plugin
+    from sr_bench.models.building import build_model, check_model_opts, check_scales
     from sr_bench.provenance import device_name, resolve_device
     from sr_bench.run.grid import ModelSpec
     from sr_bench.run.precision import check_precision, device_label
-    from sr_bench.run.runner import _create_model, check_scales
 
     if repeat < 1:
         raise UserError(f"--repeat must be >= 1, got {repeat}")
@@ -149,21 +169,25 @@ def profile_models(models: list[str], scales: list[Fraction], lr_size: tuple[int
     dev = resolve_device(device)
     check_precision(precision, dev.type)
     specs = [ModelSpec.parse(m) for m in models]
-    built = [(spec, _create_model(spec, allow_untrained, dict(model_opts or {}), dev)) for spec in specs]
+    opts = dict(model_opts or {})
+    check_model_opts([spec.name for spec in specs], opts, {spec.name: spec.checkpoint for spec in specs})
+    built = [(spec.name, build_model(spec.name, spec.checkpoint, opts, dev, allow_untrained=True)) for spec in specs]
     check_scales(built, scales)
     out = []
-    for spec, model in built:
+    for name, model in built:
         tiling = Tiling(tile, model.tile_overlap if tile_overlap is None else tile_overlap) if tile else None
         for s in scales:
-            out.append(profile_forward(spec.name, model, s, lr_size, dev, precision, repeat, tiling))
+            out.append(profile_forward(name, model, s, lr_size, dev, precision, repeat, tiling))
             if progress:
                 progress(out[-1])
     return out, device_label(device_name(dev), precision)
 
 
 def profiles_table(profiles: list[Profile], fmt: str = "markdown") -> str:
-    """The profiles as a Markdown table (or CSV with exact integers)."""
+    """The profiles as a Markdown table (or CSV with exact integers); achieved FLOP/s, and MFU where the device has
+    a listed peak (run/peaks.py; "–" elsewhere, CPUs included)."""
     from sr_bench.run.memory import size_text
+    from sr_bench.run.peaks import mfu_text, rate_text
 
     if fmt == "csv":
         import csv
@@ -172,17 +196,20 @@ def profiles_table(profiles: list[Profile], fmt: str = "markdown") -> str:
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(["model", "scale", "strategy", "lr_height", "lr_width", "sr_height", "sr_width", "parameters",
-                    "flops", "seconds", "runs", "peak_memory", "added_memory", "checkpoint"])
+                    "flops", "seconds", "runs", "peak_memory", "added_memory", "checkpoint", "flops_per_second",
+                    "mfu"])
         for p in profiles:
+            rate, share = p.flops_per_second, p.mfu
             w.writerow([p.model, p.scale, p.strategy, *p.lr_size, *p.sr_size, p.parameters, p.flops,
                         f"{p.seconds:.6f}", p.runs, "" if p.peak_memory is None else p.peak_memory,
-                        "" if p.added_memory is None else p.added_memory, p.checkpoint])
+                        "" if p.added_memory is None else p.added_memory, p.checkpoint,
+                        "" if rate is None else f"{rate:.6g}", "" if share is None else f"{share:.6f}"])
         return buf.getvalue()
-    lines = ["| model | scale | strategy | LR | SR | parameters | GFLOPs | seconds | peak memory | forward added | "
-             "weights |", "|---|---|---|---|---|---:|---:|---:|---:|---:|---|"]
+    lines = ["| model | scale | strategy | LR | SR | parameters | GFLOPs | seconds | FLOP/s | MFU | peak memory | "
+             "forward added | weights |", "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for p in profiles:
         lines.append(f"| {p.model} | x{p.scale} | {p.strategy} | {p.lr_size[0]}x{p.lr_size[1]} | "
                      f"{p.sr_size[0]}x{p.sr_size[1]} | {p.parameters:,} | {p.flops / 1e9:,.1f} | "
-                     f"{p.seconds:.3f} | {size_text(p.peak_memory)} | {size_text(p.added_memory)} | "
-                     f"{p.checkpoint[:12] or '-'} |")
+                     f"{p.seconds:.3f} | {rate_text(p.flops_per_second)} | {mfu_text(p.mfu)} | "
+                     f"{size_text(p.peak_memory)} | {size_text(p.added_memory)} | {p.checkpoint[:12] or '-'} |")
     return "\n".join(lines)

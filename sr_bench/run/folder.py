@@ -14,12 +14,22 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
+import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from sr_bench.data.items import Dataset
 from sr_bench.data.verify import file_sha256
 from sr_bench.errors import UserError
+from sr_bench.metrics import metric_info, metric_source
+from sr_bench.models.registry import release_of
+from sr_bench.provenance import package_versions
+from sr_bench.run.evaluation import quantises_to_integers
+from sr_bench.run.precision import describe as describe_precision
+from sr_bench.run.sink import IMAGES_DIR
+from sr_bench.store import read_manifest
 
 LOCK_NAME = ".lock"
 TMP_PREFIX = ".tmp-"  # sr_bench.store.atomic's temporary files: a write a crash cut short
@@ -157,7 +167,8 @@ def _show(value) -> str:
 def dataset_record(ds: Dataset) -> dict:
     """run.json's entry for one dataset: its files' sha256 (hashed here) and whether they are the card's files."""
     files = {item.path.name: _sha256(item.path) for item in ds.items}
-    record = {"name": ds.name, "kind": ds.kind, "images": len(ds.items), "files_sha256": files}
+    record = {"name": ds.name, "kind": ds.kind, "images": len(ds.items), "files_sha256": files,
+              "folder": str(ds.folder.resolve()) if ds.folder is not None else None}  # where a resume looks first
     if ds.card is not None:
         card = {f.name: f.sha256 for f in ds.card.files}
         record["matches_card"] = all(card.get(name) == sha for name, sha in files.items())
@@ -188,3 +199,68 @@ def data_change(stored: list[dict], current: list[dict]) -> str | None:
                 return (f"dataset {d['name']}: file {names[0]} {what} since the run started{more}; restore the "
                         f"data it measured, or start a new run with another --out")
     return None
+
+
+def continues(run_dir: Path, request: dict, protocol, data: list[dict]) -> bool:
+    """Whether ``run_dir`` already holds this request on the same ``data`` (True: continue it); a one-line error
+    when it holds another, or its data changed."""
+    if not (run_dir / "run.json").is_file():
+        return False
+    old = read_manifest(run_dir)
+    change = data_change(old.get("datasets") or [], data)
+    if change:
+        raise UserError(f"cannot continue {run_dir}: {change}")
+    stored = old.get("request")
+    if stored is None:
+        raise UserError(f"{run_dir}/run.json has no stored request (made by an older sr_bench); give another --out")
+    if stored.get("precision", "fp32") != request["precision"]:
+        raise UserError(f"cannot resume {run_dir}: it was run with --precision {stored.get('precision', 'fp32')}, "
+                        f"this request is --precision {request['precision']}")
+    if old["protocol"]["fingerprint"] != protocol.fingerprint:
+        raise UserError(f"cannot resume {run_dir}: it was run under protocol {old['protocol']['name']} "
+                        f"({old['protocol']['fingerprint']}), this request is {protocol.name} ({protocol.fingerprint})")
+    differences = request_differences(stored, request)
+    if differences:
+        raise UserError(f"run folder {run_dir} holds another request: {'; '.join(differences)}; give another --out, "
+                        f"or finish that run with `srbench run --resume {run_dir}`")
+    return True
+
+
+def new_manifest(run_dir: Path, request: dict, ctx, data: list[dict], resumed: bool) -> dict:
+    """run.json of a session: the request, what each model and metric is, the data's hashes, the protocol's rules."""
+    protocol = ctx.protocol
+    manifest = {
+        "run_id": run_dir.name,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": sys.argv,
+        "request": request,
+        "models": [{"name": s.name, "checkpoint": s.checkpoint, "checkpoint_sha256": m.checkpoint_sha256,
+                    "release": release_of(s.name, m.checkpoint_sha256 or ""),
+                    "untrained": m.untrained, "config": _plain(m.config)}
+                   for s, m in ctx.models],
+        "datasets": data,
+        "scales": request["scales"],
+        "protocol": {"name": protocol.name, "fingerprint": protocol.fingerprint, "rules": protocol.rules()},
+        "metrics": list(ctx.metrics),
+        "metric_info": {n: _info_json(n) for n in ctx.metrics},
+        "metric_weights": json.loads(ctx.metric_prov),
+        "images": ({"folder": IMAGES_DIR, "pattern": f"{IMAGES_DIR}/<model>/<dataset>/x<scale>/<image>.png",
+                    "format": "png, 8-bit, lossless", "exact": quantises_to_integers(protocol)}
+                   if request["save_images"] else None),
+        "device": ctx.device_label,
+        "package_versions": package_versions(),
+        "notes": ctx.notes,
+        "precision": describe_precision(request["precision"]),
+    }
+    if resumed:
+        old = read_manifest(run_dir)
+        manifest["created"] = old.get("created")
+        manifest["resumed"] = [*old.get("resumed", []), dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")]
+    return manifest
+
+
+def _info_json(name: str) -> dict:
+    """A metric's declared metadata and where it comes from, as plain JSON (an infinite bound as "inf")."""
+    info = {k: (str(v) if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in asdict(metric_info(name)).items()}
+    return {**info, "source": metric_source(name)}

@@ -21,6 +21,10 @@ class ModelSpec:
         name, sep, path = text.strip().partition("=")
         if not name or (sep and not path):
             raise UserError(f"bad model spec {text!r}: write NAME or NAME=CHECKPOINT")
+        if name == "spandrel" and path:  # the row is named after the checkpoint's architecture and file
+            from sr_bench.models.spandrel_bridge import spec_of
+
+            name, path = spec_of(name, path)
         return ModelSpec(name, path or None)
 
 

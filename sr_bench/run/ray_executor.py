@@ -36,20 +36,20 @@ class ImageWorker:
     def __init__(self, setup, threads: int):
         import torch
 
+        from sr_bench.run.context import build_context
         from sr_bench.run.memory import keep_freed_memory
         from sr_bench.run.precision import check_precision, hold_tf32_switches
-        from sr_bench.run.runner import build_context
 
         keep_freed_memory()
         torch.set_num_threads(threads)
         self.ctx = build_context(setup)
-        check_precision(setup.precision, self.ctx.device.type)
-        hold_tf32_switches(setup.precision, self.ctx.device)  # this process only evaluates
+        check_precision(setup.request.precision, self.ctx.device.type)
+        hold_tf32_switches(setup.request.precision, self.ctx.device)  # this process only evaluates
         self.scratch = Path(tempfile.mkdtemp(prefix="srbench-ray-"))
 
     def evaluate(self, dataset: str, name: str, path: str, data: bytes | None, scales: list[Fraction],
                  skip: frozenset, reference: bool = False):
-        from sr_bench.run.runner import evaluate_image
+        from sr_bench.run.evaluation import evaluate_image
 
         if data is None:  # unreadable on the driver: the node's own attempt gives the local run's error row
             item = ImageItem(name=name, path=Path(path))
@@ -70,9 +70,9 @@ class ImageWorker:
 MAX_ATTEMPTS = 3  # workers one image may take down before its rows record the failure and the run moves on
 
 
-def run_on_ray(setup, jobs, scales, workers: int, bar, collect, address: str | None = None, reference_jobs: int = 0,
+def run_on_ray(setup, jobs, scales, workers: int, sink, address: str | None = None, reference_jobs: int = 0,
                gpus_per_worker: float = 0.0, lost=None) -> None:
-    """Evaluate ``jobs`` [(dataset, ImageItem, skip)] on ``workers`` actors; ``collect(dataset, rows, warns)`` each.
+    """Evaluate ``jobs`` [(dataset, ImageItem, skip)] on ``workers`` actors; each image's rows go to ``sink.collect``.
     The first ``reference_jobs`` jobs also run in fp32 (precision drift); each actor requests ``gpus_per_worker``.
 
     A worker that dies (killed, out of memory, its node lost) loses only its current image: the image goes to
@@ -137,8 +137,8 @@ def run_on_ray(setup, jobs, scales, workers: int, bar, collect, address: str | N
                     dataset, item, skip = jobs[i]
                     rows = lost(jobs[i], f"the Ray worker evaluating this image died {len(why)} times "
                                          f"({', '.join(why)}); run it alone to see why, or resume to retry")
-                    bar.update(len(rows))
-                    collect(dataset, rows, [f"{dataset}/{item.name}: took {len(why)} Ray workers down"])
+                    sink.tick(len(rows))
+                    sink.collect(dataset, rows, [f"{dataset}/{item.name}: took {len(why)} Ray workers down"])
                 else:
                     raise UserError(f"image {jobs[i][0]}/{jobs[i][1].name} took {len(why)} Ray workers down; the "
                                     f"finished images are saved, continue with `srbench run --resume RUN "
@@ -149,11 +149,11 @@ def run_on_ray(setup, jobs, scales, workers: int, bar, collect, address: str | N
                     idle.append(actors[-1])
                 elif not actors:
                     raise UserError("every Ray worker died; the finished images are saved, continue with "
-                                    "`srbench run --resume RUN --executor ray`")
+                                    "`srbench run --resume RUN --executor ray`") from None
                 continue
             idle.append(actor)
-            bar.update(len(rows))
-            collect(dataset, rows, warns)
+            sink.tick(len(rows))
+            sink.collect(dataset, rows, warns)
     finally:
         for a in actors:
             ray.kill(a)

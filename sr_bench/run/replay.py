@@ -1,22 +1,25 @@
 """Re-creating a finished run's models and protocol from the request stored in its run.json.
 
-The same machinery as ``srbench run`` (``Setup`` -> ``build_context``), fed from run.json instead of the command
-line, for anything that must reproduce a run's numbers (``srbench compare --visual``).
+The same machinery as ``srbench run`` (``RunRequest`` -> ``Setup`` -> ``build_context``), fed from run.json instead
+of the command line, for anything that must reproduce a run's numbers (``srbench compare --visual``).
 """
 
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from sr_bench.errors import UserError, unknown
 from sr_bench.models import load_plugin
+from sr_bench.models.building import split_key, takes_option
 from sr_bench.models.registry import resolve as resolve_model
 from sr_bench.protocols import get_protocol
-from sr_bench.run.grid import ModelSpec
-from sr_bench.run.runner import Context, Setup, takes_option, build_context
+from sr_bench.run.context import Context, Setup, build_context
+from sr_bench.run.request import RunRequest, stored_request
+from sr_bench.run.sink import image_path
 from sr_bench.store import read_manifest
 
 
@@ -27,25 +30,23 @@ def rebuild_context(run_dir: Path, models: list[str], metrics: tuple[str, ...] =
     sr_bench's), and ``metrics`` loaded (explicitly: one that cannot load is an error)."""
     run_dir = Path(run_dir)
     manifest = read_manifest(run_dir)
-    req = manifest.get("request")
-    if req is None:
-        raise UserError(f"{run_dir}/run.json has no stored request (made by an older sr_bench); rerun it instead")
-    for plugin in req.get("plugins") or []:
+    stored = stored_request(run_dir)
+    for plugin in stored.get("plugins") or []:
         _load_plugin_once(plugin, run_dir)
-    specs = {s.name: s for s in (ModelSpec.parse(m) for m in req["models"])}
+    request = RunRequest.from_json(stored)
+    specs = {s.name: (s, text) for s, text in zip(request.specs, request.models)}
     for name in models:
         if name not in specs:
             raise UserError(f"{unknown('model', name, specs)} (models of run {run_dir.name})")
-    chosen = tuple(specs[n] for n in models)
+    chosen = [specs[n][0] for n in models]
     # options the run gave for its other models only would make build_context refuse; keep the ones these take
-    opts = {k: v for k, v in (req.get("model_opts") or {}).items()
-            if any(takes_option(resolve_model(s.name), k) for s in chosen)}
+    names = [s.name for s in chosen]
+    opts = {k: v for k, v in request.model_opts if split_key(k)[0] in names or split_key(k)[0] is None
+            and any(takes_option(resolve_model(n), split_key(k)[1]) for n in names)}
     protocol = run_protocol(run_dir, manifest)
-    setup = Setup(run_id=run_dir.name, specs=chosen, model_opts=tuple(sorted(opts.items())),
-                  allow_untrained=bool(req.get("allow_untrained")), plugins=(), protocol=protocol.name,
-                  metrics=tuple(metrics), metrics_explicit=True, lpips_weights=req.get("lpips_weights"),
-                  device=device, threads=torch.get_num_threads(), precision=req.get("precision", "fp32"))
-    return build_context(setup)
+    request = replace(request, models=[specs[n][1] for n in models], model_opts=opts, plugins=(),
+                      protocol=protocol.name, metrics=tuple(metrics))
+    return build_context(Setup(request, run_id=run_dir.name, device=device, threads=torch.get_num_threads()))
 
 
 def run_protocol(run_dir: Path, manifest: dict):
@@ -63,8 +64,6 @@ def saved_images(run_dir: Path, manifest: dict, models: list[str], dataset: str,
                  image: str) -> list[Path] | None:
     """The SR PNGs ``srbench run --save-images`` kept for ``models`` on one image, or None unless every one is
     there and exact (the protocol quantises to integers, so the PNG is the image the metrics saw)."""
-    from sr_bench.run.runner import image_path
-
     info = manifest.get("images") or {}
     if not info.get("exact"):
         return None

@@ -63,7 +63,7 @@ METRIC_COLUMNS = ("psnr", "ssim", "lpips")
 _FIXED = frozenset(n for n, _, _ in COLUMNS) - set(METRIC_COLUMNS)
 # what summaries add beside the metric columns (report.tables.summarize, report.paper.with_paper): no metric may
 # take these names, so that a summary's metric columns are found the same way as a row frame's
-_SUMMARY = frozenset({"n_images", "source", "paper_source", "params", "gflops"})
+_SUMMARY = frozenset({"n_images", "source", "paper_source", "params", "gflops", "flops_per_second", "mfu"})
 _DERIVED_PREFIX = "paper_"
 _DERIVED_SUFFIX = "_ci95"  # report.tables.with_ci
 _NAME = re.compile(r"[a-z][a-z0-9_]*")

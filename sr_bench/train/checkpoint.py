@@ -1,5 +1,5 @@
-"""The three files a training run writes, each atomically (a temporary file, then ``os.replace``), so an interruption
-at any moment leaves the previous complete version of each:
+"""The three files a training run writes, each atomically (``store.atomic``: a temporary file, synced, then
+renamed), so an interruption at any moment leaves the previous complete version of each:
 
 - ``PATH``: the network's plain state_dict, the layout ``srbench run --models NAME=PATH`` loads strictly; its
   sha256 is what the runner puts on every result row.
@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import tempfile
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import torch
 import torch.nn as nn
 
 from sr_bench.errors import UserError
+from sr_bench.store.atomic import atomic_write_bytes
 
 RESUME_FORMAT = "sr_bench-train-resume"
 RESUME_VERSION = 2  # 2: batches are a function of (seed, step); no generator state
@@ -63,19 +63,6 @@ def check_out(out: Path, resume: bool, overwrite: bool) -> None:
                         f"it, or pick another --out")
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def torch_bytes(obj) -> bytes:
     # torch.save names the archive's root folder after the file it writes to; serialising to memory keeps the bytes
     # (and the sha256) independent of the temporary file name, so equal weights give equal hashes
@@ -95,12 +82,13 @@ def cpu_state_dict(weights: nn.Module | dict[str, torch.Tensor]) -> dict[str, to
 def save_checkpoint(out: Path, weights: nn.Module | dict[str, torch.Tensor]) -> str:
     """Write the state_dict of ``weights`` (a module, or the EMA weights) to ``out``; returns its sha256."""
     data = torch_bytes(cpu_state_dict(weights))
-    atomic_write(out, data)
+    atomic_write_bytes(out, data, durable=True)
     return hashlib.sha256(data).hexdigest()
 
 
 def save_resume(out: Path, state: dict) -> None:
-    atomic_write(resume_path(out), torch_bytes({"format": RESUME_FORMAT, "version": RESUME_VERSION, **state}))
+    atomic_write_bytes(resume_path(out), torch_bytes({"format": RESUME_FORMAT, "version": RESUME_VERSION, **state}),
+                       durable=True)
 
 
 def load_resume(out: Path) -> dict:
@@ -121,4 +109,4 @@ def load_resume(out: Path) -> dict:
 def write_sidecar(out: Path, record: dict) -> None:
     # one top-level field per line, each value compact: the loss curve stays one line instead of thousands
     lines = [f" {json.dumps(k)}: {json.dumps(v, default=str)}" for k, v in record.items()]
-    atomic_write(sidecar_path(out), ("{\n" + ",\n".join(lines) + "\n}\n").encode())
+    atomic_write_bytes(sidecar_path(out), ("{\n" + ",\n".join(lines) + "\n}\n").encode(), durable=True)

@@ -44,8 +44,7 @@ from sr_bench.train import distributed as dist
 from sr_bench.train.ema import EMA
 from sr_bench.train.families import Trainable, build
 from sr_bench.train.losses import DESCRIPTIONS, check_loss, loss_value, multilevel
-from sr_bench.train.patches import (DEFAULT_CACHE_MB, ImageBank, check_patch, files_sha256, hr_side, seeded,
-                                    step_batch)
+from sr_bench.train.patches import DEFAULT_CACHE_MB, ImageBank, check_patch, files_sha256, hr_side, seeded, step_batch
 from sr_bench.train.prefetch import Batches
 from sr_bench.train.recipe import FLAGS, Recipe, resolve_recipe
 from sr_bench.train.scales import describe as describe_scales

@@ -1,6 +1,6 @@
 """``srbench train --val DATASET --val-scales 2,3.5 --val-every N``: the model in training scored like a result row.
 
-Each image goes through the runner's own path (``sr_bench.run.runner.evaluate_image``: the protocol's LR, the
+Each image goes through the runner's own path (``sr_bench.run.evaluation.evaluate_image``: the protocol's LR, the
 adapter's ``super_resolve`` in fp32 under inference mode, the protocol's quantisation, shave and metrics), so a
 validation value is what ``srbench run`` would print for the weights of that step under the same protocol
 (``matlab`` when every validation scale is an integer, else ``metasr``). Bicubic is scored once beside it, as the
@@ -16,9 +16,12 @@ import torch
 
 from sr_bench.data import resolve_dataset
 from sr_bench.errors import UserError, unknown
+from sr_bench.models.building import check_scales
 from sr_bench.protocols import choose_protocol
+from sr_bench.run.context import Setup, build_context
+from sr_bench.run.evaluation import evaluate_image
 from sr_bench.run.grid import ModelSpec
-from sr_bench.run.runner import Setup, build_context, check_scales, evaluate_image
+from sr_bench.run.request import RunRequest
 from sr_bench.scales import parse_scales, scale_text
 from sr_bench.train.families import Trainable
 
@@ -43,13 +46,11 @@ class Validator:
         self.dataset = resolve_dataset(dataset, data_root=data_root)
         self.scales = parse_scales(scales_text) if scales_text else default_scales(t)
         protocol = choose_protocol("auto", self.scales)
-        setup = Setup(run_id="train-validation", specs=(ModelSpec(BASELINE),), model_opts=(), allow_untrained=False,
-                      plugins=(), protocol=protocol.name, metrics=METRICS, metrics_explicit=True, lpips_weights=None,
-                      device=str(device), threads=torch.get_num_threads())
-        self.ctx = build_context(setup)
-        trained = (ModelSpec(t.name), t.model)
-        check_scales([trained], self.scales)
-        self.ctx.models.append(trained)
+        check_scales([(t.name, t.model)], self.scales)
+        request = RunRequest(models=(BASELINE,), datasets=(self.dataset.name,), scales=self.scales,
+                             protocol=protocol.name, metrics=METRICS)
+        self.ctx = build_context(Setup(request, run_id="train-validation", device=str(device),
+                                       threads=torch.get_num_threads()), extra=((ModelSpec(t.name), t.model),))
         self.protocol = self.ctx.protocol
 
     def _means(self, model: str) -> dict[str, dict[str, float]]:
@@ -91,4 +92,4 @@ class Validator:
                 "scales": [scale_text(s) for s in self.scales], "protocol": self.protocol.name,
                 "protocol_fingerprint": self.protocol.fingerprint, "metric": self.metric,
                 "metrics": list(METRICS), "precision": "fp32",
-                "path": "sr_bench.run.runner.evaluate_image (the rows `srbench run` computes)"}
+                "path": "sr_bench.run.evaluation.evaluate_image (the rows `srbench run` computes)"}

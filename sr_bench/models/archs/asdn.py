@@ -79,7 +79,7 @@ from sr_bench.models.archs.blocks import (
     unwrap_state_dict,
 )
 from sr_bench.models.archs.dbdn import IntraDenseBlock
-from sr_bench.models.interface import ScaleSupport, TrainingForward
+from sr_bench.models.interface import TrainingForward
 from sr_bench.models.strategies import NATIVE, RECURSIVE_X2, StrategicIntegerUpscaler, fit, run_recursive
 from sr_bench.models.tiling import image_statistic, run_network
 
@@ -264,7 +264,6 @@ class ASDNUpscaler(NetworkUpscaler):
 
     model_name: ClassVar[str] = "asdn"
     tiles_networks: ClassVar[bool] = True
-    example_weights: ClassVar[str] = "asdn.pt"
 
     def __init__(self, checkpoint=None, allow_untrained: bool = False, scale=None, variant: str = "asdn",
                  levels: int = LFR_LEVELS, n_dab: int = 16):
@@ -279,9 +278,8 @@ class ASDNUpscaler(NetworkUpscaler):
                             f"not {n_dab}")
         self.variant, self.levels, self.n_dab = variant, levels, int(n_dab)
         # n_dab < 16 is a smaller network than the paper's (e.g. a quick GPU training check), not ASDN's results
-        paths = self._setup(ScaleSupport(low=Fraction(1), high=Fraction(2)), checkpoint, allow_untrained,
+        paths = self._setup(checkpoint, allow_untrained,
                             {"variant": variant, "levels": levels, "rgb_range": 255, "n_dab": self.n_dab})
-        self.strategy = RECURSIVE_X2
         self.last_passes: list[tuple] = []
         if len(paths) > 1:
             raise UserError(f"model {self.model_name!r} takes one checkpoint, got {len(paths)}")
@@ -373,9 +371,7 @@ class FSDNUpscaler(StrategicIntegerUpscaler):
     (default ``ceil-then-down``; see ``sr_bench.models.strategies``)."""
 
     model_name: ClassVar[str] = "fsdn"
-    example_weights: ClassVar[str] = "fsdn_x2.pt"
     family_scales: ClassVar[tuple[int, ...]] = (2, 3, 4)
-    network_scales: ClassVar[tuple[int, ...]] = (1, 2, 3, 4, 8)
     variants: ClassVar[dict[str, dict]] = {"fsdn": {"pool": "avg", "deconv_feats": 64}}
     default_variant: ClassVar[str] = "fsdn"
 

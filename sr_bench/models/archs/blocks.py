@@ -10,7 +10,6 @@ integer-scale adapter base with the ``ceil-then-down`` strategy for scales that 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
 import os
 import pickle
@@ -23,6 +22,8 @@ import torch
 import torch.nn as nn
 
 from sr_bench.errors import UserError
+from sr_bench.hashing import file_sha256 as sha256_file
+from sr_bench.models.card_files import builtin_card, model_cards
 from sr_bench.models.interface import ScaleSupport, TrainingForward, Upscaler, scale_refusal
 
 DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
@@ -104,17 +105,9 @@ def needs_weights(name: str, example: str, builtin: bool = True) -> UserError:
                          f"scale, joined by '{os.pathsep}'; releases: see `srbench models {name}`)")
     return UserError(
         f"model {name!r} needs weights: --models {name}=PATH/TO/{example} "
-        f"(releases: see `srbench models {name}` / registry/{name}.toml), or train one with `srbench train`, "
+        f"(releases: see `srbench models {name}`), or train one with `srbench train`, "
         f"or --allow-untrained for a smoke run"
     )
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def checkpoint_paths(checkpoint) -> list[Path]:
@@ -131,10 +124,23 @@ def checkpoint_paths(checkpoint) -> list[Path]:
     return [Path(p).expanduser() for p in parts]
 
 
+def is_matconvnet_file(path: str | Path) -> bool:
+    """A MATLAB .mat file (by its header; any extension)."""
+    try:
+        with open(Path(path), "rb") as f:
+            return f.read(6) == b"MATLAB"
+    except OSError:
+        return False
+
+
 def read_checkpoint(path: Path, name: str) -> tuple[object, str]:
     """``torch.load(weights_only=True)`` on CPU; returns (object, sha256). Errors are one-line UserErrors."""
     if not path.is_file():
         raise UserError(f"checkpoint for model {name!r} not found: {str(path)!r}; check the path after '{name}='")
+    if is_matconvnet_file(path):  # torch.load would only say "Unsupported operand 76"
+        raise UserError(f"checkpoint {str(path)!r} is a MATLAB .mat file (MatConvNet), where model {name!r} takes a "
+                        f"PyTorch state_dict (.pt/.pth); sr_bench reads .mat files for lapsrn and mslapsrn only (the "
+                        f"authors' releases): pass it to one of them, or give {name!r} a state_dict")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -253,15 +259,58 @@ def crop_to(x: torch.Tensor, size: tuple[int, int], what: str) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------------------------------
 
 
+class FromCard:
+    """A class attribute read from the model's built-in card (``registry/<model_name>.toml``) on first use: the card
+    is the one statement of a model's scales, strategy, ``learned`` and releases, and the adapter takes them from
+    there. A class whose ``model_name`` has no built-in card (a plugin subclass) gets ``default``."""
+
+    def __init__(self, read: Callable, default=None):
+        self.read, self.default = read, default
+
+    def __get__(self, obj, owner):
+        name = getattr(owner, "model_name", None)
+        if name not in model_cards():
+            return self.default
+        return self.read(builtin_card(name))
+
+
+def example_weights_of(card) -> str:
+    """The file the "needs weights" error shows: the card's first release, else a name in the releases' style."""
+    if card.releases:
+        return card.releases[0].file
+    held = [k for k in card.integers if k > 1]
+    return f"{card.display_name}_x{held[0]}.pt" if held else f"{card.name}.pt"
+
+
+def buildable_scales(card) -> tuple[int, ...]:
+    """Every scale a network of the model can have: the card's ``integers`` and ``also_builds``."""
+    return tuple(sorted({*card.integers, *card.also_builds}))
+
+
+def trainable_scales(card) -> tuple[int, ...]:
+    """The scales ``srbench train --scale K`` takes for a one-network-per-scale model: every buildable scale above 1."""
+    return tuple(k for k in buildable_scales(card) if k > 1)
+
+
 class NetworkUpscaler(Upscaler):
     """Common state of the network adapters: device, float32 inference, checkpoint bookkeeping."""
 
     model_name: ClassVar[str] = "?"
-    example_weights: ClassVar[str] = "WEIGHTS.pt"
+    example_weights = FromCard(example_weights_of, "WEIGHTS.pt")
     _device: torch.device = torch.device("cpu")  # until .to(device); an instance attribute from then on
 
-    def _setup(self, scales: ScaleSupport, checkpoint, allow_untrained: bool, config: dict) -> list[Path]:
-        Upscaler.__init__(self, name=self.model_name, scales=scales, learned=True, config=dict(config))
+    def _setup(self, checkpoint, allow_untrained: bool, config: dict) -> list[Path]:
+        """The state every built-in adapter starts from, read from its card: the scales it declares (``range``, or
+        ``integers``, which an integer-scale adapter then narrows to the networks it holds), the strategy for other
+        scales (``strategy``, or ``beyond`` above a range), ``learned``. Returns the checkpoint paths."""
+        card = builtin_card(self.model_name)
+        scales = ScaleSupport(low=card.range[0], high=card.range[1]) if card.range else ScaleSupport(card.integers)
+        Upscaler.__init__(self, name=self.model_name, scales=scales, learned=card.learned, config=dict(config),
+                          strategy=card.strategy or card.beyond or "native")
+        return self._weights(checkpoint, allow_untrained)
+
+    def _weights(self, checkpoint, allow_untrained: bool) -> list[Path]:
+        """The checkpoint paths (none: random weights, only with ``allow_untrained``); the model starts on the CPU."""
         self._device = torch.device("cpu")
         paths = checkpoint_paths(checkpoint)
         if not paths and not allow_untrained:
@@ -297,7 +346,9 @@ class IntegerScaleUpscaler(NetworkUpscaler):
 
     tiles_networks: ClassVar[bool] = True  # every network call goes through tiling.run_network
     family_scales: ClassVar[tuple[int, ...]] = (2, 3, 4)  # what an untrained smoke build holds
-    network_scales: ClassVar[tuple[int, ...]] = (2, 3, 4)  # every scale a network (checkpoint or scale=) can have
+    network_scales = FromCard(buildable_scales, ())  # every scale a network (checkpoint or scale=) can have
+    per_scale_training = FromCard(trainable_scales, ())
+    default_strategy = FromCard(lambda card: card.strategy, "ceil-then-down")  # how other scales are reached
     variants: ClassVar[dict[str, dict]] = {}
     default_variant: ClassVar[str] = ""
 
@@ -311,7 +362,7 @@ class IntegerScaleUpscaler(NetworkUpscaler):
                             f"not x{scale}")
         self.variant = variant
         self.nets: dict[int, nn.Module] = {}
-        paths = self._setup(ScaleSupport(), checkpoint, allow_untrained,
+        paths = self._setup(checkpoint, allow_untrained,
                             {"variant": variant, **self.variants[variant]})
         if paths:
             shas = []
@@ -337,12 +388,7 @@ class IntegerScaleUpscaler(NetworkUpscaler):
         else:
             available = frozenset([int(scale)]) if scale is not None else frozenset(self.family_scales)
         self.scales = ScaleSupport(integers=available)
-        self.strategy = "ceil-then-down"
         self.config["scales"] = sorted(available)
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        cls.per_scale_training = tuple(k for k in cls.network_scales if k > 1)
 
     def training_forward(self, scale: Fraction | None = None) -> TrainingForward:
         """The x``scale`` network on RGB in 0..255, in and out (EDSR-PyTorch style: EDSR, RDN, RCAN, DBDN, CSFM,

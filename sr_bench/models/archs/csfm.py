@@ -118,9 +118,7 @@ class CSFMUpscaler(StrategicIntegerUpscaler):
     Decimal scales: ``strategy=`` (default ``ceil-then-down``; see ``sr_bench.models.strategies``)."""
 
     model_name: ClassVar[str] = "csfm"
-    example_weights: ClassVar[str] = "CSFM_x2.pt"
     family_scales: ClassVar[tuple[int, ...]] = (2, 3, 4)
-    network_scales: ClassVar[tuple[int, ...]] = (1, 2, 3, 4, 8)
     variants: ClassVar[dict[str, dict]] = {"csfm": {"n_feats": 64, "n_modules": 8, "n_blocks": 16}}
     default_variant: ClassVar[str] = "csfm"
 

@@ -151,9 +151,7 @@ class DBDNUpscaler(StrategicIntegerUpscaler):
     Decimal scales: ``strategy=`` (default ``ceil-then-down``; see ``sr_bench.models.strategies``)."""
 
     model_name: ClassVar[str] = "dbdn"
-    example_weights: ClassVar[str] = "DBDN_x2.pt"
     family_scales: ClassVar[tuple[int, ...]] = (2, 3, 4)
-    network_scales: ClassVar[tuple[int, ...]] = (1, 2, 3, 4, 8)
     variants: ClassVar[dict[str, dict]] = DBDN_VARIANTS
     default_variant: ClassVar[str] = "dbdn"
 

@@ -96,14 +96,12 @@ class EDSRUpscaler(StrategicIntegerUpscaler):
     EDSR(x1) baseline for ``strategy="bicubic-pre"``). Decimal scales: ``strategy=`` (default ``ceil-then-down``)."""
 
     model_name: ClassVar[str] = "edsr"
-    example_weights: ClassVar[str] = "edsr_x2-0edfb8a3.pt"
     variants: ClassVar[dict[str, dict]] = EDSR_VARIANTS
     default_variant: ClassVar[str] = "edsr"
 
     def build(self, scale: int) -> nn.Module:
         return EDSR(scale=scale, rgb_range=255, **EDSR_VARIANTS[self.variant])
 
-    network_scales: ClassVar[tuple[int, ...]] = (1, 2, 3, 4)
 
     def infer_scale(self, sd):
         shape = edsr_shape_of(sd)
@@ -124,5 +122,4 @@ class EDSRBaselineUpscaler(EDSRUpscaler):
     """EDSR-baseline (16 resblocks, 64 features, res_scale 1)."""
 
     model_name: ClassVar[str] = "edsr-baseline"
-    example_weights: ClassVar[str] = "edsr_baseline_x2-1bc95232.pt"
     default_variant: ClassVar[str] = "baseline"

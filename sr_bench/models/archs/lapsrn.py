@@ -18,6 +18,7 @@ Parameters: x2 407,441; x4 814,242; x8 1,221,043 (papers.md §0, depth 10). The 
 from __future__ import annotations
 
 import math
+import os
 import re
 from fractions import Fraction
 from pathlib import Path
@@ -29,14 +30,19 @@ import torch.nn.functional as F
 
 from sr_bench.errors import UserError
 from sr_bench.models.archs.blocks import (
+    FromCard,
     build_module,
+    buildable_scales,
+    is_matconvnet_file,
     load_strict,
     read_checkpoint,
+    trainable_scales,
     unwrap_state_dict,
 )
+from sr_bench.models.card_files import builtin_card
 from sr_bench.models.interface import ScaleSupport, TrainingForward, scale_refusal
 from sr_bench.models.luma import LumaUpscaler, pyramid_targets, training_net_input, training_y
-from sr_bench.models.matconvnet import check_standard_layer, is_matconvnet_file, load_dagnn, read_dagnn
+from sr_bench.models.matconvnet import check_standard_layer, load_dagnn, read_dagnn
 from sr_bench.models.tiling import run_network
 
 LEAK = 0.2
@@ -190,18 +196,17 @@ class LapSRNUpscaler(LumaUpscaler):
     model_name: ClassVar[str] = "lapsrn"
     tiles_networks: ClassVar[bool] = True
     tile_overlap: ClassVar[int] = 24  # >= the receptive field of x2/x4/x8 (docs/tiling.md)
-    example_weights: ClassVar[str] = "LapSRN_x4.mat"
     upsampling: ClassVar[str] = "progressive"
     family_scales: ClassVar[tuple[int, ...]] = (2, 4, 8)
-    network_scales: ClassVar[tuple[int, ...]] = (2, 4, 8)
-    per_scale_training: ClassVar[tuple[int, ...]] = (2, 4, 8)
+    network_scales = FromCard(buildable_scales, ())
+    per_scale_training = FromCard(trainable_scales, ())
 
     def __init__(self, checkpoint=None, allow_untrained: bool = False, scale: int | None = None, depth: int = 10):
         if scale is not None and int(scale) not in self.network_scales:
             raise UserError(f"model {self.model_name!r} has networks for x2, x4, x8, not x{scale}")
         self.depth = int(depth)
         self.nets: dict[int, nn.Module] = {}
-        paths = self._setup(ScaleSupport(), checkpoint, allow_untrained, {"depth": self.depth})
+        paths = self._setup(checkpoint, allow_untrained, {"depth": self.depth})
         shas = []
         for path in paths:
             net, sha = self._load(path)
@@ -223,7 +228,6 @@ class LapSRNUpscaler(LumaUpscaler):
             available = frozenset([int(scale)]) if scale is not None else frozenset(self.family_scales)
             depth = self.depth
         self.scales = ScaleSupport(integers=available)
-        self.strategy = "ceil-then-down"
         self.config.update(scales=sorted(available), depth=depth)
 
     def _load(self, path: Path) -> tuple[LapSRN, str]:
@@ -255,8 +259,11 @@ class LapSRNUpscaler(LumaUpscaler):
             return None
         from sr_bench.scales import scale_text
 
+        release = next((r.file for r in sorted(builtin_card(self.model_name).releases, key=lambda r: r.scales or ())
+                        if r.scales and min(r.scales) >= s), None)  # the smallest release that reaches s
+        add = f"add {release}" if release else "add a checkpoint of that scale"
         return (f"it holds x{', x'.join(map(str, sorted(self.scales.integers)))} only and ceil-then-down needs a "
-                f"network of scale >= {scale_text(s)}: add that checkpoint (LapSRN_x8.mat covers up to x8)")
+                f"network of scale >= {scale_text(s)}: {add}, joined to the others with '{os.pathsep}'")
 
     def networks_for(self, scale: Fraction) -> list[nn.Module]:
         return [self.net(self.scale_for(Fraction(scale)))]

@@ -30,7 +30,7 @@ from sr_bench.models.archs.blocks import (
 )
 from sr_bench.models.archs.edsr import EDSR, EDSR_VARIANTS
 from sr_bench.models.archs.rdn import RDN
-from sr_bench.models.interface import ScaleSupport, TrainingForward
+from sr_bench.models.interface import TrainingForward
 from sr_bench.models.tiling import run_network
 
 
@@ -140,7 +140,6 @@ class LIIFUpscaler(NetworkUpscaler):
 
     model_name: ClassVar[str] = "liif"
     tiles_networks: ClassVar[bool] = True
-    example_weights: ClassVar[str] = "edsr-baseline-liif.pth"
     default_variant: ClassVar[str] = "edsr-baseline"
     query_chunk: int = 30000  # as demo.py's batched_predict
 
@@ -150,7 +149,7 @@ class LIIFUpscaler(NetworkUpscaler):
             raise UserError(f"model {self.model_name!r} handles every scale with one network; it takes no scale")
         if variant not in ("edsr-baseline", "edsr", "rdn"):
             raise UserError(f"model {self.model_name!r} has encoders edsr-baseline, edsr and rdn, not {variant!r}")
-        paths = self._setup(ScaleSupport.any_scale(), checkpoint, allow_untrained, {})
+        paths = self._setup(checkpoint, allow_untrained, {})
         if len(paths) > 1:
             raise UserError(f"model {self.model_name!r} takes one checkpoint, got {len(paths)}")
         encoder_args: dict = {}
@@ -226,5 +225,4 @@ class LIIFUpscaler(NetworkUpscaler):
 
 class LIIFRDNUpscaler(LIIFUpscaler):
     model_name: ClassVar[str] = "liif-rdn"
-    example_weights: ClassVar[str] = "rdn-liif.pth"
     default_variant: ClassVar[str] = "rdn"

@@ -38,7 +38,7 @@ from sr_bench.models.archs.blocks import (
     unwrap_state_dict,
 )
 from sr_bench.models.archs.rdn import RDNBody, rdn_config_of
-from sr_bench.models.interface import ScaleSupport, TrainingForward
+from sr_bench.models.interface import TrainingForward
 from sr_bench.models.tiling import run_network
 
 
@@ -112,7 +112,6 @@ class MetaSRUpscaler(NetworkUpscaler):
 
     model_name: ClassVar[str] = "metasr"
     tiles_networks: ClassVar[bool] = True
-    example_weights: ClassVar[str] = "model_1000.pt"
 
     def __init__(self, checkpoint=None, allow_untrained: bool = False, scale=None, variant: str = "B"):
         if scale is not None:
@@ -120,9 +119,7 @@ class MetaSRUpscaler(NetworkUpscaler):
         if variant not in ("A", "B"):
             raise UserError(f"model {self.model_name!r} has RDN configs 'A' and 'B', not {variant!r}")
         self.variant = variant
-        paths = self._setup(ScaleSupport(low=Fraction(1), high=Fraction(4)), checkpoint, allow_untrained,
-                            {"variant": variant, "rgb_range": 255})
-        self.strategy = "extrapolate"
+        paths = self._setup(checkpoint, allow_untrained, {"variant": variant, "rgb_range": 255})
         if len(paths) > 1:
             raise UserError(f"model {self.model_name!r} takes one checkpoint, got {len(paths)}")
         factory = lambda: MetaRDN(G0=64, RDNkSize=3, RDNconfig=variant, rgb_range=255)  # noqa: E731

@@ -24,11 +24,17 @@ import torch
 import torch.nn as nn
 
 from sr_bench.errors import UserError
-from sr_bench.models.archs.blocks import build_module, load_strict, read_checkpoint, unwrap_state_dict
+from sr_bench.models.archs.blocks import (
+    build_module,
+    is_matconvnet_file,
+    load_strict,
+    read_checkpoint,
+    unwrap_state_dict,
+)
 from sr_bench.models.archs.lapsrn import CONVT_CROPS, CroppedConvTranspose2d, image_upsampler, lrelu
-from sr_bench.models.interface import ScaleSupport, TrainingForward, scale_refusal
+from sr_bench.models.interface import TrainingForward, scale_refusal
 from sr_bench.models.luma import LumaUpscaler, pyramid_targets, training_net_input, training_y
-from sr_bench.models.matconvnet import check_standard_layer, is_matconvnet_file, load_dagnn, read_dagnn
+from sr_bench.models.matconvnet import check_standard_layer, load_dagnn, read_dagnn
 from sr_bench.models.tiling import run_network
 
 MAX_LEVELS = 3  # trained for x2, x4, x8
@@ -170,7 +176,6 @@ class MSLapSRNUpscaler(LumaUpscaler):
     model_name: ClassVar[str] = "mslapsrn"
     tiles_networks: ClassVar[bool] = True
     tile_overlap: ClassVar[int] = 24  # official D5R8 weights: max |tiled - whole| 1e-6 (docs/tiling.md)
-    example_weights: ClassVar[str] = "MSLapSRN_D5R8.mat"
     upsampling: ClassVar[str] = "progressive"
 
     def __init__(self, checkpoint=None, allow_untrained: bool = False, recursions: int | None = None,
@@ -183,7 +188,7 @@ class MSLapSRNUpscaler(LumaUpscaler):
                 if given is not None and int(given) != value:
                     raise UserError(f"model {self.model_name!r}: variant {variant} contradicts {key}={given}")
             depth, recursions = int(m.group(1)), int(m.group(2))
-        paths = self._setup(ScaleSupport(integers=frozenset({2, 4, 8})), checkpoint, allow_untrained, {})
+        paths = self._setup(checkpoint, allow_untrained, {})
         if len(paths) > 1:
             raise UserError(f"model {self.model_name!r} is one network for every scale; give one checkpoint")
         if paths:
@@ -193,7 +198,6 @@ class MSLapSRNUpscaler(LumaUpscaler):
             with torch.inference_mode(False):
                 self.net = build_module(lambda: MSLapSRN(d, r), meta=False)
         self.net = self._prepare(self.net)
-        self.strategy = "ceil-then-down"
         self.config.update(variant=f"D{self.net.depth}R{self.net.recursions}", depth=self.net.depth,
                            recursions=self.net.recursions)
 

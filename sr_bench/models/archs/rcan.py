@@ -93,9 +93,7 @@ class RCANUpscaler(StrategicIntegerUpscaler):
     ``strategy="bicubic-pre"``). Decimal scales: ``strategy=`` (default ``ceil-then-down``)."""
 
     model_name: ClassVar[str] = "rcan"
-    example_weights: ClassVar[str] = "RCAN_BIX2.pt"
     family_scales: ClassVar[tuple[int, ...]] = (2, 3, 4)
-    network_scales: ClassVar[tuple[int, ...]] = (1, 2, 3, 4, 8)
     variants: ClassVar[dict[str, dict]] = {"rcan": {"n_resgroups": 10, "n_resblocks": 20, "n_feats": 64, "reduction": 16}}
     default_variant: ClassVar[str] = "rcan"
 

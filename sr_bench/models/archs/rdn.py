@@ -111,10 +111,8 @@ class RDNUpscaler(StrategicIntegerUpscaler):
     RDN(x1) baseline); input 0..255, no mean shift. Decimal scales: ``strategy=`` (default ``ceil-then-down``)."""
 
     model_name: ClassVar[str] = "rdn"
-    example_weights: ClassVar[str] = "RDN_x2.pt"
     variants: ClassVar[dict[str, dict]] = {"B": {"RDNconfig": "B", "G0": 64}, "A": {"RDNconfig": "A", "G0": 64}}
     default_variant: ClassVar[str] = "B"
-    network_scales: ClassVar[tuple[int, ...]] = (1, 2, 3, 4)
 
     def build(self, scale: int) -> nn.Module:
         return RDN(G0=64, RDNkSize=3, RDNconfig=self.variant, scale=scale)

@@ -43,7 +43,6 @@ class SRCNNUpscaler(PreUpsamplingUpscaler):
     tile_overlap: ClassVar[int] = 8  # the receptive-field radius (bicubic-input pixels), so <= 8 LR pixels
 
     model_name: ClassVar[str] = "srcnn"
-    example_weights: ClassVar[str] = "srcnn_x3.pt"
 
     def __init__(self, checkpoint=None, allow_untrained: bool = False, variant: str | None = None):
         if variant is not None and variant not in SRCNN_VARIANTS:

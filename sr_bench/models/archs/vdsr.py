@@ -36,7 +36,6 @@ class VDSRUpscaler(PreUpsamplingUpscaler):
     tile_overlap: ClassVar[int] = 20  # the receptive-field radius: 20 3x3 convolutions on the bicubic input
 
     model_name: ClassVar[str] = "vdsr"
-    example_weights: ClassVar[str] = "vdsr.pt"
 
     def __init__(self, checkpoint=None, allow_untrained: bool = False):
         paths = self._init_single(checkpoint, allow_untrained, {})

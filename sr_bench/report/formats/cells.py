@@ -18,12 +18,14 @@ class Markup:
 
 
 def cell_text(cell: Cell, m: Markup) -> str:
-    """The value (bold when best, underlined when second), the ‡ mark, then the ± half-width."""
+    """The value (bold when best, underlined when second), its marks (* incomplete, ? not verified), the ‡ mark,
+    then the ± half-width."""
     text = m.escape(cell.text())
     if cell.mark == BEST:
         text = m.best(text)
     elif cell.mark == SECOND:
         text = m.second(text)
+    text += m.escape(cell.marks_text())
     if cell.not_significant:
         text += m.not_significant
     return text + m.escape(cell.ci_text())

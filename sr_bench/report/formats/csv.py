@@ -1,6 +1,7 @@
 """Wide CSV: one line per (block, method); per data column its value (full precision, empty when missing), its mark
-(``best``, ``second``, ``best-not-significant`` or empty) and, with ``--ci``, its 95% half-width; a reported row's
-sources are spelled out in ``source``. The scales layout has one line per (dataset, metric, method), every scale in
+(``best``, ``second``, ``best-not-significant``, then ``incomplete`` / ``unverified`` joined by ``+``, or empty) and,
+with ``--ci``, its 95% half-width; ``kind`` is ``measured``, ``reported`` or ``reported-other-protocol``; a reported
+row's sources are spelled out in ``source``. The scales layout has one line per (dataset, metric, method), every scale in
 one line."""
 
 from __future__ import annotations
@@ -17,9 +18,8 @@ def _num(v) -> str:
 
 
 def _mark(cell) -> str:
-    if cell.mark == BEST and cell.not_significant:
-        return "best-not-significant"
-    return cell.mark
+    mark = "best-not-significant" if cell.mark == BEST and cell.not_significant else cell.mark
+    return "+".join(x for x in (mark, _flags(cell)) if x)
 
 
 def _cost_names(table) -> list[str]:
@@ -27,7 +27,14 @@ def _cost_names(table) -> list[str]:
 
 
 def _kind(row) -> list[str]:
-    return ["reported" if row.method.reported else "measured"]
+    if not row.method.reported:
+        return ["measured"]
+    return ["reported-other-protocol" if row.method.other_protocol else "reported"]
+
+
+def _flags(cell) -> str:
+    """``incomplete`` (a mean over fewer images than the dataset has), ``unverified`` (a card value not checked)."""
+    return "+".join(f for f, on in (("incomplete", cell.incomplete), ("unverified", not cell.verified)) if on)
 
 
 def render(tables: list) -> str:
@@ -44,7 +51,7 @@ def render(tables: list) -> str:
                 head += [key, f"{key}_mark"] + ([f"{key}_ci95"] if ci else [])
             w.writerow(head + _cost_names(table))
             for block in table.blocks:
-                for row in block.rows:
+                for row in [*block.rows, *block.others]:
                     line = [block.columns[0].scale_text, row.method.label, row.method.key, *_kind(row),
                             " | ".join(sources[n] for n in row.notes)]
                     for c in row.cells:
@@ -60,8 +67,9 @@ def render(tables: list) -> str:
                 header_written = True
             merged: dict[tuple, tuple] = {}  # a reported row may be absent from a block it has no value in
             for block in table.blocks:
-                for row in block.rows:
-                    cells, notes = merged.setdefault((row.method.key, row.method.reported), (row, {}, set()))[1:]
+                for row in [*block.rows, *block.others]:
+                    key = (row.method.key, row.method.reported, row.method.other_protocol)
+                    cells, notes = merged.setdefault(key, (row, {}, set()))[1:]
                     cells.update({c.scale_text: cell for c, cell in zip(block.columns, row.cells)})
                     notes.update(row.notes)
             for row, cells, notes in merged.values():

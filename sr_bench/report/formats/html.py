@@ -1,7 +1,8 @@
 """HTML: a ``<table class="srbench-table">`` fragment. Marks are ``<strong class="best">`` and
-``<u class="second">`` (visible without any style sheet), reported rows have ``class="reported"``, a best value the
-paired test does not separate from the second has ``class="not-significant"``; ``STYLE`` is the style sheet the HTML
-report embeds."""
+``<u class="second">``, the same marks as LaTeX (no colour says more than they do); reported rows have
+``class="reported"``, rows reported under another protocol ``class="other-protocol"`` below a heading row, a best value
+the paired test does not separate from the second has ``class="not-significant"``; ``STYLE`` is the style sheet the
+HTML report embeds."""
 
 from __future__ import annotations
 
@@ -27,13 +28,12 @@ table.srbench-table { border-collapse: collapse; font: 14px/1.35 -apple-system, 
 table.srbench-table caption { caption-side: top; text-align: left; padding: 0.3em 0; color: #333; }
 table.srbench-table th, table.srbench-table td { padding: 0.25em 0.7em; text-align: right; white-space: nowrap; }
 table.srbench-table th.method, table.srbench-table td.method, table.srbench-table th.block { text-align: left; }
-table.srbench-table thead tr:first-child th { border-top: 2px solid #222; }
-table.srbench-table thead tr:last-child th { border-bottom: 1px solid #222; }
-table.srbench-table tbody + tbody tr:first-child > * { border-top: 1px solid #999; }
-table.srbench-table tbody:last-of-type tr:last-child > * { border-bottom: 2px solid #222; }
-table.srbench-table tr.reported td { color: #555; font-style: italic; }
-table.srbench-table .best { background: #d9f2e0; }
-table.srbench-table .second { background: #fff1c7; }
+table.srbench-table caption + thead, table.srbench-table caption + tbody { border-top: 2px solid #222; }
+table.srbench-table thead { border-bottom: 1px solid #222; }
+table.srbench-table tbody + tbody { border-top: 1px solid #999; }
+table.srbench-table tbody:last-of-type { border-bottom: 2px solid #222; }
+table.srbench-table tr.reported td, table.srbench-table tr.other-protocol td { color: #555; font-style: italic; }
+table.srbench-table tr.other-protocol-head td { border-top: 1px dashed #999; color: #555; }
 table.srbench-table tfoot td { text-align: left; font-size: 12px; color: #444; white-space: normal; }
 """.strip()
 
@@ -50,16 +50,21 @@ def _foot(table, width: int) -> list[str]:
     return ["<tfoot>", _tr([f'<td colspan="{width}">' + "<br>".join(lines) + "</td>"]), "</tfoot>"]
 
 
-def _body_rows(table, block, with_block: bool) -> list[str]:
+def _body_rows(table, block, with_block: bool, width: int) -> list[str]:
     out = []
-    for i, row in enumerate(block.rows):
+    span = len(block.rows) + (1 + len(block.others) if block.others else 0)
+    for i, row in enumerate([*block.rows, *block.others]):
         cells = []
         if with_block and i == 0:
-            cells.append(f'<th class="block" rowspan="{len(block.rows)}">{escape(block.label)}</th>')
+            cells.append(f'<th class="block" rowspan="{span}">{escape(block.label)}</th>')
+        if i == len(block.rows):
+            out.append(_tr([f'<td class="method" colspan="{width - with_block}"><em>{escape(table.others_head)}</em>'
+                            "</td>"], "other-protocol-head"))
         cells.append(f'<td class="method">{method_text(row, MARKUP)}</td>')
         cells += [f"<td>{c}</td>" for c in row_cells(block, row, table.joined, MARKUP)]
         cells += [f"<td>{escape(c)}</td>" for c in row.cost]
-        out.append(_tr(cells, "reported" if row.method.reported else "measured"))
+        kind = "measured" if not row.method.reported else "other-protocol" if row.method.other_protocol else "reported"
+        out.append(_tr(cells, kind))
     return out
 
 
@@ -75,15 +80,15 @@ def _table(table) -> list[str]:
             head1 += [f'<th colspan="{len(idx)}">{escape(g)}</th>' for g, idx in groups(first.columns)]
         head2 = [f"<th>{escape(h)}</th>" for h in sub_heads(first, table.joined)]
         lines += ["<thead>", _tr(head1 + cost), _tr(head2), "</thead>"]
-        for block in table.blocks:
-            lines += ["<tbody>", *_body_rows(table, block, True), "</tbody>"]
         width = 2 + len(head2) + len(cost)
+        for block in table.blocks:
+            lines += ["<tbody>", *_body_rows(table, block, True, width), "</tbody>"]
     else:
         width = 1 + max(len(b.columns) for b in table.blocks) + len(cost)
         for block in table.blocks:
             head = ['<th class="method">Method</th>', *(f"<th>{escape(h)}</th>" for h in sub_heads(block, False)),
                     *(f"<th>{escape(h)}</th>" for h in table.cost_heads)]
-            lines += ["<tbody>", _tr(head, "head"), *_body_rows(table, block, False), "</tbody>"]
+            lines += ["<tbody>", _tr(head, "head"), *_body_rows(table, block, False, width), "</tbody>"]
     return lines + _foot(table, width) + ["</table>"]
 
 

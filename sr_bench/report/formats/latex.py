@@ -61,12 +61,23 @@ def _paper(table) -> list[str]:
         lines.append(" ".join(rules))
         lines.append(_row([escape(table.block_head), "Method", *map(escape, sub_heads(first, False)),
                            *map(escape, table.cost_heads)]))
+    width = 2 + data + len(table.cost_heads)
     for block in table.blocks:
         lines.append(r"\midrule")
         for i, row in enumerate(block.rows):
             lines.append(_row([escape(block.label) if i == 0 else "", method_text(row, MARKUP),
                                *row_cells(block, row, table.joined, MARKUP), *map(escape, row.cost)]))
+        if block.others:
+            lines += _others_head(table, 2, width)
+            lines += [_row(["", method_text(row, MARKUP), *row_cells(block, row, table.joined, MARKUP),
+                            *map(escape, row.cost)]) for row in block.others]
     return lines + [r"\bottomrule", r"\end{tabular}"]
+
+
+def _others_head(table, first: int, width: int) -> list[str]:
+    """A rule and an italic heading over the rows reported under another protocol (from column ``first``)."""
+    return [rf"\cmidrule(l){{{first}-{width}}}",
+            _row([""] * (first - 1) + [rf"\multicolumn{{{width - first + 1}}}{{l}}{{\textit{{{escape(table.others_head)}}}}}"])]
 
 
 def _scales(table) -> list[str]:
@@ -82,6 +93,10 @@ def _scales(table) -> list[str]:
         for row in block.rows:
             lines.append(_row([method_text(row, MARKUP), *row_cells(block, row, False, MARKUP), *pad,
                                *map(escape, row.cost)]))
+        if block.others:
+            lines += _others_head(table, 1, 1 + width + len(table.cost_heads))
+            lines += [_row([method_text(row, MARKUP), *row_cells(block, row, False, MARKUP), *pad,
+                            *map(escape, row.cost)]) for row in block.others]
     return lines + [r"\bottomrule", r"\end{tabular}"]
 
 

@@ -41,6 +41,10 @@ def _table(table) -> list[str]:
             for i, row in enumerate(block.rows):
                 lines.append(_line([block.label if i == 0 else "", method_text(row, MARKUP),
                                     *row_cells(block, row, table.joined, MARKUP), *row.cost]))
+            if block.others:
+                lines.append(_line(["", f"*{table.others_head}:*", *[""] * (len(head) - 2)]))
+                lines += [_line(["", method_text(row, MARKUP), *row_cells(block, row, table.joined, MARKUP),
+                                 *row.cost]) for row in block.others]
     else:
         for k, block in enumerate(table.blocks):
             if k:
@@ -48,6 +52,10 @@ def _table(table) -> list[str]:
             head = ["Method", *sub_heads(block, False), *table.cost_heads]
             lines += [_line(head), _align(1, len(head) - 1)]
             lines += [_line([method_text(row, MARKUP), *row_cells(block, row, False, MARKUP), *row.cost]) for row in block.rows]
+            if block.others:
+                lines.append(_line([f"*{table.others_head}:*", *[""] * (len(head) - 1)]))
+                lines += [_line([method_text(row, MARKUP), *row_cells(block, row, False, MARKUP), *row.cost])
+                          for row in block.others]
     return lines + _notes(table)
 
 

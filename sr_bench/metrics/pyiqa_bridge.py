@@ -1,0 +1,194 @@
+"""Metrics from pyiqa (IQA-PyTorch, optional extra ``sr_bench[iqa]``): ``--metrics pyiqa:ms_ssim`` adds the column
+``pyiqa_ms_ssim``.
+
+A pyiqa name becomes a row column by ``column_name``: ``pyiqa_`` + the name with ``-`` as ``_`` and ``+`` as
+``_plus`` (``lpips-vgg+`` -> ``pyiqa_lpips_vgg_plus``), since a column is ``[a-z][a-z0-9_]*``. Either spelling
+resolves. Direction (``lower_better``) and range (``score_range``) are pyiqa's metadata, read from its
+``default_model_configs.py`` without importing pyiqa (whose import pulls transformers and takes seconds), so tables
+of a finished run do not pay for it. Every metric runs with pyiqa's default options on the protocol's ``rgb`` view
+(the full-size quantised SR and the HR, not shaved, RGB in [0, 1]), as float32, the dtype pyiqa is calibrated in.
+
+pyiqa downloads weights the first time a metric needs them. A run never does: a file that is not cached stops the
+run before it starts, with one line naming the file, its URL and where pyiqa looks for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import importlib.util
+import io
+import math
+import os
+from functools import lru_cache
+from urllib.parse import urlparse
+
+import torch
+
+from sr_bench.errors import UserError, unknown
+from sr_bench.metrics.base import Metric, MetricInfo, MetricUnavailable
+
+PREFIX = "pyiqa:"  # how a user names a pyiqa metric
+COLUMN_PREFIX = "pyiqa_"  # how its row column starts
+INSTALL_HINT = "pip install 'sr_bench[iqa]' (or pip install pyiqa)"
+
+
+def is_pyiqa(name: str) -> bool:
+    return name.startswith(PREFIX) or name.startswith(COLUMN_PREFIX)
+
+
+def column_name(pyiqa_name: str) -> str:
+    return COLUMN_PREFIX + pyiqa_name.lower().replace("+", "_plus").replace("-", "_")
+
+
+def canonical(name: str) -> str:
+    """The row column of a metric name: ``pyiqa:NAME`` -> ``pyiqa_...``; any other name as given."""
+    return column_name(name.removeprefix(PREFIX)) if name.startswith(PREFIX) else name
+
+
+@lru_cache(maxsize=1)
+def _configs() -> dict:
+    """pyiqa's ``DEFAULT_CONFIGS`` (metric name -> options, mode, direction, range), loaded from its file alone."""
+    spec = importlib.util.find_spec("pyiqa")
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError(f"pyiqa metrics need pyiqa, which is not installed; {INSTALL_HINT}")
+    for location in spec.submodule_search_locations:
+        path = os.path.join(location, "default_model_configs.py")
+        if os.path.isfile(path):
+            module_spec = importlib.util.spec_from_file_location("_sr_bench_pyiqa_configs", path)
+            module = importlib.util.module_from_spec(module_spec)
+            module_spec.loader.exec_module(module)
+            return dict(module.DEFAULT_CONFIGS)
+    raise UserError(f"the installed pyiqa has no default_model_configs.py; reinstall it: {INSTALL_HINT}")
+
+
+@lru_cache(maxsize=1)
+def _by_column() -> dict[str, str]:
+    return {column_name(n): n for n in _configs()}
+
+
+def pyiqa_name(name: str) -> str:
+    """pyiqa's own name of ``pyiqa:NAME`` or of its column ``pyiqa_...``; an unknown one suggests the closest."""
+    by_column = _by_column()
+    if name.startswith(PREFIX) and name[len(PREFIX):] in _configs():
+        return name[len(PREFIX):]
+    found = by_column.get(canonical(name))
+    if found is None:
+        raise unknown("pyiqa metric", name.removeprefix(PREFIX).removeprefix(COLUMN_PREFIX), _configs())
+    return found
+
+
+def version() -> str:
+    try:
+        return importlib.metadata.version("pyiqa")
+    except importlib.metadata.PackageNotFoundError:
+        raise UserError(f"pyiqa metrics need pyiqa, which is not installed; {INSTALL_HINT}") from None
+
+
+def parse_range(text: str) -> tuple[float, float]:
+    """(lower, upper) of pyiqa's ``score_range`` text: ``"0, 1"`` is a bound; ``"~0, ~40"`` is pyiqa's rough
+    estimate, not a bound, so it becomes unbounded (the text stays in the description). ``"quality: 0, 1; rank: ..."``
+    (one metric, several outputs) takes the first."""
+    first = text.split(";")[0].split(":")[-1]
+    parts = [p.strip() for p in first.split(",")]
+    if len(parts) != 2:
+        return -math.inf, math.inf
+    lo, hi = (float(p) if p and not p.startswith("~") else None for p in parts)
+    return (-math.inf if lo is None else lo), (math.inf if hi is None else hi)
+
+
+def options(name: str) -> dict:
+    """The options pyiqa builds ``name`` with (its defaults; sr_bench passes none)."""
+    return dict(_configs()[pyiqa_name(name)]["metric_opts"])
+
+
+def source(name: str) -> str:
+    """Provenance on every row (``metric_weights``' ``<column>_plugin``): pyiqa's version, the metric, its options."""
+    opts = options(name)
+    kind = opts.pop("type")
+    args = ", ".join(f"{k}={v!r}" for k, v in sorted(opts.items()))
+    return (f"pyiqa {version()} metric {pyiqa_name(name)!r} = {kind}({args}), default options, on RGB in [0, 1] "
+            "float32, not shaved")
+
+
+def info(name: str) -> MetricInfo:
+    real = pyiqa_name(name)
+    cfg = _configs()[real]
+    rough = str(cfg.get("score_range", ""))
+    lower, upper = parse_range(rough)
+    mode = "no-reference" if cfg.get("metric_mode") == "NR" else "full-reference"
+    psnr_like = cfg["metric_opts"].get("type") == "PSNR"
+    return MetricInfo(
+        name=column_name(real), higher_is_better=not cfg.get("lower_better", False), lower=lower, upper=upper,
+        view="rgb", unit="dB" if psnr_like else "", decimals=2 if psnr_like else 4,
+        description=f"pyiqa {real} ({mode}), pyiqa's score range {rough!r}",
+    )
+
+
+class MissingWeights(Exception):
+    def __init__(self, url: str, dst: str):
+        super().__init__(url, dst)
+        self.url, self.dst = url, dst
+
+
+@contextlib.contextmanager
+def _no_downloads():
+    """Turn every download pyiqa (or torchvision under it) starts into ``MissingWeights``: both end in
+    ``torch.hub.download_url_to_file``, which pyiqa's download_util imported by name."""
+    from pyiqa.utils import download_util
+
+    def refuse(url, dst, *args, **kwargs):
+        raise MissingWeights(url, os.fspath(dst))
+
+    saved = torch.hub.download_url_to_file, download_util.download_url_to_file
+    torch.hub.download_url_to_file = download_util.download_url_to_file = refuse
+    try:
+        yield
+    finally:
+        torch.hub.download_url_to_file, download_util.download_url_to_file = saved
+
+
+def missing_weights_message(name: str, url: str, dst: str) -> str:
+    # torch.hub writes to a temporary name and renames it; the user wants the final name.
+    wanted = dst
+    if dst.endswith(".partial"):
+        wanted = os.path.join(os.path.dirname(dst), os.path.basename(urlparse(url).path))
+    return (f"metric pyiqa:{name} needs the weights file {os.path.basename(wanted)}, which is not on this machine "
+            f"(sr_bench never downloads during a run): put {url} at {wanted} (pyiqa's cache under $TORCH_HOME), or "
+            f"let pyiqa fetch it once: python -c \"import pyiqa; pyiqa.create_metric('{name}', device='cpu')\"")
+
+
+class PyiqaMetric(Metric):
+    """One pyiqa metric; ``load`` builds it (weights from the cache only), ``compute`` scores one image pair."""
+
+    def __init__(self, name: str):
+        self.pyiqa_name = pyiqa_name(name)
+        self.info = info(name)
+        self.options = options(name)
+        self.version = version()
+        self._net = None
+        self._device = torch.device("cpu")
+
+    def load(self, device: torch.device) -> None:
+        import pyiqa
+
+        try:
+            # pyiqa prints "Downloading: ..." before it asks torch.hub; the one line below says it better
+            with _no_downloads(), contextlib.redirect_stdout(io.StringIO()):
+                self._net = pyiqa.create_metric(self.pyiqa_name, device=device)
+        except MissingWeights as e:
+            raise MetricUnavailable(missing_weights_message(self.pyiqa_name, e.url, e.dst)) from None
+        except Exception as e:  # e.g. a Hugging Face model that is not cached: still one line, naming the metric
+            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            raise MetricUnavailable(f"metric pyiqa:{self.pyiqa_name} (pyiqa {self.version}) failed to start: "
+                                    f"{type(e).__name__}: {first}") from None
+        self._device = device
+
+    def compute(self, sr: torch.Tensor, hr: torch.Tensor) -> float:
+        if self._net is None:
+            self.load(self._device)
+        x = sr.to(self._device, torch.float32)
+        if self._net.metric_mode == "NR":
+            return float(self._net(x).item())
+        return float(self._net(x, hr.to(self._device, torch.float32)).item())
+

@@ -1,0 +1,381 @@
+"""The evaluator: one image -> rows, the same steps wherever it runs (this process, a pool worker, a Ray actor,
+training validation, ``compare --visual``).
+
+Per image: decode once, the protocol's case per scale (``protocol.prepare``), then per (scale, model) the forward
+(tiled on request, retried on smaller tiles when out of memory: ``forward``) and the metrics (``score``).
+``evaluate_images`` runs the same steps with a helper thread that decodes and prepares the next ``N`` images and
+computes the metrics of finished forwards, while this thread runs only forwards, so a GPU is not idle while the CPU
+decodes; the steps and their inputs are the same, so the rows are the same numbers (``tests/test_runner.py``).
+On CUDA the helper queues its work on a stream of its own and synchronises it before handing anything over; the
+forward's timing waits on its own stream only. Memory stays bounded: at most ``N`` prepared images and
+``MAX_PENDING`` SR images waiting for their metrics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import math
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from sr_bench.data.items import ImageItem
+from sr_bench.errors import UserError
+from sr_bench.imaging.color import gray2rgb
+from sr_bench.metrics import create_metric
+from sr_bench.models.interface import Upscaler
+from sr_bench.models.registry import release_of
+from sr_bench.models.tiling import Tiling, halved
+from sr_bench.protocols import HRSource, ImageTooSmall, Protocol
+from sr_bench.run.context import Context
+from sr_bench.run.cost import timed_forward
+from sr_bench.run.grid import ModelSpec
+from sr_bench.run.memory import ForwardMemory, MemoryBudgetExceeded
+from sr_bench.run.precision import REFERENCE_KEY
+from sr_bench.run.request import RunRequest
+from sr_bench.scales import scale_text
+from sr_bench.store import METRIC_COLUMNS
+
+IMAGE_KEY = "sr_png"  # a row's SR image (--save-images) on its way to the sink; never stored in the shard
+MAX_PENDING = 4  # SR images whose metrics may be outstanding while the next forwards run
+
+
+def new_row(ctx: Context, spec: ModelSpec, model: Upscaler, dataset: str, image: str, s: Fraction) -> dict:
+    sha = model.checkpoint_sha256_for(s)
+    return {
+        "run_id": ctx.setup.run_id, "model": spec.name, "dataset": dataset, "image": image,
+        "scale": float(s), "scale_text": scale_text(s), "protocol": ctx.protocol.name,
+        "protocol_fingerprint": ctx.protocol.fingerprint, "strategy": model.strategy_for(s),
+        "untrained": bool(model.untrained), "checkpoint_sha256": sha, "release": release_of(spec.name, sha),
+        **dict.fromkeys((*METRIC_COLUMNS, *ctx.metric_names)), "seconds": None,
+        "hr_height": None, "hr_width": None, "lr_height": None, "lr_width": None, "error": "", "error_kind": "",
+        "device": ctx.device_label, "metric_weights": ctx.metric_prov, "package_versions": ctx.versions,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"),
+        "tile": None, "tile_overlap": None, "tile_reason": "", "peak_memory": None, "parameters": None, "flops": None,
+    }
+
+
+@dataclass
+class Prepared:
+    """One image decoded, with the protocol's case at every scale that has evaluations left."""
+
+    dataset: str
+    item: ImageItem
+    warnings: list[str]
+    cases: list  # (scale, [(spec, model)], case or None, why there is none)
+
+
+def prepare_image(ctx: Context, dataset: str, item: ImageItem, scales: list[Fraction], skip: frozenset) -> Prepared:
+    """The image as an HRSource on the run's device, and its case at each scale (or why it has none)."""
+    prep, source = Prepared(dataset, item, [], []), None
+    try:
+        arr = item.load()
+        source = HRSource(torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).to(ctx.device, torch.float64))
+    except UserError as e:
+        prep.warnings.append(f"{dataset}/{item.name}: {e}")
+        why = str(e)
+    for s in scales:
+        todo = [(spec, m) for spec, m in ctx.models if (spec.name, scale_text(s)) not in skip]
+        if todo and source is None:
+            prep.cases.append((s, todo, None, why))
+        elif todo:
+            try:
+                prep.cases.append((s, todo, ctx.protocol.prepare(source, s), ""))
+            except ImageTooSmall as e:
+                prep.cases.append((s, todo, None, str(e)))
+    return prep
+
+
+def _now(fn, *args):
+    fn(*args)
+
+
+def measure_image(ctx: Context, prep: Prepared, reference: bool, submit=_now, tick=None, emit=None) -> list:
+    """The evaluations of a prepared image as (row, spec, measured): forwards here, metrics through ``submit(score,
+    ...)`` (at once, or on a helper). ``emit(entries)``: called with each scale's entries, which are then not
+    returned. ``reference``: each measured evaluation also runs in fp32 for the precision drift."""
+    out = []
+    for s, todo, case, error in prep.cases:
+        entries = []
+        for spec, model in todo:
+            row = new_row(ctx, spec, model, prep.dataset, prep.item.name, s)
+            if case is None:
+                row["error"], row["error_kind"] = error, "data"
+            else:
+                sr = forward(row, model, case, s, ctx)
+                if sr is None:
+                    row["error_kind"] = "model"
+                else:
+                    submit(score, row, sr, case, ctx, reference_forward(model, case, s, ctx) if reference else None)
+            entries.append((row, spec, case is not None))
+            if tick:
+                tick(1)
+        if emit is not None and entries:
+            emit(entries)
+        else:
+            out += entries
+    return out
+
+
+def finished(prep: Prepared, entries: list) -> tuple[list[dict], list[str]]:
+    """The rows of measured entries, and the warnings of those that failed."""
+    return [row for row, _, _ in entries], [f"{prep.dataset}/{prep.item.name} x{row['scale_text']} {spec.name}: "
+                                            f"{row['error']}" for row, spec, measured in entries
+                                            if measured and row["error"]]
+
+
+def evaluate_image(ctx: Context, dataset: str, item: ImageItem, scales: list[Fraction],
+                   skip: frozenset = frozenset(), tick=None, reference: bool = False,
+                   emit=None) -> tuple[list[dict], list[str]]:
+    """Rows for one image at every scale and model not in ``skip`` ({(model, scale_text)}), and warnings.
+    ``reference``: also run each evaluation in fp32 for the precision drift (``REFERENCE_KEY`` on the rows).
+    ``emit(rows, warnings)``: called after each scale with that scale's rows, which are then not returned (a slow
+    model's finished scales can be saved before the image is done)."""
+    prep = prepare_image(ctx, dataset, item, scales, skip)
+    warns = list(prep.warnings)
+
+    def scale_done(entries) -> None:
+        rows, more = finished(prep, entries)
+        emit(rows, warns + more)
+        warns.clear()
+
+    rows, more = finished(prep, measure_image(ctx, prep, reference, tick=tick, emit=scale_done if emit else None))
+    return rows, warns + more
+
+
+@dataclass
+class _Image:
+    prep: Prepared
+    entries: list = field(default_factory=list)
+    futures: list = field(default_factory=list)
+
+    def done(self) -> bool:
+        return all(f.done() for f in self.futures)
+
+    def result(self) -> tuple[str, list[dict], list[str]]:
+        for f in self.futures:
+            f.result()  # re-raises a bug in the helper; measurement errors are already on the rows
+        rows, warns = finished(self.prep, self.entries)
+        return self.prep.dataset, rows, self.prep.warnings + warns
+
+
+def evaluate_images(ctx: Context, jobs: list, scales: list[Fraction], prefetch: int, reference_jobs: int = 0,
+                    tick=None, emit=None) -> Iterator[tuple[str, list[dict], list[str]]]:
+    """(dataset, rows, warnings) per job [(dataset, ImageItem, skip)], in order. The first ``reference_jobs`` jobs
+    also run in fp32 for the precision drift. ``prefetch`` 0 is the plain sequential loop, where ``emit(dataset,
+    rows, warnings)`` receives each scale's rows as soon as they exist."""
+    if prefetch <= 0:
+        for i, (dataset, item, skip) in enumerate(jobs):
+            each = (lambda rows, warns, d=dataset: emit(d, rows, warns)) if emit else None
+            yield dataset, *evaluate_image(ctx, dataset, item, scales, skip, tick, i < reference_jobs, each)
+        return
+    side = torch.cuda.Stream(ctx.device) if ctx.device.type == "cuda" else None
+
+    def on_helper(fn, *args):
+        with torch.cuda.stream(side) if side is not None else contextlib.nullcontext():
+            out = fn(*args)
+            if side is not None:
+                side.synchronize()
+        return out
+
+    # the same intra-op thread count as this thread: the same split of every reduction, so the same bits
+    helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="srbench-prefetch",
+                                initializer=torch.set_num_threads, initargs=(torch.get_num_threads(),))
+    prepared: deque[tuple[Future, int]] = deque()
+    pending: deque[Future] = deque()
+    waiting: deque[_Image] = deque()
+    upcoming = iter(enumerate(jobs))
+
+    def refill() -> None:
+        for i, (dataset, item, skip) in upcoming:
+            prepared.append((helper.submit(on_helper, prepare_image, ctx, dataset, item, scales, skip), i))
+            if len(prepared) >= prefetch:
+                return
+
+    try:
+        refill()
+        while prepared:
+            fut, index = prepared.popleft()
+            image = _Image(fut.result())
+            refill()  # the helper decodes the next images while this one runs
+
+            def submit(fn, *args, image=image):
+                while len(pending) >= MAX_PENDING:
+                    pending.popleft().result()
+                pending.append(helper.submit(on_helper, fn, *args))
+                image.futures.append(pending[-1])
+
+            image.entries = measure_image(ctx, image.prep, index < reference_jobs, submit, tick)
+            waiting.append(image)
+            while waiting and (waiting[0].done() or len(waiting) > 1):
+                yield waiting.popleft().result()
+        while waiting:
+            yield waiting.popleft().result()
+    finally:
+        for f, _ in prepared:
+            f.cancel()
+        helper.shutdown(wait=True, cancel_futures=True)
+
+
+def unmeasured_rows(ctx: Context, dataset: str, item: ImageItem, scales: list[Fraction], skip: frozenset,
+                    error: str, kind: str) -> list[dict]:
+    """Error rows for every evaluation of an image that could not be run at all (e.g. it took its workers down)."""
+    rows = []
+    for s in scales:
+        for spec, model in ctx.models:
+            if (spec.name, scale_text(s)) not in skip:
+                row = new_row(ctx, spec, model, dataset, item.name, s)
+                row["error"], row["error_kind"] = error, kind
+                rows.append(row)
+    return rows
+
+
+def model_input(case) -> torch.Tensor:
+    """The (1, 3, h, w) RGB LR in [0, 1] every model receives (a gray LR replicated)."""
+    lr = case.lr if case.lr.shape[0] == 3 else gray2rgb(case.lr)
+    return (lr / 255.0)[None]
+
+
+def super_resolve_case(model: Upscaler, case, s: Fraction, protocol: Protocol, precision: str = "fp32",
+                       tiling: Tiling | None = None, memory: ForwardMemory | None = None,
+                       cost: dict | None = None) -> tuple[torch.Tensor, float]:
+    """The protocol-quantised SR of ``case`` (C, H, W float64, 0..255) and the model's seconds: the one path from a
+    prepared case to the image the metrics see, shared by the runner and anything re-creating its numbers.
+    ``tiling``: the model's networks run on tiles (``sr_bench.models.tiling``); ``memory``: measures (and guards)
+    the forward's memory; ``cost``: a dict that receives the forward's ``flops``."""
+    lr = model_input(case)
+    sr01, seconds, flops = timed_forward(model, lr, s, case.sr_size, precision, tiling, memory,
+                                         count_flops=cost is not None)
+    if cost is not None:
+        cost["flops"] = flops
+    if tuple(sr01.shape[-2:]) != tuple(case.sr_size):
+        raise RuntimeError(f"model returned {tuple(sr01.shape[-2:])}, expected {case.sr_size}")
+    sr = protocol.quantize(sr01[0].to(torch.float64))
+    if sr.device.type == "cuda":
+        torch.cuda.current_stream(sr.device).synchronize()  # complete before another thread's stream reads it
+    return sr, seconds
+
+
+def requested_tiling(request: RunRequest, model: Upscaler) -> Tiling | None:
+    """``--tile N --tile-overlap K`` for this model (K defaults to the model family's ``tile_overlap``)."""
+    if not request.tile:
+        return None
+    return Tiling(request.tile, model.tile_overlap if request.tile_overlap is None else request.tile_overlap)
+
+
+def forward(row: dict, model: Upscaler, case, s: Fraction, ctx: Context) -> torch.Tensor | None:
+    """Fill the row's sizes, ``seconds``, tiling and memory (and with ``--profile`` its cost); the quantised SR, or
+    None with the row's error set. A forward that runs out of memory (CUDA, or ``--max-memory`` on CPU) is retried
+    on tiles of half the size, down to ``tiling.MIN_TILE``."""
+    lr_size = (case.lr.shape[-2], case.lr.shape[-1])
+    row.update(hr_height=case.sr_size[0], hr_width=case.sr_size[1], lr_height=lr_size[0], lr_width=lr_size[1])
+    setup, budget = ctx.request, ctx.setup.max_memory
+    tiling = requested_tiling(setup, model)
+    reason = "--tile" if tiling else ""
+    measure = model.learned or setup.profile  # a trim before an interpolation's forward costs more than it does
+    try:
+        while True:
+            memory = (ForwardMemory(ctx.device, release=measure, budget=budget)
+                      if measure or budget is not None else None)
+            cost = {} if setup.profile else None
+            try:
+                sr, row["seconds"] = super_resolve_case(model, case, s, ctx.protocol, setup.precision, tiling, memory,
+                                                        cost)
+                break
+            except (torch.cuda.OutOfMemoryError, MemoryBudgetExceeded) as e:
+                smaller = halved(tiling, lr_size, model.tile_overlap if setup.tile_overlap is None
+                                 else setup.tile_overlap)
+                if smaller is None:
+                    raise
+                why = "--max-memory" if isinstance(e, MemoryBudgetExceeded) else "out of memory"
+                reason = f"{why} ({type(e).__name__}: {str(e).splitlines()[0][:160]})"
+                tiling = smaller
+            if ctx.device.type == "cuda":  # outside the except: its traceback no longer holds the tensors
+                torch.cuda.empty_cache()
+        row.update(tile=tiling.tile if tiling else None, tile_overlap=tiling.overlap if tiling else None,
+                   tile_reason=reason, peak_memory=memory.peak if measure else None)
+        if setup.profile:
+            row.update(parameters=model.parameter_count(s), flops=cost["flops"])
+        if setup.save_images:
+            row[IMAGE_KEY] = png_bytes(sr)
+        return sr
+    except Exception as e:  # one image's failure must not lose the run; the row says what happened
+        row["error"], row["error_kind"] = f"{type(e).__name__}: {e}", "model"
+        return None
+
+
+def reference_forward(model: Upscaler, case, s: Fraction, ctx: Context):
+    """(fp32 SR, seconds) of the same evaluation, for the drift of a non-fp32 run; None if it fails."""
+    if ctx.request.precision == "fp32":
+        return None
+    try:
+        return super_resolve_case(model, case, s, ctx.protocol, "fp32", requested_tiling(ctx.request, model))
+    except Exception:  # the drift then skips this evaluation; the row itself is unaffected
+        return None
+
+
+def score(row: dict, sr: torch.Tensor, case, ctx: Context, ref=None) -> None:
+    """The metrics of ``sr`` into the row (or its error); with ``ref`` (fp32 SR, seconds), the drift's PSNRs."""
+    _measure_metrics(row, sr, case, ctx.protocol, ctx.metrics)
+    if ref is not None and not row["error"]:
+        psnr = drift_psnr(ctx)
+        with torch.inference_mode():
+            pair = (ctx.protocol.views(sr, case).pair(psnr.info.view),
+                    ctx.protocol.views(ref[0], case).pair(psnr.info.view))
+            row[REFERENCE_KEY] = {"psnr": psnr.compute(*pair[0]), "psnr_fp32": psnr.compute(*pair[1]),
+                                  "seconds_fp32": ref[1]}
+
+
+def drift_psnr(ctx: Context):
+    """The PSNR metric the drift uses: the run's own, or one made for it when the run measures no PSNR."""
+    if "psnr" in ctx.metrics:
+        return ctx.metrics["psnr"]
+    if ctx.drift_metric is None:
+        ctx.drift_metric = create_metric("psnr")
+        ctx.drift_metric.load(ctx.device)
+    return ctx.drift_metric
+
+
+def _measure_metrics(row: dict, sr: torch.Tensor, case, protocol: Protocol, metrics: dict) -> None:
+    try:
+        views = protocol.views(sr, case)
+        with torch.inference_mode():
+            for name, metric in metrics.items():
+                row[name] = metric_value(name, metric.compute(*views.pair(metric.info.view)))
+    except Exception as e:  # one image's failure must not lose the run; the row says what happened
+        row["error"], row["error_kind"] = f"{type(e).__name__}: {e}", "metric"
+
+
+def png_bytes(sr: torch.Tensor) -> bytes:
+    """A quantised SR (C, H, W, 0..255) as a lossless 8-bit PNG (exact when the protocol quantises to integers)."""
+    import io
+
+    from PIL import Image
+
+    arr = sr.round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    buf = io.BytesIO()
+    Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def quantises_to_integers(protocol: Protocol) -> bool:
+    """Whether the protocol's SR is integer-valued, so that its PNG is the exact image the metrics saw."""
+    q = protocol.quantize(torch.linspace(0, 1, 997, dtype=torch.float64).view(1, 1, -1))
+    return bool(torch.equal(q, q.round()))
+
+
+def metric_value(name: str, value) -> float | None:
+    """What a row stores for a metric's result: a float, or None (no value) for None or NaN."""
+    if value is None:
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"metric {name!r} returned a {type(value).__name__}, not a number") from None
+    return None if math.isnan(value) else value

@@ -1,0 +1,166 @@
+"""What a run measures (``RunRequest``: run.json's ``request``) and how this session executes it (``RunOptions``).
+
+A request is everything that decides a row's numbers; ``--resume`` rebuilds it from run.json and a folder refuses
+another one (``sr_bench.run.folder``). The options decide only where and how fast (device, workers, executor,
+prefetch, memory budget, progress), so a resume may change them. Both check themselves when made: a bad value fails
+before any image is read, with one line naming the option.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from fractions import Fraction
+from pathlib import Path
+
+from sr_bench.errors import UserError, unknown
+from sr_bench.metrics import metric_column
+from sr_bench.protocols import choose_protocol
+from sr_bench.run.grid import ModelSpec
+from sr_bench.run.memory import parse_size
+from sr_bench.run.precision import PRECISIONS
+from sr_bench.scales import parse_scale, scale_text
+from sr_bench.store import read_manifest
+
+EXECUTORS = ("local", "ray")  # local: this process (--workers 1) or a spawn pool; ray: run/ray_executor.py
+DRIFT_IMAGES = 5  # a non-fp32 run also measures its first images in fp32 (run.json's precision.drift)
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """Models x datasets x scales under one protocol, and everything else that decides the rows."""
+
+    models: tuple[str, ...]  # NAME or NAME=CHECKPOINT
+    datasets: tuple[str, ...]
+    scales: tuple[Fraction, ...]
+    protocol: str = "auto"  # resolved when made: a request always names the protocol its rows use
+    metrics: tuple[str, ...] | None = None  # None: the defaults (a default that cannot load is skipped with a note)
+    data_root: str | None = None  # where the files are, not what they are: their hashes are checked instead
+    lpips_weights: str | None = None
+    plugins: tuple[str, ...] = ()
+    allow_untrained: bool = False
+    model_opts: tuple[tuple[str, object], ...] = ()  # --model-opt k=v, given to every model that takes option k
+    save_images: bool = False
+    precision: str = "fp32"
+    tile: int | None = None
+    tile_overlap: int | None = None
+    profile: bool = False
+
+    def __post_init__(self):
+        put = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 - normalising a frozen dataclass
+        put("models", tuple(self.models or ()))
+        put("datasets", tuple(self.datasets or ()))
+        put("scales", tuple(Fraction(s) for s in self.scales or ()))
+        put("plugins", tuple(str(p) for p in self.plugins))
+        put("model_opts", tuple(sorted(dict(self.model_opts or {}).items())))
+        if self.metrics is not None:
+            put("metrics", tuple(metric_column(m) for m in self.metrics))  # pyiqa:NAME -> its column pyiqa_NAME
+        if not self.models:
+            raise UserError("no models given; use --models bicubic (see `srbench models`)")
+        if not self.datasets:
+            raise UserError("no datasets given; use --datasets set5 (see `srbench datasets list`)")
+        if not self.scales:
+            raise UserError("no scales given; use --scales 2,3,4")
+        names = [s.name for s in self.specs]
+        if len(set(names)) != len(names):
+            raise UserError("a model name appears twice in --models; give each model once")
+        if self.precision not in PRECISIONS:
+            raise unknown("precision", self.precision, PRECISIONS)
+        if self.tile is not None:
+            from sr_bench.models.tiling import Tiling
+
+            Tiling(self.tile, self.tile_overlap or 0)  # checks both
+        elif self.tile_overlap is not None:
+            raise UserError("--tile-overlap needs --tile N (the tile size in LR pixels)")
+        put("protocol", choose_protocol(self.protocol, self.scales).name)
+
+    @property
+    def specs(self) -> tuple[ModelSpec, ...]:
+        return tuple(ModelSpec.parse(m) for m in self.models)
+
+    def to_json(self) -> dict:
+        """run.json's ``request`` (the keys every sr_bench since the first stored request has written)."""
+        return {"models": list(self.models), "datasets": list(self.datasets),
+                "scales": [scale_text(s) for s in self.scales], "protocol": self.protocol,
+                "metrics": None if self.metrics is None else list(self.metrics), "data_root": self.data_root,
+                "lpips_weights": self.lpips_weights, "plugins": list(self.plugins),
+                "allow_untrained": self.allow_untrained, "model_opts": dict(self.model_opts),
+                "save_images": self.save_images, "precision": self.precision, "tile": self.tile,
+                "tile_overlap": self.tile_overlap, "profile": self.profile}
+
+    @staticmethod
+    def from_json(stored: dict) -> "RunRequest":
+        """The request of a stored run.json ``request`` (keys older runs lack take the value they meant)."""
+        known = {f.name for f in fields(RunRequest)}
+        given = {k: v for k, v in stored.items() if k in known and v is not None}
+        given["scales"] = [parse_scale(s) for s in stored["scales"]]
+        return RunRequest(**given)
+
+    @staticmethod
+    def from_run_json(run_dir: Path) -> "RunRequest":
+        return RunRequest.from_json(stored_request(run_dir))
+
+
+def stored_request(run_dir: Path) -> dict:
+    """run.json's ``request`` of a run folder, or a one-line error saying why there is none."""
+    path = Path(run_dir)
+    if not (path / "run.json").is_file():
+        raise UserError(f"cannot resume {str(path)!r}: no run.json there; give a run folder made by `srbench run`")
+    stored = read_manifest(path).get("request")
+    if stored is None:
+        raise UserError(f"{path}/run.json has no stored request (made by an older sr_bench); rerun it instead")
+    return stored
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How this session runs a request; none of it changes a row's numbers."""
+
+    device: str = "auto"
+    workers: int = 1  # each a process (or Ray actor) with one intra-op thread
+    executor: str = "local"
+    ray_address: str | None = None
+    gpus_per_worker: float = 0.0  # what each Ray actor requests
+    prefetch: int | None = None  # images prepared ahead on a helper thread (--workers 1); None: 2 on CUDA, 0 on CPU
+    progress: bool = True
+    max_memory: int | None = None  # bytes ('4GB' is parsed): a CPU RSS guard / a CUDA allocator cap (run/memory.py)
+    drift_images: int = DRIFT_IMAGES
+    out: Path | None = None  # the run folder; None: results_dir/<run id>
+    results_dir: Path = Path("results")
+    resume: bool = False  # ``out`` must already hold a run
+
+    def __post_init__(self):
+        if isinstance(self.max_memory, str):
+            object.__setattr__(self, "max_memory", parse_size(self.max_memory))
+        if self.workers < 1:
+            raise UserError(f"--workers must be >= 1, got {self.workers}")
+        if self.executor not in EXECUTORS:
+            raise unknown("executor", self.executor, EXECUTORS)
+        if self.ray_address and self.executor != "ray":
+            raise UserError("--ray-address needs --executor ray")
+        if self.gpus_per_worker < 0:
+            raise UserError(f"--gpus-per-worker must be >= 0, got {self.gpus_per_worker}")
+        if self.gpus_per_worker and self.executor != "ray":
+            raise UserError("--gpus-per-worker needs --executor ray (a local run uses --device)")
+        if self.prefetch is not None and self.prefetch < 0:
+            raise UserError(f"--prefetch must be >= 0, got {self.prefetch}")
+        if self.drift_images < 0:
+            raise UserError(f"--drift-images must be >= 0, got {self.drift_images}")
+
+    def flags(self) -> list[str]:
+        """The command-line options that repeat these options (those that differ from the defaults)."""
+        default, out = RunOptions(), []
+        for name in ("device", "workers", "executor", "ray_address", "gpus_per_worker", "prefetch", "max_memory"):
+            value = getattr(self, name)
+            if value != getattr(default, name):
+                out += [f"--{name.replace('_', '-')}", f"{value:g}" if isinstance(value, float) else str(value)]
+        return out + ([] if self.progress else ["--no-progress"])
+
+
+def split_fields(**given) -> tuple[RunRequest, RunOptions]:
+    """A request and options from their fields by name (``models=[...], workers=2``), for scripts and tests."""
+    names = {f.name for f in fields(RunRequest)}
+    unknown_names = set(given) - names - {f.name for f in fields(RunOptions)}
+    if unknown_names:
+        raise TypeError(f"unknown run field(s): {', '.join(sorted(unknown_names))}")
+    return (RunRequest(**{k: v for k, v in given.items() if k in names}),
+            RunOptions(**{k: v for k, v in given.items() if k not in names}))
