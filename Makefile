@@ -18,11 +18,15 @@ $(VENV)/.installed: setup.cfg setup.py pyproject.toml constraints.txt
 	$(VENV)/bin/pip install -c constraints.txt --no-build-isolation basicsr-fixed
 	touch $@
 
-.PHONY: setup run test test-portable calibration bench
+.PHONY: setup run lint test test-portable calibration bench
 setup: $(VENV)/.installed
 
 run: $(VENV)/.installed
 	$(VENV)/bin/srbench run
+
+# pyflakes, pycodestyle, import order and bugbear, as [tool.ruff] in pyproject.toml sets them; CI runs it first
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
 
 # the default run leaves out the slow real-data reproductions; CI runs both targets (.ci/run)
 test: $(VENV)/.installed

@@ -5,7 +5,8 @@ through `srbench run`, and in the same process a reference pipeline built from b
 The reference is slow, so by default it runs on every k-th image of each dataset (all scales) and its time is scaled
 to the full image count per dataset; `--ref-every 1` runs it on everything. Both pipelines read each image once.
 
-    python benchmarks/bicubic_grid.py [--data-root ../shared/datasets] [--ref-every 4] [--datasets set5,set14,b100,urban100]
+    python benchmarks/bicubic_grid.py [--data-root ../shared/datasets] [--ref-every 4] \\
+        [--datasets set5,set14,b100,urban100]
 """
 
 from __future__ import annotations

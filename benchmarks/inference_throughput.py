@@ -110,7 +110,8 @@ def main() -> None:
                             print(f"{model} {precision}: prefetch 0 vs prefetching rows, max |d{metric}| = {diff:.3g}")
                 r["rows"] = rows
                 results.append(r)
-                drift = (f"; drift vs fp32 |dPSNR| mean {r['drift_mean_abs_db']:.4f} max {r['drift_max_abs_db']:.4f} dB "
+                drift = (f"; drift vs fp32 |dPSNR| mean {r['drift_mean_abs_db']:.4f} "
+                         f"max {r['drift_max_abs_db']:.4f} dB "
                          f"({r['drift_evaluations']} evals)" if r["drift_evaluations"] else "")
                 print(f"{model:8s} {precision:5s} prefetch {'auto' if prefetch is None else prefetch}: "
                       f"{r['images']} images, {r['images_per_second']:.2f} images/s, forward median "

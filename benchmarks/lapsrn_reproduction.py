@@ -103,9 +103,10 @@ def main(argv=None) -> None:
                 (folder / Path(item.path).name).symlink_to(Path(item.path).resolve())
             subset.append(str(folder))
         datasets = subset
-    print(f"torch threads: {torch.get_num_threads()}" + (f"; every {args.every}th image only" if args.every > 1 else ""))
-    lines = ["| protocol | model | dataset | scale | images | measured | TPAMI | deviation | CSFM re-eval. | deviation |"
-             " run seconds |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    print(f"torch threads: {torch.get_num_threads()}"
+          + (f"; every {args.every}th image only" if args.every > 1 else ""))
+    lines = ["| protocol | model | dataset | scale | images | measured | TPAMI | deviation | CSFM re-eval. "
+             "| deviation | run seconds |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for protocol in [p.strip() for p in args.protocols.split(",") if p.strip()]:
         for name in names:
             card, variant, _ = MODELS[name]

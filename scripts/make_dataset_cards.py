@@ -112,7 +112,7 @@ def parse_manifest(text: str) -> dict[str, dict]:
             if cells[0] == "file":
                 header = cells
                 continue
-            row = dict(zip(header or [], cells))
+            row = dict(zip(header or [], cells, strict=False))
             if "sha256" in row:
                 current["files"].append(row)
             elif "BSDS id" in row:

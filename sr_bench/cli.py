@@ -17,7 +17,8 @@ STANDARD_DATASETS = ("set5", "set14", "b100", "urban100")
 
 @click.group(cls=UserErrorGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(package_name="sr_bench")
-@click.option("--debug", is_flag=True, help="On an error, also print the Python traceback (e.g. of a plugin's exception).")
+@click.option("--debug", is_flag=True,
+              help="On an error, also print the Python traceback (e.g. of a plugin's exception).")
 def cli(debug):
     """Benchmark single-image super-resolution at integer and decimal scales.
 
@@ -47,7 +48,8 @@ def _default_datasets(data_root: str | None) -> list[str]:
         except UserError:
             pass
     if not present:
-        click.echo("note: no standard dataset found (set SRBENCH_DATA or --data-root); using the built-in demo set", err=True)
+        click.echo("note: no standard dataset found (set SRBENCH_DATA or --data-root); using the built-in demo set",
+                   err=True)
         return ["demo"]
     return present
 
@@ -421,7 +423,8 @@ def _parse_opts(pairs) -> dict:
               help="paper/scales: rows ranked for best (bold) / second (underlined): comparable (default: measured "
                    "rows and rows reported under the run's protocol, as papers do) or measured (measured rows only). "
                    "Never ranked: incomplete means (*) and rows reported under another protocol.")
-@click.option("--rank-reported", is_flag=True, hidden=True, help="Former flag: ranking reported rows is now the default.")
+@click.option("--rank-reported", is_flag=True, hidden=True,
+              help="Former flag: ranking reported rows is now the default.")
 @click.option("--ci", is_flag=True,
               help="Add the 95% bootstrap half-width (32.35±0.21); paper/scales also mark (‡) a best value not "
                    "significantly better than the second (paired bootstrap over the same images).")
@@ -509,6 +512,7 @@ def profile(models, scales, size, device, precision, repeat, tile, tile_overlap,
     `srbench run --profile` stores the same per row (columns flops, parameters, seconds, peak_memory).
     """
     import torch as _torch
+
     from sr_bench.run.cost import parse_input_size, profile_models, profiles_table
     from sr_bench.run.grid import split_list
     from sr_bench.scales import parse_scales
@@ -603,7 +607,8 @@ def models(pattern, plugins, bibtex):
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
               help="Figure file (.png, .pdf or .svg). Default: <run folder>/<metric>_vs_scale.png, or PATH.png for "
                    "a training record PATH.json")
-@click.option("--paper", is_flag=True, help="Also draw the model cards' published values (same protocol) as open markers.")
+@click.option("--paper", is_flag=True,
+              help="Also draw the model cards' published values (same protocol) as open markers.")
 @click.option("--title", default=None, help="Figure title (default: metric and protocol).")
 @click.option("--results-dir", type=click.Path(file_okay=False), default="results", show_default=True)
 def plot(run_ref, metric, out_path, paper, title, results_dir):
@@ -693,7 +698,7 @@ def _attach_datasets() -> None:
         why = str(e)  # `e` is unbound once the except block ends
 
         @cli.command(name="datasets")
-        def datasets():  # noqa: F811
+        def datasets():
             """Dataset commands (unavailable: see the message)."""
             raise UserError(f"dataset commands failed to load: {why}")
         return
@@ -702,6 +707,7 @@ def _attach_datasets() -> None:
 
 _attach_datasets()
 from sr_bench.report.compare_cli import compare  # noqa: E402
+
 cli.add_command(compare)
 
 

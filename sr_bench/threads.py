@@ -64,7 +64,7 @@ def is_dense(x: torch.Tensor) -> bool:
     """Whether ``x``'s values fill one block of memory, in some order of its dimensions (as every result of an
     element-wise op does): then that block, read in memory order, is all of ``x``."""
     expected = 1
-    for st, sz in sorted((st, sz) for st, sz in zip(x.stride(), x.shape) if sz != 1):
+    for st, sz in sorted((st, sz) for st, sz in zip(x.stride(), x.shape, strict=True) if sz != 1):
         if st != expected:
             return False
         expected *= sz

@@ -105,7 +105,8 @@ def test_cards_state_the_counts_and_no_weights(card, factories):
     assert c["published"] and all(p["source"] and p["rows"] for p in c["published"])
     for variant, counts in c.get("variant_params", {}).items():
         for key, n in counts.items():
-            assert count_trainable(meta(lambda: DBDN(scale=int(key[1:]), **DBDN_VARIANTS[variant]))) == n
+            assert count_trainable(meta(lambda key=key, variant=variant: DBDN(scale=int(key[1:]),
+                                                                              **DBDN_VARIANTS[variant]))) == n
 
 
 def test_csfm_keys_follow_the_pytorch_file():
@@ -191,9 +192,9 @@ def test_asdn_recursive_deployment_x8_and_x5_7(big):
 
 def test_lfr_levels_and_weights():
     r = lfr_scales()
-    assert r == [1 + F(l, 10) for l in range(11)] and r[0] == 1 and r[10] == 2
-    for l in range(1, 11):  # on a level: w = 0, i = l
-        assert lfr_level(r[l]) == (l, 0)
+    assert r == [1 + F(level, 10) for level in range(11)] and r[0] == 1 and r[10] == 2
+    for level in range(1, 11):  # on a level: w = 0, i = level
+        assert lfr_level(r[level]) == (level, 0)
     for x, (i, w) in {F(145, 100): (5, F(1, 2)), F(1425, 1000): (5, F(3, 4)), F(101, 100): (1, F(9, 10)),
                       F(199, 100): (10, F(1, 10)), F(5, 4): (3, F(1, 2))}.items():
         assert lfr_level(x) == (i, w), x

@@ -116,8 +116,10 @@ def test_matlab_double_ycbcr_round_trip_and_anchors():
     ycc = rgb2ycbcr_matlab_double(rgb)
     assert torch.allclose(ycbcr2rgb_matlab_double(ycc, clip=False), rgb, atol=1e-12, rtol=0)
     black, white = torch.zeros(3, 1, 1, dtype=torch.float64), torch.ones(3, 1, 1, dtype=torch.float64)
-    assert torch.allclose(rgb2ycbcr_matlab_double(black).flatten(), torch.tensor([16.0, 128, 128], dtype=torch.float64) / 255.0, atol=1e-15)
-    assert torch.allclose(rgb2ycbcr_matlab_double(white).flatten(), torch.tensor([235.0, 128, 128], dtype=torch.float64) / 255.0, atol=1e-12)
+    assert torch.allclose(rgb2ycbcr_matlab_double(black).flatten(),
+                          torch.tensor([16.0, 128, 128], dtype=torch.float64) / 255.0, atol=1e-15)
+    assert torch.allclose(rgb2ycbcr_matlab_double(white).flatten(),
+                          torch.tensor([235.0, 128, 128], dtype=torch.float64) / 255.0, atol=1e-12)
     # MATLAB clips floating-point ycbcr2rgb output to [0, 1]
     out = ycbcr2rgb_matlab_double(torch.tensor([1.0, 0.5, 0.5], dtype=torch.float64).view(3, 1, 1))
     assert float(out.max()) == 1.0
@@ -193,9 +195,9 @@ def test_progressive_ceil_then_down_is_the_pyramid_then_matlab_bicubic(untrained
     ms, lap = untrained["mslapsrn"], untrained["lapsrn"]
     for s in (Fraction(3), Fraction(5, 2), Fraction(3, 2)):
         n = levels_for(s)
-        expected = _manual(lr, s, lambda y, _: ms.net(y.float(), levels=n))
+        expected = _manual(lr, s, lambda y, _, n=n: ms.net(y.float(), levels=n))
         assert torch.allclose(ms.super_resolve(lr, s, ceil_size(10, 9, s)), expected, atol=1e-6, rtol=0), s
-        expected = _manual(lr, s, lambda y, _: lap.net(2**n)(y.float()))
+        expected = _manual(lr, s, lambda y, _, n=n: lap.net(2**n)(y.float()))
         assert torch.allclose(lap.super_resolve(lr, s, ceil_size(10, 9, s)), expected, atol=1e-6, rtol=0), s
 
 
@@ -204,7 +206,7 @@ def test_pre_upsampling_networks_see_the_bicubic_y(untrained):
     for name in ("vdsr", "srcnn"):
         model = untrained[name]
         for s in (Fraction(2), Fraction(5, 2)):
-            expected = _manual(lr, s, lambda _, y_up: model.net(y_up.float()))
+            expected = _manual(lr, s, lambda _, y_up, model=model: model.net(y_up.float()))
             assert torch.allclose(model.super_resolve(lr, s, ceil_size(10, 9, s)), expected, atol=1e-6, rtol=0)
 
 
@@ -258,11 +260,12 @@ def _matconvnet_convt(x: np.ndarray, f: np.ndarray, bias, up: int, crop) -> np.n
             y[up * i: up * i + fh, up * j: up * j + fw, :] += np.einsum("abkd,d->abk", f, x[i, j])
     if bias is not None:
         y += bias
-    t, b, l, r = crop
-    return y[t: y.shape[0] - b, l: y.shape[1] - r]
+    top, bottom, left, right = crop
+    return y[top: y.shape[0] - bottom, left: y.shape[1] - right]
 
 
-@pytest.mark.parametrize("fh,cin,cout,crop", [(3, 4, 5, (0, 1, 0, 1)), (4, 1, 1, (1, 1, 1, 1)), (3, 2, 3, (1, 0, 2, 0))])
+@pytest.mark.parametrize("fh,cin,cout,crop",
+                         [(3, 4, 5, (0, 1, 0, 1)), (4, 1, 1, (1, 1, 1, 1)), (3, 2, 3, (1, 0, 2, 0))])
 def test_cropped_conv_transpose_is_matconvnet_convt(fh, cin, cout, crop):
     rng = np.random.default_rng(0)
     f = rng.standard_normal((fh, fh + 1 if fh == 3 else fh, cout, cin))  # non-square, to catch an H/W swap

@@ -336,7 +336,8 @@ def test_big_models_strict_reload(tmp_path, big, name):
     net = src.net(4) if name in ("rdn", "rcan") else src.net
     path = tmp_path / f"{name}.pt"
     sd = net.state_dict()
-    torch.save(sd if name != "liif-rdn" else {"model": {"name": "liif", "args": {"encoder_spec": {"name": "rdn"}}, "sd": sd}},
+    torch.save(sd if name != "liif-rdn"
+               else {"model": {"name": "liif", "args": {"encoder_spec": {"name": "rdn"}}, "sd": sd}},
                path)
     model = create_model(name, checkpoint=str(path))
     assert model.checkpoint_sha256 == _sha(path)
@@ -354,7 +355,8 @@ def test_full_edsr_strict_reload(tmp_path):
     torch.save(src.net(2).state_dict(), path)
     model = create_model("edsr", checkpoint=str(path))
     assert model.scales.integers == {2}
-    assert count_trainable(model.net(2)) == card_for("edsr")["params"]["x2"]  # MeanShift stays frozen after the assign-load
+    # MeanShift stays frozen after the assign-load
+    assert count_trainable(model.net(2)) == card_for("edsr")["params"]["x2"]
     lr = lr_batch(5, 4)
     assert torch.equal(model.super_resolve(lr, Fraction(2), (10, 8)), src.super_resolve(lr, Fraction(2), (10, 8)))
 

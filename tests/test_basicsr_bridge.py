@@ -69,4 +69,5 @@ def test_runner_with_basicsr_model(experiment, tmp_path):
     result = run(models=[f"basicsr:MSRResNet={ckpt}", "bicubic"], datasets=[str(d)], scales=[Fraction(2)],
                  metrics=["psnr"], out=tmp_path / "run", progress=False)
     rows = result.rows.set_index("model")
-    assert rows.loc["basicsr:MSRResNet", "error"] == "" and len(rows.loc["basicsr:MSRResNet", "checkpoint_sha256"]) == 64
+    assert (rows.loc["basicsr:MSRResNet", "error"] == ""
+            and len(rows.loc["basicsr:MSRResNet", "checkpoint_sha256"]) == 64)

@@ -31,7 +31,7 @@ def _calibration_table() -> dict[tuple[str, str], tuple[float, float]]:
         m = re.match(r"\|\s*(Set5|Set14|B100|Urban100)\s*\|(.*)\|\s*$", line)
         if m:
             cells = [c.strip() for c in m.group(2).split("|")]
-            for scale, cell in zip(("2", "3", "4"), cells):
+            for scale, cell in zip(("2", "3", "4"), cells, strict=True):
                 p, s = (float(v) for v in cell.split("/"))
                 table[(m.group(1), scale)] = (p, s)
     assert len(table) == 12, "calibration.md table not found or changed shape"
@@ -86,7 +86,7 @@ def test_bicubic_metasr_decimal_b100(tmp_path):
             assert abs(d) <= 0.12, (str(s), d)
     # the paper's x3.3 (26.59) sits below its own x3.4 (26.60); a bicubic curve falls monotonically with scale
     curve = [means[("B100", str(s))][0] for s in scales]
-    assert all(a > b for a, b in zip(curve, curve[1:]))
+    assert all(a > b for a, b in zip(curve, curve[1:], strict=False))
     # independent implementation, ../shared/docs/gpu.md (printed to 3 decimals)
     for s, ref in (("3/2", 32.177), ("5/2", 28.156), ("7/2", 26.487), ("4", 25.965)):
         assert abs(means[("B100", s)][0] - ref) <= 0.0005, (s, means[("B100", s)][0])

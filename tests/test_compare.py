@@ -154,9 +154,9 @@ def _direct_cells(rows_a: pd.DataFrame, rows_b: pd.DataFrame, model_a: str, mode
 def _check_cell(got: pd.Series, a: list, b: list, metric: str) -> None:
     a, b = np.array(a), np.array(b)
     higher = HIGHER_IS_BETTER[metric]
-    wins = sum((y > x) if higher else (y < x) for x, y in zip(a, b))
-    ties = sum(y == x for x, y in zip(a, b))
-    losses = sum((y < x) if higher else (y > x) for x, y in zip(a, b))
+    wins = sum((y > x) if higher else (y < x) for x, y in zip(a, b, strict=True))
+    ties = sum(y == x for x, y in zip(a, b, strict=True))
+    losses = sum((y < x) if higher else (y > x) for x, y in zip(a, b, strict=True))
     assert (got.n, got.wins, got.ties, got.losses) == (len(a), wins, ties, losses)
     assert got.mean_a == pytest.approx(a.mean(), abs=1e-12) and got.mean_b == pytest.approx(b.mean(), abs=1e-12)
     assert got["diff"] == pytest.approx((b - a).mean(), abs=1e-12)
@@ -187,13 +187,13 @@ def test_table_matches_statistics_computed_from_the_rows(runs):
     assert per_scale.p_wilcoxon.notna().any()  # scipy's p is compared, not only the NaN rule
     lp = per_scale[per_scale.metric == "lpips"]
     a, b, _ = cells[("imgs", "2", "lpips")]
-    assert int(lp[lp.scale == "2"].wins.iloc[0]) == sum(y < x for x, y in zip(a, b))
+    assert int(lp[lp.scale == "2"].wins.iloc[0]) == sum(y < x for x, y in zip(a, b, strict=True))
     # 'all': each image once, its values averaged over its paired scales
     for metric in HIGHER_IS_BETTER:
         per_image: dict = {}
         for s in ("2", "3"):
             a, b, names = cells[("imgs", s, metric)]
-            for x, y, name in zip(a, b, names):
+            for x, y, name in zip(a, b, names, strict=True):
                 per_image.setdefault(name, []).append((x, y))
         a = [np.mean([x for x, _ in v]) for v in per_image.values()]
         b = [np.mean([y for _, y in v]) for v in per_image.values()]

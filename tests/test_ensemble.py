@@ -27,7 +27,7 @@ def test_transforms_are_the_8_distinct_dihedral_maps_and_invert():
     x = torch.arange(12.0).reshape(1, 1, 3, 4)
     outs = [forward_transform(x, r, f) for r, f in TRANSFORMS]
     assert len({tuple(o.flatten().tolist()) + tuple(o.shape) for o in outs}) == 8
-    for (r, f), o in zip(TRANSFORMS, outs):
+    for (r, f), o in zip(TRANSFORMS, outs, strict=True):
         assert torch.equal(inverse_transform(o, r, f), x)
 
 

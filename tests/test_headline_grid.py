@@ -92,7 +92,9 @@ def test_cpu_sample_prints_the_table_and_the_extrapolation(data_root, tmp_path):
             assert math.isclose(r["pixel_ratio"], ratio, rel_tol=1e-12)
             assert math.isclose(r["forward_s_per_eval"], forward.iloc[0], rel_tol=1e-9)
             assert math.isclose(r["outside_s_per_eval"], outside, rel_tol=1e-6, abs_tol=1e-6)
-            expected = (forward.iloc[0] + outside) * ratio * n * GRID_SCALES
+            # the per-evaluation seconds are checked against the rows above; the extrapolation multiplies those
+            # (run.json's wall time is rounded, and x ratio x 26 x n would magnify that rounding past rel 1e-6)
+            expected = (r["forward_s_per_eval"] + r["outside_s_per_eval"]) * ratio * n * GRID_SCALES
             assert math.isclose(r["extrapolated_seconds"], expected, rel_tol=1e-6)
             assert r["flops_per_second"] > 0 and r["mfu"] is None  # a CPU: FLOP/s only
     assert out["evaluations"] == 219 * GRID_SCALES * 2 == 11_388 and out["images"] == 219
@@ -103,7 +105,7 @@ def test_cpu_sample_prints_the_table_and_the_extrapolation(data_root, tmp_path):
     assert len(lines) == 8
     head = [c.strip() for c in done.stdout.splitlines()[0].split("|")]
     for line in lines:
-        cells = dict(zip(head, [c.strip() for c in line.split("|")]))
+        cells = dict(zip(head, [c.strip() for c in line.split("|")], strict=True))
         per_eval, evals = float(cells["s/eval full-size"]), int(cells["full evals"].replace(",", ""))
         shown, unit = _seconds(cells["extrapolated"]), _seconds("1 " + cells["extrapolated"].split()[1])
         # within the rounding of both printed numbers: 4 decimals of s/eval, 1 decimal of the duration's unit

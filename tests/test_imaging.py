@@ -38,7 +38,7 @@ def _ref_axis(v: np.ndarray, out_len: int, scale: float) -> np.ndarray:
         idx = [left + k for k in range(taps)]
         w = [scale * _cubic(scale * (u - j)) if aa else _cubic(u - j) for j in idx]
         total = sum(w)
-        for j, wj in zip(idx, w):
+        for j, wj in zip(idx, w, strict=True):
             jj = j - 1  # mirror: [1..n, n..1] repeated
             jj = jj % (2 * n)
             if jj >= n:

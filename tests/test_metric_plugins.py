@@ -152,7 +152,7 @@ def test_metric_plugin_end_to_end(installed, tmp_path, monkeypatch):
     t = CliRunner().invoke(cli, ["table", str(out)])
     assert t.exit_code == 0, t.output
     lines = t.stdout.splitlines()
-    assert lines[0] == "| model | dataset | scale | n | PSNR ↑ | MAE ↓ |"
+    assert lines[0] == "| model | dataset | scale | n | failed | PSNR ↑ | MAE ↓ |"
     assert "; metric mae: entry point mae = my_metrics:MAE of my-metrics 0.1" in t.stderr  # the table's provenance
     for (model, dataset, scale), mean in means.items():
         row = [ln for ln in lines if re.match(rf"\| {model}( \(untrained\))? \| {dataset} \| x{scale} \|", ln)]
@@ -222,9 +222,13 @@ def test_metric_plugin_end_to_end(installed, tmp_path, monkeypatch):
     fig = plot_scale_curves(again, "mae", tmp_path / "mae.png")
     axes = {ax.get_title().split(" (")[0]: ax for ax in fig.axes}
     assert axes["setA"].get_ylabel() == "MAE (0..255), lower is better"
+    from sr_bench.report.paper_table import method_label
+
+    # curves are labelled as the tables label rows (the card's display name)
+    by_label = {method_label(m, {}).split(" ")[0]: m for m, _, _ in means}
     for dataset, ax in axes.items():
         for line in ax.get_lines():
-            model = line.get_label().split(" ")[0]
+            model = by_label[line.get_label().split(" ")[0]]
             expected = [means[(model, dataset, s)] for s in ("2", "3")]
             assert np.allclose(line.get_ydata(), expected, rtol=0, atol=1e-12)
     import matplotlib.pyplot as plt
@@ -348,7 +352,8 @@ def test_a_name_registered_twice_is_refused_naming_both(plugins):
     with pytest.raises(UserError) as e:
         list_metrics()
     msg = str(e.value)
-    assert "metric 'psnr' is registered twice: built-in and entry point psnr = other_metrics:PSNR of other_metrics 1.0" in msg
+    assert ("metric 'psnr' is registered twice: built-in and entry point psnr = other_metrics:PSNR of other_metrics "
+            "1.0") in msg
 
 
 def test_an_uninstalled_plugin_metric_says_how_to_get_it():

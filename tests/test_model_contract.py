@@ -13,8 +13,9 @@ import torch
 
 from conftest import SHARED, need_shared
 from sr_bench.errors import UserError
+from sr_bench.hashing import file_sha256
 from sr_bench.models import create_model, list_models
-from sr_bench.models.archs.blocks import build_module, count_trainable, sha256_file
+from sr_bench.models.archs.blocks import build_module, count_trainable
 from sr_bench.models.cards import card_for, model_cards
 from sr_bench.models.modelcard import UNRELEASED, ModelCard, release_name
 from sr_bench.models.registry import release_of, resolve
@@ -120,7 +121,8 @@ def test_card_errors_name_the_file_and_field():
         ({"weights_files": "two"}, "weights_files must be one of one, per-scale"),
         ({"train": {**card_for("rcan")["train"], "lr_rate": 1}}, "[train] lr_rate is not a [train] field"),
         ({"train": {**card_for("rcan")["train"], "loss": "l3"}}, "[train] loss must be one of l1, mse"),
-        ({"train": {**card_for("rcan")["train"], "source": "the paper"}}, "[train] source must name the paper/code"),
+        ({"train": {**card_for("rcan")["train"], "source": "our notes"}},
+         "[train] source must name the paper or the code"),
         ({"train": {**card_for("rcan")["train"], "status": "not-recovered", "choices": ["lr"]}},
          "[train] choices must list every value field when the recipe is not recovered"),
         ({"train": {**card_for("rcan")["train"], "patch": {"2": 1}}}, "[train] patch must be an LR patch side >= 2"),
@@ -150,9 +152,9 @@ def test_official_lapsrn_files_are_named_after_their_release(tmp_path):
 
     model = create_model("lapsrn", checkpoint=os.pathsep.join(map(str, files)))
     card_sha = {w["file"]: w["sha256"] for w in card_for("lapsrn")["weights"]}
-    for k, f in zip((2, 4), files):
+    for k, f in zip((2, 4), files, strict=True):
         sha = model.checkpoint_sha256_for(Fraction(k))
-        assert sha == sha256_file(f) == card_sha[f.name]  # each scale's rows carry its own file's hash
+        assert sha == file_sha256(f) == card_sha[f.name]  # each scale's rows carry its own file's hash
         assert release_of("lapsrn", sha) == f.name
     # x3 runs the x4 network and resizes (ceil-then-down); its rows name every loaded file
     assert model.checkpoint_sha256_for(Fraction(3)) == model.checkpoint_sha256

@@ -137,7 +137,8 @@ def test_golden_marks_are_where_the_values_say(cards):
     assert mark(2, "neta", "measured", "Set5_psnr_mark") == SECOND == mark(2, "netb", "measured", "Set5_psnr_mark")
     assert mark(2, "bicubic", "measured", "Set5_psnr_mark") == ""
     assert mark(2, "netb", "measured", "Set14_psnr") == "" and mark(2, "netb", "measured", "Set14_psnr_mark") == ""
-    assert mark(2, "netb", "reported", "Set14_psnr_mark") == BEST and mark(2, "neta", "measured", "Set14_psnr_mark") == SECOND
+    assert (mark(2, "netb", "reported", "Set14_psnr_mark") == BEST
+            and mark(2, "neta", "measured", "Set14_psnr_mark") == SECOND)
     assert mark(4, "netb", "measured", "Set5_ssim_mark") == BEST == mark(4, "neta", "measured", "Set5_ssim_mark")
     assert mark(4, "bicubic", "measured", "Set5_ssim_mark") == SECOND == mark(4, "netb", "reported", "Set5_ssim_mark")
     other = csv[csv.kind == "reported-other-protocol"]
@@ -195,9 +196,11 @@ def test_long_layout_ci_and_other_formats(cards, tmp_path):
     md = runner.invoke(cli, ["table", str(run_dir), "--ci", "--cost"])
     assert md.exit_code == 0, md.output
     # Net-A on Set14 x2: images 29.5 and 29.7; the bootstrap of two values has the interval [29.5, 29.7]
-    assert "| neta | Set14 | x2 | 2 | 0 | 29.60±0.10 |" in md.stdout and "| netb | Set14 | x2 | 0 of 2 | 2 | – |" in md.stdout and "| 1.50M | 0.500 |" in md.stdout
+    assert ("| neta | Set14 | x2 | 2 | 0 | 29.60±0.10 |" in md.stdout
+            and "| netb | Set14 | x2 | 0 of 2 | 2 | – |" in md.stdout and "| 1.50M | 0.500 |" in md.stdout)
     csv = pd.read_csv(io.StringIO(runner.invoke(cli, ["table", str(run_dir), "--ci", "--format", "csv"]).stdout))
-    assert csv.loc[(csv.model == "neta") & (csv.dataset == "Set14") & (csv.scale == 2), "psnr_ci95"].item() == pytest.approx(0.1)
+    assert csv.loc[(csv.model == "neta") & (csv.dataset == "Set14") & (csv.scale == 2),
+                   "psnr_ci95"].item() == pytest.approx(0.1)
     for fmt, marker in (("latex", r"\toprule"), ("html", "<table")):
         out = runner.invoke(cli, ["table", str(run_dir), "--format", fmt])
         assert out.exit_code == 0 and marker in out.stdout and "29.60" in out.stdout

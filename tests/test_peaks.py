@@ -109,7 +109,7 @@ def test_cli_profile_reports_flops_per_second_on_cpu(tmp_path):
                                   "--allow-untrained", "--device", "cpu", "--repeat", "1"])
     assert md.exit_code == 0, md.output
     head, _, line = md.stdout.splitlines()[:3]
-    cells = dict(zip([c.strip() for c in head.split("|")], [c.strip() for c in line.split("|")]))
+    cells = dict(zip([c.strip() for c in head.split("|")], [c.strip() for c in line.split("|")], strict=True))
     assert cells["FLOP/s"].endswith("FLOP/s") and cells["MFU"] == "–"
     assert "no fp32 peak FLOP/s listed for cpu:" in md.stderr
 
@@ -148,7 +148,7 @@ def test_table_cost_shows_flops_per_second_and_mfu(tmp_path):
     md = CliRunner().invoke(cli, ["table", str(run_dir), "--cost"])
     assert md.exit_code == 0, md.output
     head, _, line = md.stdout.splitlines()[:3]
-    cells = dict(zip([c.strip() for c in head.split("|")], [c.strip() for c in line.split("|")]))
+    cells = dict(zip([c.strip() for c in head.split("|")], [c.strip() for c in line.split("|")], strict=True))
     assert cells["FLOP/s"].endswith("FLOP/s") and cells["MFU"] == "–"  # CPU: no peak
     assert math.isclose(float(cells["FLOP/s"].split()[0]), rate / 1e9, abs_tol=0.05)  # GFLOP/s on this CPU
     # the same rows as if measured in bf16 on an H100 SXM at a quarter of its 989.5 TFLOP/s

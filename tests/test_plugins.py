@@ -68,7 +68,8 @@ def installed(tmp_path_factory):
     pip = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--target",
                           str(target), str(pkg)], capture_output=True, text=True, timeout=300)
     assert pip.returncode == 0, pip.stderr[-2000:]
-    assert list(target.glob("my_sr-0.1*.dist-info/entry_points.txt")) and (target / "my_sr" / "my-lapsrn.toml").is_file()
+    assert (list(target.glob("my_sr-0.1*.dist-info/entry_points.txt"))
+            and (target / "my_sr" / "my-lapsrn.toml").is_file())
     return {**os.environ, "PYTHONPATH": str(target)}
 
 
@@ -138,12 +139,12 @@ def test_readme_lapsrn_plugin_reproduces_the_builtin_on_set5(installed, tmp_path
     means = theirs.groupby("scale_text").psnr.mean()
     assert abs(means["2"] - 37.52) < 0.01 and abs(means["4"] - 31.54) < 0.01
     # each scale's rows carry that scale's file: the official ones named after the card's release
-    from sr_bench.models.archs.blocks import sha256_file
+    from sr_bench.hashing import file_sha256
 
     for k in (2, 4):
-        assert (theirs.xs(str(k), level="scale_text").checkpoint_sha256 == sha256_file(mats[k])).all()
+        assert (theirs.xs(str(k), level="scale_text").checkpoint_sha256 == file_sha256(mats[k])).all()
         assert (theirs.xs(str(k), level="scale_text").release == f"LapSRN_x{k}.mat").all()
-        assert (ours.xs(str(k), level="scale_text").checkpoint_sha256 == sha256_file(pths[k])).all()
+        assert (ours.xs(str(k), level="scale_text").checkpoint_sha256 == file_sha256(pths[k])).all()
         assert (ours.xs(str(k), level="scale_text").release == "unreleased").all()
     models = {m["name"]: m for m in json.loads((out / "run.json").read_text())["models"]}
     assert models["lapsrn"]["release"] == "LapSRN_x2.mat+LapSRN_x4.mat"
@@ -361,7 +362,8 @@ def test_plugin_exceptions_are_one_line_naming_the_plugin(tmp_path):
     assert ran.returncode == 1, ran.stderr
     assert "1 of 2 evaluations failed: 1 model (e.g. imgs/a x2 fails-run: RuntimeError: kernel missing" in ran.stderr
     rows = pd.read_parquet(out / "rows").set_index("model")
-    assert rows.loc["fails-run", "error"] == "RuntimeError: kernel missing for x2" and rows.loc["bicubic", "error"] == ""
+    assert (rows.loc["fails-run", "error"] == "RuntimeError: kernel missing for x2"
+            and rows.loc["bicubic", "error"] == "")
 
 
 # ------------------------------------------------------------------------------------------------ names ----
@@ -483,7 +485,7 @@ def test_a_plugin_card_is_shown_and_used_by_paper(tmp_path, clean_registry):
     t = CliRunner().invoke(cli, ["table", str(out), "--paper", "--format", "csv"])
     assert t.exit_code == 0, t.output
     head, row = t.stdout.splitlines()[:2]
-    cells = dict(zip(head.split(","), row.split(",")))
+    cells = dict(zip(head.split(","), row.split(","), strict=True))
     assert cells["model"] == "probe" and float(cells["paper_psnr"]) == 12.5 and float(cells["paper_ssim"]) == 0.25
     (tmp_path / "probe.toml").write_text(CARD.replace("integers = [2]", "integers = [2.5]"))
     registry._read_plugin_card.cache_clear()
@@ -498,7 +500,7 @@ def test_read_and_load_weights_as_the_builtins_do(tmp_path):
     import torch.nn as nn
 
     from sr_bench import load_weights, read_weights
-    from sr_bench.models.archs.blocks import sha256_file
+    from sr_bench.hashing import file_sha256
 
     def net(width=4):
         return nn.Sequential(nn.Conv2d(1, width, 3), nn.Conv2d(width, 1, 3))
@@ -509,11 +511,11 @@ def test_read_and_load_weights_as_the_builtins_do(tmp_path):
     plain = tmp_path / "plain.pth"
     torch.save(src.state_dict(), plain)
     files = read_weights(f"{wrapped}{os.pathsep}{plain}", "mine")
-    assert [f.path for f in files] == [wrapped, plain] and [f.sha256 for f in files] == [sha256_file(wrapped),
-                                                                                       sha256_file(plain)]
+    assert [f.path for f in files] == [wrapped, plain] and [f.sha256 for f in files] == [file_sha256(wrapped),
+                                                                                       file_sha256(plain)]
     assert set(files[0].state_dict) == set(src.state_dict())  # module. prefixes gone
     loaded = load_weights(net(), files[0], "mine")
-    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), src.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), src.state_dict().values(), strict=True))
     with pytest.raises(UserError) as e:
         load_weights(net(width=5), files[1], "mine")
     msg = str(e.value)

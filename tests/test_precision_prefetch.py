@@ -164,7 +164,8 @@ def test_precision_errors_are_one_line(folder, tmp_path):
     for precision, needle in (("tf32", "TF32 is a CUDA tensor-core mode"), ("fp16", "float16 autocast needs a CUDA")):
         r = CliRunner().invoke(cli, ["run", "--models", "bicubic", "--datasets", str(folder), "--scales", "2",
                                      "--device", "cpu", "--precision", precision, "--out", str(tmp_path / "x")])
-        assert r.exit_code == 2 and r.output.startswith(f"error: --precision {precision} on cpu: ") and needle in r.output
+        assert (r.exit_code == 2 and r.output.startswith(f"error: --precision {precision} on cpu: ")
+                and needle in r.output)
         assert len(r.output.strip().splitlines()) == 1
     r = CliRunner().invoke(cli, ["run", "--models", "bicubic", "--datasets", str(folder), "--gpus-per-worker", "1",
                                  "--out", str(tmp_path / "y")])

@@ -65,7 +65,8 @@ def test_html_report_out_names_the_file_or_the_folder(finished, tmp_path):
     "open markers" only where published values are drawn (none here: no card has this folder's images), and every
     mean here covers 3 of the 4 images (tiny.png fails): the table marks them * and ranks none of them."""
     result, _ = finished
-    res = CliRunner().invoke(cli, ["report", str(result.run_dir), "--format", "html", "--out", str(tmp_path / "rep.html")])
+    res = CliRunner().invoke(cli, ["report", str(result.run_dir), "--format", "html",
+                                   "--out", str(tmp_path / "rep.html")])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "rep.html").is_file() and sorted(p.name for p in tmp_path.iterdir()) == ["rep.html"]
     page = (tmp_path / "rep.html").read_text()

@@ -40,7 +40,8 @@ def test_matching_by_variant_protocol_and_ensemble():
     assert published_for("my-plugin-net", {}, "matlab") is None
     decimal = published_for("bicubic", {}, "metasr")
     assert decimal.get(("b100", "1.5"))["psnr"].value == pytest.approx(
-        next(r[2] for b in card_for("bicubic")["published"] if b["protocol"] == "metasr" for r in b["rows"] if r[1] == "1.5"))
+        next(r[2] for b in card_for("bicubic")["published"] if b["protocol"] == "metasr"
+             for r in b["rows"] if r[1] == "1.5"))
 
 
 @pytest.mark.calibration
@@ -73,4 +74,5 @@ def test_every_published_source_cites_a_paper_table():
 
     for path in sorted((Path(__file__).resolve().parents[1] / "registry").glob("*.toml")):
         for block in tomllib.loads(path.read_text()).get("published", []):
-            assert "papers.md" not in block["source"] and "table" in block["source"].lower(), (path.name, block["source"])
+            assert ("papers.md" not in block["source"]
+                    and "table" in block["source"].lower()), (path.name, block["source"])

@@ -282,7 +282,7 @@ def test_a_checkpoint_that_cannot_serve_a_scale_fails_before_any_image(folder, t
     line = _one_line(_cli("--models", f"lapsrn={weights}", "--datasets", folder, "--scales", "2,4", "--out", out,
                           "--no-progress"))
     assert line == ("error: model 'lapsrn' cannot run x4: it holds x2 only and ceil-then-down needs a network of "
-                    "scale >= 4: add that checkpoint (LapSRN_x8.mat covers up to x8)")
+                    "scale >= 4: add LapSRN_x4.mat, joined to the others with ':'")
     assert not out.exists()
 
 

@@ -53,7 +53,7 @@ def test_a_range_that_misses_its_stop_names_its_last_value_and_both_fixes():
     for spec in ("1.5:4:0.1", "1.5:4:0.25", "2:2:0.5", "1.1:1.9:0.2"):  # steps that land on the stop stay quiet
         got = parse_scales(spec)
         assert got[-1] == Fraction(spec.split(":")[1]) and all(b - a == Fraction(spec.split(":")[2])
-                                                               for a, b in zip(got, got[1:]))
+                                                               for a, b in zip(got, got[1:], strict=False))
 
 
 def test_cli_exit_2_with_one_line_for_a_range_that_misses_its_stop(tmp_path):

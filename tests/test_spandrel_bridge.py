@@ -47,7 +47,8 @@ def images(tmp_path_factory):
     rng = np.random.default_rng(0)
     for name, (h, w) in {"a": (40, 36), "b": (36, 44)}.items():
         smooth = np.kron(rng.integers(0, 256, (h // 4, w // 4, 3)), np.ones((4, 4, 1)))  # structure, not noise
-        Image.fromarray(np.clip(smooth + rng.normal(0, 8, smooth.shape), 0, 255).astype(np.uint8)).save(d / f"{name}.png")
+        noisy = np.clip(smooth + rng.normal(0, 8, smooth.shape), 0, 255)
+        Image.fromarray(noisy.astype(np.uint8)).save(d / f"{name}.png")
     return d
 
 
@@ -120,7 +121,7 @@ def test_run_rows_equal_a_direct_descriptor_plugin(files, images, tmp_path, clea
     rows = run(models=[f"spandrel={files['swinir_x2']}"], datasets=[str(images)], scales=[Fraction(2), Fraction(4)],
                metrics=["psnr"], model_opts={f"{name}.strategy": "floor-then-up"}, out=tmp_path / "x4",
                progress=False).rows
-    assert dict(zip(rows.scale_text, rows.strategy)) == {"2": "native", "4": "floor-then-up"}
+    assert dict(zip(rows.scale_text, rows.strategy, strict=True)) == {"2": "native", "4": "floor-then-up"}
     assert (rows.error == "").all()
 
 
@@ -136,7 +137,8 @@ def test_other_scales_refused_before_any_image(files, images, tmp_path):
 
 
 def test_not_sr_refused_with_one_line(files):
-    with pytest.raises(UserError, match=r"is a 1x restoration model \(spandrel SwinIR, purpose Restoration\), not single-image SR"):
+    with pytest.raises(UserError, match=r"is a 1x restoration model \(spandrel SwinIR, purpose Restoration\), "
+                                        r"not single-image SR"):
         built(f"spandrel={files['swinir_denoise_x1']}")
 
 
@@ -186,7 +188,8 @@ def test_missing_spandrel_is_one_line(files, monkeypatch):
 
     monkeypatch.setitem(sys.modules, "spandrel", None)  # import spandrel -> ImportError
     spandrel_bridge._detected.cache_clear()
-    with pytest.raises(UserError, match=r"^spandrel models need the spandrel package: pip install 'sr_bench\[spandrel\]'$"):
+    with pytest.raises(UserError,
+                       match=r"^spandrel models need the spandrel package: pip install 'sr_bench\[spandrel\]'$"):
         built(f"spandrel={files['swinir_x2']}")
     spandrel_bridge._detected.cache_clear()
 

@@ -39,7 +39,8 @@ def test_every_strategy_reaches_the_exact_size(name, strategy, expected):
         size = (int(6 * s), int(7 * s))
         assert model.super_resolve(lr, s, size).shape == (1, 3, *size), (name, strategy, s)
     if strategy == "ceil-then-down":  # nothing to go down from above the largest network: an error naming the way out
-        with pytest.raises(UserError, match=r"cannot run x5\.7: .*needs a network of scale >= 5\.7.*strategy=floor-then-up"):
+        with pytest.raises(UserError,
+                           match=r"cannot run x5\.7: .*needs a network of scale >= 5\.7.*strategy=floor-then-up"):
             model.super_resolve(lr, F(57, 10), (34, 39))
 
 

@@ -1,6 +1,7 @@
 """The training forward of every network family (``Upscaler.training_forward`` on each adapter, autograd on)
 computes what the deployed adapter computes (``Upscaler.super_resolve``, inference mode): otherwise trained weights
-would be tuned to a pipeline the benchmark never runs. Untrained networks, small random inputs, float32 on both sides."""
+would be tuned to a pipeline the benchmark never runs. Untrained networks, small random inputs, float32 on both
+sides."""
 
 from __future__ import annotations
 

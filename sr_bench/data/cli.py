@@ -36,7 +36,7 @@ def list_cmd(data_root):
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     click.echo(f"data root: {resolve_root(data_root).describe()}")
     for r in [header, *rows]:
-        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
 
 
 @datasets.command(short_help="Check files against their cards (sha256, else decoded pixels).")

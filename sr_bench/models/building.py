@@ -49,7 +49,8 @@ def options_for(name: str, opts: dict) -> dict:
 
 def check_model_opts(names: list[str], opts: dict, checkpoints: dict | None = None) -> None:
     """Every option goes somewhere: an addressed one to a model of ``names`` that takes it, an unaddressed one to
-    at least one of them. ``checkpoints``: name -> the ``--models`` checkpoint (``NAME=spandrel:PATH`` resolves by it)."""
+    at least one of them. ``checkpoints``: name -> the ``--models`` checkpoint (``NAME=spandrel:PATH`` resolves by
+    it)."""
     checkpoints = checkpoints or {}
     for key in opts:
         model, option = split_key(key)

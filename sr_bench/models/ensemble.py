@@ -72,7 +72,8 @@ class SelfEnsemble(Upscaler):
         for rot, flip in TRANSFORMS:
             # an odd rotation swaps height and width, of the input and of the size asked for
             t_size = (size[1], size[0]) if rot % 2 else size
-            out = inverse_transform(self.inner.super_resolve(forward_transform(lr, rot, flip), scale, t_size), rot, flip)
+            out = inverse_transform(self.inner.super_resolve(forward_transform(lr, rot, flip), scale, t_size),
+                                    rot, flip)
             total = out if total is None else total + out
         return total / len(TRANSFORMS)
 

@@ -163,7 +163,8 @@ class Upscaler:
         or in a dict, list or tuple) to ``device`` and puts it in eval mode; dtypes stay as built (the input is
         float64: cast it as the network needs). Override it for anything else to move."""
         for value in vars(self).values():
-            items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else [value]
+            items = (value.values() if isinstance(value, dict)
+                     else value if isinstance(value, (list, tuple)) else [value])
             for m in items:
                 if isinstance(m, torch.nn.Module):
                     m.to(device).eval()
@@ -224,7 +225,8 @@ class Upscaler:
                 keys = sorted(value)
                 per_scale.append(value[next((k for k in keys if k >= s), keys[-1])])
                 continue
-            items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else [value]
+            items = (value.values() if isinstance(value, dict)
+                     else value if isinstance(value, (list, tuple)) else [value])
             shared += [m for m in items if isinstance(m, torch.nn.Module)]
         modules = getattr(self, "modules", None)
         if not per_scale and callable(modules):

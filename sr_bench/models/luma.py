@@ -94,7 +94,8 @@ class LumaUpscaler(NetworkUpscaler):
     def modules(self) -> Iterable[nn.Module]:
         found = []
         for value in vars(self).values():
-            items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else [value]
+            items = (value.values() if isinstance(value, dict)
+                     else value if isinstance(value, (list, tuple)) else [value])
             found += [m for m in items if isinstance(m, nn.Module)]
         return found
 

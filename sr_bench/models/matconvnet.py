@@ -34,7 +34,8 @@ import torch
 import torch.nn as nn
 
 from sr_bench.errors import UserError
-from sr_bench.models.archs.blocks import load_strict, mismatch_error, sha256_file, shape_text
+from sr_bench.hashing import file_sha256
+from sr_bench.models.archs.blocks import load_strict, mismatch_error, shape_text
 
 FILTER_LAYERS = ("dagnn.Conv", "dagnn.ConvTranspose")
 
@@ -110,11 +111,13 @@ def read_dagnn(path: str | Path, model_name: str) -> DagNN:
 
     p = Path(path)
     if not p.is_file():
-        raise UserError(f"checkpoint for model {model_name!r} not found: {str(p)!r}; check the path after '{model_name}='")
+        raise UserError(f"checkpoint for model {model_name!r} not found: {str(p)!r}; "
+                        f"check the path after '{model_name}='")
     try:
         mat = scipy.io.loadmat(str(p), squeeze_me=False, struct_as_record=False)
     except NotImplementedError:  # MATLAB v7.3 (HDF5)
-        raise UserError(f"{str(p)!r} is a MATLAB v7.3 (HDF5) file; re-save it in MATLAB with save(file, 'net', '-v7')") from None
+        raise UserError(f"{str(p)!r} is a MATLAB v7.3 (HDF5) file; "
+                        "re-save it in MATLAB with save(file, 'net', '-v7')") from None
     except Exception as e:
         raise UserError(f"{str(p)!r} for model {model_name!r} could not be read as a MATLAB .mat file "
                         f"({type(e).__name__}: {' '.join(str(e).split())[:120]})") from None
@@ -134,7 +137,7 @@ def read_dagnn(path: str | Path, model_name: str) -> DagNN:
     for entry in np.asarray(net.layers, dtype=object).ravel():
         layers.append(DagLayer(name=_text(entry.name), type=_text(entry.type), inputs=_texts(entry.inputs),
                                outputs=_texts(entry.outputs), params=_texts(entry.params), block=_block(entry.block)))
-    return DagNN(path=p, sha256=sha256_file(p), params=params, layers=layers)
+    return DagNN(path=p, sha256=file_sha256(p), params=params, layers=layers)
 
 
 def _matlab_4d(v: np.ndarray) -> np.ndarray:
@@ -174,7 +177,8 @@ def load_dagnn(module: nn.Module, dag: DagNN, names: Mapping[str, str], model_na
             continue
         t = dag.tensor(pname)
         if tuple(t.shape) != tuple(own[key].shape):
-            shapes.append(f"{pname} {shape_text(dag.params[pname])} -> {key} {shape_text(t)} vs model {shape_text(own[key])}")
+            shapes.append(f"{pname} {shape_text(dag.params[pname])} -> {key} {shape_text(t)} "
+                          f"vs model {shape_text(own[key])}")
             mismatched.add(key)
             continue
         sd[key] = t
@@ -192,7 +196,8 @@ def load_dagnn(module: nn.Module, dag: DagNN, names: Mapping[str, str], model_na
     load_strict(module, sd, model_name, dag.path)
 
 
-def check_standard_layer(layer: DagLayer, convt_crops: Mapping[tuple[int, int], tuple[int, int, int, int]]) -> str | None:
+def check_standard_layer(layer: DagLayer,
+                         convt_crops: Mapping[tuple[int, int], tuple[int, int, int, int]]) -> str | None:
     """Options our LapSRN-family modules implement: 'same'-padded stride-1 undilated convs, ungrouped x2 transposed
     convs with the crops in ``convt_crops`` (per filter size), LeakyReLU 0.2."""
     b = layer.block

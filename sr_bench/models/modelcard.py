@@ -149,7 +149,8 @@ class ModelCard:
             raise bad("published", "must be a list of [[published]] tables")
         for i, b in enumerate(published):
             what = f"[[published]] #{i + 1}"
-            if not isinstance(b, dict) or not isinstance(b.get("source"), str) or not isinstance(b.get("protocol"), str):
+            if (not isinstance(b, dict) or not isinstance(b.get("source"), str)
+                    or not isinstance(b.get("protocol"), str)):
                 raise bad(what, "needs source and protocol strings")
             for flag in ("verified", "secondary", "self_ensemble"):
                 if flag in b and not isinstance(b[flag], bool):
@@ -306,7 +307,7 @@ def keep_printed(card: dict, text: str) -> dict:
         exact = tomllib.loads(text, parse_float=Decimal)
     except tomllib.TOMLDecodeError:
         return card
-    for block, raw in zip(card.get("published", []) or [], exact.get("published", []) or []):
+    for block, raw in zip(card.get("published", []) or [], exact.get("published", []) or [], strict=True):
         if isinstance(block, dict) and isinstance(raw, dict) and isinstance(raw.get("rows"), list):
             block["printed"] = [[str(v) if isinstance(v, Decimal) else None for v in row] if isinstance(row, list)
                                 else [] for row in raw["rows"]]

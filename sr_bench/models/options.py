@@ -12,8 +12,9 @@
 | anything else               | the ``str`` as written         |
 
 Keys: ``KEY`` goes to every model that takes it, ``NAME.KEY`` to model NAME only (``models/building.py``). A bracket
-that does not close, or a list inside a list, is an error rather than a string. Values are parsed once, here; run.json stores the parsed values, so ``--resume`` and ``compare --visual`` give a model
-the same options. ``option_text`` writes a value back in this syntax (``srbench train``'s printed run command).
+that does not close, or a list inside a list, is an error rather than a string. Values are parsed once, here; run.json
+stores the parsed values, so ``--resume`` and ``compare --visual`` give a model the same options. ``option_text``
+writes a value back in this syntax (``srbench train``'s printed run command).
 """
 
 from __future__ import annotations

@@ -233,9 +233,11 @@ def resolve(name: str, checkpoint: str | None = None) -> Callable[..., Upscaler]
             for part in attr.split("."):
                 obj = getattr(obj, part)
         except ImportError as e:
-            raise UserError(f"model {name!r} needs a package that is not installed ({e.name or e}); install it or pick another model") from None
+            raise UserError(f"model {name!r} needs a package that is not installed ({e.name or e}); "
+                            "install it or pick another model") from None
         except AttributeError:
-            raise UserError(f"model {name!r} points at {target!r}, which does not exist; fix the registration") from None
+            raise UserError(f"model {name!r} points at {target!r}, which does not exist; "
+                            "fix the registration") from None
         except Exception as e:
             if entry.builtin:
                 raise
@@ -353,7 +355,8 @@ def _read_plugin_card(path: str, name: str) -> dict:
         text = Path(path).read_text()
         card = keep_printed(tomllib.loads(text), text)  # published values as printed (38.00, not 38.0)
     except (OSError, tomllib.TOMLDecodeError) as e:
-        raise UserError(f"model card {path} of plugin model {name!r} is not valid TOML ({e}); fix or remove it") from None
+        raise UserError(f"model card {path} of plugin model {name!r} is not valid TOML ({e}); "
+                        "fix or remove it") from None
     card.setdefault("name", name)
     if card["name"] != name:
         raise UserError(f"model card {path} says name = {card['name']!r} but sits beside the plugin model {name!r}; "

@@ -58,7 +58,8 @@ def spandrel_package():
 
 
 def is_spandrel(name: str, checkpoint: str | None = None) -> bool:
-    """Whether ``--models name[=checkpoint]`` is run by this bridge (``spandrel=``, ``spandrel:...=``, ``=spandrel:``)."""
+    """Whether ``--models name[=checkpoint]`` is run by this bridge (``spandrel=``, ``spandrel:...=``,
+    ``=spandrel:``)."""
     return name == NAME or name.startswith(PREFIX) or (isinstance(checkpoint, str) and checkpoint.startswith(PREFIX))
 
 

@@ -340,8 +340,9 @@ class PluginStrategy(Upscaler):
 
 
 __all__ = [
-    "ALL_STRATEGIES", "BICUBIC_PRE", "CEIL_THEN_DOWN", "FLOOR_THEN_UP", "INTEGER_STRATEGIES", "NATIVE", "PLUGIN_STRATEGIES",
-    "PluginStrategy", "RECURSIVE_X2", "STRATEGY_FUNCTIONS", "StrategicIntegerUpscaler", "bicubic_pre", "ceil_then_down", "check_strategy", "fit",
+    "ALL_STRATEGIES", "BICUBIC_PRE", "CEIL_THEN_DOWN", "FLOOR_THEN_UP", "INTEGER_STRATEGIES", "NATIVE",
+    "PLUGIN_STRATEGIES", "PluginStrategy", "RECURSIVE_X2", "STRATEGY_FUNCTIONS", "StrategicIntegerUpscaler",
+    "bicubic_pre", "ceil_then_down", "check_strategy", "fit",
     "floor_then_up", "recursion_count", "recursive_plan", "recursive_x2", "run_recursive",
     "strategy_name",
 ]

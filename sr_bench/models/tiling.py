@@ -122,7 +122,7 @@ class _ImageStatistics:
         return local
 
     def values(self) -> list[torch.Tensor]:
-        return [t if k == "max" else t / self.count for t, k in zip(self.sums, self.kinds)]
+        return [t if k == "max" else t / self.count for t, k in zip(self.sums, self.kinds, strict=True)]
 
 
 _STATISTICS: contextvars.ContextVar[_ImageStatistics | None] = contextvars.ContextVar("statistics", default=None)
@@ -210,7 +210,8 @@ def _aligned_spans(n: int, out: int, s: Fraction, core: int, context: int) -> li
     return spans
 
 
-def super_resolve_tiled(model, lr: torch.Tensor, scale: Fraction, size: tuple[int, int], tiling: Tiling) -> torch.Tensor:
+def super_resolve_tiled(model, lr: torch.Tensor, scale: Fraction, size: tuple[int, int],
+                        tiling: Tiling) -> torch.Tensor:
     """``model.super_resolve`` on LR tiles aligned to the scale (see the module docstring), for models that do not
     tile their own networks."""
     s = Fraction(scale)

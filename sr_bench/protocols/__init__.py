@@ -12,7 +12,8 @@ from sr_bench.protocols.liif import LIIFProtocol
 from sr_bench.protocols.matlab import MatlabProtocol
 from sr_bench.protocols.metasr import MetaSRProtocol
 
-PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (MatlabProtocol(), MetaSRProtocol(), LIIFProtocol(), LapSRNMatlabProtocol())}
+PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (MatlabProtocol(), MetaSRProtocol(), LIIFProtocol(),
+                                                       LapSRNMatlabProtocol())}
 
 __all__ = ["Case", "HRSource", "ImageTooSmall", "PROTOCOLS", "Protocol", "Views", "choose_protocol", "get_protocol"]
 

@@ -25,7 +25,8 @@ class LapSRNMatlabProtocol(MatlabProtocol):
 
     name: str = "lapsrn-matlab"
     version: int = 1
-    summary: str = "LapSRN evaluate_SR.m: modcrop, double LR (not rounded), uint8 SR, Y = rgb2ycbcr double (not rounded), shave s"
+    summary: str = ("LapSRN evaluate_SR.m: modcrop, double LR (not rounded), uint8 SR, Y = rgb2ycbcr double "
+                    "(not rounded), shave s")
     scales: str = "integer"
     hr_crop: str = "modcrop(H, s)"
     lr: str = "matlab imresize(HR/255, 1/s) bicubic antialiased, double (not rounded)"

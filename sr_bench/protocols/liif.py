@@ -43,7 +43,8 @@ class LIIFProtocol(Protocol):
     scales: str = "any decimal > 1"
     color_input: str = "RGB (gray replicated)"
     lr_x2_x4: str = "modcrop(HR, s), matlab imresize(1/s) bicubic, uint8 (EDSR benchmark.tar files)"
-    lr_other: str = "h_lr = floor(H/s) exact; HR cropped to round(h_lr*s) (ties to even, as Python round); PIL BICUBIC to (h_lr, w_lr), uint8"
+    lr_other: str = ("h_lr = floor(H/s) exact; HR cropped to round(h_lr*s) (ties to even, as Python round); "
+                     "PIL BICUBIC to (h_lr, w_lr), uint8")
     sr_size: str = "the cropped HR size"
     sr_quantize: str = "none: SR clamped to [0, 1] and measured in float"
     shave_px: str = "s for integer s; ceil(s) otherwise (LIIF only evaluates integer scales on benchmarks)"

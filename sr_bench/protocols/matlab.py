@@ -1,4 +1,5 @@
-"""``matlab``: the integer-scale protocol behind nearly every published SR table (RCAN/DBDN ``Evaluate_PSNR_SSIM.m``)."""
+"""``matlab``: the integer-scale protocol behind nearly every published SR table (RCAN/DBDN
+``Evaluate_PSNR_SSIM.m``)."""
 
 from __future__ import annotations
 
@@ -17,13 +18,15 @@ from sr_bench.protocols.base import Case, HRSource, Protocol, Views, as_source, 
 class MatlabProtocol(Protocol):
     name: str = "matlab"
     version: int = 1
-    summary: str = "RCAN/DBDN MATLAB scripts: modcrop, imresize bicubic, uint8, Y (rgb2ycbcr uint8), shave s, ssim_index"
+    summary: str = ("RCAN/DBDN MATLAB scripts: modcrop, imresize bicubic, uint8, Y (rgb2ycbcr uint8), shave s, "
+                    "ssim_index")
     scales: str = "integer"
     hr_crop: str = "modcrop(H, s)"
     lr: str = "matlab imresize(HR, 1/s) bicubic antialiased, rounded to uint8"
     sr_size: str = "s * lr size (= modcropped HR size)"
     sr_quantize: str = "round(255*x) half away from zero, clipped (im2uint8)"
-    color: str = "3-channel: Y = round(rgb2ycbcr uint8); 1-channel: the gray values (model sees gray replicated, SR -> rgb2gray)"
+    color: str = ("3-channel: Y = round(rgb2ycbcr uint8); 1-channel: the gray values (model sees gray replicated, "
+                  "SR -> rgb2gray)")
     shave_px: str = "s"
     psnr: str = "10 log10(255^2 / MSE) on shaved Y"
     ssim: str = "ssim_index: Gaussian 11x11 sigma 1.5, K1 .01, K2 .03, L 255, valid, on shaved Y"

@@ -51,7 +51,8 @@ class MetaSRProtocol(Protocol):
         # pixels. The values are the same; case.hr keeps the decoded layout (LPIPS's network sees it unchanged).
         rows = src.derived(f"rows_first_{wc}", lambda: hr[:, :, :wc].permute(1, 0, 2).contiguous().permute(1, 0, 2))
         lr = to_uint8_values(imresize(rows[:, :hc], scale=1 / s), in_place=True)
-        return Case(hr=hr[:, : sr_size[0], : sr_size[1]], lr=lr, sr_size=sr_size, shave=k, gray=gray, full=hr, source=src)
+        return Case(hr=hr[:, : sr_size[0], : sr_size[1]], lr=lr, sr_size=sr_size, shave=k, gray=gray, full=hr,
+                    source=src)
 
     def quantize(self, sr01: torch.Tensor) -> torch.Tensor:
         fused = quantized_with_lumas(sr01)

@@ -55,7 +55,8 @@ def card_text(card: dict) -> str:
         lines.append(f"  weights: --models {name}=PATH ({weights_files(card)})")
         for w in weights:
             scale = f"x{w['scale']} " if "scale" in w else ""
-            lines.append(f"    {scale}{w.get('file', '?')}  [{w.get('format', '?')}]  sha256 {w.get('sha256') or 'unknown'}")
+            lines.append(f"    {scale}{w.get('file', '?')}  [{w.get('format', '?')}]  "
+                         f"sha256 {w.get('sha256') or 'unknown'}")
             if w.get("url"):
                 lines.append(f"      {w['url']}")
         if card.get("weights_note"):
@@ -69,7 +70,8 @@ def card_text(card: dict) -> str:
             extra = "".join(f", {k} {b[k]}" for k in ("variant",) if k in b)
             extra += ", self-ensemble (NAME+)" if b.get("self_ensemble") else ""
             extra += ", not verified against the paper" if b.get("verified") is False else ""
-            lines.append(f"    [{b.get('protocol', '?')}{extra}] {b.get('source', '?')}: {len(b.get('rows', []))} cells")
+            lines.append(f"    [{b.get('protocol', '?')}{extra}] {b.get('source', '?')}: "
+                         f"{len(b.get('rows', []))} cells")
     if paper.get("bibtex"):
         lines.append(f"  cite: srbench models {name} --bibtex")
     return "\n".join(lines)

@@ -132,14 +132,15 @@ def paired_stats(a, b, higher_is_better: bool, n_resamples: int = DEFAULT_RESAMP
     lo, hi = bootstrap_ci(d, n_resamples, seed)
     wins, ties, losses = wins_ties_losses(a, b, higher_is_better)
     nan = math.nan
-    return {"n": int(d.size), "mean_a": float(a.mean()) if d.size else nan, "mean_b": float(b.mean()) if d.size else nan,
-            "diff": float(d.mean()) if d.size else nan, "ci_low": lo, "ci_high": hi, "wins": wins, "ties": ties,
+    return {"n": int(d.size), "mean_a": float(a.mean()) if d.size else nan,
+            "mean_b": float(b.mean()) if d.size else nan, "diff": float(d.mean()) if d.size else nan,
+            "ci_low": lo, "ci_high": hi, "wins": wins, "ties": ties,
             "losses": losses, "p_wilcoxon": wilcoxon_p(d), "excluded": int((~ok).sum())}
 
 
 # ---------------------------------------------------------------------------------------------------- pairing ----
 def _protocols(rows: pd.DataFrame) -> list[tuple[str, str]]:
-    return sorted(set(zip(rows["protocol"], rows["protocol_fingerprint"])))
+    return sorted(set(zip(rows["protocol"], rows["protocol_fingerprint"], strict=True)))
 
 
 def check_same_protocol(rows_a: pd.DataFrame, rows_b: pd.DataFrame, a: Side, b: Side) -> tuple[str, str]:
@@ -186,7 +187,7 @@ def pair_rows(rows_a: pd.DataFrame, rows_b: pd.DataFrame, a: Side, b: Side,
         raise UserError(f"no metric was measured for both {a.label} and {b.label}")
     keep = [*PAIR_KEYS, "scale", *metrics]
     pairs = ok_a[keep].merge(ok_b[keep].drop(columns="scale"), on=PAIR_KEYS, suffixes=("_a", "_b"), validate="1:1")
-    keys = lambda r: set(zip(*(r[k] for k in PAIR_KEYS)))  # noqa: E731
+    keys = lambda r: set(zip(*(r[k] for k in PAIR_KEYS), strict=True))  # noqa: E731
     all_a, all_b = keys(ra), keys(rb)
     paired = keys(pairs)
     errored = (all_a - keys(ok_a)) | (all_b - keys(ok_b))
@@ -289,11 +290,12 @@ def to_markdown(table: pd.DataFrame, pairing: Pairing, n_resamples: int = DEFAUL
                          f"{_better(r, a.label, b.label, name)} |")
         excluded = int(part.loc[part["scale"] != ALL_SCALES, "excluded"].sum())
         if excluded:
-            lines += ["", f"{excluded} pair(s) with a missing or non-finite {name} (e.g. an exact SR's infinite PSNR) left out."]
+            lines += ["", f"{excluded} pair(s) with a missing or non-finite {name} "
+                          "(e.g. an exact SR's infinite PSNR) left out."]
     lines += ["", f"B − A: mean over the pairs of B's value minus A's. 95% CI: paired bootstrap of that mean "
               f"({n_resamples:,} resamples of the pairs, percentile method, seed {seed}); an interval that excludes 0 "
-              f"says the sign of the difference holds up when the images are resampled. p: two-sided Wilcoxon signed-rank "
-              f"test (scipy, zero_method='{ZERO_METHOD}': zero differences dropped), – with fewer than "
+              f"says the sign of the difference holds up when the images are resampled. p: two-sided Wilcoxon "
+              f"signed-rank test (scipy, zero_method='{ZERO_METHOD}': zero differences dropped), – with fewer than "
               f"{MIN_WILCOXON} non-zero differences. Wins/ties/losses: images where B is better than, exactly equal "
               f"to, worse than A in the metric's direction."
               + (" 'all': each image counts once, its values averaged over its paired scales first."

@@ -100,7 +100,7 @@ def _against_baseline(rows: pd.DataFrame, run_id: str, metrics: tuple[str, ...])
         lines = []
         for r in table.itertuples():
             d = metric_info(r.metric).decimals
-            num = lambda v, sign=False: "–" if math.isnan(v) else (f"{v:+.{d + 1}f}" if sign else f"{v:.{d}f}")  # noqa: E731
+            num = lambda v, sign=False, d=d: "–" if math.isnan(v) else (f"{v:+.{d + 1}f}" if sign else f"{v:.{d}f}")  # noqa: E731
             lines.append([r.dataset, "all" if r.scale == ALL_SCALES else f"×{r.scale}", r.metric.upper(), str(r.n),
                           num(r.mean_a), num(r.mean_b), num(r.diff, True),
                           "–" if math.isnan(r.ci_low) else f"[{num(r.ci_low, True)}, {num(r.ci_high, True)}]",

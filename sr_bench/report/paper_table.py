@@ -352,7 +352,7 @@ class _Builder:
             values = [r.cells[j].value if self._ranked(r, r.cells[j]) else None for r in rows]
             decimals = [r.cells[j].decimals for r in rows]
             marks = rank_marks(values, decimals, info.higher_is_better)
-            for r, mark in zip(rows, marks):
+            for r, mark in zip(rows, marks, strict=True):
                 if mark:
                     r.cells[j] = replace(r.cells[j], mark=mark)
             ranks = dense_ranks(values, decimals, info.higher_is_better)
@@ -361,7 +361,7 @@ class _Builder:
             if not self.ci or len(best) != 1 or not runners_up or rows[best[0]].method.reported:
                 continue
             b = rows[best[0]].method.key
-            per = lambda k: _per_image(self.run, k, col.dataset, col.scale_text, col.metric)  # noqa: E731
+            per = lambda k, col=col: _per_image(self.run, k, col.dataset, col.scale_text, col.metric)  # noqa: E731
             if any(not rows[i].method.reported and not significantly_better(per(b), per(rows[i].method.key),
                                                                                 info.higher_is_better)
                    for i in runners_up):
@@ -395,7 +395,8 @@ _MEASURED_COST = (("flops", lambda v: f"{v.mean() / 1e9:.1f}"), ("peak_memory", 
 def cost_heads(rows: pd.DataFrame) -> tuple[str, ...]:
     """``Params``, ``s/image``, then ``GFLOPs`` (mean per image) and ``Peak mem`` (largest) when the rows have them."""
     heads = ["Params", "s/image"]
-    heads += [h for (col, _), h in zip(_MEASURED_COST, ("GFLOPs", "Peak mem")) if col in rows and rows[col].notna().any()]
+    heads += [h for (col, _), h in zip(_MEASURED_COST, ("GFLOPs", "Peak mem"), strict=True)
+              if col in rows and rows[col].notna().any()]
     return tuple(heads)
 
 
@@ -445,7 +446,8 @@ def with_cost(summary: pd.DataFrame, rows: pd.DataFrame, manifest: dict) -> pd.D
                           [r.scale_text]) for r in out.itertuples()]
     if "parameters" in ok and ok["parameters"].notna().any():
         measured = groups["parameters"].max()
-        params = [p if p != "–" or pd.isna(measured.get(k)) else _count(int(measured[k])) for p, k in zip(params, keys)]
+        params = [p if p != "–" or pd.isna(measured.get(k)) else _count(int(measured[k]))
+                  for p, k in zip(params, keys, strict=True)]
     out["params"] = params
     out["seconds"] = [seconds.get(k, math.nan) for k in keys]
     if "flops" in ok and ok["flops"].notna().any():

@@ -55,7 +55,7 @@ def plot_scale_curves(rows: pd.DataFrame, metric: str, out: Path | None, paper: 
     datasets = list(pd.unique(data["dataset"]))
     fig, axes = plt.subplots(1, len(datasets), figsize=(4.2 * len(datasets), 3.4), squeeze=False)
     colours = {m: f"C{i % 10}" for i, m in enumerate(pd.unique(data["model"]))}
-    for ax, dataset in zip(axes[0], datasets):
+    for ax, dataset in zip(axes[0], datasets, strict=True):
         part = data[data["dataset"] == dataset]
         for model, line in part.groupby("model", sort=False):
             label = names[model] + (" (untrained)" if line["untrained"].any() else "")

@@ -213,7 +213,8 @@ def parse_reported(text: str) -> tuple[str, bool, str | None]:
     name, _, variant = text.strip().partition(":")
     base, ensemble = split_ensemble(name)
     if not base:
-        raise UserError(f"bad --reported name {text!r}: write NAME, NAME+ or NAME:VARIANT, e.g. rcan,dbdn+,mslapsrn:D5R2")
+        raise UserError(f"bad --reported name {text!r}: write NAME, NAME+ or NAME:VARIANT, "
+                        "e.g. rcan,dbdn+,mslapsrn:D5R2")
     return base, ensemble, variant or None
 
 

@@ -118,7 +118,8 @@ def long_table(summary: pd.DataFrame, metrics: tuple[str, ...] | None = None, so
     columns and the sources become the notes; ``<metric>_ci95`` columns (``with_ci``) add ``±`` half-widths.
     ``metrics`` default to every metric column of ``summary``."""
     infos = [metric_info(m) for m in (metric_columns(summary) if metrics is None else metrics)]
-    with_paper = [i for i in infos if sources is not None and summary.get(f"paper_{i.name}", pd.Series(dtype=float)).notna().any()]
+    with_paper = [i for i in infos
+                  if sources is not None and summary.get(f"paper_{i.name}", pd.Series(dtype=float)).notna().any()]
     head = ["model", "dataset", "scale", "n", "failed"]
     for i in infos:
         head.append(f"{i.name.upper()} {'↑' if i.higher_is_better else '↓'}")
@@ -203,7 +204,7 @@ def provenance_line(rows: pd.DataFrame) -> str:
     """Where the numbers of a table come from, in one line (protocols, devices, versions, checkpoints)."""
     import json
 
-    protocols = sorted({f"{p} ({f})" for p, f in zip(rows["protocol"], rows["protocol_fingerprint"])})
+    protocols = sorted({f"{p} ({f})" for p, f in zip(rows["protocol"], rows["protocol_fingerprint"], strict=True)})
     devices = sorted(set(rows["device"]))
     versions = sorted(set(rows["package_versions"]))
     v = json.loads(versions[0]) if versions else {}

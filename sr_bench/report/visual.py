@@ -150,7 +150,8 @@ def _same(a: float | None, b: float | None) -> bool:
 
 def _stored_row(src: Source, dataset: str, image: str, scale_text: str) -> pd.Series:
     r = src.rows
-    hit = r[(r["model"] == src.model) & (r["dataset"] == dataset) & (r["image"] == image) & (r["scale_text"] == scale_text)]
+    hit = r[(r["model"] == src.model) & (r["dataset"] == dataset) & (r["image"] == image)
+            & (r["scale_text"] == scale_text)]
     if hit.empty:
         raise UserError(f"run {src.run_dir.name} has no row for {src.model} on {dataset}/{image} x{scale_text}")
     row = hit.iloc[0]
@@ -207,7 +208,7 @@ def render_models(sources: list[Source], dataset: str, image: str, scale: Fracti
                 raise UserError(f"the runs read different pixels for {dataset}/{image}; their data folders differ")
             hr, shave, protocol_name = case_hr, case.shave, protocol.name
             bar.set_description(f"{'reading' if pngs else 'running on'} {dataset}/{image} x{st}")
-            for k, (i, pair) in enumerate(zip(idxs, models)):
+            for k, (i, pair) in enumerate(zip(idxs, models, strict=True)):
                 row = stored[i]
                 if pngs is not None:
                     sr = _read_png(pngs[k], dev)
@@ -225,7 +226,7 @@ def render_models(sources: list[Source], dataset: str, image: str, scale: Fracti
                 bar.update(1)
     finally:
         bar.close()
-    for r, src in zip(renders, sources):
+    for r, src in zip(renders, sources, strict=True):
         bad = [m for m in r.values if not _same(r.values[m], r.stored[m])]
         if bad:
             m = bad[0]
@@ -303,7 +304,7 @@ def draw_figure(result: VisualResult, out: Path):
     crop = lambda img: img[y:y + h, x:x + w]  # noqa: E731
     show(axes[1], crop(hr))
     axes[1].set_xlabel("HR", fontsize=8)
-    for ax, r in zip(axes[2:], result.renders):
+    for ax, r in zip(axes[2:], result.renders, strict=True):
         show(ax, crop(r.sr))
         ax.set_xlabel(caption(r), fontsize=8)
     for ax in axes:

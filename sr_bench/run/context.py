@@ -12,8 +12,16 @@ from dataclasses import dataclass, field
 import torch
 
 from sr_bench.errors import UserError, unknown
-from sr_bench.metrics import (DEFAULT_METRICS, MetricUnavailable, create_metric, is_builtin, is_pyiqa, list_metrics,
-                              metric_info, metric_source)
+from sr_bench.metrics import (
+    DEFAULT_METRICS,
+    MetricUnavailable,
+    create_metric,
+    is_builtin,
+    is_pyiqa,
+    list_metrics,
+    metric_info,
+    metric_source,
+)
 from sr_bench.models import load_plugin
 from sr_bench.models.building import build_model, check_model_opts
 from sr_bench.models.interface import Upscaler

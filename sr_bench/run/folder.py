@@ -21,8 +21,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from sr_bench.data.items import Dataset
-from sr_bench.data.verify import file_sha256
 from sr_bench.errors import UserError
+from sr_bench.hashing import file_sha256
 from sr_bench.metrics import metric_info, metric_source
 from sr_bench.models.registry import release_of
 from sr_bench.provenance import package_versions

@@ -34,7 +34,7 @@ def rebuild_context(run_dir: Path, models: list[str], metrics: tuple[str, ...] =
     for plugin in stored.get("plugins") or []:
         _load_plugin_once(plugin, run_dir)
     request = RunRequest.from_json(stored)
-    specs = {s.name: (s, text) for s, text in zip(request.specs, request.models)}
+    specs = {s.name: (s, text) for s, text in zip(request.specs, request.models, strict=True)}
     for name in models:
         if name not in specs:
             raise UserError(f"{unknown('model', name, specs)} (models of run {run_dir.name})")

@@ -159,7 +159,7 @@ def _evaluate(run_dir: Path, setup: Setup, ctx, resolved, manifest: dict, contin
     if continuing and any((run_dir / "rows").glob("*.parquet")):
         prev = load_rows(run_dir)
         ok = prev[prev["error"].fillna("") == ""]
-        done = set(zip(ok["model"], ok["dataset"], ok["image"], ok["scale_text"]))
+        done = set(zip(ok["model"], ok["dataset"], ok["image"], ok["scale_text"], strict=True))
     manifest["precision"]["drift"] = drift.kept
     write_manifest(run_dir, manifest)
     tqdm.write(f"protocol: {ctx.protocol.name} ({ctx.protocol.fingerprint})  device: {ctx.device_label}  results: "

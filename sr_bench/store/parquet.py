@@ -65,7 +65,8 @@ def load_rows(run_dir: Path) -> pd.DataFrame:
     schema = extended_schema(extra.values())
     df = pa.concat_tables([_conform(t, schema) for t in tables]).to_pandas()
     # a re-measured (model, dataset, image, scale) keeps its newest row
-    return df.sort_values("created").drop_duplicates(["model", "dataset", "image", "scale_text"], keep="last").reset_index(drop=True)
+    return (df.sort_values("created").drop_duplicates(["model", "dataset", "image", "scale_text"], keep="last")
+            .reset_index(drop=True))
 
 
 def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:

@@ -52,7 +52,8 @@ COLUMNS: list[tuple[str, pa.DataType, str]] = [
                                  "with the error of the attempt it retried; empty: the whole image"),
     ("peak_memory", pa.int64(), "bytes: CUDA peak allocated during the forward; CPU peak RSS of the process during it "
                                 "(Linux; freed heap released first); empty for interpolation models without --profile"),
-    ("parameters", pa.int64(), "--profile: trainable parameters of the networks serving this scale (as the cards count)"),
+    ("parameters", pa.int64(), "--profile: trainable parameters of the networks serving this scale "
+                               "(as the cards count)"),
     ("flops", pa.int64(), "--profile: FLOPs of the forward (torch FlopCounterMode: matmuls and convolutions, 2 per "
                           "multiply-add)"),
 ]

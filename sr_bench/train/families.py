@@ -60,7 +60,8 @@ class Trainable:
         return str(v) if v is not None else self.model.config.get("variant")
 
     def run_command(self, path: str) -> str:
-        opts = "".join(f" --model-opt {shlex.quote(f'{k}={option_text(v)}')}" for k, v in sorted(self.reload_opts.items()))
+        opts = "".join(f" --model-opt {shlex.quote(f'{k}={option_text(v)}')}"
+                       for k, v in sorted(self.reload_opts.items()))
         scales = f" --scales {scale_text(self.scales[0])}" if self.per_scale else ""
         return f"srbench run --models {self.name}={path}{opts}{scales}"
 

@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from sr_bench.data import resolve_dataset
 from sr_bench.errors import UserError
-from sr_bench.models.archs.blocks import sha256_file
+from sr_bench.hashing import file_sha256
 from sr_bench.provenance import device_name, package_versions, resolve_device
 from sr_bench.run.precision import autocast, check_precision, describe, tf32_switches
 from sr_bench.scales import scale_text
@@ -301,7 +301,7 @@ def _train(t: Trainable, rec: Recipe, ranks: dist.Ranks, dev: torch.device, out:
         curve, baseline, best = list(checks.get("curve", [])), checks.get("baseline"), checks.get("best")
         if start >= steps:
             note(f"{out} is already at step {start} >= --steps {steps}; raise --steps to train longer")
-            return _result(t, out, start, losses, notes, sha=sha256_file(out) if out.is_file() else "", speed=speed,
+            return _result(t, out, start, losses, notes, sha=file_sha256(out) if out.is_file() else "", speed=speed,
                            curve=curve, best=best)
     validator = None
     if val and ranks.main:

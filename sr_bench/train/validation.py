@@ -80,7 +80,7 @@ class Validator:
         try:
             return self._means(self.t.name)
         finally:
-            for m, mode in zip(mods, modes):
+            for m, mode in zip(mods, modes, strict=True):
                 m.train(mode)
 
     def score(self, means: dict[str, dict[str, float]]) -> float:

@@ -94,7 +94,7 @@ LOWEST_LEVEL_SCALE = Fraction(10001, 10000)  # Fig. 2 "Bicubic x1.0001"
 
 def lfr_scales(levels: int = LFR_LEVELS) -> list[Fraction]:
     """r_l = 1 + l / (L - 1), l = 0..L-1 (exact)."""
-    return [1 + Fraction(l, levels - 1) for l in range(levels)]
+    return [1 + Fraction(level, levels - 1) for level in range(levels)]
 
 
 def lfr_level(r: Fraction, levels: int = LFR_LEVELS) -> tuple[int, Fraction]:
@@ -335,7 +335,8 @@ class ASDNUpscaler(NetworkUpscaler):
 
     def level_output(self, x: torch.Tensor, level: int) -> torch.Tensor:
         with torch.inference_mode():
-            return run_network(lambda t: self.net(t, level), self.level_input(x, level).to(torch.float32)).to(torch.float64)
+            return run_network(lambda t: self.net(t, level),
+                               self.level_input(x, level).to(torch.float32)).to(torch.float64)
 
     def lfr_pass(self, x: torch.Tensor, r: Fraction, size: tuple[int, int]) -> torch.Tensor:
         i, w = lfr_level(r, self.levels)

@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 
 from sr_bench.errors import UserError
-from sr_bench.hashing import file_sha256 as sha256_file
+from sr_bench.hashing import file_sha256
 from sr_bench.models.card_files import builtin_card, model_cards
 from sr_bench.models.interface import ScaleSupport, TrainingForward, Upscaler, scale_refusal
 
@@ -152,12 +152,14 @@ def read_checkpoint(path: Path, name: str) -> tuple[object, str]:
             raise UserError(f"checkpoint {str(path)!r} for model {name!r} could not be read ({reason})") from None
         raise UserError(
             f"checkpoint {str(path)!r} for model {name!r} holds pickled Python objects ({glob.group(1)}) that "
-            f"torch.load(weights_only=True) refuses; re-save just its state_dict with torch.save(model.state_dict(), ...)"
+            f"torch.load(weights_only=True) refuses; re-save just its state_dict with "
+            f"torch.save(model.state_dict(), ...)"
         ) from None
     except Exception as e:  # truncated download, not a torch file, ...
         reason = " ".join(str(e).split())[:160]
-        raise UserError(f"checkpoint {str(path)!r} for model {name!r} could not be read ({type(e).__name__}: {reason})") from None
-    return obj, sha256_file(path)
+        raise UserError(f"checkpoint {str(path)!r} for model {name!r} could not be read "
+                        f"({type(e).__name__}: {reason})") from None
+    return obj, file_sha256(path)
 
 
 def _is_state_dict(obj) -> bool:
@@ -219,7 +221,8 @@ def load_strict(module: nn.Module, sd: Mapping[str, torch.Tensor], name: str, pa
     own = module.state_dict()
     missing = [k for k in own if k not in sd]
     unexpected = [k for k in sd if k not in own]
-    shapes = [f"{k} {shape_text(sd[k])} vs model {shape_text(own[k])}" for k in own if k in sd and sd[k].shape != own[k].shape]
+    shapes = [f"{k} {shape_text(sd[k])} vs model {shape_text(own[k])}" for k in own
+              if k in sd and sd[k].shape != own[k].shape]
     if missing or unexpected or shapes:
         raise mismatch_error(f"checkpoint {str(path)!r} does not fit model {name!r}",
                              [("missing key(s)", missing), ("unexpected key(s)", unexpected),
@@ -371,14 +374,16 @@ class IntegerScaleUpscaler(NetworkUpscaler):
                 sd, spec = unwrap_state_dict(obj, path, self.model_name)
                 if spec is not None:
                     raise UserError(f"checkpoint {str(path)!r} is a LIIF-repo {spec.get('name', '?')!r} model "
-                                    f"(['model']['sd']), not {self.model_name}; use --models liif=PATH or liif-rdn=PATH")
+                                    f"(['model']['sd']), not {self.model_name}; "
+                                    "use --models liif=PATH or liif-rdn=PATH")
                 k = self.infer_scale(sd)
                 if scale is not None and k is not None and k != int(scale):
-                    raise UserError(f"checkpoint {str(path)!r} is a x{k} {self.model_name} model, but scale={scale} was asked")
+                    raise UserError(f"checkpoint {str(path)!r} is a x{k} {self.model_name} model, "
+                                    f"but scale={scale} was asked")
                 k = k or (int(scale) if scale is not None else self.family_scales[0])
                 if k in self.nets:
                     raise UserError(f"two checkpoints for x{k} given to model {self.model_name!r}; give one per scale")
-                net = build_module(lambda: self.build(k), meta=True)
+                net = build_module(lambda k=k: self.build(k), meta=True)
                 load_strict(net, sd, self.model_name, path, self.mismatch_hint(sd))
                 self.nets[k] = self._prepare(net)
                 self.scale_sha256[k] = sha

@@ -1,4 +1,5 @@
-"""EDSR and EDSR-baseline (Lim et al., CVPRW'17), key-compatible with ``thstkdgus35/EDSR-PyTorch`` ``src/model/edsr.py``.
+"""EDSR and EDSR-baseline (Lim et al., CVPRW'17), key-compatible with ``thstkdgus35/EDSR-PyTorch``
+``src/model/edsr.py``.
 
 Keys: ``sub_mean.*``, ``add_mean.*`` (fixed MeanShift convs), ``head.0.*``, ``body.{i}.body.{0,2}.*`` (resblocks),
 ``body.{n_resblocks}.*``, ``tail.0.{0,2,..}.*`` (sub-pixel upsampler), ``tail.1.*``. The LIIF encoder variant

@@ -64,8 +64,8 @@ class CroppedConvTranspose2d(nn.ConvTranspose2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         y = F.conv_transpose2d(x, self.weight, self.bias, stride=self.stride)
-        t, b, l, r = self.crop
-        return y[..., t:y.shape[-2] - b, l:y.shape[-1] - r]
+        top, bottom, left, right = self.crop
+        return y[..., top:y.shape[-2] - bottom, left:y.shape[-1] - right]
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", crop={self.crop}"
@@ -212,7 +212,8 @@ class LapSRNUpscaler(LumaUpscaler):
             net, sha = self._load(path)
             k = net.scale
             if scale is not None and k != int(scale):
-                raise UserError(f"checkpoint {str(path)!r} is a x{k} {self.model_name} model, but scale={scale} was asked")
+                raise UserError(f"checkpoint {str(path)!r} is a x{k} {self.model_name} model, "
+                                f"but scale={scale} was asked")
             if k in self.nets:
                 raise UserError(f"two checkpoints for x{k} given to model {self.model_name!r}; give one per scale")
             self.nets[k] = self._prepare(net)

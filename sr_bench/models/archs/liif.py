@@ -106,7 +106,8 @@ class LIIF(nn.Module):
                 c.clamp_(-1 + 1e-6, 1 - 1e-6)
                 grid = c.flip(-1).unsqueeze(1)
                 q_feat = F.grid_sample(feat, grid, mode="nearest", align_corners=False)[:, :, 0, :].permute(0, 2, 1)
-                q_coord = F.grid_sample(feat_coord, grid, mode="nearest", align_corners=False)[:, :, 0, :].permute(0, 2, 1)
+                q_coord = F.grid_sample(feat_coord, grid, mode="nearest",
+                                        align_corners=False)[:, :, 0, :].permute(0, 2, 1)
                 rel_coord = coord - q_coord
                 rel_coord[:, :, 0] *= fh
                 rel_coord[:, :, 1] *= fw
@@ -124,7 +125,7 @@ class LIIF(nn.Module):
             areas[0], areas[3] = areas[3], areas[0]
             areas[1], areas[2] = areas[2], areas[1]
         ret = 0
-        for pred, area in zip(preds, areas):
+        for pred, area in zip(preds, areas, strict=True):
             ret = ret + pred * (area / tot_area).unsqueeze(-1)
         return ret
 
@@ -161,7 +162,8 @@ class LIIFUpscaler(NetworkUpscaler):
             sd, spec = unwrap_state_dict(obj, paths[0], self.model_name)
             if spec is not None:
                 if spec.get("name", "liif") != "liif":
-                    raise UserError(f"checkpoint {str(paths[0])!r} is a LIIF-repo {spec.get('name')!r} model, not 'liif'")
+                    raise UserError(f"checkpoint {str(paths[0])!r} is a LIIF-repo {spec.get('name')!r} model, "
+                                    "not 'liif'")
                 margs = spec.get("args") or {}
                 enc = margs.get("encoder_spec") or {}
                 found = enc.get("name", variant)

@@ -71,7 +71,8 @@ class MetaRDN(RDNBody):
 
     chunk_pixels: int = 1 << 15  # HR pixels whose kernels are predicted at once (each 1728 floats)
 
-    def __init__(self, G0: int = 64, RDNkSize: int = 3, RDNconfig: str = "B", rgb_range: float = 255, n_colors: int = 3):
+    def __init__(self, G0: int = 64, RDNkSize: int = 3, RDNconfig: str = "B", rgb_range: float = 255,
+                 n_colors: int = 3):
         super().__init__()
         self.sub_mean = MeanShift(rgb_range)
         self.add_mean = MeanShift(rgb_range, sign=1)

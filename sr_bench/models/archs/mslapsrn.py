@@ -8,7 +8,8 @@ recursive block, R recursions per level), 222,801 parameters each (papers.md §0
   recursion's output plus the level input (``LRL = 'SS'``, shared-source local skip);
 - after R recursions: LReLU, then ``upconv`` (transposed conv 3x3 stride 2, MatConvNet crop [0 1 0 1]); its output is
   the next level's input and feeds ``residual`` (conv 3x3 64->1; no activation in between);
-- image branch: ``img_up`` (transposed conv 4x4 stride 2, crop 1, no bias); level output = ``img_up(previous) + residual``.
+- image branch: ``img_up`` (transposed conv 4x4 stride 2, crop 1, no bias); level output =
+  ``img_up(previous) + residual``.
 
 The same weights run 1, 2 or 3 levels for x2, x4, x8 (``x{k}SR_{k}x_output`` in ``SR_MSLapSRN.m``).
 """
@@ -153,7 +154,8 @@ def load_official(path: Path, model_name: str, recursions: int | None) -> tuple[
     r = next(iter(known.values()))
     lrl = recursions_from_opts(path)[2]
     if lrl is not None and lrl != "SS":
-        raise UserError(f"{str(path)!r}: opts.LRL = {lrl!r}; only the released shared-source ('SS') skip is implemented")
+        raise UserError(f"{str(path)!r}: opts.LRL = {lrl!r}; "
+                        "only the released shared-source ('SS') skip is implemented")
     net = build_module(lambda: MSLapSRN(depth, r), meta=True)
     load_dagnn(net, dag, official_names(depth), model_name, check_layer=check_layer)
     return net, dag.sha256

@@ -36,7 +36,8 @@ class CALayer(nn.Module):
 
 
 class RCAB(nn.Module):
-    """Residual channel attention block: conv-ReLU-conv-CA plus the input (res_scale unused, as in the official code)."""
+    """Residual channel attention block: conv-ReLU-conv-CA plus the input (res_scale unused, as in the official
+    code)."""
 
     def __init__(self, conv, n_feat: int, kernel_size: int, reduction: int, bias: bool = True):
         super().__init__()
@@ -94,7 +95,8 @@ class RCANUpscaler(StrategicIntegerUpscaler):
 
     model_name: ClassVar[str] = "rcan"
     family_scales: ClassVar[tuple[int, ...]] = (2, 3, 4)
-    variants: ClassVar[dict[str, dict]] = {"rcan": {"n_resgroups": 10, "n_resblocks": 20, "n_feats": 64, "reduction": 16}}
+    variants: ClassVar[dict[str, dict]] = {"rcan": {"n_resgroups": 10, "n_resblocks": 20, "n_feats": 64,
+                                                    "reduction": 16}}
     default_variant: ClassVar[str] = "rcan"
 
     def build(self, scale: int) -> nn.Module:

@@ -21,7 +21,8 @@ RDN_CONFIGS = {"A": (20, 6, 32), "B": (16, 8, 64)}  # (D blocks, C convs per blo
 class RDB_Conv(nn.Module):
     def __init__(self, in_channels: int, grow_rate: int, k_size: int = 3):
         super().__init__()
-        self.conv = nn.Sequential(nn.Conv2d(in_channels, grow_rate, k_size, padding=(k_size - 1) // 2, stride=1), nn.ReLU())
+        self.conv = nn.Sequential(nn.Conv2d(in_channels, grow_rate, k_size, padding=(k_size - 1) // 2, stride=1),
+                                  nn.ReLU())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat((x, self.conv(x)), 1)
@@ -32,7 +33,8 @@ class RDB(nn.Module):
 
     def __init__(self, grow_rate0: int, grow_rate: int, n_conv_layers: int, k_size: int = 3):
         super().__init__()
-        self.convs = nn.Sequential(*[RDB_Conv(grow_rate0 + c * grow_rate, grow_rate, k_size) for c in range(n_conv_layers)])
+        self.convs = nn.Sequential(*[RDB_Conv(grow_rate0 + c * grow_rate, grow_rate, k_size)
+                                     for c in range(n_conv_layers)])
         self.LFF = nn.Conv2d(grow_rate0 + n_conv_layers * grow_rate, grow_rate0, 1, padding=0, stride=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -54,7 +54,8 @@ class SRCNNUpscaler(PreUpsamplingUpscaler):
             found = next((v for v, f in SRCNN_VARIANTS.items() if w is not None and w.dim() == 4 and w.shape[-1] == f),
                          None)
             if variant is not None and found is not None and found != variant:
-                raise UserError(f"checkpoint {str(paths[0])!r} is an SRCNN {found} model, but variant={variant} was asked")
+                raise UserError(f"checkpoint {str(paths[0])!r} is an SRCNN {found} model, "
+                                f"but variant={variant} was asked")
             variant = variant or found or "9-5-5"
             f2 = SRCNN_VARIANTS[variant]
             net = build_module(lambda: SRCNN(f2), meta=True)

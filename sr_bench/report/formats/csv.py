@@ -1,8 +1,8 @@
 """Wide CSV: one line per (block, method); per data column its value (full precision, empty when missing), its mark
 (``best``, ``second``, ``best-not-significant``, then ``incomplete`` / ``unverified`` joined by ``+``, or empty) and,
 with ``--ci``, its 95% half-width; ``kind`` is ``measured``, ``reported`` or ``reported-other-protocol``; a reported
-row's sources are spelled out in ``source``. The scales layout has one line per (dataset, metric, method), every scale in
-one line."""
+row's sources are spelled out in ``source``. The scales layout has one line per (dataset, metric, method), every
+scale in one line."""
 
 from __future__ import annotations
 
@@ -70,7 +70,8 @@ def render(tables: list) -> str:
                 for row in [*block.rows, *block.others]:
                     key = (row.method.key, row.method.reported, row.method.other_protocol)
                     cells, notes = merged.setdefault(key, (row, {}, set()))[1:]
-                    cells.update({c.scale_text: cell for c, cell in zip(block.columns, row.cells)})
+                    cells.update({c.scale_text: cell
+                                  for c, cell in zip(block.columns, row.cells, strict=True)})
                     notes.update(row.notes)
             for row, cells, notes in merged.values():
                 line = [columns[0].dataset, columns[0].metric, row.method.label, row.method.key, *_kind(row),

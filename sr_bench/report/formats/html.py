@@ -24,7 +24,8 @@ MARKUP = Markup(
 )
 
 STYLE = """
-table.srbench-table { border-collapse: collapse; font: 14px/1.35 -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 0.5em 0 1.5em; }
+table.srbench-table { border-collapse: collapse; font: 14px/1.35 -apple-system, "Segoe UI", Helvetica, Arial, \
+sans-serif; margin: 0.5em 0 1.5em; }
 table.srbench-table caption { caption-side: top; text-align: left; padding: 0.3em 0; color: #333; }
 table.srbench-table th, table.srbench-table td { padding: 0.25em 0.7em; text-align: right; white-space: nowrap; }
 table.srbench-table th.method, table.srbench-table td.method, table.srbench-table th.block { text-align: left; }
@@ -73,7 +74,8 @@ def _table(table) -> list[str]:
     cost = [f'<th rowspan="2">{escape(h)}</th>' for h in table.cost_heads]
     if table.grouped:
         first = table.blocks[0]
-        head1 = [f'<th class="block" rowspan="2">{escape(table.block_head)}</th>', '<th class="method" rowspan="2">Method</th>']
+        head1 = [f'<th class="block" rowspan="2">{escape(table.block_head)}</th>',
+                 '<th class="method" rowspan="2">Method</th>']
         if table.joined:
             head1 += [f"<th>{escape(g)}</th>" for g, _ in groups(first.columns)]
         else:

@@ -77,7 +77,8 @@ def _paper(table) -> list[str]:
 def _others_head(table, first: int, width: int) -> list[str]:
     """A rule and an italic heading over the rows reported under another protocol (from column ``first``)."""
     return [rf"\cmidrule(l){{{first}-{width}}}",
-            _row([""] * (first - 1) + [rf"\multicolumn{{{width - first + 1}}}{{l}}{{\textit{{{escape(table.others_head)}}}}}"])]
+            _row([""] * (first - 1)
+                 + [rf"\multicolumn{{{width - first + 1}}}{{l}}{{\textit{{{escape(table.others_head)}}}}}"])]
 
 
 def _scales(table) -> list[str]:

@@ -35,7 +35,8 @@ def _table(table) -> list[str]:
         groups = [c.group for c in first.columns]
         if table.joined:
             groups = list(dict.fromkeys(groups))
-        head = [table.block_head, "Method", *(f"{g} {h}" for g, h in zip(groups, heads)), *table.cost_heads]
+        head = [table.block_head, "Method", *(f"{g} {h}" for g, h in zip(groups, heads, strict=False)),
+                *table.cost_heads]
         lines += [_line(head), _align(2, len(head) - 2)]
         for block in table.blocks:
             for i, row in enumerate(block.rows):
@@ -51,7 +52,8 @@ def _table(table) -> list[str]:
                 lines.append("")
             head = ["Method", *sub_heads(block, False), *table.cost_heads]
             lines += [_line(head), _align(1, len(head) - 1)]
-            lines += [_line([method_text(row, MARKUP), *row_cells(block, row, False, MARKUP), *row.cost]) for row in block.rows]
+            lines += [_line([method_text(row, MARKUP), *row_cells(block, row, False, MARKUP), *row.cost])
+                      for row in block.rows]
             if block.others:
                 lines.append(_line([f"*{table.others_head}:*", *[""] * (len(head) - 1)]))
                 lines += [_line([method_text(row, MARKUP), *row_cells(block, row, False, MARKUP), *row.cost])
