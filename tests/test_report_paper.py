@@ -64,7 +64,8 @@ def test_table_paper_columns_on_a_real_run(tmp_path):
         assert r["psnr"] == pytest.approx(means.loc[str(r["scale"]), "psnr"], abs=1e-6)
         delta = f"{r['psnr'] - r['paper_psnr']:+.3f}"
         assert f"| {published[2]:.2f} | {delta} |" in md.stdout  # as the card prints it (2 decimals)
-    assert "Table" in table["paper_source"].iloc[0] and "[1] " in md.stdout
+    source = next(b["source"] for b in card_for("bicubic")["published"] if b["protocol"] == "matlab")
+    assert table["paper_source"].iloc[0] == source and "table" in source.lower() and "[1] " in md.stdout
 
 
 def test_every_published_source_cites_a_paper_table():
