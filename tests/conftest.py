@@ -26,6 +26,12 @@ def need_data(*names: str) -> Path:
     return DATA
 
 
+def srcnn_flops(h: int, w: int) -> int:
+    """SRCNN 9-5-5 on an h x w bicubic Y, counted by hand: conv 1->64 9x9, 64->32 5x5, 32->1 5x5; 2 FLOPs per
+    multiply-add (the cost tests' independent reference)."""
+    return 2 * h * w * (1 * 64 * 9 * 9 + 64 * 32 * 5 * 5 + 32 * 1 * 5 * 5)
+
+
 def need_shared(*paths: Path) -> None:
     """Skip (with the reason and the fix) unless every path from ../shared exists."""
     missing = [str(p) for p in paths if not Path(p).exists()]

@@ -18,6 +18,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
+from conftest import srcnn_flops
 from sr_bench.cli import cli
 from sr_bench.errors import UserError
 from sr_bench.models import create_model
@@ -108,11 +109,6 @@ def test_memory_budget_and_tile_errors_are_one_line(tmp_path):
     assert parse_size("4GB") == 4 * 10**9 and parse_size("4GiB") == 4 * 2**30 and parse_size("1.5G") == 1_500_000_000
 
 
-def _srcnn_flops(h: int, w: int) -> int:
-    """SRCNN 9-5-5 on an h x w bicubic Y: conv 1->64 9x9, 64->32 5x5, 32->1 5x5; 2 FLOPs per multiply-add."""
-    return 2 * h * w * (1 * 64 * 9 * 9 + 64 * 32 * 5 * 5 + 32 * 1 * 5 * 5)
-
-
 def _edsr_baseline_x2_flops(h: int, w: int) -> int:
     """EDSR-baseline x2 on an h x w LR: MeanShift 1x1 3->3, head 3->64 3x3, 16 resblocks of two 64->64 3x3 convs,
     the body's last 64->64 3x3, the upsampler's 64->256 3x3 (then pixel shuffle), at 2h x 2w the tail's 64->3 3x3
@@ -128,7 +124,7 @@ def test_flops_match_a_count_by_hand():
     srcnn = create_model("srcnn", allow_untrained=True)
     p = profile_forward("srcnn", srcnn, Fraction(5, 2), (20, 28), torch.device("cpu"), repeat=1)
     assert p.sr_size == (50, 70)
-    assert p.flops == _srcnn_flops(50, 70)  # the network runs on the bicubic Y of MATLAB's ceil size
+    assert p.flops == srcnn_flops(50, 70)  # the network runs on the bicubic Y of MATLAB's ceil size
     edsr = create_model("edsr-baseline", allow_untrained=True)
     p = profile_forward("edsr-baseline", edsr, Fraction(2), (12, 20), torch.device("cpu"), repeat=1)
     assert p.flops == _edsr_baseline_x2_flops(12, 20)
@@ -148,11 +144,11 @@ def test_run_profile_stores_flops_and_parameters(tmp_path):
     folder = _folder(tmp_path, (40, 56))
     rows = _run(folder, tmp_path / "p", profile=True)
     for _, r in rows.iterrows():
-        assert r["flops"] == _srcnn_flops(int(r["hr_height"]), int(r["hr_width"])) or r["scale"] == 2.5
+        assert r["flops"] == srcnn_flops(int(r["hr_height"]), int(r["hr_width"])) or r["scale"] == 2.5
         assert r["parameters"] == card_for("srcnn")["params"]["9-5-5"]
     # x2.5: the network ran on ceil(2.5 x LR) and the protocol kept floor(2.5 x LR) rows of it
     r = rows[rows["scale"] == 2.5].iloc[0]
-    assert r["flops"] == _srcnn_flops(math.ceil(2.5 * r["lr_height"]), math.ceil(2.5 * r["lr_width"]))
+    assert r["flops"] == srcnn_flops(math.ceil(2.5 * r["lr_height"]), math.ceil(2.5 * r["lr_width"]))
     plain = _run(folder, tmp_path / "q")
     assert plain["flops"].isna().all() and plain["parameters"].isna().all()
 
@@ -166,7 +162,7 @@ def test_cli_profile_prints_the_table(tmp_path):
     table = pd.read_csv(out)
     assert list(table["model"]) == ["srcnn", "srcnn", "bicubic", "bicubic"]
     assert list(table["sr_height"]) == [32, 40, 32, 40]
-    assert table.loc[0, "flops"] == _srcnn_flops(32, 48) and table.loc[2, "parameters"] == 0
+    assert table.loc[0, "flops"] == srcnn_flops(32, 48) and table.loc[2, "parameters"] == 0
     bad = CliRunner().invoke(cli, ["profile", "--models", "srcnn", "--size", "0x3", "--allow-untrained"])
     assert bad.exit_code == 2 and "--size '0x3' is not HEIGHTxWIDTH" in bad.output
 
@@ -207,7 +203,7 @@ def test_cli_run_takes_the_tiling_memory_and_profile_options(tmp_path):
     assert (row["tile"], row["tile_overlap"], row["tile_reason"]) == (16, 4, "--tile")
     # the 48x64 bicubic Y in cores of 32 (16 LR px) with 8 (4 LR px) of context: rows [0,40) and [24,48), columns
     # [0,40) and [24,64); a tiled forward counts its overlap
-    assert row["flops"] == _srcnn_flops(40 + 24, 40 + 40) and row["parameters"] == card_for("srcnn")["params"]["9-5-5"]
+    assert row["flops"] == srcnn_flops(40 + 24, 40 + 40) and row["parameters"] == card_for("srcnn")["params"]["9-5-5"]
     manifest = (out / "run.json").read_text()
     assert '"tile": 16' in manifest and '"max_memory": 100000000000' in manifest and '"profile": true' in manifest
 

@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from conftest import srcnn_flops
 from sr_bench.cli import cli
 from sr_bench.run.peaks import flops_per_second, mfu, peak_flops, rows_utilisation, split_device_label
 from sr_bench.store.schema import metric_columns
@@ -90,11 +91,6 @@ def test_rows_utilisation_sums_flops_over_seconds():
     assert b["mfu"] is None and b["flops_per_second"] == 8e9
 
 
-def _srcnn_flops(h: int, w: int) -> int:
-    """SRCNN 9-5-5 at the output size (it runs on the bicubic upscale): 2 per multiply-add of its three convolutions."""
-    return 2 * h * w * (1 * 64 * 81 + 64 * 32 * 25 + 32 * 1 * 25)
-
-
 def test_cli_profile_reports_flops_per_second_on_cpu(tmp_path):
     out = tmp_path / "p.csv"
     r = CliRunner().invoke(cli, ["profile", "--models", "srcnn", "--scales", "2", "--size", "32x40",
@@ -102,8 +98,8 @@ def test_cli_profile_reports_flops_per_second_on_cpu(tmp_path):
                                  "--out", str(out)])
     assert r.exit_code == 0, r.output
     row = pd.read_csv(out).iloc[0]
-    assert row["flops"] == _srcnn_flops(64, 80)
-    assert math.isclose(row["flops_per_second"], _srcnn_flops(64, 80) / row["seconds"], rel_tol=1e-4)
+    assert row["flops"] == srcnn_flops(64, 80)
+    assert math.isclose(row["flops_per_second"], srcnn_flops(64, 80) / row["seconds"], rel_tol=1e-4)
     assert pd.isna(row["mfu"])  # a CPU has no listed peak
     md = CliRunner().invoke(cli, ["profile", "--models", "srcnn", "--scales", "2", "--size", "32x40",
                                   "--allow-untrained", "--device", "cpu", "--repeat", "1"])
