@@ -18,7 +18,7 @@ $(VENV)/.installed: setup.cfg setup.py pyproject.toml constraints.txt
 	$(VENV)/bin/pip install -c constraints.txt --no-build-isolation basicsr-fixed
 	touch $@
 
-.PHONY: setup run lint test test-portable calibration bench
+.PHONY: setup run lint test test-portable calibration test-floors bench
 setup: $(VENV)/.installed
 
 run: $(VENV)/.installed
@@ -28,9 +28,9 @@ run: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 
-# the default run leaves out the slow real-data reproductions; CI runs both targets (.ci/run)
+# the default run leaves out the slow real-data reproductions and the floors; CI runs those targets too (.ci/run)
 test: $(VENV)/.installed
-	SRBENCH_DATA=$${SRBENCH_DATA:-$(abspath $(SHARED))/datasets} $(VENV)/bin/pytest -m "not calibration"
+	SRBENCH_DATA=$${SRBENCH_DATA:-$(abspath $(SHARED))/datasets} $(VENV)/bin/pytest -m "not calibration and not floors"
 
 # the metric, imaging, native and calibration tests as a machine without a C compiler runs them, from an empty
 # cache: every kernel falls back to torch's path (its own tests skip, saying why) and the numbers must not move
@@ -42,6 +42,11 @@ test-portable: $(VENV)/.installed
 
 calibration: $(VENV)/.installed
 	SRBENCH_DATA=$${SRBENCH_DATA:-$(abspath $(SHARED))/datasets} $(VENV)/bin/pytest -m calibration
+
+# the wheel in fresh venvs with the lower bounds of setup.cfg (constraints-min.txt) and with the newest torch, each
+# against this venv's rows; downloads torch twice from PyPI (docs/dependencies.md)
+test-floors: $(VENV)/.installed
+	SRBENCH_DATA=$${SRBENCH_DATA:-$(abspath $(SHARED))/datasets} $(VENV)/bin/pytest -s -m floors tests/test_floors.py
 
 bench: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/bicubic_grid.py

@@ -16,11 +16,15 @@ Prints one line per check with the largest difference and PASS/FAIL; exits 1 if 
 ``--models rcan,metasr`` also compares a learned model's rows (random weights, fp32, x2): the network runs in float32
 on both devices, whose kernels sum in different orders, so a few SR pixels may round to the other integer; the
 tolerance (0.01 dB PSNR, 1e-4 SSIM) is far above that and far below any real difference between two models.
+``--scale 2.5 --image butterfly --model-tol 1e-4 --models-only --models asdn,metasr`` is the headline models' check
+(``benchmarks/headline_gpu_check.sh``): one Set5 image at x2.5 (metasr protocol) within the calibration tolerance.
+``--against cpu --model-opt asdn.n_dab=1`` runs that part without a GPU (CPU against CPU: the plumbing only).
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 import time
@@ -82,11 +86,64 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data-root", default=".device/data")
     ap.add_argument("--models", default="", help="learned models whose fp32 rows are compared too, e.g. rcan")
+    ap.add_argument("--scale", default="2", help="the models' scale (a decimal one runs under the metasr protocol)")
+    ap.add_argument("--image", default=None, help="only this Set5 image for the models (e.g. butterfly, the smallest)")
+    ap.add_argument("--model-tol", type=float, default=0.01,
+                    help="largest |dPSNR| (dB) of a model's rows (1e-4: the calibration tolerance per image)")
+    ap.add_argument("--models-only", action="store_true", help="skip the operation and bicubic checks")
+    ap.add_argument("--against", default="cuda",
+                    help="the device compared with the CPU (cpu: a dry run of the models' part without a GPU)")
+    ap.add_argument("--model-opt", action="append", default=[], metavar="K=V",
+                    help="model option, MODEL.K=V for one model only, e.g. asdn.n_dab=1 for a quick dry run")
     args = ap.parse_args()
-    if not torch.cuda.is_available():
+    if args.against != "cuda":
+        args.models_only = True  # the operation checks compare against CUDA only
+    elif not torch.cuda.is_available():
         sys.exit("no CUDA device: run this on the GPU machine")
+    if args.against == "cuda":
+        print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}")
+    if not args.models_only:
+        check_operations(args)
+    opts = {k: int(v) if v.lstrip("-").isdigit() else v for k, v in (o.split("=", 1) for o in args.model_opt)}
+    scale = parse_scales(args.scale)
+    with tempfile.TemporaryDirectory() as data:
+        datasets = ["set5"]
+        if args.image:
+            from sr_bench.data import resolve_dataset
+
+            items = {i.name: i for i in resolve_dataset("set5", data_root=args.data_root).items}
+            if args.image not in items:
+                sys.exit(f"--image {args.image}: not a Set5 image; one of {', '.join(sorted(items))}")
+            folder = Path(data) / "set5-one"
+            folder.mkdir()
+            shutil.copyfile(items[args.image].path, folder / Path(items[args.image].path).name)
+            datasets = [str(folder)]
+        for model in filter(None, args.models.split(",")):
+            compare_model(model, datasets, scale, args, opts)
+    sys.exit(1 if failed else 0)
+
+
+def compare_model(model: str, datasets: list[str], scale, args, opts: dict) -> None:
+    """One model's fp32 rows on the CPU and on ``args.against`` (random weights, seeded: the same on both)."""
+    opts = {k.split(".", 1)[-1]: v for k, v in opts.items() if "." not in k or k.startswith(f"{model}.")}
+    rows = {}
+    for device in ("cpu", args.against):
+        with tempfile.TemporaryDirectory() as tmp:
+            start = time.perf_counter()
+            result = run(models=[model], datasets=datasets, scales=scale, protocol="auto", metrics=["psnr", "ssim"],
+                         out=Path(tmp) / "r", data_root=args.data_root, device=device, allow_untrained=True,
+                         precision="fp32", progress=False, model_opts=opts)
+            print(f"{model} x{args.scale} fp32 on {device}: {time.perf_counter() - start:.2f} s for "
+                  f"{len(result.rows)} rows, mean PSNR {result.rows['psnr'].mean():.4f}")
+            rows[device] = result.rows.sort_values(["image", "scale_text"]).reset_index(drop=True)
+    other = rows[args.against]
+    check(f"{model} x{args.scale} rows: psnr (dB)", (rows["cpu"]["psnr"] - other["psnr"]).abs().max(), args.model_tol)
+    check(f"{model} x{args.scale} rows: ssim", (rows["cpu"]["ssim"] - other["ssim"]).abs().max(), 1e-4)
+
+
+def check_operations(args) -> None:
+    """Resize, luma, PSNR, SSIM on both devices, then the bicubic runner rows (with their diagnosis)."""
     cuda = torch.device("cuda")
-    print(f"device: {torch.cuda.get_device_name(cuda)}, torch {torch.__version__}")
     g = torch.Generator().manual_seed(0)
     for shape, scales in (((3, 321, 480), ("1/2", "1/3", "5/7", "10/37")), ((3, 77, 53), ("2", "3", "23/10", "4"))):
         x = torch.randint(0, 256, shape, generator=g).double()
@@ -114,20 +171,6 @@ def main() -> None:
         if rows["cpu"][metric].notna().any():
             check(f"runner rows: {metric}", (rows["cpu"][metric] - rows["cuda"][metric]).abs().max(), tol)
     diagnose(rows, args.data_root)
-    for model in filter(None, args.models.split(",")):
-        rows = {}
-        for device in ("cpu", "cuda"):
-            with tempfile.TemporaryDirectory() as tmp:
-                start = time.perf_counter()
-                result = run(models=[model], datasets=["set5"], scales=parse_scales("2"), protocol="matlab",
-                             metrics=["psnr", "ssim"], out=Path(tmp) / "r", data_root=args.data_root, device=device,
-                             allow_untrained=True, precision="fp32", progress=False)
-                print(f"{model} x2 fp32 on {device}: {time.perf_counter() - start:.2f} s for {len(result.rows)} rows, "
-                      f"mean PSNR {result.rows['psnr'].mean():.4f}")
-                rows[device] = result.rows.sort_values("image").reset_index(drop=True)
-        check(f"{model} rows: psnr (dB)", (rows["cpu"]["psnr"] - rows["cuda"]["psnr"]).abs().max(), 0.01)
-        check(f"{model} rows: ssim", (rows["cpu"]["ssim"] - rows["cuda"]["ssim"]).abs().max(), 1e-4)
-    sys.exit(1 if failed else 0)
 
 
 if __name__ == "__main__":

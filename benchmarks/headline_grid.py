@@ -19,6 +19,10 @@ subprocess, as the headline command runs them. From its rows (Parquet) and run.j
   scales. The full grid is the sum over (model, set). Forward time grows with output pixels, so the ratio carries the
   sample's seconds to full-size images; a sample of scales stands for the grid's mean over its scales.
 
+Speed levers (``sr_bench.run.levers``) pass through to ``srbench run``: --compile [BACKEND], --channels-last,
+--cudnn-benchmark, --workers N, --gpus-per-worker G (Ray). --compile's warm-up (run.json's execution entry) is left
+out of each set's outside time and counted once in the total: the full grid is one process, which compiles once.
+
 Seconds under ``--profile`` include torch's FLOP counter's dispatch overhead of every op of the forward (small next to
 a convolution on a large image, not on a tiny one).
 
@@ -84,6 +88,10 @@ def run_set(folder: Path, out: Path, args) -> tuple[object, dict, float]:
            "--out", str(out), "--no-progress", "--device", args.device, "--precision", args.precision,
            "--drift-images", str(args.drift_images)]
     cmd += [] if args.no_profile else ["--profile"]
+    cmd += [] if args.compile is None else ["--compile", args.compile]
+    cmd += ["--channels-last"] * args.channels_last + ["--cudnn-benchmark"] * args.cudnn_benchmark
+    cmd += ["--workers", str(args.workers)] if args.workers != 1 else []
+    cmd += ["--executor", "ray", "--gpus-per-worker", f"{args.gpus_per_worker:g}"] if args.gpus_per_worker else []
     cmd += ["--metrics", args.metrics] if args.metrics else []
     cmd += ["--prefetch", str(args.prefetch)] if args.prefetch is not None else []
     start = time.perf_counter()
@@ -92,7 +100,10 @@ def run_set(folder: Path, out: Path, args) -> tuple[object, dict, float]:
     if done.returncode != 0:
         sys.exit(f"headline_grid: `srbench run` on {folder.name} failed (exit {done.returncode}):\n"
                  + "\n".join(done.stderr.strip().splitlines()[-15:]))
-    return load_rows(out), json.loads((out / "run.json").read_text())["timing"], seconds
+    manifest = json.loads((out / "run.json").read_text())
+    # --compile's warm-up (run.json's execution entry): a one-off of the process, not a cost per evaluation
+    warmup = (manifest.get("execution") or [{}])[-1].get("warmup_seconds") or 0.0
+    return load_rows(out), {**manifest["timing"], "warmup_seconds": warmup}, seconds
 
 
 def measure(rows, timing: dict, stats: dict, grid_scales: int, flops_per_eval: dict | None = None) -> list[dict]:
@@ -101,7 +112,8 @@ def measure(rows, timing: dict, stats: dict, grid_scales: int, flops_per_eval: d
     from sr_bench.run.peaks import flops_per_second, mfu, split_device_label
 
     ok = rows[(rows["error"].fillna("") == "") & rows["seconds"].notna()]
-    outside = timing["wall_seconds"] - timing["forward_seconds"] - timing.get("fp32_reference_seconds", 0.0)
+    outside = (timing["wall_seconds"] - timing["forward_seconds"] - timing.get("fp32_reference_seconds", 0.0)
+               - timing.get("warmup_seconds", 0.0))
     outside_eval = outside / len(ok) if len(ok) else float("nan")
     ratio = (stats["pixels"] / stats["images"]) / (stats["sample_pixels"] / stats["sample_images"])
     full = stats["images"] * grid_scales
@@ -164,6 +176,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--metrics", default=None, help="as for srbench run (default: its psnr,ssim,lpips)")
     p.add_argument("--drift-images", type=int, default=0,
                    help="fp32 drift forwards per run (default 0: a fixed cost, not part of the grid's evaluations)")
+    p.add_argument("--compile", nargs="?", const="inductor", default=None, metavar="BACKEND",
+                   help="srbench run --compile (speed lever; its warm-up counts once in the total, not per evaluation)")
+    p.add_argument("--channels-last", action="store_true", help="srbench run --channels-last (speed lever)")
+    p.add_argument("--cudnn-benchmark", action="store_true", help="srbench run --cudnn-benchmark (speed lever)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="srbench run --workers (speed lever: 2 processes share one GPU with --device cuda); a "
+                        "worker's --compile warm-up is then part of the outside time")
+    p.add_argument("--gpus-per-worker", type=float, default=0.0,
+                   help="srbench run --executor ray --gpus-per-worker G (0.5: two Ray actors per GPU; needs Ray)")
     p.add_argument("--data-root", default=None, help="folder holding the sets (default: SRBENCH_DATA)")
     p.add_argument("--prepare", default=None, metavar="DIR",
                    help="only write the sample (and the full sets' counts, sample.json) to DIR, e.g. to carry it to a "
@@ -226,23 +247,31 @@ def main(argv: list[str] | None = None) -> int:
             rows, timing, seconds = run_set(sample_dir / name, work / "runs" / name, args)
             for r in measure(rows, timing, stats, grid_scales, {m: f for (m, d), f in flops_from.items() if d == name}):
                 results.append({"set": name, **{k: v for k, v in stats.items() if k != "sample_names"},
-                                **r, "wall_seconds": timing["wall_seconds"], "process_seconds": seconds})
+                                **r, "wall_seconds": timing["wall_seconds"], "process_seconds": seconds,
+                                "warmup_seconds": timing["warmup_seconds"]})
             print(f"{name}: {stats['sample_images']} of {stats['images']} images, run "
                   f"{timing['wall_seconds']:.1f} s (process {seconds:.1f} s)", file=sys.stderr, flush=True)
     finally:
         if not args.work:
             shutil.rmtree(work, ignore_errors=True)
 
-    total = sum(r["extrapolated_seconds"] for r in results)
+    # the full grid is one process: it warms up (compiles) once, as each set's run here did
+    warmups = list({r["set"]: r["warmup_seconds"] for r in results}.values())
+    warmup = sum(warmups) / len(warmups) if warmups else 0.0
+    total = sum(r["extrapolated_seconds"] for r in results) + warmup
     forward = sum(r["forward_s_per_eval"] * r["pixel_ratio"] * r["full_evaluations"] for r in results)
     evaluations = sum(r["full_evaluations"] for r in results)
     images = sum({r["set"]: r["images"] for r in results}.values())
     print(table(results))
     print(f"\nfull grid: {images} images x {grid_scales} scales x {len(models)} models = {evaluations:,} evaluations, "
           f"extrapolated {duration(total)} ({total:,.1f} s: forwards {forward:,.1f} s, outside "
-          f"{total - forward:,.1f} s)")
+          f"{total - forward - warmup:,.1f} s" + (f", --compile warm-up once {warmup:,.1f} s" if warmup else "") + ")")
     device = results[0]["device"] if results else ""
-    print(f"device {device}, precision {args.precision}; sample: "
+    levers = " ".join(["--compile " + args.compile if args.compile else "", "--channels-last" * args.channels_last,
+                       "--cudnn-benchmark" * args.cudnn_benchmark,
+                       f"--workers {args.workers}" if args.workers != 1 else "",
+                       f"--gpus-per-worker {args.gpus_per_worker:g}" if args.gpus_per_worker else ""]).split()
+    print(f"device {device}, precision {args.precision}, levers {' '.join(levers) or 'none'}; sample: "
           + ("every image" if args.every == 1 else f"every {args.every}th image")
           + (f", at most {args.max_images} per set" if args.max_images else "")
           + (f", HR centre-cropped to {args.size}x{args.size}" if args.size else "")
@@ -251,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
           + (f"; missing: {', '.join(m.split(' (')[0] for m in missing)}" if missing else ""))
     if args.json:
         Path(args.json).write_text(json.dumps({"results": results, "total_seconds": total, "forward_seconds": forward,
+                                               "warmup_seconds": warmup, "levers": levers,
+                                               "precision": args.precision,
                                                "evaluations": evaluations, "images": images,
                                                "grid_scales": grid_scales, "models": models}, indent=1) + "\n")
     return 0

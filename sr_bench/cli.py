@@ -78,7 +78,8 @@ def _default_datasets(data_root: str | None) -> list[str]:
               help="Finish an interrupted run folder with the request stored in its run.json; measured rows are "
                    "kept. Only --data-root (where the datasets are now; their hashes must match) and the execution "
                    "options (--device/--workers/--executor/--ray-address/--gpus-per-worker/--prefetch/--max-memory/"
-                   "--drift-images) apply; other options given are ignored (with a note saying which).")
+                   "--drift-images/--compile/--channels-last/--cudnn-benchmark) apply; other options given are "
+                   "ignored (with a note saying which).")
 @click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True,
               help="Processes to spread images over, each with one intra-op thread (1: this process, all cores).")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
@@ -86,7 +87,8 @@ def _default_datasets(data_root: str | None) -> list[str]:
 @click.option("--ray-address", default=None, metavar="ADDR",
               help="Ray cluster to join (e.g. auto, or ray://head:10001); default: start a local one for this run.")
 @click.option("--gpus-per-worker", type=click.FloatRange(0), default=0, show_default=True,
-              help="With --executor ray: GPUs each actor requests (0.5 puts two actors on one GPU).")
+              help="With --executor ray: GPUs each actor requests (0.5 puts two actors on one GPU; run.json's "
+                   "execution lists each actor's GPU). Without Ray, --device cuda --workers 2 shares one GPU too.")
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N")
 @click.option("--precision", type=click.Choice(["fp32", "tf32", "bf16", "fp16"]), default="fp32", show_default=True,
               help="Arithmetic of the model forward: fp32 (IEEE float32, also on CUDA), tf32 (CUDA tensor cores), "
@@ -94,6 +96,15 @@ def _default_datasets(data_root: str | None) -> list[str]:
                    "images also run in fp32 and run.json records the PSNR drift; rows' device says the precision.")
 @click.option("--drift-images", type=click.IntRange(0), default=5, show_default=True,
               help="How many images of a non-fp32 run are also measured in fp32 (0: none).")
+@click.option("--compile", "compile_", is_flag=False, flag_value="inductor", default=None, metavar="[BACKEND]",
+              help="torch.compile the networks (dynamic shapes; backend inductor unless named), with one warm-up "
+                   "forward per model before the first image. Rows may differ from eager ones by float32 rounding; "
+                   "run.json's execution records it. A model that cannot compile runs eager, with a note.")
+@click.option("--channels-last", is_flag=True,
+              help="Networks' weights in NHWC (faster bf16/tf32 convolutions on CUDA); float32 rounding may differ.")
+@click.option("--cudnn-benchmark", is_flag=True,
+              help="Let cuDNN time its algorithms for each new input shape (pays where shapes repeat); may change "
+                   "float32 last bits. No-op on CPU.")
 @click.option("--prefetch", type=click.IntRange(0), default=None,
               help="Images a helper thread decodes and prepares ahead, also computing the metrics, so the "
                    "model is never idle (--workers 1). Default 2 on CUDA, 0 (sequential) on CPU.")
@@ -106,6 +117,10 @@ def _default_datasets(data_root: str | None) -> list[str]:
               help="Option for the models that take it (repeatable), e.g. basicsr arch options: num_block=23; "
                    "NAME.KEY=VALUE gives it to model NAME only. Values: true/false, none, ints, floats, lists "
                    "(2,3,4 or [2,3,4]), 'quoted' strings, else strings.")
+@click.option("--metric-opt", "metric_opts", multiple=True, metavar="M.K=V",
+              help="Option of a pyiqa metric in --metrics (repeatable), passed to pyiqa.create_metric over its "
+                   "defaults, e.g. pyiqa:psnr.crop_border=4 or pyiqa:psnr.test_y_channel=true; values as for "
+                   "--model-opt. Recorded on every row (metric_weights) and in run.json: docs/pyiqa.md.")
 @click.option("--allow-untrained", is_flag=True, help="Run learned models with random weights (rows marked untrained).")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "csv"]), default="markdown", show_default=True,
               help="Format of the summary printed at the end.")
@@ -131,8 +146,9 @@ def _default_datasets(data_root: str | None) -> list[str]:
 @click.option("--no-progress", is_flag=True,
               help="No progress bar (model, dataset, scale, ETA per model); log a line per saved shard instead.")
 def run(models, datasets, scales, protocol, metrics, data_root, out, results_dir, resume, workers, executor,
-        ray_address, gpus_per_worker, device, precision, drift_images, prefetch, lpips_weights, plugins, model_opts,
-        allow_untrained, save_images, fmt, tile, tile_overlap, max_memory, profile, no_progress):
+        ray_address, gpus_per_worker, device, precision, drift_images, compile_, channels_last, cudnn_benchmark,
+        prefetch, lpips_weights, plugins, model_opts,
+        metric_opts, allow_untrained, save_images, fmt, tile, tile_overlap, max_memory, profile, no_progress):
     """Evaluate models x datasets x scales; write per-image rows (Parquet) and print the means.
 
     \b
@@ -193,6 +209,7 @@ def _run_request(ctx: click.Context):
     with --resume, the request is the run's (None here) and its options given here are ignored, with a note."""
     from dataclasses import fields
 
+    from sr_bench.metrics import parse_metric_opts
     from sr_bench.run.grid import split_list
     from sr_bench.run.request import RunOptions, RunRequest
     from sr_bench.scales import parse_scales
@@ -201,6 +218,8 @@ def _run_request(ctx: click.Context):
     options = RunOptions(device=p["device"], workers=p["workers"], executor=p["executor"],
                          ray_address=p["ray_address"], gpus_per_worker=p["gpus_per_worker"], prefetch=p["prefetch"],
                          progress=not p["no_progress"], max_memory=p["max_memory"], drift_images=p["drift_images"],
+                         compile=p["compile_"], channels_last=p["channels_last"],
+                         cudnn_benchmark=p["cudnn_benchmark"],
                          out=Path(p["out"]) if p["out"] else None, results_dir=Path(p["results_dir"]))
     if p["resume"]:
         ignored = _given(ctx, [f.name for f in fields(RunRequest) if f.name != "data_root"] + ["out", "results_dir"])
@@ -213,7 +232,8 @@ def _run_request(ctx: click.Context):
         models=split_list(p["models"]), datasets=datasets, scales=parse_scales(p["scales"]), protocol=p["protocol"],
         metrics=split_list(p["metrics"]) if p["metrics"] else None, data_root=p["data_root"],
         lpips_weights=p["lpips_weights"], plugins=p["plugins"], allow_untrained=p["allow_untrained"],
-        model_opts=_parse_opts(p["model_opts"]), save_images=p["save_images"], precision=p["precision"],
+        model_opts=_parse_opts(p["model_opts"]), metric_opts=parse_metric_opts(p["metric_opts"]),
+        save_images=p["save_images"], precision=p["precision"],
         tile=p["tile"], tile_overlap=p["tile_overlap"], profile=p["profile"]), options
 
 

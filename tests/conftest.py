@@ -32,6 +32,20 @@ def srcnn_flops(h: int, w: int) -> int:
     return 2 * h * w * (1 * 64 * 9 * 9 + 64 * 32 * 5 * 5 + 32 * 1 * 5 * 5)
 
 
+WHEEL_SKIP = {".venv", ".git", "results", "build", "dist", ".pytest_cache", ".device"}
+
+
+def wheel_source_ignore(folder: str, names: list[str]) -> set[str]:
+    """``shutil.copytree``'s ignore for the copy of this checkout a wheel is built from (test_wheel, test_floors)."""
+    here = Path(folder)
+    skip = {n for n in names if n == "__pycache__" or n.endswith(".egg-info")}
+    if here == REPO:
+        skip |= WHEEL_SKIP & set(names)
+    if here == REPO / "datasets":  # users' image folders are git-ignored data, never part of a build
+        skip |= {n for n in names if (here / n).is_dir()}
+    return skip
+
+
 def need_shared(*paths: Path) -> None:
     """Skip (with the reason and the fix) unless every path from ../shared exists."""
     missing = [str(p) for p in paths if not Path(p).exists()]

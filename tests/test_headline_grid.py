@@ -153,3 +153,25 @@ def test_measure_takes_flops_from_an_earlier_run_when_timed_without_the_counter(
     assert a["flops_per_second"] == pytest.approx(2 * 989.5e12 / 5) and a["mfu"] == pytest.approx(0.4)
     (none,) = grid.measure(rows, timing, stats, grid_scales=2)
     assert none["flops_per_second"] is None and none["mfu"] is None
+
+
+def test_speed_levers_pass_through_and_the_compile_warm_up_counts_once(data_root, tmp_path):
+    work = tmp_path / "work"
+    done = subprocess.run([sys.executable, str(SCRIPT), "--data-root", str(data_root), "--datasets", "set5",
+                           "--every", "50", "--max-images", "1", "--size", str(CROP), "--models", "srcnn",
+                           "--scales", "2", "--metrics", "psnr", "--device", "cpu", "--compile", "aot_eager",
+                           "--channels-last", "--cudnn-benchmark", "--work", str(work), "--json",
+                           str(tmp_path / "h.json")], capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    manifest = json.loads((work / "runs" / "Set5" / "run.json").read_text())
+    (entry,) = manifest["execution"]
+    assert (entry["compile"], entry["channels_last"], entry["cudnn_benchmark"]) == ("aot_eager", True, True)
+    out = json.loads((tmp_path / "h.json").read_text())
+    (r,) = out["results"]
+    warm = entry["warmup_seconds"]
+    assert warm > 0 and out["warmup_seconds"] == r["warmup_seconds"] == warm
+    timing = manifest["timing"]
+    assert math.isclose(r["outside_s_per_eval"], timing["wall_seconds"] - timing["forward_seconds"] - warm,
+                        rel_tol=1e-9, abs_tol=1e-9)  # one evaluation
+    assert math.isclose(out["total_seconds"], r["extrapolated_seconds"] + warm, rel_tol=1e-12)
+    assert "levers --compile aot_eager --channels-last --cudnn-benchmark;" in done.stdout

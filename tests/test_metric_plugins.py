@@ -323,10 +323,15 @@ def test_plugin_values_and_errors_land_in_rows(plugins, tmp_path):
     hr = np.asarray(Image.open(imgs / "a.png"))
     d = (_y(_bicubic_sr(_modcrop(hr, 2), 2)) - _y(_modcrop(hr, 2)))[2:-2, 2:-2]
     assert r.error == "" and r.maxerr == np.abs(d).max()
-    # a metric that raises: the row keeps the message, the run completes
+    # a metric that raises: the row keeps the other metrics' values and names the one that failed; the run completes
     failed = run(models=["bicubic"], datasets=[str(imgs)], scales=[Fraction(2)], metrics=["psnr", "fails"],
                  out=tmp_path / "r2", progress=False).rows.iloc[0]
-    assert failed.error == "ValueError: cannot measure this"
+    assert failed.error == "" and failed.psnr == r.psnr and math.isnan(failed.fails)
+    assert json.loads(failed.metric_errors) == {"fails": "ValueError: cannot measure this"}
+    # no metric gave a value: the row has no numbers, and its error says why
+    alone = run(models=["bicubic"], datasets=[str(imgs)], scales=[Fraction(2)], metrics=["fails"],
+                out=tmp_path / "r3", progress=False).rows.iloc[0]
+    assert alone.error == "fails: ValueError: cannot measure this" and alone.error_kind == "metric"
 
 
 @pytest.mark.parametrize("metric,needle", [

@@ -249,3 +249,126 @@ def test_pyiqa_y_psnr_and_ssim_against_sr_bench_on_bicubic_set5_set14(tmp_path, 
     assert (gap < -1.1).all() and (gap > -3.2).all()
     with capsys.disabled():
         print("\n" + frame.assign(gap=gap).to_string(index=False, float_format=lambda v: f"{v:.6f}"))
+
+
+def _folder(path, sizes, seed=0):
+    path.mkdir()
+    for i, (h, w) in enumerate(sizes):
+        Image.fromarray(_natural(h, w, seed + i)).save(path / f"im{i}.png")
+    return path
+
+
+def test_metric_options_change_the_numbers_and_are_recorded(tmp_path):
+    """pyiqa's PSNR with BT.601 Y, the shave and Y rounded (docs/pyiqa.md's causes 1-3 undone through --metric-opt)
+    is sr_bench's MATLAB-exact PSNR to 1e-4 dB; its defaults are not. The options reach the request, run.json and
+    every row, and a folder refuses the same run with other options."""
+    folder = _folder(tmp_path / "set", [(64, 72), (70, 66)])
+    out = tmp_path / "run"
+    opts = ["--metric-opt", "pyiqa:psnr.test_y_channel=true", "--metric-opt", "pyiqa_psnr.color_space=ycbcr",
+            "--metric-opt", "pyiqa:psnr.crop_border=2", "--metric-opt", "pyiqa:psnr.data_range=255"]
+    args = ["run", "--models", "bicubic", "--datasets", str(folder), "--scales", "2", "--no-progress", "--out"]
+    r = CliRunner().invoke(cli, [*args, str(out), "--metrics", "psnr,pyiqa:psnr,pyiqa:psnry", *opts])
+    assert r.exit_code == 0, r.output
+    rows = pd.read_parquet(out / "rows")
+    assert (rows.pyiqa_psnr - rows.psnr).abs().max() < 1e-4  # measured: at most 4e-5 dB (rounding ties)
+    assert ((rows.psnr - rows.pyiqa_psnry) > 0.5).all()  # pyiqa's defaults (YIQ, no shave): measured 0.74, 0.80
+    given = {"pyiqa_psnr.color_space": "ycbcr", "pyiqa_psnr.crop_border": 2, "pyiqa_psnr.data_range": 255,
+             "pyiqa_psnr.test_y_channel": True}
+    manifest = json.loads((out / "run.json").read_text())
+    assert manifest["request"]["metric_opts"] == given
+    want = (f"pyiqa {pyiqa.__version__} metric 'psnr' = PSNR(color_space='ycbcr', crop_border=2, data_range=255, "
+            "test_y_channel=True), --metric-opt color_space='ycbcr', crop_border=2, data_range=255, "
+            "test_y_channel=True, else pyiqa's defaults")
+    assert manifest["metric_info"]["pyiqa_psnr"]["source"].startswith(want)
+    assert all(json.loads(w)["pyiqa_psnr_plugin"].startswith(want) for w in rows.metric_weights)
+    assert json.loads(rows.metric_weights.iloc[0])["pyiqa_psnry_plugin"].endswith("default options, on RGB in "
+                                                                                  "[0, 1] float32, not shaved")
+    again = CliRunner().invoke(cli, [*args, str(out), "--metrics", "psnr,pyiqa:psnr,pyiqa:psnry", *opts[:-2]])
+    assert again.exit_code == 2 and "--metric-opt" in again.output and "holds another request" in again.output
+
+
+@pytest.mark.parametrize("opt,metrics,message", [
+    ("pyiqa:psnr.crop_boder=2", "psnr,pyiqa:psnr",
+     "pyiqa metric 'psnr' has no option 'crop_boder' (--metric-opt pyiqa:psnr.crop_boder=...); did you mean "
+     "'crop_border'?"),
+    ("pyiqa:ms_ssim.data_range=1", "pyiqa:ms_ssim",
+     "pyiqa metric 'ms_ssim' has no option 'data_range' (--metric-opt pyiqa:ms_ssim.data_range=...); its options: "
+     "channels, color_space, downsample, is_prod, test_y_channel"),
+    ("pyiqa:gmsd.test_y_channel=false", "psnr,pyiqa:psnr",
+     "--metric-opt pyiqa_gmsd.test_y_channel=... is addressed to 'pyiqa_gmsd', which is not in --metrics"),
+    ("psnr.crop_border=2", "psnr", "metric 'psnr' takes no options (--metric-opt psnr.crop_border=...)"),
+    ("crop_border=2", "pyiqa:psnr", "bad --metric-opt 'crop_border=2': write METRIC.KEY=VALUE"),
+    ("pyiqa:psnr.crop_border=[2", "pyiqa:psnr", "bad --metric-opt value '[2'"),
+])
+def test_a_bad_metric_option_is_one_line_before_any_image(tmp_path, opt, metrics, message):
+    results = tmp_path / "results"
+    folder = _folder(tmp_path / "set", [(24, 24)])
+    r = CliRunner().invoke(cli, ["run", "--datasets", str(folder), "--scales", "2", "--metrics", metrics,
+                                 "--metric-opt", opt, "--results-dir", str(results)])
+    assert r.exit_code == 2, r.output
+    assert r.output.strip().splitlines() == [r.output.strip()] and "Traceback" not in r.output
+    assert r.output.startswith(f"error: {message}")
+    assert not results.exists() or not any(results.iterdir())  # no run folder: the run never started
+
+
+def test_a_metric_failing_on_an_image_keeps_the_others(tmp_path):
+    """pyiqa's MS-SSIM raises on an image under 176 px a side: that row keeps PSNR and SSIM (bit-identical to a run
+    without MS-SSIM), MS-SSIM's column stays empty, ``metric_errors`` names it, the run says so and exits 1."""
+    folder = _folder(tmp_path / "set", [(96, 100), (180, 184)])
+    base = ["run", "--models", "bicubic", "--datasets", str(folder), "--scales", "2", "--no-progress", "--out"]
+    r = CliRunner().invoke(cli, [*base, str(tmp_path / "with"), "--metrics", "psnr,ssim,pyiqa:ms_ssim"])
+    plain = CliRunner().invoke(cli, [*base, str(tmp_path / "without"), "--metrics", "psnr,ssim"])
+    alone = CliRunner().invoke(cli, [*base, str(tmp_path / "alone"), "--metrics", "pyiqa:ms_ssim"])
+    assert r.exit_code == 1 and plain.exit_code == 0, r.output + plain.output
+    assert re.search(r"metric pyiqa_ms_ssim failed on 1 of 2 evaluations, whose other metrics were kept \(e\.g\. "
+                     r"set/im0 x2 bicubic: RuntimeError: .*Kernel size", r.stderr)
+    rows = pd.read_parquet(tmp_path / "with" / "rows").set_index("image").sort_index()
+    ref = pd.read_parquet(tmp_path / "without" / "rows").set_index("image").sort_index()
+    assert rows.psnr.tolist() == ref.psnr.tolist() and rows.ssim.tolist() == ref.ssim.tolist()
+    assert rows.psnr.notna().all() and (rows.error == "").all() and (rows.error_kind == "").all()
+    assert math.isnan(rows.pyiqa_ms_ssim["im0"]) and 0 < rows.pyiqa_ms_ssim["im1"] <= 1
+    assert list(json.loads(rows.metric_errors["im0"])) == ["pyiqa_ms_ssim"] and rows.metric_errors["im1"] == ""
+    table = CliRunner().invoke(cli, ["table", str(tmp_path / "with")])
+    assert "| bicubic | set | x2 | 2 | 0 |" in table.stdout  # both images' PSNR and SSIM are in the means
+    # PSNR and SSIM cover both images; MS-SSIM's mean covers one of them: only its cell is marked incomplete
+    [line] = [ln for ln in table.stdout.splitlines() if ln.startswith("| bicubic |")]
+    psnr_cell, ssim_cell, ms_ssim_cell = [c.strip() for c in line.strip("|").split("|")[5:8]]
+    assert f"{ref.psnr.mean():.2f}" == psnr_cell and "*" not in ssim_cell
+    assert ms_ssim_cell == f"{rows.pyiqa_ms_ssim['im1']:.4f}*" and "'metric_errors' column" in table.stdout
+    # the only metric failing: the row has no numbers, and says why in `error`
+    assert alone.exit_code == 1
+    lone = pd.read_parquet(tmp_path / "alone" / "rows").set_index("image")
+    assert lone.error_kind["im0"] == "metric" and lone.error["im0"].startswith("pyiqa_ms_ssim: RuntimeError")
+    assert lone.error["im1"] == ""
+
+
+def test_a_run_reads_without_pyiqa_from_what_run_json_recorded(iqa_run, monkeypatch):
+    """Where pyiqa is not installed, ``table`` and ``compare`` take a pyiqa column's direction and range from the
+    run.json ``metric_info`` of the run they read; a column no read run recorded still says how to get pyiqa."""
+    import sr_bench.metrics as metrics
+    import sr_bench.metrics.pyiqa_bridge as bridge
+
+    _, out, _ = iqa_run
+    monkeypatch.setattr(bridge.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(metrics, "_RECORDED", {})
+    bridge._configs.cache_clear()
+    bridge._by_column.cache_clear()
+    try:
+        with pytest.raises(UserError, match=r"pyiqa metrics need pyiqa, which is not installed"):
+            metrics.metric_info("pyiqa_gmsd")
+        t = CliRunner().invoke(cli, ["table", str(out)])
+        assert t.exit_code == 0, t.output
+        assert "| PYIQA_MS_SSIM ↑ | PYIQA_GMSD ↓ | PYIQA_FSIM ↑ | PYIQA_VIF ↑ | PYIQA_PSNRY ↑ |" in t.stdout
+        recorded = json.loads((out / "run.json").read_text())["metric_info"]["pyiqa_psnry"]
+        assert metrics.metric_info("pyiqa:psnry").description == recorded["description"]
+        cmp = CliRunner().invoke(cli, ["compare", str(out), "--models", "bicubic,srcnn", "--metrics",
+                                       "pyiqa_gmsd,pyiqa_ms_ssim", "--format", "csv", "--resamples", "100"])
+        assert cmp.exit_code == 0, cmp.output
+        table = pd.read_csv(io.StringIO(cmp.stdout), dtype={"scale": str})
+        assert dict(zip(table.metric, table.higher_is_better, strict=True)) == {"pyiqa_gmsd": False,
+                                                                               "pyiqa_ms_ssim": True}
+        with pytest.raises(UserError, match=r"pyiqa metrics need pyiqa"):
+            metrics.metric_info("pyiqa_niqe")  # no run read here measured it
+    finally:
+        bridge._configs.cache_clear()
+        bridge._by_column.cache_clear()

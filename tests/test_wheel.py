@@ -21,21 +21,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import need_shared
+from conftest import need_shared, wheel_source_ignore
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("SRBENCH_DATA") or REPO.parent / "shared" / "datasets")
-TOP_LEVEL_SKIP = {".venv", ".git", "results", "build", "dist", ".pytest_cache", ".device"}
-
-
-def _ignore(folder: str, names: list[str]) -> set[str]:
-    here = Path(folder)
-    skip = {n for n in names if n == "__pycache__" or n.endswith(".egg-info")}
-    if here == REPO:
-        skip |= TOP_LEVEL_SKIP & set(names)
-    if here == REPO / "datasets":  # users' image folders are git-ignored data, never part of a build
-        skip |= {n for n in names if (here / n).is_dir()}
-    return skip
 
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: int = 600) -> subprocess.CompletedProcess:
@@ -47,7 +36,7 @@ def installed(tmp_path_factory):
     """(fresh venv, the wheel, a clean environment, an empty working directory)."""
     tmp = tmp_path_factory.mktemp("wheel")
     src = tmp / "src"
-    shutil.copytree(REPO, src, ignore=_ignore)
+    shutil.copytree(REPO, src, ignore=wheel_source_ignore)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SRBENCH_") and k != "PYTHONPATH"}
     env["XDG_CACHE_HOME"] = str(tmp / "cache")  # the data root's last place: nothing there
     built = _run([sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "--no-index",

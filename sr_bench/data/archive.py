@@ -13,28 +13,21 @@ from sr_bench.errors import UserError
 
 def extract_named(archive: Path, wanted: set[str], dest: Path) -> dict[str, list[Path]]:
     """Extract every regular-file member whose base name is in ``wanted`` into ``dest``, keeping the archive's
-    sub-folders; returns base name -> extracted paths (a name can occur in several sub-folders).
-
-    The format is detected from the content (zip, or tar with any compression), not from the URL. An archive with an
-    unsafe member path (absolute, drive letter, ``..``) is refused as a whole; links and devices are never extracted.
-    Only wanted members are written, so a large repository snapshot costs no more disk than the dataset.
+    sub-folders; returns base name -> extracted paths (a name can occur in several sub-folders). The format is
+    detected from the content (zip, or tar with any compression), not from the URL. An archive with an unsafe member
+    path (absolute, drive letter, ``..``) is refused as a whole; links and devices are never extracted. Only wanted
+    members are written, so a large repository snapshot costs no more disk than the dataset.
     """
-    found: dict[str, list[Path]] = {}
     try:
         if zipfile.is_zipfile(archive):
             with zipfile.ZipFile(archive) as zf:
                 members = [(i.filename, i) for i in zf.infolist() if not i.is_dir()]
-                for parts, info in _select(members, wanted, archive):
-                    with zf.open(info) as src:
-                        _write(src, dest, parts, found)
-        elif _is_tar(archive):
+                return _extract(members, zf.open, wanted, archive, dest)
+        if _is_tar(archive):
             with tarfile.open(archive, "r:*") as tf:
                 members = [(m.name, m) for m in tf.getmembers() if m.isfile()]
-                for parts, info in _select(members, wanted, archive):
-                    with tf.extractfile(info) as src:
-                        _write(src, dest, parts, found)
-        else:
-            raise UserError(f"downloaded file {archive.name} is not a zip or tar archive (corrupt, or a wrong URL)")
+                return _extract(members, tf.extractfile, wanted, archive, dest)
+        raise UserError(f"downloaded file {archive.name} is not a zip or tar archive (corrupt, or a wrong URL)")
     except OSError as e:
         if e.errno is not None:  # the disk, not the archive (gzip's bad-CRC errors carry no errno)
             raise UserError(f"cannot write extracted files under {dest}: {e.strerror}; free space or pick "
@@ -45,7 +38,6 @@ def extract_named(archive: Path, wanted: set[str], dest: Path) -> dict[str, list
                         "tar.gz") from None
     except (zipfile.BadZipFile, tarfile.TarError, zlib.error, EOFError, ValueError) as e:
         raise UserError(f"archive {archive.name} is corrupt ({type(e).__name__}: {e}); download it again") from None
-    return found
 
 
 def safe_parts(member: str) -> tuple[str, ...] | None:
@@ -57,7 +49,7 @@ def safe_parts(member: str) -> tuple[str, ...] | None:
     return parts or None
 
 
-def _select(members, wanted: set[str], archive: Path):
+def _extract(members, open_member, wanted: set[str], archive: Path, dest: Path) -> dict[str, list[Path]]:
     chosen = []
     for name, info in members:
         parts = safe_parts(name)
@@ -65,15 +57,14 @@ def _select(members, wanted: set[str], archive: Path):
             raise UserError(f"archive {archive.name} contains an unsafe path {name!r}; refusing to extract it")
         if parts[-1] in wanted:
             chosen.append((parts, info))
-    return chosen
-
-
-def _write(src, dest: Path, parts: tuple[str, ...], found: dict[str, list[Path]]) -> None:
-    target = dest.joinpath(*parts)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target, "wb") as out:
-        shutil.copyfileobj(src, out)
-    found.setdefault(parts[-1], []).append(target)
+    found: dict[str, list[Path]] = {}
+    for parts, info in chosen:  # only after every path was checked: an unsafe archive writes nothing
+        target = dest.joinpath(*parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open_member(info) as src, open(target, "wb") as out:
+            shutil.copyfileobj(src, out)
+        found.setdefault(parts[-1], []).append(target)
+    return found
 
 
 def _is_tar(path: Path) -> bool:

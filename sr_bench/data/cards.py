@@ -1,8 +1,6 @@
 """Dataset cards: one TOML file per dataset, edited in the repo's ``datasets/*.toml`` (a wheel carries a copy;
-``SRBENCH_CARDS`` overrides the folder).
-
-A card says what a dataset *is* (the exact files, their byte and pixel hashes, citation, provenance, where to
-download it); the images themselves live under a data root (see ``roots``).
+``SRBENCH_CARDS`` overrides the folder). A card says what a dataset *is* (the exact files, their byte and pixel
+hashes, citation, provenance, where to download it); the images live under a data root (``roots``).
 """
 
 from __future__ import annotations
@@ -95,10 +93,7 @@ def load_cards(folder: str | Path | None = None) -> list[DatasetCard]:
 def find_card(name: str, folder: str | Path | None = None) -> DatasetCard | None:
     """The card whose name, folder, file stem or alias equals ``name`` (case-insensitive)."""
     wanted = name.strip().lower()
-    for card in load_cards(folder):
-        if wanted in card.names():
-            return card
-    return None
+    return next((card for card in load_cards(folder) if wanted in card.names()), None)
 
 
 def all_names(cards: list[DatasetCard]) -> list[str]:

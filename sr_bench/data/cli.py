@@ -28,7 +28,7 @@ def datasets():
 def list_cmd(data_root):
     """Show every dataset card and whether its images are present under the data root."""
     from sr_bench.data import list_datasets, resolve_root
-    from sr_bench.data.demo import DEMO_FILES
+    from sr_bench.data.resolve import DEMO_FILES
 
     rows = [(s.name, ", ".join(s.aliases) or "-", str(s.n_files), s.state) for s in list_datasets(data_root)]
     rows.append(("demo", "-", str(len(DEMO_FILES)), "yes (bundled with scikit-image)"))

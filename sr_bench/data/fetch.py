@@ -1,13 +1,10 @@
 """``srbench datasets fetch``: download a card's archive, verify every file, and install it in one rename.
 
 All work happens in a hidden temporary folder inside the data root (same file system, so the final ``rename`` is
-atomic); on any failure that folder is removed, so ``<root>/<folder>`` either appears complete and verified or not
-at all.
-
-Where the archive comes from: ``url`` (``--url``; any zip/tar that contains the card's files, in any sub-folders),
-else ``SRBENCH_MIRROR`` (a base URL; the card's archive file name is appended), else the card's own URL. The card's
-archive sha256, if any, is enforced for the card URL and the mirror; for an explicit ``--url`` a mismatch is only
-reported, since such an archive may legitimately be packaged differently and every file is verified anyway.
+atomic) that is removed on any failure: ``<root>/<folder>`` appears complete and verified, or not at all. The archive
+comes from ``url`` (any zip/tar holding the card's files, in any sub-folders), else ``SRBENCH_MIRROR`` + the card's
+archive name, else the card's URL. The card's archive sha256 is enforced for the last two; for ``url`` a mismatch is
+only reported, as such an archive may be packaged differently and every file is verified anyway.
 """
 
 from __future__ import annotations

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from sr_bench.data.cards import DatasetCard, all_names, find_card, load_cards
-from sr_bench.data.demo import demo_dataset
-from sr_bench.data.folder import folder_dataset
 from sr_bench.data.items import Dataset, ImageItem
 from sr_bench.data.roots import DataRoot, dataset_folder, resolve_root, where_hint
 from sr_bench.errors import UserError, unknown
+from sr_bench.imaging.io import IMAGE_EXTENSIONS
+
+# The demo set: photographs only (no synthetic, microscopy or text images); camera.png keeps a gray image in the mix.
+DEMO_FILES = ("astronaut.png", "camera.png", "chelsea.png", "coffee.png", "rocket.jpg")
 
 
 def resolve_dataset(name: str, data_root: str | Path | None = None, cards_dir: str | Path | None = None) -> Dataset:
-    """A dataset by card name or alias (case-insensitive), ``demo``, or a path to a folder of images.
-
-    Names win over a same-named folder in the working directory; write ``./set5`` to mean the folder.
-    """
+    """A dataset by card name or alias (case-insensitive), ``demo``, or a path to a folder of images. Names win over
+    a same-named folder in the working directory; write ``./set5`` to mean the folder."""
     text = str(name).strip()
     if not text:
         raise UserError("empty dataset name; give a name such as set5 (see `srbench datasets list`) or a folder")
@@ -37,6 +38,45 @@ def resolve_dataset(name: str, data_root: str | Path | None = None, cards_dir: s
         raise UserError(f"dataset folder {text} does not exist; check the path")
     err = unknown("dataset", text, [*all_names(load_cards(cards_dir)), "demo"])
     raise UserError(f"{err} (or give a path to a folder of images)")
+
+
+def demo_dataset() -> Dataset:
+    """Photographs shipped inside the scikit-image wheel, so a run works offline with no downloaded data; read from
+    the installed package files (scikit-image's network fetchers are never used)."""
+    try:
+        folder = Path(str(importlib.resources.files("skimage") / "data"))
+    except ModuleNotFoundError:
+        raise UserError("the demo dataset needs scikit-image (pip install scikit-image); "
+                        "or name a dataset / image folder instead") from None
+    missing = [f for f in DEMO_FILES if not (folder / f).is_file()]
+    if missing:
+        raise UserError(f"demo images {', '.join(missing)} are missing from {folder}; reinstall scikit-image "
+                        "(pip install --force-reinstall scikit-image)")
+    items = [ImageItem(Path(f).stem, folder / f) for f in DEMO_FILES]
+    return Dataset(name="demo", kind="demo", items=items, folder=folder)
+
+
+def image_files(folder: Path) -> list[Path]:
+    """Image files directly in ``folder``, by extension (case-insensitive), skipping hidden files such as the
+    ``._name.png`` resource forks macOS leaves on shared drives."""
+    return sorted(p for p in folder.iterdir()
+                  if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and p.is_file())
+
+
+def folder_dataset(folder: Path) -> Dataset:
+    """Any folder of images (not searched recursively), named after the folder."""
+    files = image_files(folder)
+    if not files:
+        raise UserError(f"folder {folder} holds no images ({', '.join(e[1:] for e in IMAGE_EXTENSIONS)}); "
+                        "point at the folder that holds the image files (sub-folders are not searched)")
+    by_stem: dict[str, Path] = {}
+    for p in files:
+        if p.stem in by_stem:
+            raise UserError(f"folder {folder} has two images named {p.stem!r} ({by_stem[p.stem].name}, {p.name}); "
+                            "rename or remove one, as results are keyed by name")
+        by_stem[p.stem] = p
+    name = folder.resolve().name or str(folder)
+    return Dataset(name=name, kind="folder", items=[ImageItem(s, p) for s, p in by_stem.items()], folder=folder)
 
 
 def card_dataset(card: DatasetCard, root: DataRoot) -> Dataset:

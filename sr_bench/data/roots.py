@@ -1,10 +1,8 @@
-"""Where dataset images live: a data root, a folder holding one sub-folder per card (``Set5/``, ``B100/``, ...).
-
-Order: ``--data-root``, else ``SRBENCH_DATA``, else ``./datasets`` in the current directory, else the per-user cache
-(``datasets/`` under the cache root of ``sr_bench.cache``, by default ``~/.cache/sr_bench/datasets``). A root that is
-given (``--data-root`` or ``SRBENCH_DATA``) is the only place looked in. Without one, each dataset is read from
-``./datasets`` when its folder is there, else from the cache, which is also where ``srbench datasets fetch`` installs
-by default; so a fetched dataset is found from any directory, and a dataset is always read whole from one place.
+"""Where dataset images live: a data root, a folder holding one sub-folder per card (``Set5/``, ``B100/``, ...), found
+in the order ``ORDER`` states (README says the same). A root that is given is the only place looked in; without one,
+each dataset is read from ``./datasets`` when its folder is there, else from the cache, where ``srbench datasets
+fetch`` installs by default: so a fetched dataset is found from any directory, and a dataset is always read whole
+from one place.
 """
 
 from __future__ import annotations
@@ -15,7 +13,7 @@ from pathlib import Path
 
 from sr_bench import cache
 
-# The one wording of the order, for --help texts and error messages (README says the same; tests/test_data_resolve.py).
+# The one wording of the order, for --help texts and error messages (tests/test_data_resolve.py checks README's).
 ORDER = ("--data-root, else $SRBENCH_DATA, else ./datasets in the current directory, else the per-user cache "
          "~/.cache/sr_bench/datasets ($SRBENCH_CACHE/datasets, else $XDG_CACHE_HOME/sr_bench/datasets, when set)")
 OPTION_HELP = (f"Folder holding Set5/, Set14/, ... Data root: {ORDER}; "
@@ -66,21 +64,12 @@ def dataset_folder(root: DataRoot, folder: str) -> Path:
     """The first ``place/folder`` that exists among the root's places, accepting a folder that differs only in case
     (``set5/`` for ``Set5``); if none does, where it would be installed (``root.path / folder``)."""
     for place in root.paths:
-        found = _folder_in(place, folder)
-        if found is not None:
-            return found
+        if (place / folder).is_dir():
+            return place / folder
+        for child in place.iterdir() if place.is_dir() else ():
+            if child.name.lower() == folder.lower() and child.is_dir():
+                return child
     return root.path / folder
-
-
-def _folder_in(place: Path, folder: str) -> Path | None:
-    if (place / folder).is_dir():
-        return place / folder
-    if not place.is_dir():
-        return None
-    for child in place.iterdir():
-        if child.name.lower() == folder.lower() and child.is_dir():
-            return child
-    return None
 
 
 def where_hint(key: str) -> str:

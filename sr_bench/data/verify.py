@@ -1,8 +1,6 @@
-"""Checking files on disk against a card: bytes first, decoded pixels when the bytes differ.
-
-A byte mismatch alone is not an error: re-saving a PNG losslessly (other compression, stripped metadata) changes the
-file but not the pixels, and the pixels are all a benchmark reads. Extra files in the folder are listed but do not
-fail verification, since only the card's files are ever read.
+"""Checking files on disk against a card: bytes first, decoded pixels when the bytes differ. A byte mismatch alone is
+not an error: re-saving a PNG losslessly (other compression, stripped metadata) changes the file but not the pixels,
+which are all a benchmark reads. Extra files are listed but pass, since only the card's files are ever read.
 """
 
 from __future__ import annotations
@@ -11,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sr_bench.data.cards import CardFile, DatasetCard, all_names, find_card, load_cards
-from sr_bench.data.folder import image_files
+from sr_bench.data.resolve import image_files
 from sr_bench.data.roots import dataset_folder, resolve_root
 from sr_bench.errors import UserError, unknown
 from sr_bench.hashing import file_sha256

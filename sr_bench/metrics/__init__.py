@@ -4,21 +4,25 @@ A metric's registered name is its row column (``sr_bench.store.schema.row_schema
 must equal its entry-point name, and neither may shadow a built-in or another plugin.
 
 pyiqa's metrics are a third source, resolved by name rather than listed: ``pyiqa:NAME`` (column ``pyiqa_NAME``, see
-``sr_bench.metrics.pyiqa_bridge``) when pyiqa is installed.
+``sr_bench.metrics.pyiqa_bridge``) when pyiqa is installed; they take options (``--metric-opt pyiqa:NAME.KEY=V``,
+``parse_metric_opts``). Where pyiqa is not installed, the ``metric_info`` a run recorded in its run.json answers for
+its pyiqa columns (``remember_infos``), so its tables and comparisons still read.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import importlib
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import get_args
 
-from sr_bench.errors import UserError, unknown
+from sr_bench.errors import UserError, closest, unknown
 from sr_bench.metrics.base import Metric, MetricInfo, MetricUnavailable, View
 
 __all__ = ["Metric", "MetricInfo", "MetricUnavailable", "create_metric", "is_builtin", "is_pyiqa", "list_metrics",
-           "metric_column", "metric_info", "metric_source"]
+           "metric_column", "metric_info", "metric_options", "metric_source", "parse_metric_opts", "remember_infos"]
 
 _BUILTIN = {
     "psnr": "sr_bench.metrics.psnr:PSNR",
@@ -69,14 +73,69 @@ def metric_column(name: str) -> str:
     return canonical(name)
 
 
-def metric_source(name: str) -> str:
+def metric_source(name: str, options: dict | None = None) -> str:
     """``built-in``, or the entry point and the distribution (name, version) that provides a plugin metric, or pyiqa's
-    version with the metric and its options."""
+    version with the metric and its options (pyiqa's defaults updated by ``options``)."""
     if is_pyiqa(name):
         from sr_bench.metrics.pyiqa_bridge import source
 
-        return source(name)
+        return source(name, options)
     return _entry(name).source
+
+
+def parse_metric_opts(pairs) -> dict:
+    """``("pyiqa:psnr.crop_border=4", ...)`` -> ``{"pyiqa_psnr.crop_border": 4}``: METRIC.KEY=VALUE, the metric by
+    either spelling (stored as its column), the value typed as ``--model-opt`` types it (``models/options.py``)."""
+    from sr_bench.models.options import parse_value
+
+    out: dict = {}
+    for pair in pairs:
+        target, sep, text = pair.partition("=")
+        metric, dot, key = target.strip().rpartition(".")  # a metric name has no dot; an option name neither
+        if not sep or not dot or not metric or not key.strip():
+            raise UserError(f"bad --metric-opt {pair!r}: write METRIC.KEY=VALUE, e.g. pyiqa:psnr.crop_border=4")
+        name = f"{metric_column(metric)}.{key.strip()}"
+        if name in out:
+            raise UserError(f"--metric-opt {name} is given twice; give each option once")
+        try:
+            out[name] = parse_value(text)
+        except UserError as e:
+            raise UserError(str(e).replace("--model-opt", "--metric-opt")) from None
+    return out
+
+
+def metric_options(column: str, opts) -> dict:
+    """The options of ``opts`` ({"METRIC.KEY": value}, as ``parse_metric_opts`` makes) that go to metric ``column``."""
+    return {key.rpartition(".")[2]: v for key, v in dict(opts or {}).items() if key.rpartition(".")[0] == column}
+
+
+def check_metric_opts(opts, metrics) -> None:
+    """Each option is addressed to a metric of the run (``metrics``: row columns) that takes options."""
+    for key in dict(opts or {}):
+        column = key.rpartition(".")[0]
+        if column not in metrics:
+            near = closest(column, metrics, n=1)
+            hint = f"did you mean {near[0]}?" if near else f"metrics of this run: {', '.join(metrics)}"
+            raise UserError(f"--metric-opt {key}=... is addressed to {column!r}, which is not in --metrics; {hint}")
+        if not is_pyiqa(column):
+            raise UserError(f"metric {column!r} takes no options (--metric-opt {key}=...); only pyiqa's metrics do, "
+                            "e.g. --metric-opt pyiqa:psnr.crop_border=4")
+
+
+# metric infos of pyiqa columns recorded in run.json, for reading a run where pyiqa is not installed
+_RECORDED: dict[str, MetricInfo] = {}
+
+
+def remember_infos(recorded: dict | None) -> None:
+    """Keep the pyiqa metrics' ``metric_info`` of a run's run.json, for ``metric_info`` to fall back on when pyiqa
+    cannot be imported here (the direction and range are pyiqa's metadata, which the run recorded)."""
+    for name, fields in (recorded or {}).items():
+        if not is_pyiqa(name) or not isinstance(fields, dict):
+            continue
+        with contextlib.suppress(TypeError, ValueError):
+            known = {f.name for f in dataclasses.fields(MetricInfo)}
+            _RECORDED[name] = MetricInfo(**{k: (float(v) if k in ("lower", "upper") else v)
+                                            for k, v in fields.items() if k in known})
 
 
 def _entry(name: str) -> _Entry:
@@ -123,11 +182,14 @@ def _check_plugin(name: str, cls, source: str) -> None:
         raise bad(f"needs 0 <= decimals <= 12 and lower <= upper (has {info.decimals}, [{info.lower}, {info.upper}])")
 
 
-def create_metric(name: str) -> Metric:
+def create_metric(name: str, options: dict | None = None) -> Metric:
+    """Metric ``name``; ``options`` (pyiqa metrics only) over its defaults."""
     if is_pyiqa(name):
         from sr_bench.metrics.pyiqa_bridge import PyiqaMetric
 
-        return PyiqaMetric(name)
+        return PyiqaMetric(name, options)
+    if options:
+        raise UserError(f"metric {name!r} takes no options; only pyiqa's metrics do (--metric-opt)")
     cls = _load_class(name)
     if is_builtin(name):
         return cls()
@@ -139,7 +201,12 @@ def create_metric(name: str) -> Metric:
 
 def metric_info(name: str) -> MetricInfo:
     if is_pyiqa(name):
-        from sr_bench.metrics.pyiqa_bridge import info
+        from sr_bench.metrics.pyiqa_bridge import canonical, info
 
-        return info(name)
+        try:
+            return info(name)
+        except UserError:  # pyiqa not installed here: what the run recorded, if it is a column of a run read
+            if canonical(name) in _RECORDED:
+                return _RECORDED[canonical(name)]
+            raise
     return _load_class(name).info

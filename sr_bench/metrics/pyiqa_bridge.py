@@ -5,8 +5,11 @@ A pyiqa name becomes a row column by ``column_name``: ``pyiqa_`` + the name with
 ``_plus`` (``lpips-vgg+`` -> ``pyiqa_lpips_vgg_plus``), since a column is ``[a-z][a-z0-9_]*``. Either spelling
 resolves. Direction (``lower_better``) and range (``score_range``) are pyiqa's metadata, read from its
 ``default_model_configs.py`` without importing pyiqa (whose import pulls transformers and takes seconds), so tables
-of a finished run do not pay for it. Every metric runs with pyiqa's default options on the protocol's ``rgb`` view
-(the full-size quantised SR and the HR, not shaved, RGB in [0, 1]), as float32, the dtype pyiqa is calibrated in.
+of a finished run do not pay for it; where pyiqa is not installed, a run's recorded ``metric_info`` stands in
+(``sr_bench.metrics.remember_infos``). Every metric runs on the protocol's ``rgb`` view (the full-size quantised SR
+and the HR, not shaved, RGB in [0, 1]), as float32, the dtype pyiqa is calibrated in, with pyiqa's default options
+updated by those the run gives it (``--metric-opt pyiqa:psnr.crop_border=4``; ``check_options`` accepts the
+parameters of the metric's network class, those its ``**kwargs`` reach for PSNR and Entropy).
 
 pyiqa downloads weights the first time a metric needs them. A run never does: a file that is not cached stops the
 run before it starts, with one line naming the file, its URL and where pyiqa looks for it.
@@ -17,15 +20,18 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import importlib.util
+import inspect
 import io
 import math
 import os
+import pkgutil
+import re
 from functools import lru_cache
 from urllib.parse import urlparse
 
 import torch
 
-from sr_bench.errors import UserError, unknown
+from sr_bench.errors import UserError, closest, unknown
 from sr_bench.metrics.base import Metric, MetricInfo, MetricUnavailable
 
 PREFIX = "pyiqa:"  # how a user names a pyiqa metric
@@ -98,17 +104,75 @@ def parse_range(text: str) -> tuple[float, float]:
 
 
 def options(name: str) -> dict:
-    """The options pyiqa builds ``name`` with (its defaults; sr_bench passes none)."""
+    """The options pyiqa builds ``name`` with by default (``type`` is its network class)."""
     return dict(_configs()[pyiqa_name(name)]["metric_opts"])
 
 
-def source(name: str) -> str:
-    """Provenance on every row (``metric_weights``' ``<column>_plugin``): pyiqa's version, the metric, its options."""
-    opts = options(name)
+# network classes whose ``**kwargs`` reach a function (the rest ignore theirs, so an option there would do nothing)
+_KWARGS_TO = {"PSNR": ("pyiqa.archs.psnr_arch", "psnr"), "Entropy": ("pyiqa.archs.entropy_arch", "entropy")}
+
+
+def accepted_options(name: str) -> dict | None:
+    """Option -> pyiqa's default for every option ``pyiqa.create_metric(name, **options)`` passes on to the metric:
+    the parameters of its network class (and of the function its ``**kwargs`` reach, ``_KWARGS_TO``); None when
+    the class cannot be imported here (its own import error then stops the run)."""
+    from pyiqa.utils.registry import ARCH_REGISTRY
+
+    kind = options(name)["type"]
+    # pyiqa imports a network class on first use, from its module pyiqa.archs.<name>_arch (or, for a class that
+    # shares a module, from any *_arch module): the same public modules are imported here
+    import pyiqa.archs
+
+    snake = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", kind)).lower()
+    every = sorted(f"pyiqa.archs.{m.name}" for m in pkgutil.iter_modules(pyiqa.archs.__path__)
+                   if m.name.endswith("_arch"))
+    for module in dict.fromkeys((f"pyiqa.archs.{kind.lower()}_arch", f"pyiqa.archs.{snake}_arch", *every)):
+        if kind in ARCH_REGISTRY:
+            break
+        with contextlib.suppress(Exception):
+            importlib.import_module(module)
+    if kind not in ARCH_REGISTRY:
+        return None
+    targets = [ARCH_REGISTRY.get(kind).__init__]
+    if kind in _KWARGS_TO:
+        module, attr = _KWARGS_TO[kind]
+        targets.append(getattr(importlib.import_module(module), attr))
+    out = {}
+    for fn in targets:
+        for key, p in inspect.signature(fn).parameters.items():
+            if key != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.default is not p.empty:
+                out.setdefault(key, p.default)
+    return out
+
+
+def check_options(name: str, given: dict) -> None:
+    """A one-line error for an option pyiqa's metric ``name`` does not take, suggesting the closest it does."""
+    if not given:
+        return
+    real = pyiqa_name(name)
+    accepted = accepted_options(name)
+    if accepted is None:
+        return
+    for key in given:
+        if key not in accepted:
+            near = closest(key, accepted, n=1)
+            hint = (f"did you mean {near[0]!r}?" if near else
+                    f"its options: {', '.join(sorted(accepted)) or 'none'}")
+            raise UserError(f"pyiqa metric {real!r} has no option {key!r} (--metric-opt pyiqa:{real}.{key}=...); "
+                            f"{hint}")
+
+
+def source(name: str, given: dict | None = None) -> str:
+    """Provenance on every row (``metric_weights``' ``<column>_plugin``): pyiqa's version, the metric, the options
+    it ran with and which of them the run gave (``--metric-opt``)."""
+    given = dict(given or {})
+    opts = {**options(name), **given}
     kind = opts.pop("type")
     args = ", ".join(f"{k}={v!r}" for k, v in sorted(opts.items()))
-    return (f"pyiqa {version()} metric {pyiqa_name(name)!r} = {kind}({args}), default options, on RGB in [0, 1] "
-            "float32, not shaved")
+    chosen = ("default options" if not given else
+              f"--metric-opt {', '.join(f'{k}={v!r}' for k, v in sorted(given.items()))}, else pyiqa's defaults")
+    return (f"pyiqa {version()} metric {pyiqa_name(name)!r} = {kind}({args}), {chosen}, on RGB in [0, 1] float32, "
+            "not shaved")
 
 
 def info(name: str) -> MetricInfo:
@@ -161,11 +225,14 @@ def missing_weights_message(name: str, url: str, dst: str) -> str:
 class PyiqaMetric(Metric):
     """One pyiqa metric; ``load`` builds it (weights from the cache only), ``compute`` scores one image pair."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, given: dict | None = None):
         self.pyiqa_name = pyiqa_name(name)
         self.info = info(name)
-        self.options = options(name)
+        self.given = dict(given or {})  # --metric-opt: passed to pyiqa.create_metric over its defaults
+        check_options(name, self.given)
+        self.options = {**options(name), **self.given}
         self.version = version()
+        self.source = source(name, self.given)
         self._net = None
         self._device = torch.device("cpu")
 
@@ -175,12 +242,13 @@ class PyiqaMetric(Metric):
         try:
             # pyiqa prints "Downloading: ..." before it asks torch.hub; the one line below says it better
             with _no_downloads(), contextlib.redirect_stdout(io.StringIO()):
-                self._net = pyiqa.create_metric(self.pyiqa_name, device=device)
+                self._net = pyiqa.create_metric(self.pyiqa_name, device=device, **self.given)
         except MissingWeights as e:
             raise MetricUnavailable(missing_weights_message(self.pyiqa_name, e.url, e.dst)) from None
         except Exception as e:  # e.g. a Hugging Face model that is not cached: still one line, naming the metric
             first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-            raise MetricUnavailable(f"metric pyiqa:{self.pyiqa_name} (pyiqa {self.version}) failed to start: "
+            given = f" with --metric-opt {self.given}" if self.given else ""
+            raise MetricUnavailable(f"metric pyiqa:{self.pyiqa_name} (pyiqa {self.version}){given} failed to start: "
                                     f"{type(e).__name__}: {first}") from None
         self._device = device
 

@@ -71,6 +71,11 @@ def tiles(tiling: Tiling | None, lr_size: tuple[int, int]):
         _ACTIVE.reset(token)
 
 
+def tiling_active() -> bool:
+    """Whether ``run_network`` calls here are tiled (``srbench run --compile`` runs those eager)."""
+    return _ACTIVE.get() is not None
+
+
 def _spans(n: int, core: int, context: int) -> list[tuple[int, int, int, int]]:
     """(core start, core end, input start, input end) along one axis of length n."""
     return [(c0, min(n, c0 + core), max(0, c0 - context), min(n, c0 + core + context)) for c0 in range(0, n, core)]

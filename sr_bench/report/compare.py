@@ -1,14 +1,8 @@
-"""Paired comparison of two models on the same images: is B really better than A, and by how much?
-
-Per-image rows are the only input. Two models' rows are paired on (dataset, image, scale_text); a pair needs an
-error-free row on both sides, and everything else is counted as dropped. Rows measured under different protocol
-fingerprints are refused: their numbers are not comparable.
-
-Per (dataset, scale) and metric: n pairs, both means, the mean difference B - A, a paired bootstrap confidence
-interval of that mean (percentile method, numpy only, seeded), wins/ties/losses of B in the metric's declared
-direction (ties by exact equality), and a two-sided Wilcoxon signed-rank p-value. The "all" row of a dataset treats
-each image as one unit: its values are first averaged over the scales at which it is paired, because one image's
-differences at several scales are not independent observations.
+"""Paired comparison of two models on the same images (``srbench compare``, README): is B really better than A, and
+by how much? Rows pair on (dataset, image, scale_text) when both sides have an error-free row; the rest are counted as
+dropped. Rows from different protocol fingerprints are refused: their numbers are not comparable. A dataset's "all"
+row averages each image over its paired scales first, because one image's differences at several scales are not
+independent observations.
 """
 
 from __future__ import annotations
@@ -67,11 +61,9 @@ class Pairing:
 # ----------------------------------------------------------------------------------------------- statistics ----
 def bootstrap_ci(diff, n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
                  level: float = LEVEL) -> tuple[float, float]:
-    """Percentile-method paired bootstrap interval of ``mean(diff)``.
-
-    Resample b (0-based, in order) draws ``n`` uniforms ``u`` from ``np.random.default_rng(seed).random`` and takes
-    the pairs ``floor(u * n)``; the interval is the (1-level)/2 and (1+level)/2 percentiles (numpy's linear rule)
-    of the resample means. (NaN, NaN) without pairs.
+    """Percentile-method paired bootstrap interval of ``mean(diff)``: resample b (0-based, in order) draws ``n``
+    uniforms ``u`` from ``np.random.default_rng(seed).random`` and takes the pairs ``floor(u * n)``; the interval is
+    the (1-level)/2 and (1+level)/2 percentiles (numpy's linear rule) of the resample means. (NaN, NaN) without pairs.
     """
     d = np.asarray(diff, dtype=np.float64)
     n = d.size
@@ -114,38 +106,27 @@ def wilcoxon_p(diff) -> float:
     return float(wilcoxon(d, zero_method=ZERO_METHOD, alternative="two-sided", method="auto").pvalue)
 
 
-def wins_ties_losses(a, b, higher_is_better: bool) -> tuple[int, int, int]:
-    """How often B is better than, exactly equal to, and worse than A, in the metric's direction."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    higher, lower = int(np.sum(b > a)), int(np.sum(b < a))
-    ties = int(np.sum(b == a))
-    return (higher, ties, lower) if higher_is_better else (lower, ties, higher)
-
-
 def paired_stats(a, b, higher_is_better: bool, n_resamples: int = DEFAULT_RESAMPLES,
                  seed: int = DEFAULT_SEED) -> dict:
-    """Every statistic of one cell; pairs with a non-finite value on either side are left out (``excluded``)."""
+    """Every statistic of one cell: n, means, B - A with its bootstrap interval, B's wins/ties/losses (ties by exact
+    equality) in the metric's direction, the Wilcoxon p; pairs with a non-finite value on either side are left out
+    (``excluded``)."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     ok = np.isfinite(a) & np.isfinite(b)
     a, b = a[ok], b[ok]
     d = b - a
     lo, hi = bootstrap_ci(d, n_resamples, seed)
-    wins, ties, losses = wins_ties_losses(a, b, higher_is_better)
-    nan = math.nan
-    return {"n": int(d.size), "mean_a": float(a.mean()) if d.size else nan,
-            "mean_b": float(b.mean()) if d.size else nan, "diff": float(d.mean()) if d.size else nan,
-            "ci_low": lo, "ci_high": hi, "wins": wins, "ties": ties,
-            "losses": losses, "p_wilcoxon": wilcoxon_p(d), "excluded": int((~ok).sum())}
+    higher, ties, lower = int(np.sum(b > a)), int(np.sum(b == a)), int(np.sum(b < a))
+    wins, losses = (higher, lower) if higher_is_better else (lower, higher)
+    mean_a, mean_b, diff = (float(x.mean()) if d.size else math.nan for x in (a, b, d))
+    return {"n": int(d.size), "mean_a": mean_a, "mean_b": mean_b, "diff": diff, "ci_low": lo, "ci_high": hi,
+            "wins": wins, "ties": ties, "losses": losses, "p_wilcoxon": wilcoxon_p(d), "excluded": int((~ok).sum())}
 
 
 # ---------------------------------------------------------------------------------------------------- pairing ----
-def _protocols(rows: pd.DataFrame) -> list[tuple[str, str]]:
-    return sorted(set(zip(rows["protocol"], rows["protocol_fingerprint"], strict=True)))
-
-
 def check_same_protocol(rows_a: pd.DataFrame, rows_b: pd.DataFrame, a: Side, b: Side) -> tuple[str, str]:
     """The one (protocol, fingerprint) both sides were measured under, or a UserError naming both."""
-    pa_, pb_ = _protocols(rows_a), _protocols(rows_b)
+    pa_, pb_ = (sorted(set(zip(r["protocol"], r["protocol_fingerprint"], strict=True))) for r in (rows_a, rows_b))
     if len(pa_) == 1 and pa_ == pb_:
         return pa_[0]
     text = lambda ps: " + ".join(f"{p} ({f})" for p, f in ps)  # noqa: E731
@@ -161,11 +142,9 @@ def check_same_protocol(rows_a: pd.DataFrame, rows_b: pd.DataFrame, a: Side, b: 
 
 def pair_rows(rows_a: pd.DataFrame, rows_b: pd.DataFrame, a: Side, b: Side,
               metrics: tuple[str, ...] | None = None) -> Pairing:
-    """Pair ``a.model``'s rows in ``rows_a`` with ``b.model``'s in ``rows_b`` on (dataset, image, scale_text).
-
-    Only keys with an error-free row on both sides pair; the rest are counted (``one_side_only``, ``with_error``).
-    ``metrics``: default every metric column with a value on both sides.
-    """
+    """Pair ``a.model``'s rows in ``rows_a`` with ``b.model``'s in ``rows_b`` on (dataset, image, scale_text); keys
+    without an error-free row on both sides are counted (``one_side_only``, ``with_error``). ``metrics``: default
+    every metric column with a value on both sides."""
     # a re-measured key keeps its newest row, as sr_bench.store.load_rows does (for frames read some other way)
     ra = rows_a[rows_a["model"] == a.model].sort_values("created").drop_duplicates(PAIR_KEYS, keep="last")
     rb = rows_b[rows_b["model"] == b.model].sort_values("created").drop_duplicates(PAIR_KEYS, keep="last")
@@ -239,8 +218,13 @@ def _num(v: float, decimals: int, signed: bool = False) -> str:
     return f"{v:+.{decimals}f}" if signed else f"{v:.{decimals}f}"
 
 
-def _p(v: float) -> str:
-    return "–" if math.isnan(v) else f"{v:.2g}"
+def stat_texts(r, decimals: int) -> list[str]:
+    """n, mean A, mean B, B - A, its 95% CI (one digit finer than the means), W/T/L and p of one ``compare_table``
+    row."""
+    d = decimals + 1
+    ci = "–" if math.isnan(r["ci_low"]) else f"[{_num(r['ci_low'], d, True)}, {_num(r['ci_high'], d, True)}]"
+    return [str(r["n"]), _num(r["mean_a"], decimals), _num(r["mean_b"], decimals), _num(r["diff"], d, True), ci,
+            f"{r['wins']}/{r['ties']}/{r['losses']}", "–" if math.isnan(r["p_wilcoxon"]) else f"{r['p_wilcoxon']:.2g}"]
 
 
 def _better(r, a: str, b: str, name: str) -> str:
@@ -282,12 +266,8 @@ def to_markdown(table: pd.DataFrame, pairing: Pairing, n_resamples: int = DEFAUL
                   "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
         for _, r in part.iterrows():
             scale = "all (per-image mean)" if r["scale"] == ALL_SCALES else f"x{r['scale']}"
-            d = info.decimals + 1
-            ci = "–" if math.isnan(r["ci_low"]) else f"[{_num(r['ci_low'], d, True)}, {_num(r['ci_high'], d, True)}]"
-            lines.append(f"| {r['dataset']} | {scale} | {r['n']} | {_num(r['mean_a'], info.decimals)} | "
-                         f"{_num(r['mean_b'], info.decimals)} | {_num(r['diff'], d, True)} | {ci} | "
-                         f"{r['wins']}/{r['ties']}/{r['losses']} | {_p(r['p_wilcoxon'])} | "
-                         f"{_better(r, a.label, b.label, name)} |")
+            cells = [r["dataset"], scale, *stat_texts(r, info.decimals), _better(r, a.label, b.label, name)]
+            lines.append("| " + " | ".join(cells) + " |")
         excluded = int(part.loc[part["scale"] != ALL_SCALES, "excluded"].sum())
         if excluded:
             lines += ["", f"{excluded} pair(s) with a missing or non-finite {name} "

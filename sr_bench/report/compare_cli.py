@@ -57,44 +57,35 @@ def compare(ctx, run_a, run_b, models, metrics, fmt, resamples, seed, visual, sc
     --visual re-creates the models from the run's run.json (checkpoints, --model-opt, plugins) and checks that each
     reproduces its stored PSNR/SSIM for that image (within 1e-9); a mismatch is an error (exit 1), no figure.
     """
+    import pandas as pd
+
+    from sr_bench.report.compare import Side, compare_table, pair_rows, to_csv, to_markdown
+    from sr_bench.report.tables import provenance_line
     from sr_bench.report.visual import ReproductionMismatch
+    from sr_bench.run.grid import split_list
+    from sr_bench.store import load_rows, resolve_run
 
     if visual is None:
         for name, value in (("--scale", scale), ("--box", box), ("--out", out_path), ("--save-sr", save_sr)):
             if value is not None:
                 raise UserError(f"{name} belongs to --visual DATASET/IMAGE; add --visual, e.g. --visual Set5/baby")
-    try:
-        _compare(run_a, run_b, models, metrics, fmt, resamples, seed, visual, scale, box, out_path, save_sr, device,
-                 not no_progress, Path(results_dir))
-    except ReproductionMismatch as e:
-        click.echo(f"error: {e}", err=True)
-        ctx.exit(1)
-
-
-def _compare(run_a, run_b, models, metrics, fmt, resamples, seed, visual, scale, box, out_path, save_sr, device,
-             progress, results_dir: Path):
-    import pandas as pd
-
-    from sr_bench.report.compare import Side, compare_table, pair_rows, to_csv, to_markdown
-    from sr_bench.report.tables import provenance_line
-    from sr_bench.run.grid import split_list
-    from sr_bench.store import load_rows, resolve_run
-
+    results_dir = Path(results_dir)
     dir_a = resolve_run(run_a, results_dir)
     rows_a = load_rows(dir_a)
-    dir_b, rows_b = (resolve_run(run_b, results_dir), None) if run_b else (dir_a, rows_a)
-    if rows_b is None:
-        rows_b = load_rows(dir_b)
-    model_a, model_b = _pick_models(models, dir_a, rows_a, dir_b, rows_b, two_runs=bool(run_b))
-    same_name = model_a == model_b
-    a = Side(model_a, dir_a.name, f"{model_a}@{dir_a.name}" if same_name else model_a,
-             bool(rows_a.loc[rows_a["model"] == model_a, "untrained"].any()))
-    b = Side(model_b, dir_b.name, f"{model_b}@{dir_b.name}" if same_name else model_b,
-             bool(rows_b.loc[rows_b["model"] == model_b, "untrained"].any()))
-    both = pd.concat([rows_a[rows_a["model"] == model_a], rows_b[rows_b["model"] == model_b]])
+    dir_b = resolve_run(run_b, results_dir) if run_b else dir_a
+    rows_b = load_rows(dir_b) if run_b else rows_a
+    names = _pick_models(models, dir_a, rows_a, dir_b, rows_b, two_runs=bool(run_b))
+    a, b = (Side(model, run_dir.name, f"{model}@{run_dir.name}" if names[0] == names[1] else model,
+                 bool(rows.loc[rows["model"] == model, "untrained"].any()))
+            for model, run_dir, rows in zip(names, (dir_a, dir_b), (rows_a, rows_b), strict=True))
+    both = pd.concat([rows_a[rows_a["model"] == a.model], rows_b[rows_b["model"] == b.model]])
     runs = dir_a.name if dir_a == dir_b else f"{dir_a.name} vs {dir_b.name}"
     if visual is not None:
-        _visual(a, b, dir_a, rows_a, dir_b, rows_b, visual, scale, box, out_path, save_sr, device, progress)
+        try:
+            _visual(a, b, dir_a, rows_a, dir_b, rows_b, visual, scale, box, out_path, save_sr, device, not no_progress)
+        except ReproductionMismatch as e:
+            click.echo(f"error: {e}", err=True)
+            ctx.exit(1)
     else:
         pairing = pair_rows(rows_a, rows_b, a, b, tuple(split_list(metrics)) if metrics else None)
         if pairing.pairs.empty:
@@ -143,16 +134,15 @@ def _visual(a, b, dir_a, rows_a, dir_b, rows_b, visual, scale, box, out_path, sa
     from sr_bench.report.visual import Source, default_out, visual_compare
     from sr_bench.scales import parse_scale, scale_text
 
-    check_same_protocol(rows_a[rows_a["model"] == a.model], rows_b[rows_b["model"] == b.model], a, b)
+    mine = rows_a[rows_a["model"] == a.model]
+    check_same_protocol(mine, rows_b[rows_b["model"] == b.model], a, b)
     dataset_text, sep, image = visual.strip().rpartition("/")
     if not sep or not dataset_text or not image:
         raise UserError(f"bad --visual {visual!r}: write DATASET/IMAGE, e.g. Set5/baby (names as in the run's rows)")
-    mine = rows_a[rows_a["model"] == a.model]
     datasets = list(dict.fromkeys(mine["dataset"]))
-    match = [d for d in datasets if d.lower() == dataset_text.lower()]
-    if not match:
+    dataset = next((d for d in datasets if d.lower() == dataset_text.lower()), None)
+    if dataset is None:
         raise UserError(f"{unknown('dataset', dataset_text, datasets)} (datasets of run {dir_a.name})")
-    dataset = match[0]
     images = list(dict.fromkeys(mine.loc[mine["dataset"] == dataset, "image"]))
     if image not in images and Path(image).stem in images:
         image = Path(image).stem  # Set5/baby.png means the image baby

@@ -1,7 +1,6 @@
 """A run as one Markdown document (``srbench report``): what was asked, under which rules, the means next to the
-papers', scale curves, and every row that failed — the page a reader needs to trust or reproduce the numbers.
-
-Everything is derived from the run folder: ``run.json`` for provenance, the per-image rows for every number.
+papers', scale curves, and every row that failed — the page a reader needs to trust or reproduce the numbers. All of
+it comes from the run folder: ``run.json`` for provenance, the per-image rows for every number.
 """
 
 from __future__ import annotations
@@ -17,6 +16,24 @@ from sr_bench.report.tables import present_metrics, summarize, to_csv, to_markdo
 
 # A fact is a list of spans: (text, style) with style "" (plain), "code" or "strong"; each document renders them.
 Fact = list[tuple[str, str]]
+UNTRAINED: Fact = [("Untrained rows present", "strong"),
+                   (": some models ran with random weights (smoke/profiling run); their numbers mean nothing about "
+                    "the architecture.", "")]
+
+
+def _codes(texts) -> Fact:
+    """``texts`` as code spans, joined by commas."""
+    return [span for i, t in enumerate(texts) for span in [(", ", "")] * bool(i) + [(t, "code")]]
+
+
+def intro_fact(run_dir: Path, rows: pd.DataFrame) -> Fact:
+    """What the run holds and where its numbers come from, in one sentence."""
+    ok = rows["error"].fillna("") == ""
+    models = list(pd.unique(rows["model"]))
+    return [(f"{len(models)} model(s) (", ""), *_codes(models),
+            (f"), {rows['dataset'].nunique()} dataset(s), {rows['scale_text'].nunique()} scale(s); {int(ok.sum())} "
+             f"measured rows, {int((~ok).sum())} error rows. Means are over images; every number comes from the "
+             "per-image rows in ", ""), (f"{run_dir}/rows/", "code"), (".", "")]
 
 
 def provenance_facts(manifest: dict, rows: pd.DataFrame) -> list[Fact]:
@@ -28,13 +45,9 @@ def provenance_facts(manifest: dict, rows: pd.DataFrame) -> list[Fact]:
         + ([(f", resumed {', '.join(manifest['resumed'])}", "")] if manifest.get("resumed") else []),
         [("protocol ", ""), (protocol.get("name", "?"), "code"), (", fingerprint ", ""),
          (protocol.get("fingerprint", "?"), "code")],
+        [("device(s): ", ""), *_codes(sorted(set(rows["device"])))],
+        [("packages: " + ", ".join(f"{k} {v}" for k, v in manifest.get("package_versions", {}).items()), "")],
     ]
-    devices: Fact = [("device(s): ", "")]
-    for i, d in enumerate(sorted(set(rows["device"]))):
-        devices += [(", ", "")] * bool(i) + [(d, "code")]
-    facts.append(devices)
-    versions = manifest.get("package_versions", {})
-    facts.append([("packages: " + ", ".join(f"{k} {v}" for k, v in versions.items()), "")])
     for m in manifest.get("models", []):
         fact: Fact = [("model ", ""), (m["name"], "code"), (": ", "")]
         if m.get("checkpoint_sha256"):
@@ -95,15 +108,10 @@ def write_report(run_dir: Path, rows: pd.DataFrame, manifest: dict, out: Path, p
     (out / "summary.csv").write_text(to_csv(summary, sources))
 
     ok = rows["error"].fillna("") == ""
-    models = list(pd.unique(rows["model"]))
-    lines = [f"# sr_bench run {manifest.get('run_id', run_dir.name)}", "",
-             f"{len(models)} model(s) ({', '.join(f'`{m}`' for m in models)}), "
-             f"{rows['dataset'].nunique()} dataset(s), {rows['scale_text'].nunique()} scale(s); {int(ok.sum())} "
-             f"measured rows, {int((~ok).sum())} error rows. Means are over images; every number comes from "
-             f"the per-image rows in `{run_dir}/rows/`.", ""]
+    title = f"# sr_bench run {manifest.get('run_id', run_dir.name)}"
+    lines = [title, "", _markdown_fact(intro_fact(run_dir, rows)), ""]
     if rows["untrained"].any():
-        lines += ["> **Untrained rows present**: some models ran with random weights (smoke/profiling run); "
-                  "their numbers mean nothing about the architecture.", ""]
+        lines += [f"> {_markdown_fact(UNTRAINED)}", ""]
     lines += ["## Results", "", to_markdown(summary, metrics, sources), "", *[f"> note: {n}\n" for n in cards.notes],
               "`summary.csv` holds the same table (with the published values and their sources).", ""]
     strategies = rows[ok & (rows["strategy"] != "native")]

@@ -1,31 +1,27 @@
 """A run as one self-contained HTML file (``srbench report --format html``): the paper table(s), the scale curves as
 inline SVG, each model against bicubic (paired statistics), the rows that failed and the provenance. No network and
-no external file: the style sheet and the figures live inside the page.
-
-Every number comes from the run folder, as in the Markdown report (``report/document.py``): means and statistics
-from the per-image rows, provenance from run.json, reported rows from the model cards.
+no external file: the style sheet and the figures live inside the page. As in the Markdown report, every number comes
+from the run folder's per-image rows, provenance from run.json, reported rows from the model cards.
 """
 
 from __future__ import annotations
 
 import io
-import math
 from pathlib import Path
 
 import pandas as pd
 
 from sr_bench.errors import UserError
 from sr_bench.metrics import metric_info
-from sr_bench.report.document import Fact, command_text, provenance_facts
+from sr_bench.report.document import UNTRAINED, Fact, command_text, intro_fact, provenance_facts
 from sr_bench.report.formats import render, render_plain
 from sr_bench.report.formats.html import STYLE, escape
 from sr_bench.report.paper import with_paper_for_run
-from sr_bench.report.paper_table import paper_layout, scales_layout
+from sr_bench.report.paper_table import BASELINE, paper_layout, scales_layout
 from sr_bench.report.run_cards import RunCards
 from sr_bench.report.tables import long_table, present_metrics, summarize
 from sr_bench.store.atomic import atomic_write_text
 
-BASELINE = "bicubic"
 PAPER_LAYOUT_MAX_SCALES = 6  # more scales than this read better as methods x scales tables (Meta-SR's layout)
 
 PAGE_STYLE = """
@@ -41,8 +37,7 @@ details summary { cursor: pointer; color: #333; }
 
 
 def _fact_html(fact: Fact) -> str:
-    tag = {"code": "code", "strong": "strong"}
-    return "".join(f"<{tag[s]}>{escape(t)}</{tag[s]}>" if s else escape(t) for t, s in fact)
+    return "".join(f"<{s}>{escape(t)}</{s}>" if s else escape(t) for t, s in fact)  # styles are tag names
 
 
 def _svg(rows: pd.DataFrame, metric: str, paper: pd.DataFrame | None, manifest: dict) -> str:
@@ -80,7 +75,7 @@ def _curves(rows: pd.DataFrame, metrics: tuple[str, ...], summary_paper: pd.Data
 
 
 def _against_baseline(rows: pd.DataFrame, run_id: str, metrics: tuple[str, ...]) -> list[str]:
-    from sr_bench.report.compare import ALL_SCALES, Side, compare_table, pair_rows
+    from sr_bench.report.compare import ALL_SCALES, Side, compare_table, pair_rows, stat_texts
 
     models = list(pd.unique(rows["model"]))
     if BASELINE not in models or len(models) < 2:
@@ -97,14 +92,8 @@ def _against_baseline(rows: pd.DataFrame, run_id: str, metrics: tuple[str, ...])
                             tuple(m for m in metrics))
         table = compare_table(pairing)
         head = ["dataset", "scale", "metric", "n", "bicubic", model, "B − A", "95% CI", "W/T/L", "p"]
-        lines = []
-        for r in table.itertuples():
-            d = metric_info(r.metric).decimals
-            num = lambda v, sign=False, d=d: "–" if math.isnan(v) else (f"{v:+.{d + 1}f}" if sign else f"{v:.{d}f}")  # noqa: E731
-            lines.append([r.dataset, "all" if r.scale == ALL_SCALES else f"×{r.scale}", r.metric.upper(), str(r.n),
-                          num(r.mean_a), num(r.mean_b), num(r.diff, True),
-                          "–" if math.isnan(r.ci_low) else f"[{num(r.ci_low, True)}, {num(r.ci_high, True)}]",
-                          f"{r.wins}/{r.ties}/{r.losses}", "–" if math.isnan(r.p_wilcoxon) else f"{r.p_wilcoxon:.2g}"])
+        lines = [[r["dataset"], "all" if r["scale"] == ALL_SCALES else f"×{r['scale']}", r["metric"].upper(),
+                  *stat_texts(r, metric_info(r["metric"]).decimals)] for _, r in table.iterrows()]
         label = model + (" (untrained)" if untrained else "")
         out.append(f"<h3>{escape(label)} − bicubic</h3>")
         out.append(render_plain(head, lines, [], "html", numeric_from=3))
@@ -140,16 +129,9 @@ def html_report(run_dir: Path, rows: pd.DataFrame, manifest: dict, reported: tup
     metrics = present_metrics(rows)
     table_metrics = tuple(m for m in ("psnr", "ssim") if m in metrics) or metrics
     run_id = manifest.get("run_id", run_dir.name)
-    ok = rows["error"].fillna("") == ""
-    models = list(pd.unique(rows["model"]))
-    body = [f"<h1>sr_bench run {escape(run_id)}</h1>",
-            f"<p>{len(models)} model(s) ({', '.join(f'<code>{escape(m)}</code>' for m in models)}), "
-            f"{rows['dataset'].nunique()} dataset(s), {rows['scale_text'].nunique()} scale(s); {int(ok.sum())} "
-            f"measured rows, {int((~ok).sum())} error rows. Means are over images; every number comes from the "
-            f"per-image rows in <code>{escape(str(run_dir))}/rows/</code>.</p>"]
+    body = [f"<h1>sr_bench run {escape(run_id)}</h1>", f"<p>{_fact_html(intro_fact(run_dir, rows))}</p>"]
     if rows["untrained"].any():
-        body.append('<p class="warning"><strong>Untrained rows present</strong>: some models ran with random '
-                    "weights (smoke/profiling run); their numbers mean nothing about the architecture.</p>")
+        body.append(f'<p class="warning">{_fact_html(UNTRAINED)}</p>')
     body.append("<h2>Results</h2>")
     cards = RunCards(run_dir)
     if rows["scale_text"].nunique() <= PAPER_LAYOUT_MAX_SCALES:
@@ -179,9 +161,6 @@ def write_html_report(run_dir: Path, rows: pd.DataFrame, manifest: dict, out: Pa
     if not len(rows):
         raise UserError(f"run {run_dir.name} has no rows to report")
     out = Path(out)
-    if out.is_dir() or out.suffix.lower() not in (".html", ".htm"):
-        path = out / "report.html"
-    else:
-        path = out
+    path = out / "report.html" if out.is_dir() or out.suffix.lower() not in (".html", ".htm") else out
     atomic_write_text(path, html_report(run_dir, rows, manifest, reported, plots))
     return path

@@ -30,9 +30,7 @@ def with_paper(summary: pd.DataFrame, configs: dict[str, dict], protocol: str, m
     out["source"] = 0
     for i, r in out.iterrows():
         pub = found.get(r["model"])
-        cell = pub.get((str(r["dataset"]).lower(), r["scale_text"])) if pub else None
-        if not cell:
-            continue
+        cell = pub.get((str(r["dataset"]).lower(), r["scale_text"])) if pub else {}
         used = [v for m, v in cell.items() if m in metrics]
         if not used:
             continue

@@ -1,31 +1,15 @@
-"""The tables SR papers print, built from per-image rows and model cards (rendered by ``report/formats``).
+"""The tables SR papers print, built from per-image rows and model cards (rendered by ``report/formats``); layouts,
+ranking and marks as docs/paper-tables.md describes them.
 
-Two layouts:
+``paper``: methods x datasets (one sub-column per metric), one block of rows per scale (ASDN, RCAN, DBDN, CSFM,
+MS-LapSRN). ``scales``: one table per (dataset, metric), methods x scales in chunks of ``max_columns`` (Meta-SR's B100
+table, ASDN Table 2). A measured cell is a mean of the run's error-free per-image rows, a reported cell a card value
+(``report/reported.py``); nothing else is printed.
 
-``paper``
-    Rows are methods, column groups are datasets with one sub-column per metric, one block of rows per scale (the main
-    table of ASDN, RCAN, DBDN, CSFM, MS-LapSRN).
-``scales``
-    One table per (dataset, metric): rows are methods, columns are scales, in chunks of ``max_columns`` scales (the
-    Meta-SR B100 table, ASDN Table 2).
-
-Every measured cell is a mean of the run's error-free per-image rows; every reported cell is a card value
-(``report/reported.py``); nothing else is ever printed.
-
-Ranking (best bold, second underlined) is done per column within a block, in the metric's declared direction, on the
-values as printed: each value is rounded to the coarsest precision printed among the ranked cells of that column (the
-metric's ``decimals``, or fewer for a reported table that printed fewer), and equal rounded values tie. Ranks are
-dense: every cell holding the best rounded value is "best", every cell holding the next distinct value is "second".
-Which rows are ranked (``rank``): ``comparable`` (default, as papers do): every row comparable with the run, i.e. the
-measured rows and the rows reported under the run's protocol; ``measured``: the measured rows only. Never ranked: a
-cell whose mean covers fewer images than the dataset has (marked ``*``, a note says how many and why), and rows
-reported under another protocol, which sit apart at the end of their block (``Block.others``). A column with fewer
-than two ranked values gets no marks, one with fewer than three no second-best mark.
-
-With ``ci``: each measured cell gets the half-width of the 95% bootstrap interval of its mean (10,000 resamples of
-its images, percentile method, seed 0: ``report.compare.bootstrap_ci``), and a unique best measured value gets
-"not significant" when the paired bootstrap interval of (best - second) over the images both were measured on
-includes 0, for any measured second (the test ``srbench compare`` prints).
+Ranks are per column within a block, in the metric's direction, on the values as printed (rounded to the coarsest
+precision among the ranked cells; dense ranks, equal values tie). Never ranked: incomplete means (``*``) and rows
+reported under another protocol (``Block.others``). ``ci``: bootstrap half-widths (``report.compare``), and ‡ on a
+unique measured best whose paired interval against some measured second includes 0.
 """
 
 from __future__ import annotations
@@ -40,23 +24,16 @@ from sr_bench.errors import UserError
 from sr_bench.metrics import metric_info
 from sr_bench.models.cards import card_for
 from sr_bench.report.compare import bootstrap_ci, half_width
-from sr_bench.report.reported import (
-    ENSEMBLE_SUFFIX,
-    UNVERIFIED_MEANING,
-    CardLookup,
-    ReportedModel,
-    reported_model,
-    year_of,
-)
-from sr_bench.report.tables import INCOMPLETE_MARK, coverage_text, dataset_sizes, summarize
+from sr_bench.report.reported import ENSEMBLE_SUFFIX, CardLookup, ReportedModel, measured_card, reported_model, year_of
+from sr_bench.report.tables import INCOMPLETE_MARK as INCOMPLETE
 from sr_bench.report.tables import UNVERIFIED_MARK as UNVERIFIED
+from sr_bench.report.tables import UNVERIFIED_MEANING, coverage_text, dataset_sizes, memory_text, summarize
 from sr_bench.scales import parse_scale
 from sr_bench.store.schema import metric_columns
 
 LAYOUTS = ("long", "paper", "scales")
 ORDERS = ("given", "year")
 RANKS = ("comparable", "measured")
-INCOMPLETE = INCOMPLETE_MARK
 BEST, SECOND = "best", "second"
 DEFAULT_METRICS = ("psnr", "ssim")
 BASELINE = "bicubic"  # always the first row: the reference every paper prints first
@@ -175,8 +152,7 @@ def _load(rows: pd.DataFrame, manifest: dict, metrics: tuple[str, ...]) -> _Run:
 
 
 def _measured_label(model: str, config: dict) -> tuple[str, str | None]:
-    ensemble = card_for(model) is None and model.endswith(ENSEMBLE_SUFFIX)
-    card = card_for(model[: -len(ENSEMBLE_SUFFIX)] if ensemble else model)
+    card, ensemble = measured_card(model)
     if card is None:
         return model, None
     label = card.get("display_name", card["name"]) + (ENSEMBLE_SUFFIX if ensemble else "")
@@ -191,9 +167,13 @@ def method_label(model: str, config: dict) -> str:
     return _measured_label(model, config)[0]
 
 
+def check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise UserError(f"unknown {option} {value!r}; pick one of: {', '.join(choices)}")
+
+
 def _methods(run: _Run, reported: list[ReportedModel], order: str) -> list[Method]:
-    if order not in ORDERS:
-        raise UserError(f"unknown --order {order!r}; pick one of: {', '.join(ORDERS)}")
+    check_choice("--order", order, ORDERS)
     measured = []
     for model in pd.unique(run.summary["model"]):
         label, card_name = _measured_label(model, run.configs.get(model, {}))
@@ -260,8 +240,7 @@ def significantly_better(best: pd.Series, other: pd.Series, higher_is_better: bo
 class _Builder:
     def __init__(self, run: _Run, reported: list[ReportedModel], metrics: tuple[str, ...], methods: list[Method],
                  rank: str, ci: bool, cost: bool):
-        if rank not in RANKS:
-            raise UserError(f"unknown --rank {rank!r}; pick one of: {', '.join(RANKS)}")
+        check_choice("--rank", rank, RANKS)
         self.run, self.metrics, self.methods = run, metrics, methods
         self.reported = {r.name: r for r in reported}
         self.rank, self.ci, self.cost = rank, ci, cost
@@ -291,18 +270,15 @@ class _Builder:
         value = getattr(s, col.metric) if s is not None else None
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return Cell(None, info.decimals)
-        hw = half_width(_per_image(self.run, method.key, col.dataset, col.scale_text, col.metric)) if self.ci else None
-        n = len(_per_image(self.run, method.key, col.dataset, col.scale_text, col.metric))
+        per_image = _per_image(self.run, method.key, col.dataset, col.scale_text, col.metric)
+        n = len(per_image)
         total = self.run.totals.get(col.dataset, n)
         if n < total:
-            self._incomplete(method, col, n, total)
-        return Cell(float(value), info.decimals, hw, incomplete=n < total)
-
-    def _incomplete(self, method: Method, col: Column, n: int, total: int) -> None:
-        line = f"{INCOMPLETE} {method.label}, {col.dataset} ×{col.scale_text}: " + coverage_text(
-            self.run.all_rows, method.key, col.dataset, col.scale_text, n, total)
-        if line not in self.incomplete:
-            self.incomplete.append(line)
+            line = f"{INCOMPLETE} {method.label}, {col.dataset} ×{col.scale_text}: " + coverage_text(
+                self.run.all_rows, method.key, col.dataset, col.scale_text, n, total)
+            if line not in self.incomplete:
+                self.incomplete.append(line)
+        return Cell(float(value), info.decimals, half_width(per_image) if self.ci else None, incomplete=n < total)
 
     def block(self, label: str, columns: list[Column], cost_columns: list[Column] | None = None) -> Block:
         """One block of rows; ``cost_columns`` (default ``columns``): the cells the cost columns summarise."""
@@ -342,9 +318,8 @@ class _Builder:
         return tuple(out)
 
     def _ranked(self, row: Row, cell: Cell) -> bool:
-        if cell.incomplete or row.method.other_protocol:
-            return False
-        return not row.method.reported or self.rank == "comparable"
+        never = cell.incomplete or row.method.other_protocol
+        return not never and (not row.method.reported or self.rank == "comparable")
 
     def _rank(self, rows: list[Row], columns: list[Column]) -> None:
         for j, col in enumerate(columns):
@@ -370,7 +345,7 @@ class _Builder:
 
     def _cost(self, method: Method, columns: list[Column]) -> tuple[str, ...]:
         scales = sorted({c.scale_text for c in columns}, key=parse_scale)
-        params = _params(method, self.run.configs.get(method.key, {}), scales)
+        params = params_text(method.card_name, self.run.configs.get(method.key, {}), scales)
         extra = len(cost_heads(self.run.rows)) - 2
         if method.reported:
             return (params, "–", *["–"] * extra)
@@ -378,7 +353,7 @@ class _Builder:
         datasets = {c.dataset for c in columns}
         part = r[(r["model"] == method.key) & r["scale_text"].isin(scales) & r["dataset"].isin(datasets)]
         if params == "–" and part.get("parameters", pd.Series(dtype=float)).notna().any():
-            params = _range_text(part["parameters"].dropna())  # measured by --profile where the card has none
+            params = _span(part["parameters"].dropna())  # measured by --profile where the card has none
         seconds = part["seconds"].dropna()
         cells = [params, f"{seconds.mean():.3f}" if len(seconds) else "–"]
         for col, text in _MEASURED_COST:
@@ -389,7 +364,7 @@ class _Builder:
 
 
 # measured cost columns a run's rows may hold (--profile; peak memory): (row column, text of its values)
-_MEASURED_COST = (("flops", lambda v: f"{v.mean() / 1e9:.1f}"), ("peak_memory", lambda v: _memory_text(v.max())))
+_MEASURED_COST = (("flops", lambda v: f"{v.mean() / 1e9:.1f}"), ("peak_memory", lambda v: memory_text(v.max())))
 
 
 def cost_heads(rows: pd.DataFrame) -> tuple[str, ...]:
@@ -400,19 +375,9 @@ def cost_heads(rows: pd.DataFrame) -> tuple[str, ...]:
     return tuple(heads)
 
 
-def _memory_text(n: float) -> str:
-    from sr_bench.run.memory import size_text
-
-    return size_text(int(n))
-
-
-def _range_text(values: pd.Series) -> str:
-    lo, hi = int(values.min()), int(values.max())
+def _span(counts) -> str:
+    lo, hi = int(min(counts)), int(max(counts))
     return _count(lo) if lo == hi else f"{_count(lo)}–{_count(hi)}"
-
-
-def _params(method: Method, config: dict, scales: list[str]) -> str:
-    return params_text(method.card_name, config, scales)
 
 
 def params_text(card_name: str | None, config: dict, scales: list[str]) -> str:
@@ -426,10 +391,7 @@ def params_text(card_name: str | None, config: dict, scales: list[str]) -> str:
     if "all" in table:
         return _count(table["all"])
     found = [table[f"x{s}"] for s in scales if f"x{s}" in table]
-    if len(found) != len(scales) or not found:
-        return "–"
-    lo, hi = min(found), max(found)
-    return _count(lo) if lo == hi else f"{_count(lo)}–{_count(hi)}"
+    return _span(found) if found and len(found) == len(scales) else "–"
 
 
 def with_cost(summary: pd.DataFrame, rows: pd.DataFrame, manifest: dict) -> pd.DataFrame:
@@ -471,14 +433,15 @@ def _count(n: int) -> str:
     return f"{n / 1e3:.0f}K" if n >= 1e3 else str(n)
 
 
-def _caption(run: _Run, metrics: tuple[str, ...], what: str, rank: str, blocks: list[Block]) -> str:
+def _caption(builder: _Builder, what: str, blocks: list[Block]) -> str:
+    run, metrics = builder.run, builder.metrics
     names = " / ".join(metric_info(m).name.upper() + (f" ({metric_info(m).unit})" if metric_info(m).unit else "")
                        for m in metrics)
     text = f"{names}{what}: means over images, protocol {run.protocol} ({run.fingerprint})."
     marks = {c.mark for b in blocks for r in b.rows for c in r.cells}
     if not marks - {""}:  # nothing ranked (one method): no legend
         return text
-    among = ("the measured rows and the rows reported under this run's protocol" if rank == "comparable"
+    among = ("the measured rows and the rows reported under this run's protocol" if builder.rank == "comparable"
              else "the measured rows only")
     second = " and the second best underlined" if SECOND in marks else ""
     text += f" Per scale and column, the best value is bold{second}, ranked among {among}"
@@ -490,9 +453,9 @@ def _caption(run: _Run, metrics: tuple[str, ...], what: str, rank: str, blocks: 
     return text
 
 
-def _symbols(builder: _Builder, table_has_reported: bool) -> list[str]:
+def _symbols(builder: _Builder, blocks: list[Block]) -> list[str]:
     out = []
-    if table_has_reported:
+    if any(r.method.reported for b in blocks for r in [*b.rows, *b.others]):
         out.append("† reported, not measured here: copied from the paper named in the note")
     if builder.any_not_significant:
         out.append("‡ best, but not significantly better than the second best: the 95% paired-bootstrap interval of "
@@ -507,10 +470,11 @@ def _symbols(builder: _Builder, table_has_reported: bool) -> list[str]:
     return out
 
 
-def _others_head(run: _Run, blocks: list[Block]) -> str:
-    if not any(b.others for b in blocks):
-        return ""
-    return "under another protocol (not ranked)"  # the notes name each row's protocol
+def _table(builder: _Builder, layout: str, what: str, blocks: list[Block], **kw) -> Table:
+    others = "under another protocol (not ranked)" if any(b.others for b in blocks) else ""  # notes name each one
+    return Table(layout, _caption(builder, what, blocks), blocks, footnotes=builder.footnotes, others_head=others,
+                 cost_heads=cost_heads(builder.run.rows) if builder.cost else (), symbols=_symbols(builder, blocks),
+                 **kw)
 
 
 # ------------------------------------------------------------------------------------------------- layouts ----
@@ -525,10 +489,7 @@ def paper_layout(rows: pd.DataFrame, manifest: dict, metrics: tuple[str, ...] = 
     for s in run.scales:
         columns = [Column(d, m, metric_info(m).name.upper(), d, s) for d in run.datasets for m in metrics]
         blocks.append(builder.block(f"×{s}", columns))
-    has_reported = any(r.method.reported for b in blocks for r in [*b.rows, *b.others])
-    return Table("paper", _caption(run, metrics, "", rank, blocks), blocks, grouped=True, joined=joined,
-                 cost_heads=cost_heads(run.rows) if cost else (), footnotes=builder.footnotes,
-                 symbols=_symbols(builder, has_reported), others_head=_others_head(run, blocks))
+    return _table(builder, "paper", "", blocks, grouped=True, joined=joined)
 
 
 def scales_layout(rows: pd.DataFrame, manifest: dict, metrics: tuple[str, ...] = ("psnr",),
@@ -550,10 +511,7 @@ def scales_layout(rows: pd.DataFrame, manifest: dict, metrics: tuple[str, ...] =
                 columns = every[start:start + max_columns]
                 label = "" if len(every) <= max_columns else f"×{columns[0].scale_text}–×{columns[-1].scale_text}"
                 blocks.append(builder.block(label, columns, cost_columns=every))
-            has_reported = any(r.method.reported for b in blocks for r in [*b.rows, *b.others])
-            tables.append(Table("scales", _caption(run, (m,), f" on {d}", rank, blocks), blocks, grouped=False,
-                                joined=False, cost_heads=cost_heads(run.rows) if cost else (),
-                                footnotes=builder.footnotes, symbols=_symbols(builder, has_reported),
-                                block_head="Scales", others_head=_others_head(run, blocks)))
+            tables.append(_table(builder, "scales", f" on {d}", blocks, grouped=False, joined=False,
+                                 block_head="Scales"))
     return tables
 

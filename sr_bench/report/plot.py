@@ -1,8 +1,6 @@
-"""Scale curves: one panel per dataset, a metric's mean over images against the scale, one line per model.
-
-Means come from ``summarize`` (per-image rows only); axis labels and the "better" direction from the metric's declared
-metadata; with ``paper`` the model cards' published values for the same protocol/variant are drawn as open markers
-in the line's colour. matplotlib is imported here only (the ``plot`` extra), so nothing else depends on it.
+"""Scale curves: one panel per dataset, a metric's mean over images (``summarize``) against the scale, one line per
+model; with ``paper`` the cards' published values (same protocol/variant) as open markers in the line's colour.
+matplotlib is imported here only (the ``plot`` extra), so nothing else depends on it.
 """
 
 from __future__ import annotations
@@ -18,16 +16,30 @@ from sr_bench.report.tables import present_metrics, summarize
 FORMATS = (".png", ".pdf", ".svg")
 
 
+def pyplot(out: Path | None, what: str = "plot file", needs: str = "plots need"):
+    """matplotlib's pyplot (Agg), once ``out`` (None: no file) is known to end in one of ``FORMATS``."""
+    if out is not None and Path(out).suffix.lower() not in FORMATS:
+        raise UserError(f"{what} {str(out)!r} must end in {', '.join(FORMATS)}")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise UserError(f"{needs} matplotlib: pip install 'sr_bench[plot]'") from None
+    return plt
+
+
 def curve_data(rows: pd.DataFrame, metric: str, manifest: dict | None = None) -> pd.DataFrame:
     """(model, dataset, scale as float, scale_text, value, n_images, n_total, untrained) per plotted point,
-    scale-ordered; ``n_images < n_total``: a mean over fewer images than the dataset has."""
+    scale-ordered; ``n_images`` (the images this metric's mean covers) ``< n_total``: fewer than the dataset has."""
     if metric not in rows or rows[metric].isna().all():
         measured = present_metrics(rows)
         raise UserError(f"metric {metric!r} was not measured in this run; plot one of: {', '.join(measured) or 'none'}")
     s = summarize(rows, manifest)
     s = s[s[metric].notna()]
     out = pd.DataFrame({"model": s["model"], "dataset": s["dataset"], "scale": s["scale"].astype(float),
-                        "scale_text": s["scale_text"], "value": s[metric], "n_images": s["n_images"],
+                        "scale_text": s["scale_text"], "value": s[metric], "n_images": s[f"n_{metric}"],
                         "n_total": s["n_total"], "untrained": s["untrained"]})
     return out.reset_index(drop=True)  # summarize's order: models and datasets as run, scales ascending
 
@@ -39,15 +51,7 @@ def plot_scale_curves(rows: pd.DataFrame, metric: str, out: Path | None, paper: 
     images than the dataset has gets an ``x`` over its point."""
     from sr_bench.report.paper_table import method_label
     out = Path(out) if out is not None else None
-    if out is not None and out.suffix.lower() not in FORMATS:
-        raise UserError(f"plot file {str(out)!r} must end in {', '.join(FORMATS)}")
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise UserError("plots need matplotlib: pip install 'sr_bench[plot]'") from None
+    plt = pyplot(out)
     info = metric_info(metric)
     data = curve_data(rows, metric, manifest)
     configs = {m["name"]: m.get("config") or {} for m in (manifest or {}).get("models", [])}

@@ -1,22 +1,10 @@
 """The one reading of a model card's published numbers (``[[published]]`` blocks), used by every view: ``table
---paper``, ``table --reported``, the reports and ``plot --paper``.
-
-Which blocks a model takes: ``NAME+`` the self-ensemble blocks, ``NAME`` the others; a block with a ``variant`` only
-for that variant (the run's ``variant`` option, or ``NAME:VARIANT`` on ``--reported``; plain ``--reported NAME`` takes
-the variant of the card's first block, the paper's main one).
-
-How they merge, per protocol: the blocks of one protocol form one table, in card order; the first block holding a
-(dataset, scale) gives all of that cell's metrics (one cell never mixes two sources), so a paper's main table and its
-x8 table make one row. Two blocks of one protocol that give one cell two values are a conflict: using that cell is an
-error naming both sources, unless the later block says ``secondary = true`` (a re-evaluation in a later paper): then
-it only fills cells the earlier blocks lack and its differing values are quoted in the note. A block's ``compare``
-list (e.g. ``["psnr"]`` where the paper's SSIM is MATLAB's built-in ``ssim``) leaves the other metrics out.
-
-Values are printed as the card writes them: 38.00 stays 38.00 (the card loaders keep each value's digits,
-``models.modelcard.keep_printed``); a value may also be a string (``"38.00"``); a block's ``decimals`` table
-(``decimals = {psnr = 2, ssim = 3}``) overrides both; a card dict without its digits falls back to the most decimals
-among the block's values of that metric. ``verified = false`` (values not checked against the paper) travels with
-each value and is shown as a mark (``?``).
+--paper``, ``table --reported``, the reports and ``plot --paper``. The rules are docs/paper-tables.md's "Reported
+rows": ``NAME+`` takes the self-ensemble blocks, ``NAME`` the others, a block with a ``variant`` only for that variant;
+per protocol the blocks merge in card order, the first block holding a (dataset, scale) giving all of that cell's
+metrics; two values for one cell are an error unless the later block is ``secondary``; values print as the card
+writes them (the loaders keep the digits: ``models.modelcard.keep_printed``; a dict without them falls back to the
+most decimals among the block's values of that metric).
 """
 
 from __future__ import annotations
@@ -32,7 +20,6 @@ from sr_bench.models.cards import card_for, model_cards
 from sr_bench.scales import scale_text
 
 ENSEMBLE_SUFFIX = "+"
-UNVERIFIED_MEANING = "? not verified against the paper (the card copied it from a secondary source)"
 
 Key = tuple[str, str]  # (dataset lower-case, scale text)
 CardLookup = Callable[[str], "dict | None"]
@@ -121,11 +108,9 @@ def block_values(block: dict) -> list[tuple[Key, dict[str, ReportedValue]]]:
                 continue
             text = texts[i][j] if i < len(texts) and j < len(texts[i]) and m not in printed else None
             v = v if isinstance(v, str) or text is None else text
-            if isinstance(v, str):
-                values[m] = ReportedValue(float(v), _decimals_of(v), block["source"], block["protocol"], verified, v)
-            else:
-                values[m] = ReportedValue(float(v), printed.get(m, most[m]), block["source"], block["protocol"],
-                                          verified)
+            written = isinstance(v, str)  # digits as the card wrote them, else the block's decimals
+            values[m] = ReportedValue(float(v), _decimals_of(v) if written else printed.get(m, most[m]),
+                                      block["source"], block["protocol"], verified, v if written else "")
         out.append((key, values))
     return out
 
@@ -172,14 +157,8 @@ def merge_blocks(card_name: str, blocks: list[dict]) -> PublishedTable:
 def matching_blocks(card: dict, ensemble: bool, variant: str | None, strict_variant: bool = True) -> list[dict]:
     """The card's blocks for this kind of row: self-ensemble or not; with ``strict_variant`` a block with a variant
     only when it is ``variant`` (blocks without one always match)."""
-    out = []
-    for b in card.get("published", []):
-        if bool(b.get("self_ensemble", False)) != ensemble:
-            continue
-        if "variant" in b and b["variant"] != variant and strict_variant:
-            continue
-        out.append(b)
-    return out
+    return [b for b in card.get("published", []) if bool(b.get("self_ensemble", False)) == ensemble
+            and not (strict_variant and "variant" in b and b["variant"] != variant)]
 
 
 def published_tables(card: dict, blocks: list[dict], protocol: str) -> tuple[PublishedTable, PublishedTable]:
@@ -246,15 +225,20 @@ def reported_model(text: str, protocol: str, cards: CardLookup = card_for) -> Re
                          cells=same, other=other)
 
 
+def measured_card(model: str, cards: CardLookup = card_for) -> tuple[dict | None, bool]:
+    """The card of a measured model, and whether it ran as a self-ensemble (``NAME+`` without a card of its own)."""
+    card = cards(model)
+    base, ensemble = split_ensemble(model)
+    if card is None and ensemble:
+        return cards(base), True
+    return card, False
+
+
 def published_for(model: str, config: dict | None, protocol: str, cards: CardLookup = card_for
                   ) -> PublishedTable | None:
     """The published values a measured ``model`` (with its run ``config``) is compared with under ``protocol``: the
     same merge as ``reported_model``, for the run's variant; None when the card has none."""
-    card = cards(model)
-    ensemble = False
-    if card is None:
-        base, ensemble = split_ensemble(model)
-        card = cards(base) if ensemble else None
+    card, ensemble = measured_card(model, cards)
     if not card:
         return None
     blocks = [b for b in matching_blocks(card, ensemble, (config or {}).get("variant")) if b["protocol"] == protocol]

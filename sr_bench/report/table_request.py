@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from sr_bench.errors import UserError
-from sr_bench.report.paper_table import LAYOUTS, RANKS
+from sr_bench.report.paper_table import LAYOUTS, RANKS, check_choice
 
 
 @dataclass(frozen=True)
@@ -28,10 +28,9 @@ class TableRequest:
 
     def check(self) -> None:
         """One-line errors for options that do not belong to the layout."""
-        if self.layout not in LAYOUTS:
-            raise UserError(f"unknown --layout {self.layout!r}; pick one of: {', '.join(LAYOUTS)}")
-        if self.rank is not None and self.rank not in RANKS:
-            raise UserError(f"unknown --rank {self.rank!r}; pick one of: {', '.join(RANKS)}")
+        check_choice("--layout", self.layout, LAYOUTS)
+        if self.rank is not None:
+            check_choice("--rank", self.rank, RANKS)
         if self.layout == "long":
             for flag, given in (("--reported", self.reported), ("--rank", self.rank), ("--cells", self.cells),
                                 ("--order", self.order), ("--max-columns", self.max_columns)):

@@ -11,24 +11,29 @@ from sr_bench.store.schema import metric_columns
 
 KEYS = ["model", "dataset", "scale_text"]
 INCOMPLETE_MARK = "*"  # a mean over fewer images than the dataset has (as report.paper_table.INCOMPLETE)
-UNVERIFIED_MARK = "?"  # a published value the card has not checked (as report.reported.UNVERIFIED)
+UNVERIFIED_MARK = "?"  # a published value the card has not checked
+UNVERIFIED_MEANING = f"{UNVERIFIED_MARK} not verified against the paper (the card copied it from a secondary source)"
 
 
 def summarize(rows: pd.DataFrame, manifest: dict | None = None) -> pd.DataFrame:
     """Mean of per-image values per (model, dataset, scale) for every metric column (``metric_columns``, plugin
     metrics included; NaN where never measured); ``n_images`` counts the measured (error-free) rows, ``n_failed``
-    the error rows and ``n_total`` the images of the dataset (``dataset_sizes``). A (model, dataset, scale) whose
-    every row failed is kept, with NaN means."""
+    the error rows, ``n_<metric>`` the images each metric's mean covers (fewer than ``n_images`` where that metric
+    alone failed on some: the rows' ``metric_errors``) and ``n_total`` the images of the dataset
+    (``dataset_sizes``). A (model, dataset, scale) whose every row failed is kept, with NaN means."""
     failed_mask = rows["error"].fillna("") != ""
     ok = rows[~failed_mask]
     order = {k: {v: i for i, v in enumerate(pd.unique(rows[k]))} for k in ("model", "dataset")}
     every = rows.groupby(KEYS, sort=False)
     grouped = ok.groupby(KEYS, sort=False)
-    out = grouped[list(metric_columns(rows))].mean().reindex(every.size().index)
+    metrics = list(metric_columns(rows))
+    out = grouped[metrics].mean().reindex(every.size().index)
+    counts = grouped[metrics].count().reindex(out.index).fillna(0).astype(int)
     out.insert(0, "n_images", grouped.size().reindex(out.index).fillna(0).astype(int))
     out.insert(1, "n_failed", rows[failed_mask].groupby(KEYS).size().reindex(out.index).fillna(0).astype(int))
     out["scale"] = every["scale"].first()
     out["untrained"] = every["untrained"].any()
+    out[[f"n_{m}" for m in metrics]] = counts.to_numpy()
     out = out.reset_index()
     sizes = dataset_sizes(rows, manifest)
     out.insert(5, "n_total", out["dataset"].map(sizes).astype(int))
@@ -87,14 +92,10 @@ def _fmt(value: float, decimals: int) -> str:
     return f"{value:.{decimals}f}"
 
 
-def _memory(n: float) -> str:
+def memory_text(n: float | None) -> str:
     from sr_bench.run.memory import size_text
 
-    return size_text(int(n))
-
-
-def _signed(value: float, decimals: int) -> str:
-    return "–" if value is None or math.isnan(value) else f"{value:+.{decimals}f}"
+    return "–" if n is None else size_text(int(n))
 
 
 def with_ci(summary: pd.DataFrame, rows: pd.DataFrame, metrics: tuple[str, ...]) -> pd.DataFrame:
@@ -117,6 +118,8 @@ def long_table(summary: pd.DataFrame, metrics: tuple[str, ...] | None = None, so
     (``report.paper.with_paper``), each metric that has published values gets ``paper`` and ``Δ`` (measured - paper)
     columns and the sources become the notes; ``<metric>_ci95`` columns (``with_ci``) add ``±`` half-widths.
     ``metrics`` default to every metric column of ``summary``."""
+    from sr_bench.run.peaks import mfu_text, rate_text  # FLOP/s achieved, MFU where the GPU's peak is listed
+
     infos = [metric_info(m) for m in (metric_columns(summary) if metrics is None else metrics)]
     with_paper = [i for i in infos
                   if sources is not None and summary.get(f"paper_{i.name}", pd.Series(dtype=float)).notna().any()]
@@ -125,13 +128,12 @@ def long_table(summary: pd.DataFrame, metrics: tuple[str, ...] | None = None, so
         head.append(f"{i.name.upper()} {'↑' if i.higher_is_better else '↓'}")
         if i in with_paper:
             head += ["paper", "Δ"]
-    if with_paper:
-        head.append("src")
-    cost = "params" in summary
-    measured = [c for c in ("gflops", "flops_per_second", "mfu", "peak_memory") if c in summary]
-    if cost:
-        head += ["params", "s/image"] + [{"gflops": "GFLOPs", "flops_per_second": "FLOP/s", "mfu": "MFU",
-                                          "peak_memory": "peak mem"}[c] for c in measured]
+    # with_cost's columns: (head, text of a value or None)
+    texts = {"params": ("params", str), "seconds": ("s/image", lambda v: _fmt(v, 3)),
+             "gflops": ("GFLOPs", lambda v: _fmt(v, 1)), "flops_per_second": ("FLOP/s", rate_text),
+             "mfu": ("MFU", mfu_text), "peak_memory": ("peak mem", memory_text)}
+    cost = [c for c in texts if c in summary] if "params" in summary else []
+    head += ["src"] * bool(with_paper) + [texts[c][0] for c in cost]
     rows = []
     incomplete = False
     for _, r in summary.iterrows():
@@ -139,9 +141,9 @@ def long_table(summary: pd.DataFrame, metrics: tuple[str, ...] | None = None, so
         n, total = int(r["n_images"]), int(r.get("n_total", r["n_images"]))
         cells = [name, r["dataset"], "x" + r["scale_text"], str(n) + (f" of {total}" if n < total else ""),
                  str(int(r.get("n_failed", 0)))]
-        mark = INCOMPLETE_MARK if n < total else ""
-        incomplete |= bool(mark)
         for i in infos:
+            mark = INCOMPLETE_MARK if int(r.get(f"n_{i.name}", n)) < total else ""
+            incomplete |= bool(mark)
             ci = r.get(f"{i.name}_ci95")
             value = r[i.name]
             cells.append(_fmt(value, i.decimals) + ("" if math.isnan(value) else mark)
@@ -150,30 +152,20 @@ def long_table(summary: pd.DataFrame, metrics: tuple[str, ...] | None = None, so
                 paper = r[f"paper_{i.name}"]
                 # the published value as the card prints it; the difference one digit finer than the metric
                 text = r.get(f"paper_{i.name}_text") or (f"{paper:g}" if not math.isnan(paper) else "")
-                cells += ["–" if math.isnan(paper) else text, _signed(value - paper, i.decimals + 1)]
+                delta = "–" if math.isnan(value - paper) else f"{value - paper:+.{i.decimals + 1}f}"
+                cells += ["–" if math.isnan(paper) else text, delta]
         if with_paper:
             cells.append(f"[{int(r['source'])}]" if r["source"] else "–")
-        if cost:
-            cells += [r["params"], _fmt(r["seconds"], 3)]
-            if "gflops" in measured:
-                cells.append(_fmt(r["gflops"], 1))
-            if "flops_per_second" in measured:  # run/peaks.py: FLOP/s achieved, MFU where the GPU's peak is listed
-                from sr_bench.run.peaks import mfu_text, rate_text
-
-                cells += [rate_text(None if pd.isna(r["flops_per_second"]) else r["flops_per_second"]),
-                          mfu_text(None if pd.isna(r["mfu"]) else r["mfu"])]
-            if "peak_memory" in measured:
-                cells.append("–" if pd.isna(r["peak_memory"]) else _memory(r["peak_memory"]))
-        rows.append(cells)
+        rows.append(cells + [texts[c][1](None if pd.isna(r[c]) else r[c]) for c in cost])
     notes = []
     if incomplete:
         notes.append(f"{INCOMPLETE_MARK} mean over fewer images than the dataset has: n of N (failed: error rows, "
-                     "listed in the run's 'error' column)")
+                     "listed in the run's 'error' column; a metric that failed alone on an image: its "
+                     "'metric_errors' column)")
     if with_paper:
         notes += [f"[{k}] {s}" for k, s in enumerate(sources, 1)]
         if any(str(t).endswith(UNVERIFIED_MARK) for i in with_paper for t in summary.get(f"paper_{i.name}_text", [])):
-            notes.append(UNVERIFIED_MARK + " not verified against the paper (the card copied it from a secondary "
-                         "source)")
+            notes.append(UNVERIFIED_MEANING)
     elif sources is not None:
         notes.append("(no published values in the model cards match these models under this protocol)")
     return head, rows, notes

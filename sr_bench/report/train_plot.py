@@ -1,8 +1,6 @@
 """``srbench plot PATH.json`` for a training record: the loss curve, and the validation curve of each scale with
-bicubic's value beside it (dashed, same colour) and the step ``PATH.best`` was taken at.
-
-Everything drawn is read from ``PATH.json`` (``srbench train`` writes ``losses`` and ``validation``), so the figure
-can be redrawn at any time, also while the run goes on.
+bicubic's value beside it (dashed, same colour) and the step ``PATH.best`` was taken at. Everything drawn is read
+from ``PATH.json``, so the figure can be redrawn at any time, also while the run goes on.
 """
 
 from __future__ import annotations
@@ -11,7 +9,7 @@ import json
 from pathlib import Path
 
 from sr_bench.errors import UserError
-from sr_bench.report.plot import FORMATS
+from sr_bench.report.plot import pyplot
 
 TRAIN_FORMAT = "sr_bench-train/"
 
@@ -30,15 +28,7 @@ def plot_training(record_path: Path, out: Path | None, metric: str | None = None
     """Write the figure of the record at ``record_path`` to ``out`` (.png/.pdf/.svg; None: do not write); returns
     the matplotlib Figure (its lines carry the data)."""
     record = json.loads(Path(record_path).read_text())
-    if out is not None and Path(out).suffix.lower() not in FORMATS:
-        raise UserError(f"plot file {str(out)!r} must end in {', '.join(FORMATS)}")
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise UserError("plots need matplotlib: pip install 'sr_bench[plot]'") from None
+    plt = pyplot(out)
     losses = record.get("losses") or []
     if not losses:
         raise UserError(f"{record_path} has no loss entries yet (written every --log-every steps)")

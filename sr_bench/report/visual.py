@@ -1,12 +1,10 @@
 """Where two models differ visually: one image re-run under the run's protocol, a paper-style crop figure.
 
-The models are re-created from each run's run.json request (``sr_bench.run.replay``) and run on one image exactly as
-``srbench run`` does (protocol ``prepare`` -> model -> protocol ``quantize`` -> ``views``). Each model's PSNR/SSIM
-on those views must equal the run's stored row within ``TOLERANCE``: the figure shows the images that produced the
-table's numbers, or nothing. The default box is the window of a quarter of the image's height and width (at least
-``MIN_BOX`` pixels) where the two quantised SR images differ most: largest sum over the window of |A - B| summed
-over the colour channels, searched at every position inside the protocol's shave border (over the whole image
-when the window does not fit there); ties go to the top-most, then left-most window.
+The models are re-created from each run's run.json request (``sr_bench.run.replay``) and run on the image exactly as
+``srbench run`` does. Each model's PSNR/SSIM must equal the run's stored row within ``TOLERANCE``: the figure shows
+the images that produced the table's numbers, or nothing. The default box is the quarter-size window (at least
+``MIN_BOX`` pixels) with the largest sum of |A - B| over the colour channels, searched inside the protocol's shave
+border (the whole image when it does not fit there); ties go to the top-most, then left-most window.
 """
 
 from __future__ import annotations
@@ -23,10 +21,10 @@ import pandas as pd
 
 from sr_bench.errors import UserError
 from sr_bench.metrics import metric_info
+from sr_bench.report.plot import pyplot
 
 TOLERANCE = 1e-9
 MIN_BOX = 8
-FORMATS = (".png", ".pdf", ".svg")
 CAPTION_METRICS = ("psnr", "ssim")
 
 
@@ -131,13 +129,12 @@ def _find_item(run_dir: Path, dataset: str, image: str):
     raise UserError(f"cannot find dataset {dataset} of run {run_dir.name} from here{why}")
 
 
-def _load_hr(item, device):
+def _tensor(arr: np.ndarray, device):
+    """(H, W, C) pixels as the (C, H, W) float64 0..255 tensor the protocols take."""
     import torch
 
-    from sr_bench.protocols import HRSource
-
-    arr = item.load()
-    return HRSource(torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).to(device, torch.float64))
+    arr = arr[..., None] if arr.ndim == 2 else arr
+    return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).to(device, torch.float64)
 
 
 def _same(a: float | None, b: float | None) -> bool:
@@ -166,9 +163,11 @@ def render_models(sources: list[Source], dataset: str, image: str, scale: Fracti
     """Re-create each source's model, run it on ``dataset``/``image`` at ``scale`` under the run's protocol and
     check its PSNR/SSIM against the stored row. Returns the compared HR, the renders, the shave and the protocol."""
     import torch
+    from PIL import Image
     from tqdm import tqdm
 
     from sr_bench.metrics import create_metric
+    from sr_bench.protocols import HRSource
     from sr_bench.provenance import resolve_device
     from sr_bench.run.evaluation import metric_value
     from sr_bench.run.replay import rebuild_context, run_protocol, saved_images
@@ -202,7 +201,7 @@ def render_models(sources: list[Source], dataset: str, image: str, scale: Fracti
                 precision = ctx.request.precision
             bar.update(len(idxs))
             item = _find_item(run_dir, dataset, image)
-            case = protocol.prepare(_load_hr(item, dev), scale)
+            case = protocol.prepare(HRSource(_tensor(item.load(), dev)), scale)
             case_hr = case.hr.round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
             if hr is not None and not np.array_equal(hr, case_hr):
                 raise UserError(f"the runs read different pixels for {dataset}/{image}; their data folders differ")
@@ -211,7 +210,7 @@ def render_models(sources: list[Source], dataset: str, image: str, scale: Fracti
             for k, (i, pair) in enumerate(zip(idxs, models, strict=True)):
                 row = stored[i]
                 if pngs is not None:
-                    sr = _read_png(pngs[k], dev)
+                    sr = _tensor(np.array(Image.open(pngs[k])), dev)  # a saved SR PNG; np.array: a writable copy
                 else:
                     sr = _rerun(pair, row, run_dir, case, scale, protocol, precision)
                 views = protocol.views(sr, case)
@@ -226,26 +225,14 @@ def render_models(sources: list[Source], dataset: str, image: str, scale: Fracti
                 bar.update(1)
     finally:
         bar.close()
-    for r, src in zip(renders, sources, strict=True):
-        bad = [m for m in r.values if not _same(r.values[m], r.stored[m])]
-        if bad:
-            m = bad[0]
+    for r, src, row in zip(renders, sources, stored, strict=True):
+        m = next((m for m in r.values if not _same(r.values[m], r.stored[m])), None)
+        if m is not None:
             raise ReproductionMismatch(
                 f"re-created {src.model} gives {m.upper()} {r.values[m]!r} on {dataset}/{image} x{st}, but run "
                 f"{src.run_dir.name} stored {r.stored[m]!r} (tolerance {TOLERANCE:g}); the model, its options or "
-                f"the image changed since the run, or the device differs (rows say "
-                f"{_stored_row(src, dataset, image, st)['device']}; try --device)")
+                f"the image changed since the run, or the device differs (rows say {row['device']}; try --device)")
     return hr, renders, int(shave), protocol_name
-
-
-def _read_png(path: Path, device):
-    """A saved SR PNG as the (C, H, W) float64 0..255 tensor the protocol's views take."""
-    import torch
-    from PIL import Image
-
-    arr = np.array(Image.open(path))  # a writable copy for torch
-    arr = arr[..., None] if arr.ndim == 2 else arr
-    return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).to(device, torch.float64)
 
 
 def _rerun(pair, row, run_dir: Path, case, scale: Fraction, protocol, precision: str):
@@ -268,21 +255,15 @@ def _rerun(pair, row, run_dir: Path, case, scale: Fraction, protocol, precision:
 
 
 def caption(r: Rendered) -> str:
-    parts = []
-    for m in CAPTION_METRICS:
-        if m in r.values and r.values[m] is not None:
-            info = metric_info(m)
-            unit = f" {info.unit}" if info.unit else ""
-            parts.append(f"{m.upper()} {r.values[m]:.{info.decimals}f}{unit}")
+    infos = {m: metric_info(m) for m in CAPTION_METRICS if r.values.get(m) is not None}
+    parts = [f"{m.upper()} {r.values[m]:.{i.decimals}f}" + (f" {i.unit}" if i.unit else "") for m, i in infos.items()]
     return r.label + ("\n" + ", ".join(parts) if parts else "")
 
 
 def draw_figure(result: VisualResult, out: Path):
     """HR with the box drawn, then the box crop of HR and of each model's SR, captioned. Returns the Figure."""
     out = Path(out)
-    if out.suffix.lower() not in FORMATS:
-        raise UserError(f"figure file {str(out)!r} must end in {', '.join(FORMATS)}")
-    plt = _pyplot()
+    plt = pyplot(out, "figure file", "the figure needs")
     from matplotlib.patches import Rectangle
 
     x, y, w, h = result.box
@@ -317,17 +298,6 @@ def draw_figure(result: VisualResult, out: Path):
     return fig
 
 
-def _pyplot():
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise UserError("the figure needs matplotlib: pip install 'sr_bench[plot]'") from None
-    return plt
-
-
 def save_sr(result: VisualResult, folder: Path) -> list[Path]:
     """Each model's quantised SR as an 8-bit RGB PNG: ``<label>_<dataset>_<image>_x<scale>.png``."""
     from PIL import Image
@@ -349,19 +319,14 @@ def visual_compare(sources: list[Source], dataset: str, image: str, scale: Fract
     from sr_bench.scales import scale_text as to_text
 
     if out is not None:
-        if Path(out).suffix.lower() not in FORMATS:
-            raise UserError(f"figure file {str(out)!r} must end in {', '.join(FORMATS)}")
-        _pyplot()  # fail before the re-run if matplotlib is missing
+        pyplot(out, "figure file", "the figure needs")  # fail before the re-run, not after
     if box:  # checked against the stored row's compared size before anything runs
         first = _stored_row(sources[0], dataset, image, to_text(scale))
         parse_box(box, int(first["hr_width"]), int(first["hr_height"]))
     hr, renders, shave, protocol = render_models(sources, dataset, image, scale, device, progress)
     height, width = hr.shape[:2]
-    if box:
-        chosen, auto = parse_box(box, width, height), False
-    else:
-        chosen, auto = default_box(renders[0].sr, renders[1].sr, margin=shave), True
-    result = VisualResult(hr=hr, renders=renders, box=chosen, auto_box=auto, shave=shave, dataset=dataset,
+    chosen = parse_box(box, width, height) if box else default_box(renders[0].sr, renders[1].sr, margin=shave)
+    result = VisualResult(hr=hr, renders=renders, box=chosen, auto_box=not box, shave=shave, dataset=dataset,
                           image=image, scale_text=to_text(scale), protocol=protocol)
     if out is not None:
         draw_figure(result, out)

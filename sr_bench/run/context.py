@@ -28,6 +28,7 @@ from sr_bench.models.interface import Upscaler
 from sr_bench.protocols import Protocol, get_protocol
 from sr_bench.provenance import device_name, package_versions_json, resolve_device
 from sr_bench.run.grid import ModelSpec
+from sr_bench.run.levers import Levers
 from sr_bench.run.memory import load_guard
 from sr_bench.run.precision import device_label as precision_label
 from sr_bench.run.request import RunRequest
@@ -42,6 +43,7 @@ class Setup:
     device: str = "auto"
     threads: int = 1
     max_memory: int | None = None  # --max-memory in bytes (run/memory.py)
+    levers: Levers = Levers()  # applied by the processes that evaluate (run/levers.py), not by build_context
 
 
 @dataclass
@@ -85,13 +87,13 @@ def build_context(setup: Setup, extra: tuple[tuple[ModelSpec, Upscaler], ...] = 
     notes: list[str] = []
     explicit = req.metrics is not None
     metrics, prov = _load_metrics(req.metrics if explicit else DEFAULT_METRICS, explicit, device, req.lpips_weights,
-                                  notes)
+                                  notes, req.metric_options)
     return Context(setup=setup, protocol=get_protocol(req.protocol), models=models, metrics=metrics, device=device,
                    device_label=precision_label(device_name(device), req.precision), versions=package_versions_json(),
                    metric_prov=json.dumps(prov, sort_keys=True), notes=notes)
 
 
-def _load_metrics(names, explicit: bool, device, lpips_weights, notes):
+def _load_metrics(names, explicit: bool, device, lpips_weights, notes, options_of=lambda name: {}):
     known = list_metrics()
     for n in names:
         if is_pyiqa(n):
@@ -100,7 +102,7 @@ def _load_metrics(names, explicit: bool, device, lpips_weights, notes):
             raise unknown("metric", n, known)
     loaded, provenance = {}, {}
     for n in names:
-        m = _lpips(lpips_weights) if n == "lpips" else create_metric(n)
+        m = _lpips(lpips_weights) if n == "lpips" else create_metric(n, options_of(n))
         try:
             m.load(device)
         except MetricUnavailable as e:
@@ -117,7 +119,7 @@ def _load_metrics(names, explicit: bool, device, lpips_weights, notes):
             if getattr(m, attr, None):
                 provenance[f"{n}_{attr}"] = getattr(m, attr)
         if not is_builtin(n):  # every row then names the package (and version) that computed the column
-            provenance[f"{n}_plugin"] = metric_source(n)
+            provenance[f"{n}_plugin"] = metric_source(n, options_of(n))
     return loaded, provenance
 
 

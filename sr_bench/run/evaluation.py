@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import math
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -58,6 +59,7 @@ def new_row(ctx: Context, spec: ModelSpec, model: Upscaler, dataset: str, image:
         "device": ctx.device_label, "metric_weights": ctx.metric_prov, "package_versions": ctx.versions,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"),
         "tile": None, "tile_overlap": None, "tile_reason": "", "peak_memory": None, "parameters": None, "flops": None,
+        "metric_errors": "",
     }
 
 
@@ -124,10 +126,16 @@ def measure_image(ctx: Context, prep: Prepared, reference: bool, submit=_now, ti
 
 
 def finished(prep: Prepared, entries: list) -> tuple[list[dict], list[str]]:
-    """The rows of measured entries, and the warnings of those that failed."""
-    return [row for row, _, _ in entries], [f"{prep.dataset}/{prep.item.name} x{row['scale_text']} {spec.name}: "
-                                            f"{row['error']}" for row, spec, measured in entries
-                                            if measured and row["error"]]
+    """The rows of measured entries, and the warnings of those that failed (or of their metrics that failed)."""
+    warns = []
+    for row, spec, measured in entries:
+        where = f"{prep.dataset}/{prep.item.name} x{row['scale_text']} {spec.name}"
+        if measured and row["error"]:
+            warns.append(f"{where}: {row['error']}")
+        elif row.get("metric_errors"):
+            warns += [f"{where}: metric {name} failed ({why}); the other metrics are kept"
+                      for name, why in json.loads(row["metric_errors"]).items()]
+    return [row for row, _, _ in entries], warns
 
 
 def evaluate_image(ctx: Context, dataset: str, item: ImageItem, scales: list[Fraction],
@@ -323,7 +331,7 @@ def reference_forward(model: Upscaler, case, s: Fraction, ctx: Context):
 def score(row: dict, sr: torch.Tensor, case, ctx: Context, ref=None) -> None:
     """The metrics of ``sr`` into the row (or its error); with ``ref`` (fp32 SR, seconds), the drift's PSNRs."""
     _measure_metrics(row, sr, case, ctx.protocol, ctx.metrics)
-    if ref is not None and not row["error"]:
+    if ref is not None and not row["error"] and not row["metric_errors"]:
         psnr = drift_psnr(ctx)
         with torch.inference_mode():
             pair = (ctx.protocol.views(sr, case).pair(psnr.info.view),
@@ -343,13 +351,26 @@ def drift_psnr(ctx: Context):
 
 
 def _measure_metrics(row: dict, sr: torch.Tensor, case, protocol: Protocol, metrics: dict) -> None:
+    """Each metric into its column. One that raises leaves its column empty and its error in ``metric_errors``,
+    the others keep their values (pyiqa's MS-SSIM refuses images under 176 px; PSNR still holds); the row's
+    ``error`` is set only when no metric gave a value."""
     try:
         views = protocol.views(sr, case)
-        with torch.inference_mode():
-            for name, metric in metrics.items():
-                row[name] = metric_value(name, metric.compute(*views.pair(metric.info.view)))
     except Exception as e:  # one image's failure must not lose the run; the row says what happened
         row["error"], row["error_kind"] = f"{type(e).__name__}: {e}", "metric"
+        return
+    failed = {}
+    with torch.inference_mode():
+        for name, metric in metrics.items():
+            try:
+                row[name] = metric_value(name, metric.compute(*views.pair(metric.info.view)))
+            except Exception as e:
+                row[name] = None
+                failed[name] = f"{type(e).__name__}: {str(e).strip()}"
+    if failed:
+        row["metric_errors"] = json.dumps(failed, sort_keys=True)
+        if len(failed) == len(metrics):
+            row["error"], row["error_kind"] = "; ".join(f"{n}: {why}" for n, why in failed.items()), "metric"
 
 
 def png_bytes(sr: torch.Tensor) -> bytes:

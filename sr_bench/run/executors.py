@@ -20,6 +20,7 @@ from sr_bench.data.items import ImageItem
 from sr_bench.errors import UserError
 from sr_bench.run.context import Context, Setup, build_context
 from sr_bench.run.evaluation import evaluate_image, evaluate_images, unmeasured_rows
+from sr_bench.run.levers import engage, engaged, record
 from sr_bench.run.memory import keep_freed_memory
 from sr_bench.run.precision import hold_tf32_switches, tf32_switches
 from sr_bench.run.processes import exit_with_parent, ignore_interrupts, stop_pool
@@ -50,7 +51,9 @@ def run_local(plan: Plan, sink) -> None:
     def each_scale(dataset, rows, warns):  # a slow image is saved as it goes
         sink.collect(dataset, rows, warns, image_done=False)
 
-    with tf32_switches(ctx.request.precision, ctx.device):  # metrics on a helper thread see the forward's setting
+    # TF32 switches held for the loop (metrics on a helper thread see the forward's setting); levers engaged once
+    with tf32_switches(ctx.request.precision, ctx.device), engaged(ctx) as report:
+        record(sink.manifest, report)
         for dataset, rows, warns in evaluate_images(ctx, plan.jobs, plan.scales, ahead, plan.reference_jobs,
                                                     tick=sink.tick, emit=each_scale):
             sink.collect(dataset, rows, warns)
@@ -108,6 +111,7 @@ def _init_worker(setup: Setup, parent_pid: int | None = None) -> None:
     keep_freed_memory()
     _WORKER = build_context(setup)
     hold_tf32_switches(setup.request.precision, _WORKER.device)  # this process only evaluates
+    engage(_WORKER)
 
 
 def _work(dataset: str, item: ImageItem, scales: list[Fraction], skip: frozenset, reference: bool = False):

@@ -35,16 +35,17 @@ LOCK_NAME = ".lock"
 TMP_PREFIX = ".tmp-"  # sr_bench.store.atomic's temporary files: a write a crash cut short
 
 # request keys older run.json files lack, with the value they meant
-_REQUEST_DEFAULTS = {"model_opts": {}, "save_images": False, "precision": "fp32", "tile": None, "tile_overlap": None,
-                     "profile": False}
+_REQUEST_DEFAULTS = {"model_opts": {}, "metric_opts": {}, "save_images": False, "precision": "fp32", "tile": None,
+                     "tile_overlap": None, "profile": False}
 # request keys that do not decide what is measured: the data root only says where the files are (their hashes
 # are checked instead); a memory budget only decides which images are retried tiled, and each row records that
 _LOCATION_KEYS = ("data_root", "max_memory")
 # how a request key is spelled on the command line
 _FLAGS = {"models": "--models", "datasets": "--datasets", "scales": "--scales", "protocol": "--protocol",
           "metrics": "--metrics", "lpips_weights": "--lpips-weights", "plugins": "--plugin",
-          "allow_untrained": "--allow-untrained", "model_opts": "--model-opt", "save_images": "--save-images",
-          "precision": "--precision", "tile": "--tile", "tile_overlap": "--tile-overlap", "profile": "--profile"}
+          "allow_untrained": "--allow-untrained", "model_opts": "--model-opt", "metric_opts": "--metric-opt",
+          "save_images": "--save-images", "precision": "--precision", "tile": "--tile",
+          "tile_overlap": "--tile-overlap", "profile": "--profile"}
 
 
 class FolderLock:
@@ -242,7 +243,7 @@ def new_manifest(run_dir: Path, request: dict, ctx, data: list[dict], resumed: b
         "scales": request["scales"],
         "protocol": {"name": protocol.name, "fingerprint": protocol.fingerprint, "rules": protocol.rules()},
         "metrics": list(ctx.metrics),
-        "metric_info": {n: _info_json(n) for n in ctx.metrics},
+        "metric_info": {n: _info_json(n, ctx.request.metric_options(n)) for n in ctx.metrics},
         "metric_weights": json.loads(ctx.metric_prov),
         "images": ({"folder": IMAGES_DIR, "pattern": f"{IMAGES_DIR}/<model>/<dataset>/x<scale>/<image>.png",
                     "format": "png, 8-bit, lossless", "exact": quantises_to_integers(protocol)}
@@ -259,8 +260,9 @@ def new_manifest(run_dir: Path, request: dict, ctx, data: list[dict], resumed: b
     return manifest
 
 
-def _info_json(name: str) -> dict:
-    """A metric's declared metadata and where it comes from, as plain JSON (an infinite bound as "inf")."""
+def _info_json(name: str, options: dict | None = None) -> dict:
+    """A metric's declared metadata and where it comes from (with its ``--metric-opt`` options), as plain JSON (an
+    infinite bound as "inf")."""
     info = {k: (str(v) if isinstance(v, float) and not math.isfinite(v) else v)
             for k, v in asdict(metric_info(name)).items()}
-    return {**info, "source": metric_source(name)}
+    return {**info, "source": metric_source(name, options)}

@@ -8,7 +8,8 @@ report work unchanged. A worker that dies costs only its current image, which an
 (``run_on_ray``). Ray is imported only here (the ``ray`` extra).
 
 ``--gpus-per-worker G`` makes each actor request G GPUs (a fraction shares one GPU between actors); Ray then sets
-the actor's CUDA_VISIBLE_DEVICES, and ``--device auto`` (or cuda) runs its models there.
+the actor's CUDA_VISIBLE_DEVICES, and ``--device auto`` (or cuda) runs its models there. run.json's ``execution``
+entry lists each actor's node and GPU ids (``ray_actors``), so a run shows which actors shared a GPU.
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ class ImageWorker:
         self.ctx = build_context(setup)
         check_precision(setup.request.precision, self.ctx.device.type)
         hold_tf32_switches(setup.request.precision, self.ctx.device)  # this process only evaluates
+        from sr_bench.run.levers import engage
+
+        self.levers = engage(self.ctx)
         self.scratch = Path(tempfile.mkdtemp(prefix="srbench-ray-"))
 
     def evaluate(self, dataset: str, name: str, path: str, data: bytes | None, scales: list[Fraction],
@@ -65,6 +69,17 @@ class ImageWorker:
 
     def device(self) -> str:
         return self.ctx.device_label
+
+    def placement(self) -> dict:
+        """Where Ray put this actor (its GPU ids: two actors of --gpus-per-worker 0.5 share one) and what its
+        speed levers did, for run.json's execution entry."""
+        import os
+
+        import ray
+
+        return {"node": ray.get_runtime_context().get_node_id(), "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
+                "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "device": self.ctx.device_label,
+                **self.levers}
 
 
 MAX_ATTEMPTS = 3  # workers one image may take down before its rows record the failure and the run moves on
@@ -103,6 +118,7 @@ def run_on_ray(setup, jobs, scales, workers: int, sink, address: str | None = No
         raise UserError(problem)
     actor_cls = ray.remote(num_cpus=1, num_gpus=gpus_per_worker)(ImageWorker)
     actors = [actor_cls.remote(setup, 1) for _ in range(min(workers, len(jobs)))]
+    placements = [a.placement.remote() for a in actors]  # each actor runs it before its first image
     idle = list(actors)
     queue = deque(range(len(jobs)))
     running: dict = {}  # object ref -> (actor, job index)
@@ -154,11 +170,25 @@ def run_on_ray(setup, jobs, scales, workers: int, sink, address: str | None = No
             idle.append(actor)
             sink.tick(len(rows))
             sink.collect(dataset, rows, warns)
+        _record_placements(ray, placements, sink)
     finally:
         for a in actors:
             ray.kill(a)
         if started_here:
             ray.shutdown()
+
+
+def _record_placements(ray, placements: list, sink) -> None:
+    """The first actors' placements into this session's execution entry (an actor that died before answering is
+    left out)."""
+    found = []
+    for ref in placements:
+        try:
+            found.append(ray.get(ref, timeout=30))
+        except Exception:  # a dead or hung actor: its placement is not worth failing a finished run
+            continue
+    if sink.manifest.get("execution"):
+        sink.manifest["execution"][-1]["ray_actors"] = found
 
 
 def _last_line(text: str) -> str:

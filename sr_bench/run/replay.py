@@ -44,8 +44,9 @@ def rebuild_context(run_dir: Path, models: list[str], metrics: tuple[str, ...] =
     opts = {k: v for k, v in request.model_opts if split_key(k)[0] in names or split_key(k)[0] is None
             and any(takes_option(resolve_model(n), split_key(k)[1]) for n in names)}
     protocol = run_protocol(run_dir, manifest)
+    kept = tuple((k, v) for k, v in request.metric_opts if k.rpartition(".")[0] in metrics)  # the run's, of these
     request = replace(request, models=[specs[n][1] for n in models], model_opts=opts, plugins=(),
-                      protocol=protocol.name, metrics=tuple(metrics))
+                      protocol=protocol.name, metrics=tuple(metrics), metric_opts=kept)
     return build_context(Setup(request, run_id=run_dir.name, device=device, threads=torch.get_num_threads()))
 
 

@@ -2,8 +2,9 @@
 
 A request is everything that decides a row's numbers; ``--resume`` rebuilds it from run.json and a folder refuses
 another one (``sr_bench.run.folder``). The options decide only where and how fast (device, workers, executor,
-prefetch, memory budget, progress), so a resume may change them. Both check themselves when made: a bad value fails
-before any image is read, with one line naming the option.
+prefetch, memory budget, progress, the speed levers of ``run.levers``: float32 rounding at most), so a resume may
+change them. Both check themselves when made: a bad value fails before any image is read, with one line naming the
+option.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from fractions import Fraction
 from pathlib import Path
 
 from sr_bench.errors import UserError, unknown
-from sr_bench.metrics import metric_column
+from sr_bench.metrics import DEFAULT_METRICS, check_metric_opts, metric_column, metric_options
 from sr_bench.protocols import choose_protocol
 from sr_bench.run.grid import ModelSpec
+from sr_bench.run.levers import Levers
 from sr_bench.run.memory import parse_size
 from sr_bench.run.precision import PRECISIONS
 from sr_bench.scales import parse_scale, scale_text
@@ -39,6 +41,7 @@ class RunRequest:
     plugins: tuple[str, ...] = ()
     allow_untrained: bool = False
     model_opts: tuple[tuple[str, object], ...] = ()  # --model-opt k=v, given to every model that takes option k
+    metric_opts: tuple[tuple[str, object], ...] = ()  # --metric-opt COLUMN.KEY=v (pyiqa metrics' options)
     save_images: bool = False
     precision: str = "fp32"
     tile: int | None = None
@@ -54,6 +57,10 @@ class RunRequest:
         put("model_opts", tuple(sorted(dict(self.model_opts or {}).items())))
         if self.metrics is not None:
             put("metrics", tuple(metric_column(m) for m in self.metrics))  # pyiqa:NAME -> its column pyiqa_NAME
+        opts = dict(self.metric_opts or {})
+        put("metric_opts", tuple(sorted({f"{metric_column(k.rpartition('.')[0])}.{k.rpartition('.')[2]}": v
+                                         for k, v in opts.items()}.items())))
+        check_metric_opts(self.metric_opts, DEFAULT_METRICS if self.metrics is None else self.metrics)
         if not self.models:
             raise UserError("no models given; use --models bicubic (see `srbench models`)")
         if not self.datasets:
@@ -73,17 +80,23 @@ class RunRequest:
             raise UserError("--tile-overlap needs --tile N (the tile size in LR pixels)")
         put("protocol", choose_protocol(self.protocol, self.scales).name)
 
+    def metric_options(self, column: str) -> dict:
+        """The ``--metric-opt`` options of metric ``column`` (its KEY -> value)."""
+        return metric_options(column, self.metric_opts)
+
     @property
     def specs(self) -> tuple[ModelSpec, ...]:
         return tuple(ModelSpec.parse(m) for m in self.models)
 
     def to_json(self) -> dict:
-        """run.json's ``request`` (the keys every sr_bench since the first stored request has written)."""
+        """run.json's ``request`` (keys added since the first stored request have a default in
+        ``run.folder._REQUEST_DEFAULTS``)."""
         return {"models": list(self.models), "datasets": list(self.datasets),
                 "scales": [scale_text(s) for s in self.scales], "protocol": self.protocol,
                 "metrics": None if self.metrics is None else list(self.metrics), "data_root": self.data_root,
                 "lpips_weights": self.lpips_weights, "plugins": list(self.plugins),
                 "allow_untrained": self.allow_untrained, "model_opts": dict(self.model_opts),
+                "metric_opts": dict(self.metric_opts),
                 "save_images": self.save_images, "precision": self.precision, "tile": self.tile,
                 "tile_overlap": self.tile_overlap, "profile": self.profile}
 
@@ -124,6 +137,9 @@ class RunOptions:
     progress: bool = True
     max_memory: int | None = None  # bytes ('4GB' is parsed): a CPU RSS guard / a CUDA allocator cap (run/memory.py)
     drift_images: int = DRIFT_IMAGES
+    compile: str | None = None  # speed levers (run/levers.py): a torch.compile backend, NHWC weights, cuDNN autotuning
+    channels_last: bool = False
+    cudnn_benchmark: bool = False
     out: Path | None = None  # the run folder; None: results_dir/<run id>
     results_dir: Path = Path("results")
     resume: bool = False  # ``out`` must already hold a run
@@ -145,6 +161,11 @@ class RunOptions:
             raise UserError(f"--prefetch must be >= 0, got {self.prefetch}")
         if self.drift_images < 0:
             raise UserError(f"--drift-images must be >= 0, got {self.drift_images}")
+        Levers(self.compile, self.channels_last, self.cudnn_benchmark)  # checks the --compile backend
+
+    @property
+    def levers(self) -> Levers:
+        return Levers(self.compile, self.channels_last, self.cudnn_benchmark)
 
     def flags(self) -> list[str]:
         """The command-line options that repeat these options (those that differ from the defaults)."""
@@ -153,7 +174,7 @@ class RunOptions:
             value = getattr(self, name)
             if value != getattr(default, name):
                 out += [f"--{name.replace('_', '-')}", f"{value:g}" if isinstance(value, float) else str(value)]
-        return out + ([] if self.progress else ["--no-progress"])
+        return out + self.levers.flags() + ([] if self.progress else ["--no-progress"])
 
 
 def split_fields(**given) -> tuple[RunRequest, RunOptions]:

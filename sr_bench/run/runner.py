@@ -36,6 +36,7 @@ from sr_bench.run.folder import (
     remove_partial_writes,
 )
 from sr_bench.run.grid import new_run_id
+from sr_bench.run.levers import session_entry
 from sr_bench.run.memory import keep_freed_memory, rss_bytes, size_text
 from sr_bench.run.precision import Drift, check_precision
 from sr_bench.run.progress import Progress
@@ -88,7 +89,8 @@ def run(request: RunRequest | None = None, options: RunOptions | None = None, **
     resolved = _resolve_datasets(request, recorded)
     # one intra-op thread per worker process or Ray actor (each holds one CPU); a single local process takes all
     threads = torch.get_num_threads() if options.workers == 1 and options.executor == "local" else 1
-    setup = Setup(request, run_id=run_dir.name, device=options.device, threads=threads, max_memory=options.max_memory)
+    setup = Setup(request, run_id=run_dir.name, device=options.device, threads=threads, max_memory=options.max_memory,
+                  levers=options.levers)
     stored = {**request.to_json(), "max_memory": options.max_memory}  # the budget, for a resume to reuse
     protocol = get_protocol(request.protocol)
 
@@ -114,6 +116,9 @@ def run(request: RunRequest | None = None, options: RunOptions | None = None, **
         if continuing:
             remove_partial_writes(run_dir)
         manifest = new_manifest(run_dir, stored, ctx, data, continuing)
+        # one entry per session: a resume may switch a speed lever (the executor adds what it did)
+        before = (read_manifest(run_dir).get("execution") or []) if continuing else []
+        manifest["execution"] = [*before, session_entry(options.levers, options.executor, options.workers)]
         return _evaluate(run_dir, setup, ctx, resolved, manifest, continuing, options)
 
 

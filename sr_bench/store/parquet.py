@@ -64,6 +64,10 @@ def load_rows(run_dir: Path) -> pd.DataFrame:
                 extra.setdefault(f.name, f)
     schema = extended_schema(extra.values())
     df = pa.concat_tables([_conform(t, schema) for t in tables]).to_pandas()
+    if any(name.startswith("pyiqa_") for name in extra) and (run_dir / "run.json").is_file():
+        from sr_bench.metrics import remember_infos  # tables of these columns then read where pyiqa is not installed
+
+        remember_infos(read_manifest(run_dir).get("metric_info"))
     # a re-measured (model, dataset, image, scale) keeps its newest row
     return (df.sort_values("created").drop_duplicates(["model", "dataset", "image", "scale_text"], keep="last")
             .reset_index(drop=True))

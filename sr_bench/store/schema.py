@@ -56,6 +56,9 @@ COLUMNS: list[tuple[str, pa.DataType, str]] = [
                                "(as the cards count)"),
     ("flops", pa.int64(), "--profile: FLOPs of the forward (torch FlopCounterMode: matmuls and convolutions, 2 per "
                           "multiply-add)"),
+    ("metric_errors", pa.string(), "JSON {metric column: error} of the metrics that raised on this image while the "
+                                   "others were measured (their columns empty, the others kept); empty when none did "
+                                   "(when every metric raised, `error` says so instead)"),
 ]
 
 SCHEMA = pa.schema([pa.field(n, t) for n, t, _ in COLUMNS])
@@ -66,6 +69,7 @@ _FIXED = frozenset(n for n, _, _ in COLUMNS) - set(METRIC_COLUMNS)
 # take these names, so that a summary's metric columns are found the same way as a row frame's
 _SUMMARY = frozenset({"n_images", "source", "paper_source", "params", "gflops", "flops_per_second", "mfu"})
 _DERIVED_PREFIX = "paper_"
+_COUNT_PREFIX = "n_"  # report.tables.summarize: n_<metric>, the images a metric's mean covers
 _DERIVED_SUFFIX = "_ci95"  # report.tables.with_ci
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 
@@ -74,7 +78,8 @@ def check_metric_name(name: str) -> str | None:
     """Why ``name`` cannot be a metric column, or None when it can."""
     if not _NAME.fullmatch(name):
         return "a metric column name is lower-case letters, digits and _, starting with a letter"
-    if name in _FIXED or name in _SUMMARY or name.startswith(_DERIVED_PREFIX) or name.endswith(_DERIVED_SUFFIX):
+    if (name in _FIXED or name in _SUMMARY or name.startswith((_DERIVED_PREFIX, _COUNT_PREFIX))
+            or name.endswith(_DERIVED_SUFFIX)):
         return f"{name!r} is a column sr_bench already writes (rows or summaries)"
     return None
 

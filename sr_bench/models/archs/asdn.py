@@ -212,6 +212,9 @@ class ASDN(FeatureMapping):
     """ASDN network: shared FMB, one IRB per LFR level. ``forward(x_up, level)``: ``x_up`` is the LR image already
     bicubic-upsampled by the level's scale (0..``rgb_range``); returns that level's SR image."""
 
+    # ``srbench run --compile``: the FMB, not forward, whose ``self.tail[level]`` would compile once per level
+    compiled_methods: ClassVar[tuple[str, ...]] = ("features",)
+
     def __init__(self, levels: int = LFR_LEVELS, n_feats: int = 64, n_dab: int = 16, n_layers: int = 8,
                  growth: int = 64, reduction: int = 16, pool: str = "avg", compression_kernel: int = 1,
                  irb_kernel: int = 1, sa_expansion: int = 2, rgb_range: float = 255, n_colors: int = 3):

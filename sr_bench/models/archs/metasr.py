@@ -70,6 +70,8 @@ class MetaRDN(RDNBody):
     """RDN features + meta-upscale; ``forward(x, scale, size)`` with x in 0..``rgb_range``."""
 
     chunk_pixels: int = 1 << 15  # HR pixels whose kernels are predicted at once (each 1728 floats)
+    # ``srbench run --compile``: the RDN body; the adapter calls it, not forward (the meta-upscale loops in Python)
+    compiled_methods: ClassVar[tuple[str, ...]] = ("features",)
 
     def __init__(self, G0: int = 64, RDNkSize: int = 3, RDNconfig: str = "B", rgb_range: float = 255,
                  n_colors: int = 3):

@@ -31,11 +31,6 @@ def cell_text(cell: Cell, m: Markup) -> str:
     return text + m.escape(cell.ci_text())
 
 
-def method_text(row: Row, m: Markup) -> str:
-    label = m.escape(row.method.label + (" (untrained)" if row.method.untrained else ""))
-    return m.reported(label, row.notes) if row.method.reported else label
-
-
 def groups(columns: list[Column]) -> list[tuple[str, list[int]]]:
     """Consecutive columns sharing a group head: [(group, [column indices])]."""
     out: list[tuple[str, list[int]]] = []
@@ -47,12 +42,20 @@ def groups(columns: list[Column]) -> list[tuple[str, list[int]]]:
     return out
 
 
-def row_cells(block: Block, row: Row, joined: bool, m: Markup) -> list[str]:
-    """The row's data cells: one per column, or one per group with the metrics joined by '/'."""
+def row_cells(block: Block, row: Row, joined: bool, m: Markup, pad: int = 0) -> list[str]:
+    """The row's method, its data cells (one per column, or one per group with the metrics joined by '/'), ``pad``
+    empty cells, then its cost cells."""
+    label = m.escape(row.method.label + (" (untrained)" if row.method.untrained else ""))
     texts = [cell_text(c, m) for c in row.cells]
-    if not joined:
-        return texts
-    return ["/".join(texts[j] for j in idx) for _, idx in groups(block.columns)]
+    if joined:
+        texts = ["/".join(texts[j] for j in idx) for _, idx in groups(block.columns)]
+    method = m.reported(label, row.notes) if row.method.reported else label
+    return [method, *texts, *[""] * pad, *map(m.escape, row.cost)]
+
+
+def note_lines(table, escape: Callable[[str], str] = str) -> list[str]:
+    """What the symbols mean, then the numbered sources."""
+    return [escape(s) for s in table.symbols] + [f"[{k}] {escape(text)}" for k, text in enumerate(table.footnotes, 1)]
 
 
 def sub_heads(block: Block, joined: bool) -> list[str]:

@@ -1,14 +1,11 @@
-"""HTML: a ``<table class="srbench-table">`` fragment. Marks are ``<strong class="best">`` and
-``<u class="second">``, the same marks as LaTeX (no colour says more than they do); reported rows have
-``class="reported"``, rows reported under another protocol ``class="other-protocol"`` below a heading row, a best value
-the paired test does not separate from the second has ``class="not-significant"``; ``STYLE`` is the style sheet the
-HTML report embeds."""
+"""HTML: a ``<table class="srbench-table">`` fragment with the same marks as LaTeX (no colour says more than they
+do) and the classes docs/paper-tables.md lists; ``STYLE`` is the style sheet the HTML report embeds."""
 
 from __future__ import annotations
 
 from html import escape as _esc
 
-from sr_bench.report.formats.cells import Markup, groups, method_text, row_cells, sub_heads
+from sr_bench.report.formats.cells import Markup, groups, note_lines, row_cells, sub_heads
 
 
 def escape(text: str) -> str:
@@ -43,12 +40,8 @@ def _tr(cells: list[str], cls: str = "") -> str:
     return (f'<tr class="{cls}">' if cls else "<tr>") + "".join(cells) + "</tr>"
 
 
-def _foot(table, width: int) -> list[str]:
-    lines = [escape(s) for s in table.symbols]
-    lines += [f"[{k}] {escape(text)}" for k, text in enumerate(table.footnotes, 1)]
-    if not lines:
-        return []
-    return ["<tfoot>", _tr([f'<td colspan="{width}">' + "<br>".join(lines) + "</td>"]), "</tfoot>"]
+def _foot(lines: list[str], width: int) -> list[str]:
+    return ["<tfoot>", _tr([f'<td colspan="{width}">' + "<br>".join(lines) + "</td>"]), "</tfoot>"] if lines else []
 
 
 def _body_rows(table, block, with_block: bool, width: int) -> list[str]:
@@ -61,9 +54,8 @@ def _body_rows(table, block, with_block: bool, width: int) -> list[str]:
         if i == len(block.rows):
             out.append(_tr([f'<td class="method" colspan="{width - with_block}"><em>{escape(table.others_head)}</em>'
                             "</td>"], "other-protocol-head"))
-        cells.append(f'<td class="method">{method_text(row, MARKUP)}</td>')
-        cells += [f"<td>{c}</td>" for c in row_cells(block, row, table.joined, MARKUP)]
-        cells += [f"<td>{escape(c)}</td>" for c in row.cost]
+        method, *data = row_cells(block, row, table.joined, MARKUP)
+        cells += [f'<td class="method">{method}</td>', *(f"<td>{c}</td>" for c in data)]
         kind = "measured" if not row.method.reported else "other-protocol" if row.method.other_protocol else "reported"
         out.append(_tr(cells, kind))
     return out
@@ -76,10 +68,8 @@ def _table(table) -> list[str]:
         first = table.blocks[0]
         head1 = [f'<th class="block" rowspan="2">{escape(table.block_head)}</th>',
                  '<th class="method" rowspan="2">Method</th>']
-        if table.joined:
-            head1 += [f"<th>{escape(g)}</th>" for g, _ in groups(first.columns)]
-        else:
-            head1 += [f'<th colspan="{len(idx)}">{escape(g)}</th>' for g, idx in groups(first.columns)]
+        head1 += [f"<th>{escape(g)}</th>" if table.joined else f'<th colspan="{len(idx)}">{escape(g)}</th>'
+                  for g, idx in groups(first.columns)]
         head2 = [f"<th>{escape(h)}</th>" for h in sub_heads(first, table.joined)]
         lines += ["<thead>", _tr(head1 + cost), _tr(head2), "</thead>"]
         width = 2 + len(head2) + len(cost)
@@ -88,17 +78,14 @@ def _table(table) -> list[str]:
     else:
         width = 1 + max(len(b.columns) for b in table.blocks) + len(cost)
         for block in table.blocks:
-            head = ['<th class="method">Method</th>', *(f"<th>{escape(h)}</th>" for h in sub_heads(block, False)),
-                    *(f"<th>{escape(h)}</th>" for h in table.cost_heads)]
+            head = ['<th class="method">Method</th>',
+                    *(f"<th>{escape(h)}</th>" for h in [*sub_heads(block, False), *table.cost_heads])]
             lines += ["<tbody>", _tr(head, "head"), *_body_rows(table, block, False, width), "</tbody>"]
-    return lines + _foot(table, width) + ["</table>"]
+    return lines + _foot(note_lines(table, escape), width) + ["</table>"]
 
 
 def render(tables: list) -> str:
-    out: list[str] = []
-    for t in tables:
-        out += _table(t)
-    return "\n".join(out) + "\n"
+    return "\n".join(line for t in tables for line in _table(t)) + "\n"
 
 
 def render_plain(head, rows, notes, caption="", numeric_from=0) -> str:
@@ -108,8 +95,5 @@ def render_plain(head, rows, notes, caption="", numeric_from=0) -> str:
     cls = lambda j: ' class="method"' if j < numeric_from else ""  # noqa: E731
     lines += ["<thead>", _tr([f"<th{cls(j)}>{escape(h)}</th>" for j, h in enumerate(head)]), "</thead>", "<tbody>"]
     lines += [_tr([f"<td{cls(j)}>{escape(c)}</td>" for j, c in enumerate(r)]) for r in rows]
-    lines.append("</tbody>")
-    if notes:
-        lines += ["<tfoot>", _tr([f'<td colspan="{len(head)}">' + "<br>".join(escape(n) for n in notes) + "</td>"]),
-                  "</tfoot>"]
+    lines += ["</tbody>", *_foot([escape(n) for n in notes], len(head))]
     return "\n".join(lines + ["</table>"]) + "\n"

@@ -1,11 +1,11 @@
-"""LaTeX: a ``table`` float with a booktabs ``tabular`` (``\\toprule``, ``\\midrule``, ``\\cmidrule``,
-``\\multicolumn`` group heads) that compiles with a plain LaTeX install: only ``\\usepackage{booktabs}`` is needed
-(no siunitx, no multirow). Best is ``\\textbf``, second ``\\underline``; notes follow the tabular in footnotesize."""
+"""LaTeX: a ``table`` float with a booktabs ``tabular`` that needs only ``\\usepackage{booktabs}`` (no siunitx, no
+multirow; docs/paper-tables.md); best is ``\\textbf``, second ``\\underline``, notes follow in footnotesize."""
 
 from __future__ import annotations
 
-from sr_bench.report.formats.cells import Markup, groups, method_text, row_cells, sub_heads
+from sr_bench.report.formats.cells import Markup, groups, note_lines, row_cells, sub_heads
 
+_HEADER = r"% sr_bench table: needs \usepackage{booktabs}"
 _SPECIAL = {
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
     "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
@@ -33,13 +33,23 @@ def _row(cells: list[str]) -> str:
     return " & ".join(cells) + r" \\"
 
 
-def _notes(table) -> list[str]:
-    lines = [escape(s) for s in table.symbols]
-    lines += [f"[{k}] {escape(text)}" for k, text in enumerate(table.footnotes, 1)]
-    if not lines:
-        return []
+def _notes(lines: list[str]) -> list[str]:
     return ["", r"\smallskip", r"\begin{minipage}{\linewidth}\footnotesize", *[f"{x}\\par" for x in lines],
-            r"\end{minipage}"]
+            r"\end{minipage}"] if lines else []
+
+
+def _rows(table, block, width: int, labelled: bool, pad: int = 0) -> list[str]:
+    """The block's rows (``labelled``: the first starts with the block's label), then a rule and an italic heading
+    over the rows reported under another protocol, and those rows."""
+    lines = []
+    first = 1 + labelled  # the first column the heading spans
+    for i, row in enumerate([*block.rows, *block.others]):
+        if i == len(block.rows):
+            lines += [rf"\cmidrule(l){{{first}-{width}}}", _row([""] * labelled + [
+                rf"\multicolumn{{{width - first + 1}}}{{l}}{{\textit{{{escape(table.others_head)}}}}}"])]
+        lead = [escape(block.label) if i == 0 else ""] * labelled
+        lines.append(_row(lead + row_cells(block, row, table.joined, MARKUP, pad)))
+    return lines
 
 
 def _paper(table) -> list[str]:
@@ -61,24 +71,9 @@ def _paper(table) -> list[str]:
         lines.append(" ".join(rules))
         lines.append(_row([escape(table.block_head), "Method", *map(escape, sub_heads(first, False)),
                            *map(escape, table.cost_heads)]))
-    width = 2 + data + len(table.cost_heads)
     for block in table.blocks:
-        lines.append(r"\midrule")
-        for i, row in enumerate(block.rows):
-            lines.append(_row([escape(block.label) if i == 0 else "", method_text(row, MARKUP),
-                               *row_cells(block, row, table.joined, MARKUP), *map(escape, row.cost)]))
-        if block.others:
-            lines += _others_head(table, 2, width)
-            lines += [_row(["", method_text(row, MARKUP), *row_cells(block, row, table.joined, MARKUP),
-                            *map(escape, row.cost)]) for row in block.others]
+        lines += [r"\midrule", *_rows(table, block, 2 + data + len(table.cost_heads), True)]
     return lines + [r"\bottomrule", r"\end{tabular}"]
-
-
-def _others_head(table, first: int, width: int) -> list[str]:
-    """A rule and an italic heading over the rows reported under another protocol (from column ``first``)."""
-    return [rf"\cmidrule(l){{{first}-{width}}}",
-            _row([""] * (first - 1)
-                 + [rf"\multicolumn{{{width - first + 1}}}{{l}}{{\textit{{{escape(table.others_head)}}}}}"])]
 
 
 def _scales(table) -> list[str]:
@@ -86,43 +81,29 @@ def _scales(table) -> list[str]:
     spec = "l" + "c" * width + "r" * len(table.cost_heads)
     lines = [rf"\begin{{tabular}}{{{spec}}}", r"\toprule"]
     for k, block in enumerate(table.blocks):
-        pad = [""] * (width - len(block.columns))
-        if k:
-            lines.append(r"\midrule")
-        lines.append(_row(["Method", *map(escape, sub_heads(block, False)), *pad, *map(escape, table.cost_heads)]))
-        lines.append(r"\midrule")
-        for row in block.rows:
-            lines.append(_row([method_text(row, MARKUP), *row_cells(block, row, False, MARKUP), *pad,
-                               *map(escape, row.cost)]))
-        if block.others:
-            lines += _others_head(table, 1, 1 + width + len(table.cost_heads))
-            lines += [_row([method_text(row, MARKUP), *row_cells(block, row, False, MARKUP), *pad,
-                            *map(escape, row.cost)]) for row in block.others]
+        pad = width - len(block.columns)
+        lines += [r"\midrule"] * bool(k) + [
+            _row(["Method", *map(escape, sub_heads(block, False)), *[""] * pad, *map(escape, table.cost_heads)]),
+            r"\midrule", *_rows(table, block, 1 + width + len(table.cost_heads), False, pad)]
     return lines + [r"\bottomrule", r"\end{tabular}"]
 
 
 def _table(table) -> list[str]:
     body = _paper(table) if table.grouped else _scales(table)
-    return [r"\begin{table}[t]", r"\centering", rf"\caption{{{escape(table.caption)}}}", *body, *_notes(table),
-            r"\end{table}"]
+    return [r"\begin{table}[t]", r"\centering", rf"\caption{{{escape(table.caption)}}}", *body,
+            *_notes(note_lines(table, escape)), r"\end{table}"]
 
 
 def render(tables: list) -> str:
-    out: list[str] = [r"% sr_bench table: needs \usepackage{booktabs}"]
-    for t in tables:
-        out += ["", *_table(t)]
-    return "\n".join(out) + "\n"
+    return "\n\n".join([_HEADER, *("\n".join(_table(t)) for t in tables)]) + "\n"
 
 
 def render_plain(head, rows, notes, caption="", numeric_from=0) -> str:
     spec = "l" * numeric_from + "r" * (len(head) - numeric_from)
-    lines = [r"% sr_bench table: needs \usepackage{booktabs}", r"\begin{table}[t]", r"\centering"]
+    lines = [_HEADER, r"\begin{table}[t]", r"\centering"]
     if caption:
         lines.append(rf"\caption{{{escape(caption)}}}")
     lines += [rf"\begin{{tabular}}{{{spec}}}", r"\toprule", _row([escape(h) for h in head]), r"\midrule"]
     lines += [_row([escape(c) for c in r]) for r in rows]
-    lines += [r"\bottomrule", r"\end{tabular}"]
-    if notes:
-        lines += ["", r"\smallskip", r"\begin{minipage}{\linewidth}\footnotesize",
-                  *[f"{escape(x)}\\par" for x in notes], r"\end{minipage}"]
+    lines += [r"\bottomrule", r"\end{tabular}", *_notes([escape(x) for x in notes])]
     return "\n".join(lines + [r"\end{table}"]) + "\n"

@@ -3,7 +3,7 @@ scale in the first column; a scales-layout block is its own table (Markdown has 
 
 from __future__ import annotations
 
-from sr_bench.report.formats.cells import Markup, method_text, row_cells, sub_heads
+from sr_bench.report.formats.cells import Markup, note_lines, row_cells, sub_heads
 
 MARKUP = Markup(
     escape=lambda s: s.replace("|", "\\|"),
@@ -22,9 +22,16 @@ def _align(n_left: int, n_right: int) -> str:
     return "|" + "|".join(["---"] * n_left + ["---:"] * n_right) + "|"
 
 
-def _notes(table) -> list[str]:
-    lines = list(table.symbols) + [f"[{k}] {text}" for k, text in enumerate(table.footnotes, 1)]
-    return ["", *lines] if lines else []
+def _rows(table, block, width: int, labelled: bool) -> list[str]:
+    """The block's rows (``labelled``: the first starts with the block's label), then the rows reported under
+    another protocol below an italic heading."""
+    lines = []
+    for i, row in enumerate([*block.rows, *block.others]):
+        if i == len(block.rows):
+            lines.append(_line([""] * labelled + [f"*{table.others_head}:*"] + [""] * (width - labelled - 1)))
+        lead = [block.label if i == 0 else ""] * labelled
+        lines.append(_line(lead + row_cells(block, row, table.joined, MARKUP)))
+    return lines
 
 
 def _table(table) -> list[str]:
@@ -39,35 +46,17 @@ def _table(table) -> list[str]:
                 *table.cost_heads]
         lines += [_line(head), _align(2, len(head) - 2)]
         for block in table.blocks:
-            for i, row in enumerate(block.rows):
-                lines.append(_line([block.label if i == 0 else "", method_text(row, MARKUP),
-                                    *row_cells(block, row, table.joined, MARKUP), *row.cost]))
-            if block.others:
-                lines.append(_line(["", f"*{table.others_head}:*", *[""] * (len(head) - 2)]))
-                lines += [_line(["", method_text(row, MARKUP), *row_cells(block, row, table.joined, MARKUP),
-                                 *row.cost]) for row in block.others]
+            lines += _rows(table, block, len(head), True)
     else:
         for k, block in enumerate(table.blocks):
-            if k:
-                lines.append("")
             head = ["Method", *sub_heads(block, False), *table.cost_heads]
-            lines += [_line(head), _align(1, len(head) - 1)]
-            lines += [_line([method_text(row, MARKUP), *row_cells(block, row, False, MARKUP), *row.cost])
-                      for row in block.rows]
-            if block.others:
-                lines.append(_line([f"*{table.others_head}:*", *[""] * (len(head) - 1)]))
-                lines += [_line([method_text(row, MARKUP), *row_cells(block, row, False, MARKUP), *row.cost])
-                          for row in block.others]
-    return lines + _notes(table)
+            lines += [""] * bool(k) + [_line(head), _align(1, len(head) - 1)] + _rows(table, block, len(head), False)
+    notes = note_lines(table)
+    return lines + (["", *notes] if notes else [])
 
 
 def render(tables: list) -> str:
-    out: list[str] = []
-    for t in tables:
-        if out:
-            out.append("")
-        out += _table(t)
-    return "\n".join(out) + "\n"
+    return "\n\n".join("\n".join(_table(t)) for t in tables) + "\n"
 
 
 def render_plain(head, rows, notes, caption="", numeric_from=0) -> str:
