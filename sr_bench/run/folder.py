@@ -227,8 +227,10 @@ def continues(run_dir: Path, request: dict, protocol, data: list[dict]) -> bool:
     return True
 
 
-def new_manifest(run_dir: Path, request: dict, ctx, data: list[dict], resumed: bool) -> dict:
-    """run.json of a session: the request, what each model and metric is, the data's hashes, the protocol's rules."""
+def new_manifest(run_dir: Path, request: dict, ctx, data: list[dict], resumed: bool, session: dict) -> dict:
+    """run.json of a session: the request, what each model and metric is, the data's hashes, the protocol's rules,
+    and ``execution``: one ``session`` entry per session, since a resume may switch a speed lever
+    (``run.levers.session_entry``; the executor adds what it did)."""
     protocol = ctx.protocol
     manifest = {
         "run_id": run_dir.name,
@@ -252,9 +254,11 @@ def new_manifest(run_dir: Path, request: dict, ctx, data: list[dict], resumed: b
         "package_versions": package_versions(),
         "notes": ctx.notes,
         "precision": describe_precision(request["precision"]),
+        "execution": [session],
     }
     if resumed:
         old = read_manifest(run_dir)
+        manifest["execution"] = [*(old.get("execution") or []), session]
         manifest["created"] = old.get("created")
         manifest["resumed"] = [*old.get("resumed", []), dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")]
     return manifest

@@ -79,10 +79,8 @@ def run(request: RunRequest | None = None, options: RunOptions | None = None, **
     # Ray actors with GPUs run on CUDA wherever the driver runs; otherwise the models run on --device here
     gpu_actors = options.gpus_per_worker and options.device != "cpu"
     check_precision(request.precision, "cuda" if gpu_actors else resolve_device(options.device).type)
-    if options.out is not None:
-        run_dir = Path(options.out)
-    else:
-        run_dir = Path(options.results_dir) / new_run_id(request.models, request.datasets, request.scales)
+    run_dir = (Path(options.out) if options.out is not None
+               else Path(options.results_dir) / new_run_id(request.models, request.datasets, request.scales))
     if options.resume:
         stored_request(run_dir)  # a one-line error unless the folder holds a run
     recorded = (read_manifest(run_dir).get("datasets") or []) if (run_dir / "run.json").is_file() else []
@@ -115,10 +113,8 @@ def run(request: RunRequest | None = None, options: RunOptions | None = None, **
             continuing = continues(run_dir, stored, protocol, data)  # another run may have made it meanwhile
         if continuing:
             remove_partial_writes(run_dir)
-        manifest = new_manifest(run_dir, stored, ctx, data, continuing)
-        # one entry per session: a resume may switch a speed lever (the executor adds what it did)
-        before = (read_manifest(run_dir).get("execution") or []) if continuing else []
-        manifest["execution"] = [*before, session_entry(options.levers, options.executor, options.workers)]
+        session = session_entry(options.levers, options.executor, options.workers)
+        manifest = new_manifest(run_dir, stored, ctx, data, continuing, session)
         return _evaluate(run_dir, setup, ctx, resolved, manifest, continuing, options)
 
 
