@@ -6,22 +6,14 @@ read_weights, register_model``); they load on first use so that ``import sr_benc
 
 __version__ = "0.1.0"
 
-_LAZY = {
-    "Upscaler": "sr_bench.models.interface",
-    "ScaleSupport": "sr_bench.models.interface",
-    "LumaUpscaler": "sr_bench.models.luma",  # Y-channel networks in the authors' MATLAB colour pipeline
-    "luma_pipeline": "sr_bench.models.luma",
-    "read_weights": "sr_bench.models.weights",  # checkpoints: one file, or one per scale
-    "load_weights": "sr_bench.models.weights",
-    "WeightsFile": "sr_bench.models.weights",
-    "UserError": "sr_bench.errors",
-    "Metric": "sr_bench.metrics.base",  # metric plugins
-    "MetricInfo": "sr_bench.metrics.base",
-    "MetricUnavailable": "sr_bench.metrics.base",
-    "register_model": "sr_bench.models.registry",
-    "create_model": "sr_bench.models.registry",
-    "list_models": "sr_bench.models.registry",
-}
+_LAZY = {name: module for module, names in {
+    "sr_bench.models.interface": ("Upscaler", "ScaleSupport"),
+    "sr_bench.models.luma": ("LumaUpscaler", "luma_pipeline"),  # Y networks in the authors' MATLAB colour pipeline
+    "sr_bench.models.weights": ("read_weights", "load_weights", "WeightsFile"),  # checkpoints: one or one per scale
+    "sr_bench.errors": ("UserError",),
+    "sr_bench.metrics.base": ("Metric", "MetricInfo", "MetricUnavailable"),  # metric plugins
+    "sr_bench.models.registry": ("register_model", "create_model", "list_models"),
+}.items() for name in names}
 __all__ = sorted(_LAZY)
 
 

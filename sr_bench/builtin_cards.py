@@ -1,10 +1,6 @@
-"""Where the built-in cards are: inside an installed wheel, or in the checkout they are edited in.
-
-Cards are edited in the repository's top-level ``registry/`` (models) and ``datasets/`` (datasets). Building a wheel
-copies both into the package as ``sr_bench/_builtin_cards/{registry,datasets}/`` (``setup.py``), found here with
-``importlib.resources``. A checkout or an editable install has no such copy and reads the top-level folders directly,
-so an edited card counts without a rebuild.
-"""
+"""Where the built-in cards are: in an installed wheel, ``sr_bench/_builtin_cards/{registry,datasets}/`` (``setup.py``
+copies the repository's top-level ``registry/`` and ``datasets/`` there); in a checkout or an editable install, those
+top-level folders themselves, so an edited card counts without a rebuild."""
 
 from __future__ import annotations
 

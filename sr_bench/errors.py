@@ -1,7 +1,4 @@
-"""User-facing errors: one line that names the thing and the fix.
-
-The CLI prints ``UserError`` messages without a traceback; anything else is a bug.
-"""
+"""User-facing errors: one line that names the thing and the fix."""
 
 from __future__ import annotations
 
@@ -10,12 +7,12 @@ from typing import Iterable
 
 
 class UserError(Exception):
-    """Bad input from the user (names, specs, files). The message is shown verbatim."""
+    """Bad input from the user (names, specs, files). The CLI prints the message verbatim, without a traceback;
+    any other exception is a bug."""
 
 
 def closest(name: str, choices: Iterable[str], n: int = 3) -> list[str]:
-    choices = sorted(set(choices))
-    lowered = {c.lower(): c for c in choices}
+    lowered = {c.lower(): c for c in sorted(set(choices))}
     hits = difflib.get_close_matches(name.lower(), list(lowered), n=n, cutoff=0.5)
     return [lowered[h] for h in hits]
 

@@ -10,6 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 import torch
 
 import sr_bench
+from sr_bench.errors import UserError
 
 _PACKAGES = ("torch", "numpy", "pillow", "scikit-image", "pandas", "pyarrow", "lpips")
 # the bridges' libraries decide numbers when installed (spandrel builds the network, pyiqa computes the metric)
@@ -19,16 +20,12 @@ _OPTIONAL = ("spandrel", "pyiqa")
 @functools.lru_cache(maxsize=1)
 def package_versions() -> dict[str, str]:
     out = {"python": platform.python_version(), "sr_bench": sr_bench.__version__}
-    for name in _PACKAGES:
+    for name in _PACKAGES + _OPTIONAL:
         try:
             out[name] = version(name)
         except PackageNotFoundError:
-            out[name] = "absent"
-    for name in _OPTIONAL:
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            pass
+            if name in _PACKAGES:
+                out[name] = "absent"
     return out
 
 
@@ -43,8 +40,6 @@ def device_name(device: torch.device) -> str:
 
 
 def resolve_device(spec: str) -> torch.device:
-    from sr_bench.errors import UserError
-
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if spec.startswith("cuda") and not torch.cuda.is_available():

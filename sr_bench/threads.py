@@ -1,14 +1,6 @@
-"""Sums with the numbers of the configured intra-op thread count, computed on the calling thread alone.
-
-A sum's last bits depend on the thread count: with N threads torch splits a full reduction into N contiguous chunks
-of ``ceil(n / N)`` values (fewer when a chunk would hold fewer than ``GRAIN_SIZE``), sums each chunk and then the N
-partial sums (``two_pass_reduction`` in ATen's TensorIterator). ``total(x)`` performs that split on one thread, so a
-metric summed with it stores exactly what ``x.sum()`` with N threads always stored; ``tests/test_threads.py``
-compares it with torch's own N-thread sums. It exists because waking an OpenMP team costs more than a small sum
-itself: SSIM sums its map in 128-row blocks right after the C kernel (``sr_bench.native``) has computed it on threads
-of its own, and each 2-thread ``sum()`` there paid a team wake-up (measured: 2.9 ms for the map, 3 ms more for its
-eight block sums on a 1014x758 plane). ``one_thread()`` is the context that runs torch ops on the calling thread.
-"""
+"""Sums with the numbers of the configured intra-op thread count, computed on the calling thread alone (``total``:
+how torch splits a sum over N threads, and why waking them costs more here, is in docs/native.md); ``one_thread()``
+runs torch ops on the calling thread."""
 
 from __future__ import annotations
 
@@ -49,7 +41,9 @@ def total(x: torch.Tensor) -> torch.Tensor:
     threads = configured()
     if x.device.type != "cpu" or threads == 1 or n < GRAIN_SIZE:
         return x.sum()
-    flat = _memory_order(x)
+    if not is_dense(x):
+        raise ValueError("total() needs a dense tensor (its values one block of memory); pass x.contiguous()")
+    flat = x.as_strided((n,), (1,))  # its memory, in the order TensorIterator reduces it
     used = min(threads, -(-n // GRAIN_SIZE))
     chunk = -(-n // used)
     partial = torch.zeros(threads, dtype=x.dtype)  # one slot per thread, unused ones stay 0 as in ATen
@@ -70,11 +64,3 @@ def is_dense(x: torch.Tensor) -> bool:
         expected *= sz
     return True
 
-
-def _memory_order(x: torch.Tensor) -> torch.Tensor:
-    """A dense tensor's values as the 1-D view of its memory, which is the order TensorIterator reduces them in."""
-    if x.is_contiguous():
-        return x.view(-1)
-    if not is_dense(x):
-        raise ValueError("total() needs a dense tensor (its values one block of memory); pass x.contiguous()")
-    return x.as_strided((x.numel(),), (1,))

@@ -124,3 +124,10 @@ def test_too_small_names_the_images_own_size(name):
     with pytest.raises(ImageTooSmall) as e:
         get_protocol(name).prepare(_img(3, 2, 2), Fraction(4))
     assert str(e.value).startswith("image 2x2 is too small for scale 4"), str(e.value)
+
+
+def test_metasr_sr_larger_than_the_image_is_too_small():
+    """36 is not a multiple of 10.5, so Meta-SR crops 4 rows: ceil(32 / 10.5) = 4 LR rows give an SR of
+    floor(4 * 10.5) = 42 > 36. That image is an error row of the run, not a crash."""
+    with pytest.raises(ImageTooSmall, match=r"image 36x36 is too small for scale 10\.5: .* SR of 42x42"):
+        get_protocol("metasr").prepare(_img(3, 36, 36), Fraction(21, 2))

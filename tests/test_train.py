@@ -27,8 +27,8 @@ from sr_bench.protocols.matlab import MatlabProtocol
 from sr_bench.provenance import package_versions
 from sr_bench.run.runner import run
 from sr_bench.train import train
+from sr_bench.train.families import parse_train_scales
 from sr_bench.train.patches import hr_side, load_images, random_batch
-from sr_bench.train.scales import parse_train_scales
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: training steps on one thread
 

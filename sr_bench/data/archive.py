@@ -28,15 +28,13 @@ def extract_named(archive: Path, wanted: set[str], dest: Path) -> dict[str, list
                 members = [(m.name, m) for m in tf.getmembers() if m.isfile()]
                 return _extract(members, tf.extractfile, wanted, archive, dest)
         raise UserError(f"downloaded file {archive.name} is not a zip or tar archive (corrupt, or a wrong URL)")
-    except OSError as e:
-        if e.errno is not None:  # the disk, not the archive (gzip's bad-CRC errors carry no errno)
-            raise UserError(f"cannot write extracted files under {dest}: {e.strerror}; free space or pick "
-                            "another --data-root") from None
-        raise UserError(f"archive {archive.name} is corrupt ({type(e).__name__}: {e}); download it again") from None
     except NotImplementedError as e:
         raise UserError(f"archive {archive.name} uses an unsupported compression ({e}); repack it as zip or "
                         "tar.gz") from None
-    except (zipfile.BadZipFile, tarfile.TarError, zlib.error, EOFError, ValueError) as e:
+    except (OSError, zipfile.BadZipFile, tarfile.TarError, zlib.error, EOFError, ValueError) as e:
+        if isinstance(e, OSError) and e.errno is not None:  # the disk, not the archive (gzip's bad CRCs: no errno)
+            raise UserError(f"cannot write extracted files under {dest}: {e.strerror}; free space or pick "
+                            "another --data-root") from None
         raise UserError(f"archive {archive.name} is corrupt ({type(e).__name__}: {e}); download it again") from None
 
 

@@ -42,11 +42,9 @@ class Download:
     @property
     def archive_name(self) -> str | None:
         """The archive's file name, which is also its name on a mirror (``SRBENCH_MIRROR``)."""
-        if self.filename:
-            return self.filename
-        if self.url:
-            return PurePosixPath(urlparse(self.url).path).name or None
-        return None
+        if self.filename or not self.url:
+            return self.filename or None
+        return PurePosixPath(urlparse(self.url).path).name or None
 
 
 @dataclass(frozen=True)

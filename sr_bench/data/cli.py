@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from sr_bench.cli_group import UserErrorGroup
-from sr_bench.data.roots import OPTION_HELP, ORDER
+from sr_bench.cli_group import DATA_ROOT, UserErrorGroup
+from sr_bench.data.roots import ORDER
 from sr_bench.errors import UserError
 
 _GROUP_HELP = f"""List, verify and download benchmark datasets.
@@ -24,7 +24,7 @@ def datasets():
 
 
 @datasets.command(name="list", short_help="Show the dataset cards and which are present.")
-@click.option("--data-root", type=click.Path(file_okay=False), default=None, help=OPTION_HELP)
+@DATA_ROOT
 def list_cmd(data_root):
     """Show every dataset card and whether its images are present under the data root."""
     from sr_bench.data import list_datasets, resolve_root
@@ -41,7 +41,7 @@ def list_cmd(data_root):
 
 @datasets.command(short_help="Check files against their cards (sha256, else decoded pixels).")
 @click.argument("names", nargs=-1, metavar="[NAME]...")
-@click.option("--data-root", type=click.Path(file_okay=False), default=None, help=OPTION_HELP)
+@DATA_ROOT
 def verify(names, data_root):
     """Check each file's size and sha256 against the card; if the bytes differ, compare the decoded pixels
     (a lossless re-encode is reported as 'ok (re-encoded)'). No NAME: every card whose folder exists.
@@ -78,7 +78,7 @@ def verify(names, data_root):
 @click.option("--url", default=None, help="Archive to download instead of the card's (http(s)/file URL or a local "
               "path; zip or tar, files may sit in sub-folders). Default: $SRBENCH_MIRROR/<archive name>, else the "
               "card's URL.")
-@click.option("--data-root", type=click.Path(file_okay=False), default=None, help=OPTION_HELP)
+@DATA_ROOT
 @click.option("--force", is_flag=True, help="Replace an existing folder that does not verify.")
 @click.option("--no-progress", is_flag=True, help="Hide the download progress bar.")
 def fetch(name, url, data_root, force, no_progress):

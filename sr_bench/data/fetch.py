@@ -1,32 +1,38 @@
 """``srbench datasets fetch``: download a card's archive, verify every file, and install it in one rename.
 
 All work happens in a hidden temporary folder inside the data root (same file system, so the final ``rename`` is
-atomic) that is removed on any failure: ``<root>/<folder>`` appears complete and verified, or not at all. The archive
-comes from ``url`` (any zip/tar holding the card's files, in any sub-folders), else ``SRBENCH_MIRROR`` + the card's
-archive name, else the card's URL. The card's archive sha256 is enforced for the last two; for ``url`` a mismatch is
-only reported, as such an archive may be packaged differently and every file is verified anyway.
+atomic) that is removed on any failure: ``<root>/<folder>`` appears complete and verified, or not at all. The card's
+archive sha256 is enforced for its URL and ``SRBENCH_MIRROR``; an archive given with ``url`` may be packaged
+differently, so there a mismatch is only reported (every file is verified anyway).
 """
 
 from __future__ import annotations
 
+import http.client
 import os
 import re
 import shutil
+import sys
 import tempfile
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
 
+from tqdm import tqdm
+
+import sr_bench
 from sr_bench.data.archive import extract_named
 from sr_bench.data.cards import DatasetCard, all_names, find_card, load_cards
-from sr_bench.data.download import as_url, download
 from sr_bench.data.roots import dataset_folder, resolve_root
 from sr_bench.data.verify import OK_REENCODED, OK_UNHASHED, FileCheck, check_file, verify_folder
 from sr_bench.errors import UserError, unknown
 from sr_bench.hashing import file_sha256
 
 TEMP_PREFIX = ".srbench-fetch-"
+CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -52,9 +58,12 @@ class FetchResult:
 
 
 def archive_url(card: DatasetCard, url: str | None = None) -> tuple[str, bool]:
-    """The URL to download and whether the card's archive sha256 applies to it."""
+    """The URL to download and whether the card's archive sha256 applies to it; a local path given as ``url`` (an
+    archive downloaded by hand) becomes a ``file://`` URL."""
     if url:
-        return as_url(url), False
+        if "://" not in url and Path(url).expanduser().is_file():
+            return Path(url).expanduser().resolve().as_uri(), False
+        return url, False
     mirror = os.environ.get("SRBENCH_MIRROR")
     if mirror:
         if not card.download.archive_name:
@@ -188,3 +197,35 @@ def _stage_verified(card: DatasetCard, found: dict[str, list[Path]], staged: Pat
 
 def _describe(check: FileCheck) -> str:
     return f"{check.name}: {check.status}" + (f", {check.detail}" if check.detail else "")
+
+
+def download(url: str, dest: Path, progress: bool = True, timeout: float = 60.0) -> None:
+    """Write the body at ``url`` to ``dest``. A short body (fewer bytes than Content-Length,
+    which urllib does not flag by itself) or any network error is a UserError."""
+    request = urllib.request.Request(url, headers={"User-Agent": f"sr_bench/{sr_bench.__version__}"})
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as e:
+        raise UserError(f"download of {url} failed: HTTP {e.code} {e.reason}; check the URL or pass --url") from None
+    except urllib.error.URLError as e:
+        raise UserError(f"cannot reach {url} ({e.reason}); check the network or pass --url / SRBENCH_MIRROR") from None
+    except (ValueError, OSError, http.client.HTTPException) as e:
+        raise UserError(f"cannot download {url} ({e}); check the URL") from None
+    received = 0
+    with response:
+        length_header = response.headers.get("Content-Length")
+        expected = int(length_header) if length_header and length_header.isdigit() else None
+        bar = tqdm(total=expected, unit="B", unit_scale=True, unit_divisor=1024, desc=dest.name, file=sys.stderr,
+                   disable=not progress or None, leave=False)
+        try:
+            with open(dest, "wb") as out, bar:
+                while chunk := response.read(CHUNK):
+                    out.write(chunk)
+                    received += len(chunk)
+                    bar.update(len(chunk))
+        except (OSError, http.client.HTTPException) as e:
+            raise UserError(f"download of {url} was interrupted after {received} bytes ({e}); try again") from None
+    if expected is not None and received != expected:
+        raise UserError(f"download of {url} is truncated: got {received} of {expected} bytes; try again")
+    if received == 0:
+        raise UserError(f"download of {url} is empty; check the URL")

@@ -1,8 +1,6 @@
 """Where dataset images live: a data root, a folder holding one sub-folder per card (``Set5/``, ``B100/``, ...), found
-in the order ``ORDER`` states (README says the same). A root that is given is the only place looked in; without one,
-each dataset is read from ``./datasets`` when its folder is there, else from the cache, where ``srbench datasets
-fetch`` installs by default: so a fetched dataset is found from any directory, and a dataset is always read whole
-from one place.
+in the order ``ORDER`` states (README, "Dataset"). Without a given root a dataset is read whole from ``./datasets``
+or else from the cache, where ``srbench datasets fetch`` installs, so a fetched dataset is found from any directory.
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from PIL import Image
+
 from sr_bench.data.cards import CardFile, DatasetCard, all_names, find_card, load_cards
 from sr_bench.data.resolve import image_files
 from sr_bench.data.roots import dataset_folder, resolve_root
@@ -99,8 +101,6 @@ def check_file(path: Path, expected: CardFile) -> FileCheck:
 def _check_unhashed(path: Path, expected: CardFile) -> FileCheck:
     """A file the card lists without a hash: present and structurally intact (Pillow's ``verify``: the PNG chunk
     CRCs, the JPEG markers) is all that can be checked."""
-    from PIL import Image
-
     try:
         with Image.open(path) as im:
             im.verify()
@@ -110,15 +110,11 @@ def _check_unhashed(path: Path, expected: CardFile) -> FileCheck:
 
 
 def verify_folder(card: DatasetCard, folder: Path) -> VerifyReport:
-    report = VerifyReport(card, folder)
     if not folder.is_dir():
-        report.folder_missing = True
-        report.checks = [FileCheck(f.name, MISSING) for f in card.files]
-        return report
-    report.checks = [check_file(folder / f.name, f) for f in card.files]
+        return VerifyReport(card, folder, [FileCheck(f.name, MISSING) for f in card.files], folder_missing=True)
     listed = {f.name for f in card.files}
-    report.extra = [p.name for p in image_files(folder) if p.name not in listed]
-    return report
+    return VerifyReport(card, folder, [check_file(folder / f.name, f) for f in card.files],
+                        [p.name for p in image_files(folder) if p.name not in listed])
 
 
 def verify(dataset_name: str, data_root: str | Path | None = None,

@@ -26,18 +26,8 @@ def rgb2y_matlab_uint8(rgb: torch.Tensor) -> torch.Tensor:
     """
     _check_rgb(rgb)
     t = [c / 255.0 for c in _Y_T]
-    fused = pixels.luma_u8(rgb, tuple(t))  # the steps below in one pass, the same bits (sr_bench.native)
-    if fused is not None:
-        return fused
-    r, g, b = rgb.unbind(-3)
-    # imlincomb's order: T1*R + T2*G + T3*B + offset. 194 of the 2^24 colours sit exactly on a .5 tie, so the
-    # evaluation order is part of the definition; in-place ops keep it while saving image-sized temporaries.
-    y = r * t[0]
-    y += g * t[1]
-    y += b * t[2]
-    y += 16.0
-    y += 0.5  # separately: adding 16.5 at once could absorb the last bit that decides a tie
-    return y.floor_().clamp_(0, 255).unsqueeze(-3)  # Y >= 16 > 0: half away from zero is floor(y + .5)
+    fused = pixels.luma_u8(rgb, tuple(t))  # torch's steps in one pass, the same bits (sr_bench.native)
+    return pixels.torch_luma_u8(rgb, t) if fused is None else fused
 
 
 def quantized_with_lumas(sr01: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
@@ -51,12 +41,7 @@ def rgb2y_linear(rgb: torch.Tensor, coefficients: tuple[float, float, float] = _
     """``c . rgb`` without offset or rounding; the Meta-SR/EDSR luma of a difference image."""
     _check_rgb(rgb)
     fused = pixels.luma_linear(rgb, tuple(coefficients))
-    if fused is not None:
-        return fused
-    r, g, b = rgb.unbind(-3)
-    y = r * coefficients[0]
-    y.add_(g, alpha=coefficients[1]).add_(b, alpha=coefficients[2])
-    return y.unsqueeze(-3)
+    return pixels.torch_luma_linear(rgb, coefficients) if fused is None else fused
 
 
 def rgb2gray_matlab_uint8(rgb: torch.Tensor) -> torch.Tensor:
@@ -85,44 +70,21 @@ _YCBCR_T = ((65.481, 128.553, 24.966), (-37.797, -74.203, 112.0), (112.0, -93.78
 _YCBCR_OFFSET = (16.0, 128.0, 128.0)
 
 
-def _ycbcr_inverse() -> tuple[tuple[tuple[float, ...], ...], tuple[float, ...]]:
-    t = torch.tensor(_YCBCR_T, dtype=torch.float64)
-    tinv = torch.linalg.inv(t)
-    scale = (255.0 * tinv).tolist()
-    offset = (tinv @ torch.tensor(_YCBCR_OFFSET, dtype=torch.float64)).tolist()
-    return tuple(tuple(r) for r in scale), tuple(offset)
-
-
 def rgb2ycbcr_matlab_double(rgb: torch.Tensor) -> torch.Tensor:
     """MATLAB ``rgb2ycbcr`` of a double image in [0, 1]: (..., 3, H, W) -> YCbCr in [16, 235]/255, [16, 240]/255.
 
     No rounding and no clipping (MATLAB clips nothing for floating-point input).
     """
     _check_rgb(rgb)
-    r, g, b = rgb.unbind(-3)
-    out = []
-    for p in range(3):
-        t = [c / 255.0 for c in _YCBCR_T[p]]
-        c = r * t[0]
-        c += g * t[1]
-        c += b * t[2]
-        c += _YCBCR_OFFSET[p] / 255.0
-        out.append(c)
-    return torch.stack(out, dim=-3)
+    return torch.stack([pixels.imlincomb(rgb, [c / 255.0 for c in _YCBCR_T[p]], _YCBCR_OFFSET[p] / 255.0)
+                        for p in range(3)], dim=-3)
 
 
 def ycbcr2rgb_matlab_double(ycbcr: torch.Tensor, clip: bool = True) -> torch.Tensor:
     """MATLAB ``ycbcr2rgb`` of a double YCbCr image (values in 0..1 units) -> RGB, clipped to [0, 1] as MATLAB does
     for floating-point output (``clip=False`` keeps the raw linear result)."""
     _check_rgb(ycbcr)
-    t, offset = _ycbcr_inverse()
-    y, cb, cr = ycbcr.unbind(-3)
-    out = []
-    for p in range(3):
-        c = y * t[p][0]
-        c += cb * t[p][1]
-        c += cr * t[p][2]
-        c -= offset[p]
-        out.append(c)
-    rgb = torch.stack(out, dim=-3)
+    tinv = torch.linalg.inv(torch.tensor(_YCBCR_T, dtype=torch.float64))
+    t, offset = (255.0 * tinv).tolist(), (tinv @ torch.tensor(_YCBCR_OFFSET, dtype=torch.float64)).tolist()
+    rgb = torch.stack([pixels.imlincomb(ycbcr, t[p], -offset[p]) for p in range(3)], dim=-3)
     return rgb.clamp_(0.0, 1.0) if clip else rgb

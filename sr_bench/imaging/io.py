@@ -1,26 +1,5 @@
-"""Reading images from disk into uint8 ``(H, W, C)`` arrays, and hashing decoded pixels.
-
-What ``read_image`` returns, by what is stored in the file (C is always 1 or 3):
-
-- gray ``L`` -> 1 channel; bilevel ``1`` -> 1 channel with values 0/255.
-- gray + alpha ``LA`` -> 1 channel, alpha dropped.
-- ``RGB`` -> 3 channels.
-- ``RGBA`` -> 3 channels, alpha dropped: the stored colour values are kept, not composited onto a background, which
-  is what MATLAB ``imread`` and OpenCV ``IMREAD_COLOR`` give. If the alpha is not fully opaque an
-  ``AlphaDroppedWarning`` is issued, once per file per process, because such an image may not look as intended.
-- palette ``P``/``PA`` -> expanded through the palette to 3 channels, or to 1 channel when every palette entry used
-  is gray (R = G = B); palette transparency is treated like an alpha channel.
-- 16-bit gray (``I;16*``, or ``I`` holding 0..65535) -> 1 channel by MATLAB ``im2uint8``: ``round(v / 257)``.
-- 16-bit colour PNG (RGB, RGBA, gray + alpha): Pillow opens these as 8-bit by truncating (keeping the high byte), which
-  is not ``im2uint8``; they are decoded at full depth with ``torchvision.io.decode_png`` and then converted with the
-  same ``round(v / 257)`` rule (torchvision is a dependency already; it marks these codecs deprecated from 0.29,
-  so a later torchvision may need a replacement here). Other 16-bit colour formats (e.g. TIFF) get what Pillow gives.
-- ``CMYK``, ``YCbCr``, ``RGBX`` and other colour modes -> 3 channels via Pillow's ``convert("RGB")``.
-- floating-point (``F``) and 32-bit integer images outside 0..65535 are refused: they have no agreed 8-bit meaning.
-
-EXIF orientation and ICC profiles are ignored (pixels as stored, like MATLAB); multi-frame files give the first frame.
-An unreadable, truncated or corrupt file raises ``ImageReadError`` naming the file.
-"""
+"""Reading images from disk into uint8 ``(H, W, C)`` arrays, C 1 or 3 (the rule for each stored format:
+docs/images.md), and hashing decoded pixels."""
 
 from __future__ import annotations
 
@@ -53,7 +32,7 @@ class AlphaDroppedWarning(UserWarning):
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """Decode ``path`` into a uint8 array of shape ``(H, W, 1)`` or ``(H, W, 3)`` (rules in the module docstring)."""
+    """Decode ``path`` into a uint8 array of shape ``(H, W, 1)`` or ``(H, W, 3)`` (the rules: docs/images.md)."""
     path = Path(path)
     if not path.is_file():
         raise ImageReadError(f"cannot read image {path}: no such file")
@@ -64,16 +43,14 @@ def read_image(path: str | Path) -> np.ndarray:
     if deep:
         arr16 = _decode_png16(path)
         return _drop_alpha(_im2uint8(arr16), arr16[..., -1] if arr16.shape[2] in (2, 4) else None, 65535, path)
-    im = None
     try:
-        im = Image.open(path)
-        im.load()
+        with Image.open(path) as im:
+            im.load()
+            arr = _to_array(im, path)
+    except (ImageReadError, Warning):  # ours, and an AlphaDroppedWarning that -W error turned into an exception
+        raise
     except Exception as e:  # Pillow's decoders raise many types on bad data (OSError, ValueError, SyntaxError, ...)
-        if im is not None:
-            im.close()
         raise ImageReadError(f"cannot read image {path}: unreadable or corrupt file ({_reason(e)})") from None
-    with im:
-        arr = _to_array(im, path)
     # Pillow hands out read-only views; callers (torch.from_numpy, in-place crops) expect an array they own.
     return arr if arr.flags.writeable and arr.flags.c_contiguous else np.array(arr, order="C")
 
@@ -108,22 +85,19 @@ def _is_deep_colour_png(path: Path) -> bool:
 
 
 def _decode_png16(path: Path) -> np.ndarray:
-    try:
-        import torch
-        with warnings.catch_warnings():
-            # torchvision 0.29 marks its image codecs deprecated; the pinned version works, and a user cannot act on it.
-            warnings.simplefilter("ignore", DeprecationWarning)
+    with warnings.catch_warnings():
+        # torchvision 0.29 marks its image codecs deprecated; the pinned version works, and a user cannot act on it.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            import torch
             from torchvision.io import ImageReadMode, decode_png
-    except ImportError:
-        raise ImageReadError(f"cannot read image {path}: 16-bit colour PNG needs torchvision "
-                             "(pip install torchvision) or an 8-bit copy of the file") from None
-    data = torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            chw = decode_png(data, ImageReadMode.UNCHANGED)
-    except Exception as e:  # torchvision reports corrupt data as RuntimeError
-        raise ImageReadError(f"cannot read image {path}: unreadable or corrupt file ({_reason(e)})") from None
+        except ImportError:
+            raise ImageReadError(f"cannot read image {path}: 16-bit colour PNG needs torchvision "
+                                 "(pip install torchvision) or an 8-bit copy of the file") from None
+        try:
+            chw = decode_png(torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8), ImageReadMode.UNCHANGED)
+        except Exception as e:  # torchvision reports corrupt data as RuntimeError
+            raise ImageReadError(f"cannot read image {path}: unreadable or corrupt file ({_reason(e)})") from None
     return chw.permute(1, 2, 0).contiguous().numpy().astype(np.uint32)
 
 
@@ -133,20 +107,13 @@ def _im2uint8(v: np.ndarray) -> np.ndarray:
 
 
 def _drop_alpha(arr: np.ndarray, alpha: np.ndarray | None, opaque: int, path: Path) -> np.ndarray:
-    if alpha is not None:
-        if (alpha != opaque).any():
-            _warn_alpha(path)
-        arr = arr[..., :-1]
-    return np.ascontiguousarray(arr)
-
-
-def _warn_alpha(path: Path) -> None:
-    key = str(path.resolve())
-    if key in _alpha_warned:
-        return
-    _alpha_warned.add(key)
-    warnings.warn(f"{path}: alpha channel is not fully opaque; it is dropped and the stored colours are used as they "
-                  "are (not composited)", AlphaDroppedWarning, stacklevel=2)
+    if alpha is None:
+        return np.ascontiguousarray(arr)
+    if (alpha != opaque).any() and str(path.resolve()) not in _alpha_warned:
+        _alpha_warned.add(str(path.resolve()))
+        warnings.warn(f"{path}: alpha channel is not fully opaque; it is dropped and the stored colours are used as "
+                      "they are (not composited)", AlphaDroppedWarning, stacklevel=2)
+    return np.ascontiguousarray(arr[..., :-1])
 
 
 def _to_array(im: Image.Image, path: Path) -> np.ndarray:
@@ -178,15 +145,11 @@ def _to_array(im: Image.Image, path: Path) -> np.ndarray:
 
 
 def _from_palette(im: Image.Image, path: Path) -> np.ndarray:
-    indices = np.asarray(im)
-    used = np.unique(indices)
+    used = np.unique(np.asarray(im))
     palette = np.asarray(im.getpalette("RGB") or [], dtype=np.uint8).reshape(-1, 3)
     has_alpha = "transparency" in im.info or (im.palette is not None and im.palette.mode == "RGBA")
-    if has_alpha:
-        rgba = np.asarray(im.convert("RGBA"), dtype=np.uint8)
-        rgb = _drop_alpha(rgba, rgba[..., -1], 255, path)
-    else:
-        rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
+    full = np.asarray(im.convert("RGBA" if has_alpha else "RGB"), dtype=np.uint8)
+    rgb = _drop_alpha(full, full[..., -1] if has_alpha else None, 255, path)
     if used.size and used.max() < len(palette):
         entries = palette[used]
         if (entries[:, 0] == entries[:, 1]).all() and (entries[:, 1] == entries[:, 2]).all():

@@ -1,18 +1,7 @@
-"""MATLAB ``imresize(..., 'bicubic')`` in torch, for any exact scale and for explicit output sizes.
-
-MATLAB semantics reproduced here (``imresize.m``, R2013+):
-- Keys cubic kernel with a = -0.5; when downscaling with antialiasing the kernel is stretched by 1/scale
-  (``h(x) = scale * cubic(scale * x)``, width 4/scale).
-- Output pixel x (1-based) maps to input coordinate ``u = x/scale + 0.5 * (1 - 1/scale)``.
-- Each output pixel takes ``ceil(width) + 2`` taps starting at ``floor(u - width/2)``; weights are normalised to sum
-  to 1; out-of-range taps are mirrored (symmetric padding) and all-zero tap columns are dropped.
-- Output size is ``ceil(scale * in)`` when a scale is given; with an explicit size, ``scale = out / in`` per axis.
-- Axes are processed in order of increasing scale (rows first on ties).
-
-Departures, on purpose: the coordinates are computed from the exact fraction of the scale (MATLAB uses the double
-nearest to 1/1.4, say), and uint8 input is not rounded between the two axis passes (MATLAB's mex rounds to the input
-class after each pass; basicsr's port and the reference implementation in calibration.md do not). Callers round once
-at the end (``quantize.to_uint8``).
+"""MATLAB ``imresize(..., 'bicubic')`` (``imresize.m``, R2013+) in torch, for any exact scale and for explicit output
+sizes. The semantics reproduced, and the two departures on purpose (coordinates from the exact fraction of the scale;
+no rounding between the axis passes, so callers round once at the end), are in docs/protocols.md ("Shared
+definitions", "Exact decimal sizes"). As in MATLAB, all-zero tap columns are dropped and rows go first on a tie.
 """
 
 from __future__ import annotations
@@ -35,7 +24,7 @@ def _cubic(x: np.ndarray) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=512)
-def contributions(in_len: int, out_len: int, scale: Fraction, antialias: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def contributions(in_len: int, out_len: int, scale: Fraction) -> tuple[np.ndarray, np.ndarray]:
     """Tap weights (out_len, P) float64 and 0-based input indices (out_len, P) for one axis.
 
     All coordinates are exact rationals over a common denominator, so the only rounding is the final division.
@@ -48,11 +37,8 @@ def contributions(in_len: int, out_len: int, scale: Fraction, antialias: bool = 
     # u = x*n/d + (1 - n/d)/2 = (2*x*n + d - n) / (2d)
     u_num = 2 * x * n + d - n
     den = 2 * d
-    shrink = antialias and scale < 1
-    if shrink:
-        width = Fraction(4) * inv  # 4/scale
-    else:
-        width = Fraction(4)
+    shrink = scale < 1
+    width = Fraction(4) * inv if shrink else Fraction(4)  # downscaling antialiases: the kernel stretched by 1/scale
     # left = floor(u - width/2), exactly
     half = width / 2
     left = np.floor_divide(u_num * half.denominator - half.numerator * den, den * half.denominator)
@@ -72,19 +58,11 @@ def contributions(in_len: int, out_len: int, scale: Fraction, antialias: bool = 
 
 
 @functools.lru_cache(maxsize=256)
-def _matrix(in_len: int, out_len: int, scale: Fraction, antialias: bool, device: str,
-            dtype: torch.dtype) -> torch.Tensor:
-    """The (out_len, in_len) resampling matrix of one axis (mirrored taps summed into their source pixel)."""
-    w, idx = contributions(in_len, out_len, scale, antialias)
-    return banded_matrix(w, idx, in_len, device, dtype)
-
-
-def banded_matrix(w: np.ndarray, idx: np.ndarray, in_len: int, device: str, dtype: torch.dtype) -> torch.Tensor:
-    """Row i of the result has weights ``w[i]`` at columns ``idx[i]`` (repeated columns add up).
-
-    On CPU it is sparse CSR: the matrix is banded (a handful of taps a row), and CSR matmul is 3-10x faster than a dense
-    one there. On CUDA dense matmul is faster still.
-    """
+def _matrix(in_len: int, out_len: int, scale: Fraction, device: str, dtype: torch.dtype) -> torch.Tensor:
+    """The (out_len, in_len) resampling matrix of one axis: row i has output pixel i's weights at its taps' columns
+    (mirrored taps add up). On CPU it is sparse CSR: the matrix is banded (a handful of taps a row), and CSR matmul is
+    3-10x faster than a dense one there. On CUDA dense matmul is faster still."""
+    w, idx = contributions(in_len, out_len, scale)
     rows = np.repeat(np.arange(w.shape[0]), w.shape[1])
     coo = torch.sparse_coo_tensor(
         torch.from_numpy(np.stack([rows, idx.ravel()])), torch.from_numpy(w.ravel()), (w.shape[0], in_len),
@@ -97,27 +75,15 @@ def banded_matrix(w: np.ndarray, idx: np.ndarray, in_len: int, device: str, dtyp
         return coo.to(dtype).to_sparse_csr()
 
 
-def _resize_axis(x: torch.Tensor, axis: int, out_len: int, scale: Fraction, antialias: bool) -> torch.Tensor:
-    m = _matrix(x.shape[axis], out_len, scale, antialias, str(x.device), x.dtype)
-    moved = x.movedim(axis, 0)
-    rest = moved.shape[1:]
-    y = m @ moved.reshape(moved.shape[0], -1)
-    return y.reshape(out_len, *rest).movedim(0, axis)
-
-
 def output_size(in_hw: tuple[int, int], scale: Fraction) -> tuple[int, int]:
     """MATLAB's output size for a scale factor: ceil(scale * in), exact."""
     s = Fraction(scale)
     return math.ceil(in_hw[0] * s), math.ceil(in_hw[1] * s)
 
 
-def imresize(
-    x: torch.Tensor,
-    scale: Fraction | int | None = None,
-    size: tuple[int, int] | None = None,
-    antialias: bool = True,
-) -> torch.Tensor:
-    """MATLAB bicubic ``imresize`` of the last two axes of ``x`` (``(..., H, W)``, any float dtype, any device).
+def imresize(x: torch.Tensor, scale: Fraction | int | None = None, size: tuple[int, int] | None = None) -> torch.Tensor:
+    """MATLAB bicubic ``imresize`` (antialiased when shrinking, as MATLAB's default) of the last two axes of ``x``
+    (``(..., H, W)``, any float dtype, any device).
 
     Give ``scale`` (an exact Fraction; ints are fine) for ``imresize(A, scale)``: output ``ceil(scale*in)``. Give only
     ``size`` for ``imresize(A, [h w])``: per-axis scale ``out/in``. Give both to keep the scale's coordinate mapping
@@ -132,7 +98,7 @@ def imresize(
         # inside a model forward under --precision bf16/fp16: a resize is no matmul to speed up but a filter to
         # keep exact, so it runs as autocast runs its float32 ops (half inputs upcast; float64 stays float64)
         with torch.autocast(x.device.type, enabled=False):
-            return imresize(x.float() if x.dtype in (torch.float16, torch.bfloat16) else x, scale, size, antialias)
+            return imresize(x.float() if x.dtype in (torch.float16, torch.bfloat16) else x, scale, size)
     in_h, in_w = x.shape[-2], x.shape[-1]
     if scale is None and size is None:
         raise ValueError("give scale or size")
@@ -147,9 +113,9 @@ def imresize(
         scales = (Fraction(out[0], in_h), Fraction(out[1], in_w))
     if out[0] < 1 or out[1] < 1:
         raise ValueError(f"output size {out} is empty")
-    axes = [(-2, out[0], scales[0]), (-1, out[1], scales[1])]
-    axes.sort(key=lambda a: a[2])  # stable: rows first on ties, as MATLAB
-    y = x
-    for axis, n, s in axes:
-        y = _resize_axis(y, axis, n, s, antialias)
-    return y
+    for axis, n, s in sorted([(-2, out[0], scales[0]), (-1, out[1], scales[1])], key=lambda a: a[2]):
+        # sorted is stable: rows first on ties, as MATLAB. One axis: its matrix times the image with that axis first
+        moved = x.movedim(axis, 0)
+        y = _matrix(moved.shape[0], n, s, str(x.device), x.dtype) @ moved.reshape(moved.shape[0], -1)
+        x = y.reshape(n, *moved.shape[1:]).movedim(0, axis)
+    return x

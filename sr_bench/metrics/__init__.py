@@ -1,25 +1,21 @@
-"""Metric registry. Built-ins load lazily by ``module:attr``; third parties use the ``sr_bench.metrics`` entry points.
+"""Metric registry. Built-ins load lazily by ``module:attr``; third parties use the ``sr_bench.metrics`` entry points;
+pyiqa's metrics are resolved by name, ``pyiqa:NAME`` (``sr_bench.metrics.pyiqa_bridge``, docs/pyiqa.md).
 
 A metric's registered name is its row column (``sr_bench.store.schema.row_schema``), so a plugin's ``info.name``
 must equal its entry-point name, and neither may shadow a built-in or another plugin.
-
-pyiqa's metrics are a third source, resolved by name rather than listed: ``pyiqa:NAME`` (column ``pyiqa_NAME``, see
-``sr_bench.metrics.pyiqa_bridge``) when pyiqa is installed; they take options (``--metric-opt pyiqa:NAME.KEY=V``,
-``parse_metric_opts``). Where pyiqa is not installed, the ``metric_info`` a run recorded in its run.json answers for
-its pyiqa columns (``remember_infos``), so its tables and comparisons still read.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import get_args
 
 from sr_bench.errors import UserError, closest, unknown
 from sr_bench.metrics.base import Metric, MetricInfo, MetricUnavailable, View
+from sr_bench.metrics.pyiqa_bridge import PyiqaMetric, canonical, info, source
 
 __all__ = ["Metric", "MetricInfo", "MetricUnavailable", "create_metric", "is_builtin", "is_pyiqa", "list_metrics",
            "metric_column", "metric_info", "metric_options", "metric_source", "parse_metric_opts", "remember_infos"]
@@ -64,23 +60,13 @@ def is_pyiqa(name: str) -> bool:
     return name.startswith(("pyiqa:", "pyiqa_"))
 
 
-def metric_column(name: str) -> str:
-    """The row column a metric name writes: ``pyiqa:ms_ssim`` -> ``pyiqa_ms_ssim``; other names as given."""
-    if not is_pyiqa(name):
-        return name
-    from sr_bench.metrics.pyiqa_bridge import canonical
-
-    return canonical(name)
+metric_column = canonical  # the row column a metric name writes: ``pyiqa:ms_ssim`` -> ``pyiqa_ms_ssim``
 
 
 def metric_source(name: str, options: dict | None = None) -> str:
     """``built-in``, or the entry point and the distribution (name, version) that provides a plugin metric, or pyiqa's
     version with the metric and its options (pyiqa's defaults updated by ``options``)."""
-    if is_pyiqa(name):
-        from sr_bench.metrics.pyiqa_bridge import source
-
-        return source(name, options)
-    return _entry(name).source
+    return source(name, options) if is_pyiqa(name) else _entry(name).source
 
 
 def parse_metric_opts(pairs) -> dict:
@@ -149,14 +135,12 @@ def _entry(name: str) -> _Entry:
 
 def _load_class(name: str) -> type[Metric]:
     entry = _entry(name)
-    if entry.source == "built-in":
-        module, _, attr = entry.target.partition(":")
-        return getattr(importlib.import_module(module), attr)
     try:
         cls = EntryPoint(name=name, value=entry.target, group=GROUP).load()
     except Exception as e:  # a broken plugin is the plugin's fault: one line, naming it
         raise UserError(f"metric {name!r} ({entry.source}) failed to load: {type(e).__name__}: {e}") from None
-    _check_plugin(name, cls, entry.source)
+    if not is_builtin(name):
+        _check_plugin(name, cls, entry.source)
     return cls
 
 
@@ -185,14 +169,10 @@ def _check_plugin(name: str, cls, source: str) -> None:
 def create_metric(name: str, options: dict | None = None) -> Metric:
     """Metric ``name``; ``options`` (pyiqa metrics only) over its defaults."""
     if is_pyiqa(name):
-        from sr_bench.metrics.pyiqa_bridge import PyiqaMetric
-
         return PyiqaMetric(name, options)
     if options:
         raise UserError(f"metric {name!r} takes no options; only pyiqa's metrics do (--metric-opt)")
     cls = _load_class(name)
-    if is_builtin(name):
-        return cls()
     try:
         return cls()
     except Exception as e:
@@ -201,8 +181,6 @@ def create_metric(name: str, options: dict | None = None) -> Metric:
 
 def metric_info(name: str) -> MetricInfo:
     if is_pyiqa(name):
-        from sr_bench.metrics.pyiqa_bridge import canonical, info
-
         try:
             return info(name)
         except UserError:  # pyiqa not installed here: what the run recorded, if it is a column of a run read

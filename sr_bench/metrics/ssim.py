@@ -30,21 +30,12 @@ def gaussian_1d(size: int = WINDOW, sigma: float = SIGMA) -> np.ndarray:
 _TAPS = tuple(float(v) for v in gaussian_1d())
 
 
-def _shifted_sum(src: torch.Tensor, dim: int, n: int) -> torch.Tensor:
-    """'valid' correlation with the Gaussian along ``dim``: eleven shifted multiply-adds (n outputs)."""
-    acc = src.narrow(dim, 0, n) * _TAPS[0]
-    for k in range(1, WINDOW):
-        acc.add_(src.narrow(dim, k, n), alpha=_TAPS[k])
-    return acc
-
-
 def ssim(a: torch.Tensor, b: torch.Tensor, peak: float = 255.0, block_rows: int = 128) -> float:
     """Mean SSIM of two single-channel planes (any leading dims of size 1), float64.
 
     The SSIM map is summed in blocks of ``block_rows`` output rows; that blocking sets the summation order (~1e-16).
-    On CPU the map comes from the C kernel ``native/ssim_map.c`` (the same operations fused row by row, ~4x faster
-    on Urban100-sized planes, the same bits); without a C compiler the five statistics maps are filtered and combined
-    one block at a time in torch.
+    On CPU the map comes from the C kernel where it is active (``sr_bench.native.ssim_map``, the same bits), else from
+    its torch operations one block at a time.
     """
     if a.shape != b.shape:
         raise ValueError(f"ssim: shapes differ {tuple(a.shape)} vs {tuple(b.shape)}")
@@ -53,10 +44,9 @@ def ssim(a: torch.Tensor, b: torch.Tensor, peak: float = 255.0, block_rows: int 
     h, w = x.shape
     if min(h, w) < WINDOW:
         return math.nan
-    c1 = (0.01 * peak) ** 2
-    c2 = (0.03 * peak) ** 2
+    c1, c2 = (0.01 * peak) ** 2, (0.03 * peak) ** 2
     out_h, out_w = h - WINDOW + 1, w - WINDOW + 1
-    kernel = _kernel() if x.device.type == "cpu" else None
+    kernel = ssim_map.kernel() if x.device.type == "cpu" else None
     if kernel is not None:
         ratio = _ratio_map(kernel, _rows(x), _rows(y), c1, c2)
         total = torch.zeros((), dtype=torch.float64)
@@ -65,25 +55,13 @@ def ssim(a: torch.Tensor, b: torch.Tensor, peak: float = 255.0, block_rows: int 
             # than the whole map (sr_bench.threads)
             total += threads_total(ratio[r0 : r0 + block_rows])
         return (total / (out_h * out_w)).item()
-    # (H, 5, W): the rows of all five maps side by side, so one row shift moves all of them
-    maps = torch.empty((h, 5, w), dtype=x.dtype, device=x.device)
-    maps[:, 0], maps[:, 1] = x, y
-    torch.mul(x, x, out=maps[:, 2])
-    torch.mul(y, y, out=maps[:, 3])
-    torch.mul(x, y, out=maps[:, 4])
+    maps = ssim_map.stat_maps(x, y)
     if x.device.type != "cpu":
         block_rows = out_h  # one launch per step beats cache blocking on a GPU
     total = torch.zeros((), dtype=torch.float64, device=x.device)
     for r0 in range(0, out_h, block_rows):
         n = min(block_rows, out_h - r0)
-        rows = _shifted_sum(maps[r0 : r0 + n + WINDOW - 1], 0, n)
-        mu1, mu2, xx, yy, xy = _shifted_sum(rows, 2, out_w).unbind(1)
-        mu12 = mu1 * mu2
-        mu1.square_()
-        mu2.square_()
-        num = (2 * mu12 + c1).mul_(xy.sub_(mu12).mul_(2).add_(c2))
-        den = (mu1 + mu2 + c1).mul_(xx.sub_(mu1).add_(yy.sub_(mu2)).add_(c2))
-        total += num.div_(den).sum()
+        total += ssim_map.torch_rows(maps[r0 : r0 + n + WINDOW - 1], n, _TAPS, c1, c2).sum()
     return (total / (out_h * out_w)).item()
 
 
@@ -115,11 +93,6 @@ def _ratio_map(kernel, x: torch.Tensor, y: torch.Tensor, c1: float, c2: float) -
 
 def _row_stride(plane: torch.Tensor) -> int:
     return plane.stride(0) if plane.shape[0] > 1 else plane.shape[1]
-
-
-def _kernel():
-    """``srb_ssim_rows`` of the compiled kernel once probed, or None (``sr_bench.native.ssim_map``)."""
-    return ssim_map.kernel()
 
 
 class SSIM(Metric):

@@ -1,11 +1,8 @@
 """Run any architecture from BasicSR's registry as an sr_bench model: ``--models basicsr:ARCH=net_g.pth``.
 
-basicsr is imported only here and only when such a model is named. Its package ``__init__`` imports the whole
-trainer (and breaks with newer torchvision in basicsr 1.4.2), so we load ``basicsr.archs`` without it.
-
-Arch options come from, in order: ``--model-opt k=v``; an ``options=FILE.yml`` model option; a BasicSR options YAML
-found next to the checkpoint (its folder or up to two parents, e.g. ``experiments/NAME/NAME.yml`` for
-``experiments/NAME/models/net_g_latest.pth``) whose ``network_g.type`` is ARCH.
+basicsr is imported only here and only when such a model is named. Arch options come from, in order: ``--model-opt
+k=v``; an ``options=FILE.yml`` model option; a BasicSR options YAML next to the checkpoint (its folder or up to two
+parents: ``experiments/X/X.yml`` for ``experiments/X/models/net_g_latest.pth``) whose ``network_g.type`` is ARCH.
 """
 
 from __future__ import annotations
@@ -20,6 +17,7 @@ from pathlib import Path
 import torch
 
 from sr_bench.errors import UserError, unknown
+from sr_bench.imaging.resize import imresize
 from sr_bench.models.archs.blocks import NetworkUpscaler, build_module, crop_to, load_strict, read_checkpoint
 from sr_bench.models.interface import ScaleSupport, Upscaler, scale_refusal
 from sr_bench.models.tiling import run_network
@@ -28,6 +26,8 @@ PREFIX = "basicsr:"
 
 
 def arch_registry():
+    """BasicSR's ARCH_REGISTRY, loaded without its package ``__init__``, which imports the whole trainer (and breaks
+    with newer torchvision in basicsr 1.4.2)."""
     spec = importlib.util.find_spec("basicsr")
     if spec is None:
         raise UserError("basicsr models need BasicSR: pip install --no-build-isolation basicsr-fixed==1.4.2")
@@ -124,17 +124,12 @@ class BasicSRModel(NetworkUpscaler):
             raise UserError(f"{self.model_name} maps 16 px to {y.shape[-1]} px: not an integer-scale SR network")
         return k
 
-    def modules(self):
-        return [self._net]
-
     def scale_problem(self, scale: Fraction) -> str | None:
         if Fraction(scale) <= self.native_scale:
             return None
         return f"it is a x{self.native_scale} network and ceil-then-down needs a larger scale"
 
     def super_resolve(self, lr: torch.Tensor, scale: Fraction, size: tuple[int, int]) -> torch.Tensor:
-        from sr_bench.imaging.resize import imresize
-
         s, k = Fraction(scale), self.native_scale
         if s > k:
             raise scale_refusal(self.model_name, s, self.scale_problem(s))

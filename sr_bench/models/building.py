@@ -1,10 +1,8 @@
 """Building the models of a request as ``srbench run`` and ``srbench profile`` do: ``--model-opt`` options given to
-the models that take them (or addressed to one model as ``NAME.KEY=VALUE``), the checkpoint, random weights for a
-learned model that has none when asked, the device; and the up-front check that every requested scale can run.
-
-Addressing: ``--model-opt levels=3`` goes to every model of ``--models`` whose factory takes ``levels``;
-``--model-opt vdsr-tw.levels=3`` to ``vdsr-tw`` only (and wins over an unaddressed ``levels`` there). An option no
-named model takes, or an address naming a model not in ``--models``, is an error before anything is built.
+the models that take them (``NAME.KEY=VALUE``: to NAME only, over an unaddressed ``KEY``), the checkpoint, random
+weights for a learned model that has none when asked, the device; and the up-front check that every requested scale
+can run. An option no named model takes, or an address naming a model not in ``--models``, is an error before
+anything is built.
 """
 
 from __future__ import annotations
@@ -15,6 +13,7 @@ from fractions import Fraction
 from sr_bench.errors import UserError, closest
 from sr_bench.models.interface import Upscaler, scale_refusal
 from sr_bench.models.registry import call_model_code, create_model, release_of, resolve
+from sr_bench.models.strategies import PluginStrategy
 from sr_bench.scales import scale_text
 
 STRATEGY = "strategy"
@@ -48,9 +47,8 @@ def options_for(name: str, opts: dict) -> dict:
 
 
 def check_model_opts(names: list[str], opts: dict, checkpoints: dict | None = None) -> None:
-    """Every option goes somewhere: an addressed one to a model of ``names`` that takes it, an unaddressed one to
-    at least one of them. ``checkpoints``: name -> the ``--models`` checkpoint (``NAME=spandrel:PATH`` resolves by
-    it)."""
+    """Every option goes somewhere: an addressed one to a model of ``names`` that takes it, an unaddressed one to at
+    least one of them. ``checkpoints``: name -> its ``--models`` checkpoint (``NAME=spandrel:PATH`` resolves by it)."""
     checkpoints = checkpoints or {}
     for key in opts:
         model, option = split_key(key)
@@ -75,7 +73,8 @@ def build_model(name: str, checkpoint: str | None = None, opts: dict | None = No
     own = options_for(name, dict(opts or {}))
     kwargs = {k: v for k, v in own.items() if takes_option(factory, k)}
     strategies = opted_strategies(factory)
-    strategy = kwargs.pop(STRATEGY, None) if strategies and not _param(factory, STRATEGY) else None
+    strategy = (kwargs.pop(STRATEGY, None) if strategies and STRATEGY not in inspect.signature(factory).parameters
+                else None)
     if checkpoint is not None:
         if not takes_option(factory, "checkpoint"):
             raise UserError(f"model {name!r} has no weights to load; drop '={checkpoint}'")
@@ -84,21 +83,14 @@ def build_model(name: str, checkpoint: str | None = None, opts: dict | None = No
         kwargs["allow_untrained"] = True
     model = create_model(name, **kwargs)
     if strategies:
-        from sr_bench.models.strategies import PluginStrategy
-
         model = PluginStrategy(model, strategy or strategies[0])
     return call_model_code(name, f"while moving it to {device}", model.to, device)
 
 
-def _param(factory, key: str) -> bool:
-    return key in inspect.signature(factory).parameters
-
-
 def check_scales(models: list[tuple[str, Upscaler]], scales: list[Fraction]) -> None:
-    """Every (model, checkpoint, scale) of the request can run (natively, or through the model's decimal-scale
-    strategy with a network the checkpoints hold), or the one-line error a model gives for a scale it cannot run,
-    before any image is read. What every row records about the pair (strategy, checkpoint, release) is asked here
-    too, so a model that cannot say fails now and not on the first image."""
+    """Every (model, checkpoint, scale) of the request can run, or the model's one-line error, before any image is
+    read. What rows record about the pair (strategy, checkpoint, release) is asked too: a model that cannot say fails
+    now, not on the first image."""
     for name, model in models:
         for s in scales:
             doing = f"while checking x{scale_text(s)}"

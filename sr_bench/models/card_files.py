@@ -1,21 +1,17 @@
 """The built-in model cards, read from their folder: TOML files edited in the repo's ``registry/`` (data, not code;
-a wheel carries a copy, ``sr_bench/builtin_cards.py``), or the folder ``SRBENCH_REGISTRY`` names instead.
-
-A card names its implementation lazily (``entry = "module:attr"``) and carries what tables and users need to know
-without importing anything: paper, scale support, input contract, parameter counts, weight releases, published
-results. The registry reads the cards from here; ``models/cards.py`` adds plugin cards on top.
+a wheel carries a copy, ``sr_bench/builtin_cards.py``), or the folder ``SRBENCH_REGISTRY`` names instead. A card names
+its implementation lazily (``entry = "module:attr"``); ``models/cards.py`` adds plugin cards on top.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-import tomllib
 from pathlib import Path
 
 from sr_bench.builtin_cards import builtin_cards_dir
 from sr_bench.errors import UserError
-from sr_bench.models.modelcard import ModelCard, keep_printed
+from sr_bench.models.modelcard import ModelCard, read_card
 
 
 def cards_dir() -> Path:
@@ -28,11 +24,7 @@ def cards_dir() -> Path:
 def _load(folder: str) -> dict[str, dict]:
     cards: dict[str, dict] = {}
     for path in sorted(Path(folder).glob("*.toml")):
-        try:
-            text = path.read_text()
-            card = keep_printed(tomllib.loads(text), text)  # published values as printed (38.00, not 38.0)
-        except tomllib.TOMLDecodeError as e:
-            raise UserError(f"model card {path} is not valid TOML ({e}); fix or remove it") from None
+        card = read_card(path)
         for key in ("name", "entry"):
             if key not in card:
                 raise UserError(f"model card {path} has no {key!r}; every card needs name and entry")

@@ -1,24 +1,19 @@
-"""Geometric self-ensemble: the "+" of EDSR+, RCAN+, DBDN+ (Lim et al. 2017, §3.3; Timofte et al. 2016).
+"""Geometric self-ensemble, ``NAME+``: the "+" of EDSR+, RCAN+, DBDN+ (Lim et al. 2017, §3.3; Timofte et al. 2016).
 
-``--models rcan+=RCAN_BIX2.pt`` runs the model on the 8 dihedral transforms of the LR (4 rotations, each with and
-without a horizontal flip), maps every output back and averages them in float before the protocol quantises. Any
-registered model takes the suffix, including its decimal-scale strategy, which runs inside each of the 8 passes
-(so a rotated pass asks for the transposed target size). Rows carry the ``+`` name, the inner model's strategy
-and its checkpoint hash.
+The model runs on the 8 dihedral transforms of the LR; the outputs are mapped back and averaged in float before the
+protocol quantises. A decimal-scale strategy runs inside each pass; rows carry the inner model's strategy and hash.
 """
 
 from __future__ import annotations
 
 import functools
-import inspect
 from fractions import Fraction
 from typing import Callable
 
 import torch
 
-from sr_bench.models.interface import Upscaler
+from sr_bench.models.interface import Upscaler, WrappedUpscaler
 
-SUFFIX = "+"
 TRANSFORMS = tuple((rot, flip) for flip in (False, True) for rot in range(4))  # identity first
 
 
@@ -33,27 +28,15 @@ def inverse_transform(x: torch.Tensor, rot: int, flip: bool) -> torch.Tensor:
     return x.flip(-1) if flip else x
 
 
-class SelfEnsemble(Upscaler):
+class SelfEnsemble(WrappedUpscaler):
     """Wraps any ``Upscaler``; averages its outputs over the 8 dihedral transforms of the input."""
 
     def __init__(self, inner: Upscaler, name: str):
-        super().__init__(name=name, scales=inner.scales, learned=inner.learned,
-                         checkpoint_sha256=inner.checkpoint_sha256, untrained=inner.untrained,
-                         strategy=inner.strategy, config={**inner.config, "self_ensemble": 8},
-                         scale_sha256=dict(inner.scale_sha256))
-        self.inner = inner
+        super().__init__(inner, name, inner.strategy, {"self_ensemble": 8})
 
     @property
     def tiles_networks(self) -> bool:
         return self.inner.tiles_networks
-
-    @property
-    def tile_overlap(self) -> int:
-        return self.inner.tile_overlap
-
-    def to(self, device: torch.device) -> "SelfEnsemble":
-        self.inner = self.inner.to(device)
-        return self
 
     def strategy_for(self, scale: Fraction) -> str:
         return self.inner.strategy_for(scale)
@@ -79,11 +62,11 @@ class SelfEnsemble(Upscaler):
 
 
 def self_ensemble_factory(base: Callable[..., Upscaler], name: str) -> Callable[..., Upscaler]:
-    """A factory with ``base``'s signature (the runner inspects it to pass only the options the model takes)."""
+    """A factory with ``base``'s signature (``functools.wraps``: the runner inspects it to pass only the options the
+    model takes)."""
 
     @functools.wraps(base)
     def make(*args, **kwargs) -> Upscaler:
         return SelfEnsemble(base(*args, **kwargs), name)
 
-    make.__signature__ = inspect.signature(base)
     return make

@@ -14,6 +14,7 @@ from typing import Callable, ClassVar
 import torch
 
 from sr_bench.errors import UserError
+from sr_bench.scales import scale_text
 
 MAX_SCALE = Fraction(64)
 
@@ -29,21 +30,18 @@ class _IntegersOrConstructor:
     """``ScaleSupport.integers(2, 3, 4)`` builds a support; ``support.integers`` is its frozenset of scales."""
 
     def __get__(self, obj, owner):
-        if obj is None:
-            return owner._of_integers
-        return obj._integers
+        return owner._of_integers if obj is None else obj._integers
 
 
+@dataclass(frozen=True, init=False, repr=False)
 class ScaleSupport:
-    """The scales a model runs natively: integer scales it holds a network for, and/or a range (low, high].
+    """The scales a model runs natively: integer scales it holds a network for, and/or a range (low, high]; any other
+    scale runs only through the model's decimal-scale strategy (``Upscaler.strategy``). Built with ``.integers(2, 3,
+    4)``, ``.range(1, 4)``, ``.any_scale()`` or ``ScaleSupport(integers={2, 4}, low=..., high=...)``. Immutable."""
 
-    Build one with ``ScaleSupport.integers(2, 3, 4)``, ``ScaleSupport.range(1, 4)`` or ``ScaleSupport.any_scale()``
-    (or the keyword form ``ScaleSupport(integers={2, 4}, low=..., high=...)``). Any other scale runs only through the
-    model's decimal-scale strategy (``Upscaler.strategy``); a model without one refuses it before the run starts.
-    Immutable and hashable.
-    """
-
-    __slots__ = ("_integers", "low", "high")
+    _integers: frozenset
+    low: Fraction | None
+    high: Fraction | None
     integers = _IntegersOrConstructor()
 
     def __init__(self, integers=frozenset(), low=None, high=None):
@@ -61,9 +59,6 @@ class ScaleSupport:
         object.__setattr__(self, "_integers", frozenset(ints))
         object.__setattr__(self, "low", low)
         object.__setattr__(self, "high", high)
-
-    def __setattr__(self, name, value):
-        raise AttributeError("ScaleSupport is immutable; build a new one")
 
     @classmethod
     def _of_integers(cls, *scales: int) -> "ScaleSupport":
@@ -83,39 +78,31 @@ class ScaleSupport:
         return cls(low=Fraction(1), high=MAX_SCALE)
 
     def native(self, s: Fraction) -> bool:
-        if s.denominator == 1 and int(s) in self._integers:
-            return True
-        return self.low is not None and self.low < s <= self.high
+        return (s.denominator == 1 and int(s) in self._integers) or (self.low is not None and self.low < s <= self.high)
 
     def describe(self) -> str:
-        parts = []
-        if self._integers:
-            parts.append("x" + ",".join(str(i) for i in sorted(self._integers)))
+        parts = ["x" + ",".join(str(i) for i in sorted(self._integers))] if self._integers else []
         if self.low is not None:
             parts.append(f"({self.low},{self.high}]")
         return " ".join(parts) or "-"
 
-    def _key(self):
-        return (self._integers, self.low, self.high)
-
-    def __eq__(self, other):
-        return isinstance(other, ScaleSupport) and self._key() == other._key()
-
-    def __hash__(self):
-        return hash(self._key())
-
     def __repr__(self):
         return f"ScaleSupport(integers={set(sorted(self._integers)) or 'set()'}, low={self.low}, high={self.high})"
-
-    def __reduce__(self):  # pickling (process workers) goes through the constructor
-        return (ScaleSupport, self._key())
 
 
 def scale_refusal(model: str, scale: Fraction, problem: str) -> UserError:
     """The one-line error for a scale a model cannot run (built-ins and plugins alike)."""
-    from sr_bench.scales import scale_text
-
     return UserError(f"model {model!r} cannot run x{scale_text(Fraction(scale))}: {problem}")
+
+
+def _modules_in(value) -> list[torch.nn.Module]:
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else [value]
+    return [m for m in items if isinstance(m, torch.nn.Module)]
+
+
+def held_modules(model) -> list[torch.nn.Module]:
+    """The ``nn.Module``s ``model`` holds in its attributes, directly or in a dict, list or tuple."""
+    return [m for value in vars(model).values() for m in _modules_in(value)]
 
 
 @dataclass
@@ -135,15 +122,10 @@ class TrainingForward:
 
 @dataclass
 class Upscaler:
-    """Base class for everything ``srbench run --models`` can name.
-
-    Subclasses implement ``super_resolve``. ``lr`` is (B, 3, h, w) RGB in [0, 1] (float64 from the runner; cast as
-    the network needs); the result must be (B, 3, size[0], size[1]) in [0, 1] (values outside are clipped by the
-    protocol's quantisation).
-
-    ``scale_sha256`` maps an integer scale to the sha256 of the weights file that serves it (one file per scale);
-    rows at that scale carry it. ``checkpoint_sha256`` is every loaded file ("+"-joined when there are several).
-    """
+    """Base class for everything ``srbench run --models`` can name; subclasses implement ``super_resolve`` (the
+    contract: README, "Adding a model"). ``scale_sha256`` maps an integer scale to the sha256 of the weights file that
+    serves it (one file per scale); rows at that scale carry it. ``checkpoint_sha256`` is every loaded file
+    ("+"-joined when there are several)."""
 
     name: str
     scales: ScaleSupport
@@ -159,15 +141,10 @@ class Upscaler:
             self.checkpoint_sha256 = "+".join(self.scale_sha256[k] for k in sorted(self.scale_sha256))
 
     def to(self, device: torch.device) -> "Upscaler":
-        """Called once before the first image: moves every ``nn.Module`` the model holds in its attributes (directly,
-        or in a dict, list or tuple) to ``device`` and puts it in eval mode; dtypes stay as built (the input is
-        float64: cast it as the network needs). Override it for anything else to move."""
-        for value in vars(self).values():
-            items = (value.values() if isinstance(value, dict)
-                     else value if isinstance(value, (list, tuple)) else [value])
-            for m in items:
-                if isinstance(m, torch.nn.Module):
-                    m.to(device).eval()
+        """Called once before the first image: every held ``nn.Module`` (``held_modules``) to ``device``, in eval
+        mode, dtypes as built. Override it for anything else to move."""
+        for m in held_modules(self):
+            m.to(device).eval()
         return self
 
     def strategy_for(self, scale: Fraction) -> str:
@@ -191,9 +168,8 @@ class Upscaler:
             return self.scale_sha256[int(s)]
         return self.checkpoint_sha256 or ""
 
-    # ``srbench run --tile``: True when ``super_resolve`` runs its networks through ``sr_bench.models.tiling.
-    # run_network`` (every built-in does); otherwise the runner tiles around ``super_resolve`` itself, on LR tiles
-    # aligned to the scale (``tiling.super_resolve_tiled``).
+    # ``srbench run --tile``: True when ``super_resolve`` runs its networks through ``tiling.run_network`` (every
+    # built-in does); otherwise the runner tiles around ``super_resolve`` itself (``tiling.super_resolve_tiled``).
     tiles_networks: ClassVar[bool] = False
     # the overlap (LR pixels of context per side) ``--tile`` uses when ``--tile-overlap`` is not given: per family,
     # min(receptive-field radius, 32); docs/tiling.md gives each family's radius and measured differences
@@ -201,9 +177,8 @@ class Upscaler:
 
     # One network per scale: the scales ``srbench train --scale K`` takes (the model is then built with scale=K).
     per_scale_training: ClassVar[tuple[int, ...]] = ()
-    # A plugin with integer scales that opts into the built-in decimal-scale strategies names them here, its default
-    # first (e.g. ("ceil-then-down", "floor-then-up", "recursive-x2")); ``--model-opt strategy=...`` picks another,
-    # and sr_bench runs it around ``super_resolve`` (``strategies.PluginStrategy``). Built-ins take ``strategy=``.
+    # The built-in decimal-scale strategies a plugin with integer scales opts into, its default first;
+    # ``--model-opt strategy=...`` picks another, run around ``super_resolve`` (``strategies.PluginStrategy``).
     strategies: ClassVar[tuple[str, ...]] = ()
 
     def training_forward(self, scale: Fraction | None = None) -> TrainingForward | None:
@@ -212,11 +187,9 @@ class Upscaler:
         return None
 
     def networks_for(self, scale: Fraction) -> list[torch.nn.Module]:
-        """The networks ``super_resolve`` runs at ``scale``. By default: a dict attribute keyed by integer scales
-        (``{2: net_x2, 4: net_x4}``, one network per scale) gives the network of that scale (else of the smallest
-        larger one, else of the largest), and every other ``nn.Module`` the model holds counts whole (its attributes,
-        directly or in a list or dict; or its ``modules()`` when it holds no such dict). Override it when the model
-        picks its networks some other way."""
+        """The networks ``super_resolve`` runs at ``scale``. By default: of a dict attribute keyed by integer scales
+        (``{2: net_x2, 4: net_x4}``) the network of that scale (else of the smallest larger one, else of the largest),
+        and every other held module (or ``modules()`` when it holds no such dict)."""
         s = Fraction(scale)
         shared, per_scale = [], []
         for value in vars(self).values():
@@ -224,10 +197,8 @@ class Upscaler:
                                                          and isinstance(m, torch.nn.Module) for k, m in value.items()):
                 keys = sorted(value)
                 per_scale.append(value[next((k for k in keys if k >= s), keys[-1])])
-                continue
-            items = (value.values() if isinstance(value, dict)
-                     else value if isinstance(value, (list, tuple)) else [value])
-            shared += [m for m in items if isinstance(m, torch.nn.Module)]
+            else:
+                shared += _modules_in(value)
         modules = getattr(self, "modules", None)
         if not per_scale and callable(modules):
             try:
@@ -239,12 +210,27 @@ class Upscaler:
     def parameter_count(self, scale: Fraction) -> int:
         """Trainable parameters of ``networks_for(scale)`` (each counted once), as the model cards count them:
         frozen ones (``requires_grad=False``, e.g. the MeanShift convs) left out."""
-        seen: dict[int, int] = {}
-        for net in self.networks_for(scale):
-            for p in net.parameters():
-                if p.requires_grad:
-                    seen[id(p)] = p.numel()
+        seen = {id(p): p.numel() for net in self.networks_for(scale) for p in net.parameters() if p.requires_grad}
         return sum(seen.values())
 
     def super_resolve(self, lr: torch.Tensor, scale: Fraction, size: tuple[int, int]) -> torch.Tensor:
         raise NotImplementedError
+
+
+class WrappedUpscaler(Upscaler):
+    """An ``Upscaler`` run around another (``inner``): the rows' fields, the device and the tiling overlap are the inner
+    model's; ``config`` adds to its config."""
+
+    def __init__(self, inner: Upscaler, name: str, strategy: str, config: dict):
+        super().__init__(name=name, scales=inner.scales, learned=inner.learned,
+                         checkpoint_sha256=inner.checkpoint_sha256, untrained=inner.untrained, strategy=strategy,
+                         config={**inner.config, **config}, scale_sha256=dict(inner.scale_sha256))
+        self.inner = inner
+
+    @property
+    def tile_overlap(self) -> int:
+        return self.inner.tile_overlap
+
+    def to(self, device) -> "WrappedUpscaler":
+        self.inner = self.inner.to(device)
+        return self

@@ -1,28 +1,14 @@
-"""Y-only networks (SRCNN, VDSR, LapSRN, MS-LapSRN) in the colour pipeline of their MATLAB test code.
-
-What ``SR_LapSRN.m`` / ``SR_MSLapSRN.m`` (phoenix104104/LapSRN) do with an LR image, mirrored step by step:
-
-1. ``img_LR = rgb2ycbcr(img_LR)`` on the *double* image in [0, 1] (no rounding; Y in [16, 235]/255);
-2. ``y = single(img_LR(:, :, 1))``: the network runs in single precision on Y in 0..1 units;
-3. ``img_HR = imresize(img_LR, scale)``: all three YCbCr channels MATLAB-bicubic upscaled by the scale factor, output
-   ``ceil(scale * size)``; Cb/Cr are taken from here;
-4. if the network output has another size than ``img_HR`` (x3 through the 4x pyramid, any non-power-of-2 scale),
-   ``y = imresize(y, [H W])``, MATLAB bicubic to that exact size (antialiased when it shrinks): ``ceil-then-down``;
-5. ``img_HR(:, :, 1) = y``; ``ycbcr2rgb`` (double; MATLAB clips float output to [0, 1]).
-
-Nothing else is clipped or rounded there; the evaluation quantises (``im2uint8``) afterwards, which the protocol does
-here. Pre-upsampling networks (SRCNN, VDSR; their test code bicubic-upscales the Y channel with ``imresize`` and feeds
-that to the network) take the Y channel of step 3 as input, which is the same numbers as resizing Y alone (imresize is
-linear and per channel).
-
-If a protocol asks for fewer pixels than ``ceil(scale * size)`` (Meta-SR/LIIF floor or round the SR size), the result
-is the top-left part of the full MATLAB output, as for the bicubic baseline.
+"""Y-only networks (SRCNN, VDSR, LapSRN, MS-LapSRN) in the colour pipeline of their authors' MATLAB test code,
+``SR_LapSRN.m`` / ``SR_MSLapSRN.m`` (phoenix104104/LapSRN), mirrored step by step in ``luma_pipeline`` (README,
+"Y-channel networks"). Pre-upsampling networks (fed ``imresize`` of the Y channel there) take the Y of the
+three-channel resize: the same numbers, as imresize is linear and per channel. A protocol asking for fewer pixels
+than ``ceil(scale * size)`` gets the top-left part of the full MATLAB output, as for the bicubic baseline.
 """
 
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import ClassVar, Iterable
+from typing import ClassVar
 
 import torch
 import torch.nn as nn
@@ -58,46 +44,33 @@ def pyramid_targets(y_hr: torch.Tensor, sizes: list[tuple[int, int]]) -> list[to
 
 
 def luma_pipeline(lr: torch.Tensor, scale: Fraction, size: tuple[int, int], luma_fn, what: str) -> torch.Tensor:
-    """The SR_LapSRN.m colour pipeline around ``luma_fn(y_lr, y_bicubic) -> y_sr``.
-
-    ``lr``: (B, 3, h, w) RGB in [0, 1] (float64 recommended). ``luma_fn`` gets the LR Y channel and its MATLAB-bicubic
-    upscaled version (both (B, 1, ., .) float64, 0..1 units) and returns the network's Y at any size; it is resized
-    to ``ceil(scale * (h, w))`` if needed. Returns (B, 3, size[0], size[1]) float64 RGB in [0, 1].
-    """
+    """The SR_LapSRN.m colour pipeline around ``luma_fn(y_lr, y_bicubic) -> y_sr`` on ``lr``, (B, 3, h, w) RGB in
+    [0, 1]: ``luma_fn`` gets the LR Y and its MATLAB-bicubic upscale (both (B, 1, ., .) float64, 0..1 units) and
+    returns the network's Y at any size. Returns (B, 3, size[0], size[1]) float64 RGB in [0, 1]."""
     s = Fraction(scale)
-    x = lr.to(torch.float64)
-    ycc = rgb2ycbcr_matlab_double(x)
-    full = output_size((x.shape[-2], x.shape[-1]), s)
+    ycc = rgb2ycbcr_matlab_double(lr.to(torch.float64))  # img_LR = rgb2ycbcr(img_LR), double, not rounded
     up = imresize(ycc, scale=s)  # img_HR = imresize(img_LR, scale)
-    y = luma_fn(ycc[:, :1], up[:, :1]).to(torch.float64)
-    if tuple(y.shape[-2:]) != tuple(full):
-        y = imresize(y, size=full)  # y = imresize(y, [size(img_HR, 1), size(img_HR, 2)])
-    rgb = ycbcr2rgb_matlab_double(torch.cat([y, up[:, 1:]], dim=1))
+    y = _full_size_luma(luma_fn, ycc[:, :1], up[:, :1], s)
+    rgb = ycbcr2rgb_matlab_double(torch.cat([y, up[:, 1:]], dim=1))  # img_HR(:, :, 1) = y; ycbcr2rgb
     return crop_to(rgb, size, what)
+
+
+def _full_size_luma(luma_fn, y_lr: torch.Tensor, y_up: torch.Tensor, s: Fraction) -> torch.Tensor:
+    """The network's Y at MATLAB's ``ceil(scale * size)``: ``y = imresize(y, [size(img_HR, 1), size(img_HR, 2)])``
+    when it has another size."""
+    full = output_size((y_lr.shape[-2], y_lr.shape[-1]), s)
+    y = luma_fn(y_lr, y_up).to(torch.float64)
+    return y if tuple(y.shape[-2:]) == tuple(full) else imresize(y, size=full)
 
 
 class LumaUpscaler(NetworkUpscaler):
     """Base class for Y-channel networks (the built-in SRCNN, VDSR, LapSRN, MS-LapSRN, and plugins): subclasses
-    implement ``luma(y_lr, y_bicubic, scale)``; ``super_resolve`` wraps it in ``luma_pipeline``, the colour rules of
-    the authors' MATLAB test code (Y from MATLAB's rgb2ycbcr of the double image, Cb/Cr MATLAB-bicubic upscaled, the
-    network's Y resized to ceil(scale x size) when it has another size, ycbcr2rgb).
-
-    ``luma`` receives the LR Y and its MATLAB-bicubic upscale by ``scale`` as float32 (B, 1, ., .) tensors in 0..1
-    units (MATLAB ``single``) on the model's device, and returns the network's Y (any float dtype, any size).
-    The networks are the ``nn.Module``s the model holds in its attributes (directly, or in a dict or list), unless
-    ``modules()`` says otherwise; they run as the built-ins' do: float32, eval mode, channels_last, on the device.
-    """
+    implement ``luma(y_lr, y_bicubic, scale)`` (float32 (B, 1, ., .) tensors in 0..1 units, MATLAB ``single``, on the
+    model's device -> the network's Y, any float dtype and size), which ``super_resolve`` runs in ``luma_pipeline``.
+    The held networks (or ``modules()``) run float32, in eval mode, channels_last, on the device."""
 
     upsampling: ClassVar[str] = "pre"  # "pre" (bicubic-upscaled input) or "progressive" (LR input)
     _ready: bool = False  # networks prepared for inference (done by .to(), or on the first super_resolve)
-
-    def modules(self) -> Iterable[nn.Module]:
-        found = []
-        for value in vars(self).values():
-            items = (value.values() if isinstance(value, dict)
-                     else value if isinstance(value, (list, tuple)) else [value])
-            found += [m for m in items if isinstance(m, nn.Module)]
-        return found
 
     def to(self, device) -> "LumaUpscaler":
         self._device = torch.device(device)
@@ -109,10 +82,25 @@ class LumaUpscaler(NetworkUpscaler):
     def luma(self, y_lr: torch.Tensor, y_bicubic: torch.Tensor, scale: Fraction) -> torch.Tensor:
         raise NotImplementedError
 
-    def _check(self, lr: torch.Tensor) -> torch.Tensor:
-        if lr.dim() != 4 or lr.shape[1] != 3:
-            raise ValueError(f"{self.name} expects a (B, 3, h, w) RGB batch, got {tuple(lr.shape)}")
-        return lr.to(self._device, torch.float64)
+    def _init_single(self, checkpoint, allow_untrained: bool, config: dict) -> list:
+        paths = self._setup(checkpoint, allow_untrained, config)
+        if len(paths) > 1:
+            raise UserError(f"model {self.model_name!r} is one network for every scale; give one checkpoint")
+        return paths
+
+    def _read_state_dict(self, path):
+        if is_matconvnet_file(path):
+            raise UserError(f"{str(path)!r} is a MATLAB .mat file; the MatConvNet importer covers the LapSRN/MS-LapSRN "
+                            f"releases only: convert it to a PyTorch state_dict of {self.model_name!r} "
+                            f"(`srbench models {self.model_name}` names its keys)")
+        obj, sha = read_checkpoint(path, self.model_name)
+        sd, _ = unwrap_state_dict(obj, path, self.model_name)
+        return sd, sha
+
+    def _check(self, x: torch.Tensor, channels: int = 3) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] != channels:
+            raise ValueError(f"{self.name} expects a (B, {channels}, h, w) batch, got {tuple(x.shape)}")
+        return x.to(self._device, torch.float64)
 
     def _prepare(self, m: nn.Module) -> nn.Module:
         # channels_last: the same numbers (float32 rounding aside), 1.4-1.8x faster convolutions on CPU (oneDNN).
@@ -136,48 +124,20 @@ class LumaUpscaler(NetworkUpscaler):
 
     def super_resolve_plane(self, plane: torch.Tensor, scale: Fraction, size: tuple[int, int]) -> torch.Tensor:
         """One grey plane (B, 1, h, w) in [0, 1] straight through the network, as ``SR_LapSRN.m`` treats a
-        single-channel image (no rgb2ycbcr: the network sees the grey values themselves, not Y = 16/255 + 219/255 g;
-        the bicubic plane for pre-upsampling networks and the resize to ``ceil(scale * size)`` as for Y). Returns
-        (B, 1, size) float64, unclipped. The runner hands every model RGB (grey images replicated), so it is not used
-        by ``super_resolve``; it is here for protocols that pass grey images on, e.g. the authors' evaluation."""
+        single-channel image (no rgb2ycbcr: the network sees the grey values themselves, not Y = 16/255 + 219/255 g).
+        Returns (B, 1, size) float64, unclipped. The runner hands every model RGB (grey replicated), so only protocols
+        that pass grey images on (e.g. the authors' evaluation) use it."""
         s = Fraction(scale)
-        if plane.dim() != 4 or plane.shape[1] != 1:
-            raise ValueError(f"{self.name} expects a (B, 1, h, w) plane, got {tuple(plane.shape)}")
-        x = plane.to(self._device, torch.float64)
-        full = output_size((x.shape[-2], x.shape[-1]), s)
+        x = self._check(plane, channels=1)
         with torch.inference_mode():
-            y = self._luma_fn(s)(x, imresize(x, scale=s)).to(torch.float64)
-            if tuple(y.shape[-2:]) != tuple(full):
-                y = imresize(y, size=full)
-            return crop_to(y, size, f"{self.name} x{s}")
+            return crop_to(_full_size_luma(self._luma_fn(s), x, imresize(x, scale=s), s), size, f"{self.name} x{s}")
 
 
 class PreUpsamplingUpscaler(LumaUpscaler):
-    """One network for every scale, run on the MATLAB-bicubic-upscaled Y (SRCNN, VDSR).
-
-    Native for scales in the card's range; larger scales run the same way and are labelled with the card's ``beyond``
-    (``bicubic-pre``: outside the trained range). Checkpoints are our own state_dicts (one file).
-    """
+    """One network for every scale, run on the MATLAB-bicubic-upscaled Y (SRCNN, VDSR): native in the card's range;
+    larger scales run the same way, named by the card's ``beyond``. Checkpoints are our own state_dicts (one file)."""
 
     tiles_networks: ClassVar[bool] = True  # luma() runs the network through tiling.run_network
-
-    def _init_single(self, checkpoint, allow_untrained: bool, config: dict) -> list:
-        paths = self._setup(checkpoint, allow_untrained, config)
-        if len(paths) > 1:
-            raise UserError(f"model {self.model_name!r} is one network for every scale; give one checkpoint")
-        return paths
-
-    def _read_state_dict(self, path):
-        if is_matconvnet_file(path):
-            raise UserError(f"{str(path)!r} is a MATLAB .mat file; the MatConvNet importer covers the LapSRN/MS-LapSRN "
-                            f"releases only: convert it to a PyTorch state_dict of {self.model_name!r} "
-                            f"(`srbench models {self.model_name}` names its keys)")
-        obj, sha = read_checkpoint(path, self.model_name)
-        sd, _ = unwrap_state_dict(obj, path, self.model_name)
-        return sd, sha
-
-    def modules(self) -> Iterable[nn.Module]:
-        return [self.net]
 
     def luma(self, y_lr: torch.Tensor, y_bicubic: torch.Tensor, scale: Fraction) -> torch.Tensor:
         return run_network(self.net, self._net_input(y_bicubic), 1)

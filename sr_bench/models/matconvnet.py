@@ -1,26 +1,5 @@
-"""Importer for MatConvNet DagNN ``.mat`` files (the official LapSRN / MS-LapSRN releases).
-
-A DagNN saved with ``net = net.saveobj(); save(file, 'net')`` is a struct with ``vars``, ``params`` (``name``,
-``value``, ``learningRate``, ``weightDecay``), ``layers`` (``name``, ``type``, ``inputs``, ``outputs``, ``params``,
-``block`` with the layer's options) and ``meta``. It is read with ``scipy.io.loadmat(squeeze_me=False,
-struct_as_record=False)`` so that array shapes stay MATLAB's (MATLAB only drops *trailing* singleton dimensions, e.g. a
-``3x3x64x1`` filter is stored ``3x3x64``; they are restored here). Arrays come back in MATLAB index order, so axis 0 is
-the filter height (image rows) and axis 1 its width: no H/W transpose.
-
-Layouts (MatConvNet ``vl_nnconv`` / ``vl_nnconvt``, both cross-correlation like torch, no kernel flip):
-
-- ``dagnn.Conv`` filter ``F``: ``FH x FW x Cin x Cout`` -> ``torch.nn.Conv2d.weight`` ``(Cout, Cin, FH, FW)`` =
-  ``F.transpose(3, 2, 0, 1)``; bias ``1 x Cout`` -> ``(Cout,)``.
-- ``dagnn.ConvTranspose`` filter ``F``: ``FH x FW x K x FD`` where ``K`` is the number of *output* channels and ``FD``
-  the input depth (``vl_nnconvt`` is the adjoint of ``vl_nnconv`` with the same ``F``, which maps K -> FD channels)
-  -> ``torch.nn.ConvTranspose2d.weight`` ``(Cin=FD, Cout=K, FH, FW)`` = the same ``F.transpose(3, 2, 0, 1)``.
-  Its output is ``upsample * (H - 1) + FH - crop_top - crop_bottom`` rows: the full transposed convolution with the
-  ``crop = [top bottom left right]`` rows/columns removed (see ``archs/lapsrn.py``, ``CroppedConvTranspose2d``).
-
-``read_dagnn`` returns the parameters and layers; ``load_dagnn`` maps them by name onto a module (a dict
-``matconvnet name -> state_dict key`` built by the family), converts the layouts and loads strictly. Anything that
-does not fit (missing, unexpected, shape) raises a one-line ``UserError`` naming both the MatConvNet and the PyTorch
-parameter names.
+"""Importer for MatConvNet DagNN ``.mat`` files (the official LapSRN / MS-LapSRN releases): the struct's layout and
+how its filters map onto torch's are in docs/calibration-lapsrn.md, "The MatConvNet importer".
 """
 
 from __future__ import annotations
@@ -59,16 +38,10 @@ class DagNN:
 
     def layer_of(self, param: str) -> DagLayer | None:
         """The first layer that uses ``param`` (weights shared across layers have one layout)."""
-        for layer in self.layers:
-            if param in layer.params:
-                return layer
-        return None
-
-    def layers_of_type(self, type_name: str) -> list[DagLayer]:
-        return [la for la in self.layers if la.type == type_name]
+        return next((layer for layer in self.layers if param in layer.params), None)
 
     def tensor(self, param: str) -> torch.Tensor:
-        """``param`` in PyTorch layout (see the module docstring)."""
+        """``param`` in PyTorch layout."""
         return to_torch(self.params[param], self.layer_of(param), param)
 
 
@@ -130,13 +103,10 @@ def read_dagnn(path: str | Path, model_name: str) -> DagNN:
     if "params" not in fields or "layers" not in fields:
         raise UserError(f"{str(p)!r}: 'net' is not a MatConvNet DagNN struct (fields: {', '.join(fields)}); "
                         f"SimpleNN files (weights inside net.layers) are not supported")
-    params: dict[str, np.ndarray] = {}
-    for entry in np.asarray(net.params, dtype=object).ravel():
-        params[_text(entry.name)] = np.asarray(entry.value)
-    layers = []
-    for entry in np.asarray(net.layers, dtype=object).ravel():
-        layers.append(DagLayer(name=_text(entry.name), type=_text(entry.type), inputs=_texts(entry.inputs),
-                               outputs=_texts(entry.outputs), params=_texts(entry.params), block=_block(entry.block)))
+    params = {_text(e.name): np.asarray(e.value) for e in np.asarray(net.params, dtype=object).ravel()}
+    layers = [DagLayer(name=_text(e.name), type=_text(e.type), inputs=_texts(e.inputs), outputs=_texts(e.outputs),
+                       params=_texts(e.params), block=_block(e.block))
+              for e in np.asarray(net.layers, dtype=object).ravel()]
     return DagNN(path=p, sha256=file_sha256(p), params=params, layers=layers)
 
 
@@ -161,14 +131,12 @@ def to_torch(value: np.ndarray, layer: DagLayer | None, name: str) -> torch.Tens
 def load_dagnn(module: nn.Module, dag: DagNN, names: Mapping[str, str], model_name: str, hint: str = "",
                check_layer: Callable[[DagLayer], str | None] | None = None) -> None:
     """Load ``dag`` into ``module`` by name (``names``: MatConvNet param name -> state_dict key), strictly.
-
-    ``check_layer`` may return a complaint about a layer's options (padding, stride, crop, ...) that the module does
-    not implement; it is raised like a shape mismatch.
-    """
+    ``check_layer`` may name a layer option (padding, stride, crop, ...) the module does not implement: an error
+    like a shape mismatch."""
     own = module.state_dict()
     inverse = {k: n for n, k in names.items()}
     sd: dict[str, torch.Tensor] = {}
-    unexpected, shapes, options = [], [], []
+    unexpected, shapes = [], []
     mismatched: set[str] = set()
     for pname in dag.params:
         key = names.get(pname)
@@ -184,11 +152,7 @@ def load_dagnn(module: nn.Module, dag: DagNN, names: Mapping[str, str], model_na
         sd[key] = t
     missing = [f"{k} (MatConvNet {inverse[k]})" if k in inverse else k for k in own
                if k not in sd and k not in mismatched]
-    if check_layer is not None:
-        for layer in dag.layers:
-            problem = check_layer(layer)
-            if problem:
-                options.append(f"{layer.name}: {problem}")
+    options = [f"{layer.name}: {problem}" for layer in dag.layers if check_layer and (problem := check_layer(layer))]
     if missing or unexpected or shapes or options:
         raise mismatch_error(f"MatConvNet file {str(dag.path)!r} does not fit model {model_name!r}",
                              [("missing param(s)", missing), ("unexpected param(s)", unexpected),
@@ -196,28 +160,29 @@ def load_dagnn(module: nn.Module, dag: DagNN, names: Mapping[str, str], model_na
     load_strict(module, sd, model_name, dag.path)
 
 
+def _per_side(v: list) -> list:
+    """MatConvNet's [top bottom left right], which one value gives for every side."""
+    return v * 4 if len(v) == 1 else v
+
+
 def check_standard_layer(layer: DagLayer,
                          convt_crops: Mapping[tuple[int, int], tuple[int, int, int, int]]) -> str | None:
     """Options our LapSRN-family modules implement: 'same'-padded stride-1 undilated convs, ungrouped x2 transposed
     convs with the crops in ``convt_crops`` (per filter size), LeakyReLU 0.2."""
     b = layer.block
+    size = b.get("size", [0, 0])
+    fh, fw = int(size[0]), int(size[1])
     if layer.type == "dagnn.Conv":
-        size = b.get("size", [0, 0])
-        fh, fw = int(size[0]), int(size[1])
         want = [fh // 2, fh // 2, fw // 2, fw // 2]
-        pad = b.get("pad", [0])
-        pad = pad * 4 if len(pad) == 1 else pad
+        pad = _per_side(b.get("pad", [0]))
         if [int(v) for v in pad] != want:
             return f"conv pad {pad}, expected {want}"
         if any(int(v) != 1 for v in b.get("stride", [1])) or any(int(v) != 1 for v in b.get("dilate", [1])):
             return f"conv stride {b.get('stride')} / dilate {b.get('dilate')}, expected 1"
     elif layer.type == "dagnn.ConvTranspose":
-        size = b.get("size", [0, 0])
-        key = (int(size[0]), int(size[1]))
-        crop = b.get("crop", [0])
-        crop = crop * 4 if len(crop) == 1 else crop
-        if key not in convt_crops or tuple(int(v) for v in crop) != tuple(convt_crops[key]):
-            return f"convt {key} crop {crop}, expected {convt_crops.get(key)}"
+        crop = _per_side(b.get("crop", [0]))
+        if (fh, fw) not in convt_crops or tuple(int(v) for v in crop) != tuple(convt_crops[(fh, fw)]):
+            return f"convt {(fh, fw)} crop {crop}, expected {convt_crops.get((fh, fw))}"
         up = b.get("upsample", [1])
         if any(int(v) != 2 for v in up):
             return f"convt upsample {up}, expected 2"

@@ -1,17 +1,15 @@
-"""A model card checked field by field: the one statement of a model's scales, parameter counts and releases.
-
-The cards themselves are TOML (``registry/*.toml`` for built-ins, ``NAME.toml`` beside a plugin's module; fields in
-docs/model-cards.md) and are read as plain dicts by the listing and the tables. ``ModelCard.from_dict`` is the
-validation every card goes through (plugin cards when they are loaded, built-in cards in the tests), and the typed
-view the code compares against: ``tests/test_model_contract.py`` proves every built-in adapter declares what its card
-says, and ``release_for`` names a loaded checkpoint after the card's ``[[weights]]`` entry with the same sha256.
+"""A model card (TOML, fields in docs/model-cards.md) read by ``read_card`` as the plain dict the listing and the
+tables use, and checked field by field by ``ModelCard.from_dict``, the typed view code and tests compare against.
 """
 
 from __future__ import annotations
 
 import re
+import tomllib
 from dataclasses import dataclass, field
+from decimal import Decimal
 from fractions import Fraction
+from pathlib import Path
 
 from sr_bench.errors import UserError
 
@@ -99,10 +97,9 @@ class ModelCard:
         if not isinstance(paper, dict) or not all(isinstance(v, str) for v in paper.values()):
             raise bad("[paper]", "must be a table of strings (title, venue, arxiv, code, bibtex)")
         inp = card.get("input", {})
-        if inp.get("color", "rgb") not in COLORS:
-            raise bad("[input] color", f"must be one of {', '.join(COLORS)}")
-        if inp.get("upsampling", "post") not in UPSAMPLING:
-            raise bad("[input] upsampling", f"must be one of {', '.join(UPSAMPLING)}")
+        for key, default, choices in (("color", "rgb", COLORS), ("upsampling", "post", UPSAMPLING)):
+            if inp.get(key, default) not in choices:
+                raise bad(f"[input] {key}", f"must be one of {', '.join(choices)}")
 
         scales = card.get("scales")
         if not isinstance(scales, dict) or not ({"integers", "range"} & set(scales)):
@@ -126,8 +123,7 @@ class ModelCard:
                 raise bad(f"[scales] {key}", "must be a strategy name")
 
         params = card.get("params", {})
-        if not isinstance(params, dict) or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
-                                                   for v in params.values()):
+        if not isinstance(params, dict) or not all(_whole(v, 0) for v in params.values()):
             raise bad("[params]", "must map keys (x2, all, ...) to whole numbers")
 
         weights = card.get("weights", [])
@@ -193,10 +189,7 @@ class ModelCard:
 
 
 def check_train_block(train, bad) -> None:
-    """A card's ``[train]`` block: ``source`` (the paper/code sections it is traced to), ``status`` (paper |
-    partial | not-recovered), value fields (``TRAIN_VALUES``), ``choices`` (the value fields that are sr_bench's
-    documented choice rather than the paper's: every one of them when the status is not-recovered) and ``notes``
-    (where the recipe differs from the paper and why). ``bad(key, why)`` makes the error."""
+    """A card's ``[train]`` block (its fields: docs/model-cards.md); ``bad(key, why)`` makes the error."""
     if not isinstance(train, dict):
         raise bad("", "must be a table")
     extra = set(train) - set(TRAIN_VALUES) - {"source", "status", "choices", "notes"}
@@ -222,41 +215,41 @@ def check_train_block(train, bad) -> None:
     if train["status"] != "paper" and not train.get("notes"):
         raise bad("notes", "must say what the paper leaves open when the status is not 'paper'")
     for key in given:
-        _check_train_value(key, train[key], TRAIN_VALUES[key], bad)
+        check, want = _TRAIN_KINDS[TRAIN_VALUES[key]]
+        if not check(train[key]):
+            raise bad(key, f"must be {want}, not {train[key]!r}")
     for key, allowed in (("loss", TRAIN_LOSSES), ("optimizer", TRAIN_OPTIMIZERS), ("clip_grad_kind", TRAIN_CLIP_KINDS)):
         if key in train and train[key] not in allowed:
             raise bad(key, f"must be one of {', '.join(allowed)}")
 
 
-def _check_train_value(key: str, v, kind: str, bad) -> None:
-    def number(x) -> bool:
-        return isinstance(x, (int, float)) and not isinstance(x, bool) and x == x
+def _whole(v, low: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= low
 
-    ok = {
-        "names": lambda: isinstance(v, list) and v and all(isinstance(x, str) and x for x in v),
-        "text": lambda: isinstance(v, str) and bool(v.strip()),
-        "count": lambda: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
-        "nonnegative_int": lambda: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
-        "positive": lambda: number(v) and v > 0,
-        "nonnegative": lambda: number(v) and v >= 0,
-        "fraction": lambda: number(v) and 0 <= v < 1,
-        "gamma": lambda: number(v) and 0 < v <= 1,
-        "betas": lambda: isinstance(v, list) and len(v) == 2 and all(number(x) and 0 <= x < 1 for x in v),
-        "patch": lambda: (isinstance(v, int) and not isinstance(v, bool) and v >= 2) or (
-            isinstance(v, dict) and v and all(isinstance(x, int) and not isinstance(x, bool) and x >= 2
-                                              for x in v.values())),
-    }[kind]()
-    if not ok:
-        want = {"names": "a list of dataset names", "text": "a non-empty string", "count": "a whole number >= 1",
-                "nonnegative_int": "a whole number >= 0", "positive": "a number > 0", "nonnegative": "a number >= 0",
-                "fraction": "a number in [0, 1)", "gamma": "a number in (0, 1]",
-                "betas": "[beta1, beta2], each in [0, 1)",
-                "patch": "an LR patch side >= 2, or a table {\"2\" = 48, \"3\" = 32} per scale"}[kind]
-        raise bad(key, f"must be {want}, not {v!r}")
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
+
+
+_TRAIN_KINDS = {  # a TRAIN_VALUES kind -> (the check, what a value must be)
+    "names": (lambda v: isinstance(v, list) and v and all(isinstance(x, str) and x for x in v),
+              "a list of dataset names"),
+    "text": (lambda v: isinstance(v, str) and bool(v.strip()), "a non-empty string"),
+    "count": (lambda v: _whole(v, 1), "a whole number >= 1"),
+    "nonnegative_int": (lambda v: _whole(v, 0), "a whole number >= 0"),
+    "positive": (lambda v: _number(v) and v > 0, "a number > 0"),
+    "nonnegative": (lambda v: _number(v) and v >= 0, "a number >= 0"),
+    "fraction": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "gamma": (lambda v: _number(v) and 0 < v <= 1, "a number in (0, 1]"),
+    "betas": (lambda v: isinstance(v, list) and len(v) == 2 and all(_number(x) and 0 <= x < 1 for x in v),
+              "[beta1, beta2], each in [0, 1)"),
+    "patch": (lambda v: _whole(v, 2) or (isinstance(v, dict) and v and all(_whole(x, 2) for x in v.values())),
+              "an LR patch side >= 2, or a table {\"2\" = 48, \"3\" = 32} per scale"),
+}
 
 
 def _ints(value, bad) -> tuple[int, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value):
+    if not isinstance(value, list) or not all(_whole(v, 1) for v in value):
         raise bad("must be a list of whole numbers >= 1")
     if len(set(value)) != len(value):
         raise bad("repeats a scale")
@@ -280,13 +273,8 @@ def release_name(card: dict | None, sha256: str) -> str:
     if not sha256:
         return ""
     model = ModelCard.from_dict(card) if card else None
-    names = []
-    for part in sha256.split("+"):
-        hit = model.release_for(part) if model else None
-        names.append(hit.file if hit else UNRELEASED)
-    if all(n == UNRELEASED for n in names):
-        return UNRELEASED
-    return "+".join(names)
+    hits = [model.release_for(part) if model else None for part in sha256.split("+")]
+    return "+".join(hit.file if hit else UNRELEASED for hit in hits) if any(hits) else UNRELEASED
 
 
 def _published_number(v) -> bool:
@@ -296,20 +284,17 @@ def _published_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def keep_printed(card: dict, text: str) -> dict:
-    """``card`` (read from the TOML ``text``) with each ``[[published]]`` block's values as the card writes them, in
-    ``printed`` (one list of strings per row, None where not a float): TOML floats keep no trailing zeros, and a
-    published 38.00 or 0.9270 must print as such (report/reported.py)."""
-    import tomllib
-    from decimal import Decimal
-
+def read_card(path, whose: str = "") -> dict:
+    """The card file at ``path`` as a dict, each ``[[published]]`` block also holding its values as the card writes
+    them in ``printed`` (one list of strings per row, None where not a float): TOML floats keep no trailing zeros, and
+    a published 38.00 or 0.9270 must print as such (report/reported.py). ``whose`` goes after the path in the error."""
     try:
-        exact = tomllib.loads(text, parse_float=Decimal)
-    except tomllib.TOMLDecodeError:
-        return card
+        text = Path(path).read_text()
+        card, exact = tomllib.loads(text), tomllib.loads(text, parse_float=Decimal)
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise UserError(f"model card {path}{whose} is not valid TOML ({e}); fix or remove it") from None
     for block, raw in zip(card.get("published", []) or [], exact.get("published", []) or [], strict=True):
         if isinstance(block, dict) and isinstance(raw, dict) and isinstance(raw.get("rows"), list):
             block["printed"] = [[str(v) if isinstance(v, Decimal) else None for v in row] if isinstance(row, list)
                                 else [] for row in raw["rows"]]
     return card
-

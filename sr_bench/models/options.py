@@ -1,20 +1,5 @@
-"""``--model-opt KEY=VALUE``: the one place option values get their types (``srbench run`` and ``srbench train``).
-
-| written                     | arrives as                     |
-|-----------------------------|--------------------------------|
-| ``true`` / ``false``        | ``True`` / ``False`` (any case) |
-| ``none`` / ``null``         | ``None`` (any case)            |
-| ``23``, ``-1``              | ``int``                        |
-| ``0.5``, ``1e-4``, ``-2.``  | ``float``                      |
-| ``2,3,4``, ``a,b``          | ``list`` of the values above (``[2, 3, 4]``, ``['a', 'b']``) |
-| ``[2,3,4]``, ``[2]``, ``[]`` | the same ``list`` (brackets: a one-item or empty list too) |
-| ``"2,3"``, ``'true'``       | the ``str`` inside the quotes  |
-| anything else               | the ``str`` as written         |
-
-Keys: ``KEY`` goes to every model that takes it, ``NAME.KEY`` to model NAME only (``models/building.py``). A bracket
-that does not close, or a list inside a list, is an error rather than a string. Values are parsed once, here; run.json
-stores the parsed values, so ``--resume`` and ``compare --visual`` give a model the same options. ``option_text``
-writes a value back in this syntax (``srbench train``'s printed run command).
+"""``--model-opt KEY=VALUE``: the one place option values get their types (``srbench run`` and ``srbench train``;
+the syntax: README, "Options"). ``option_text`` writes a value back in it (``srbench train``'s printed run command).
 """
 
 from __future__ import annotations
@@ -42,18 +27,17 @@ def _scalar(text: str):
 
 
 def parse_value(text: str):
-    """One ``--model-opt`` value by the table above."""
+    """One ``--model-opt`` value, typed."""
     t = text.strip()
-    quoted = len(t) >= 2 and t[0] == t[-1] and t[0] in "\"'"
-    if not quoted and (t.startswith("[") or t.endswith("]")):
+    if len(t) >= 2 and t[0] == t[-1] and t[0] in "\"'":  # quoted: the text inside, whatever it holds
+        return t[1:-1]
+    if t.startswith("[") or t.endswith("]"):
         if not (t.startswith("[") and t.endswith("]")) or "[" in t[1:-1] or "]" in t[1:-1]:
             raise UserError(f"bad --model-opt value {text!r}: write a list as [2,3,4] (one pair of brackets, no "
                             f"nested lists), or quote it ('[2') to pass the text")
         inner = t[1:-1].strip()
         return _items(inner, text) if inner else []
-    if "," in t and not quoted:
-        return _items(t, text)
-    return _scalar(t)
+    return _items(t, text) if "," in t else _scalar(t)
 
 
 def _items(t: str, text: str) -> list:

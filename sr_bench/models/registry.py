@@ -1,26 +1,19 @@
 """Model registry in the style of timm (register/create/list) with lm-eval's lazy ``module:attr`` entries.
 
-Any name takes a ``+`` suffix for the x8 geometric self-ensemble (EDSR+, RCAN+, DBDN+; ``models/ensemble.py``).
-
 Three ways in: built-ins (the model cards' ``entry``), the ``sr_bench.models`` entry-point group of installed
-packages, and ``--plugin path/to/file.py`` files that call ``@register_model``. Nothing is imported until a model is
-created, so one model's missing optional dependency never breaks ``srbench models`` or another model.
-
-Rules: a name (or a plugin card's alias) that two sources register is an error naming both, unless the later one
-was registered with ``@register_model(name, override=True)``; what a name points at must be an ``Upscaler`` subclass
-(or a factory returning an ``Upscaler``); an exception raised by plugin code becomes one ``UserError`` line naming the
-model and where it came from (``srbench --debug`` shows the traceback).
+packages, and ``--plugin`` files that call ``@register_model``; nothing is imported until a model is created. ``NAME+``
+is NAME's x8 self-ensemble (``models/ensemble.py``). The rules on names, clashes and plugin errors: README, "Adding a
+model".
 """
 
 from __future__ import annotations
 
 import fnmatch
 import functools
-import importlib
 import importlib.util
 import inspect
+import pkgutil
 import sys
-import tomllib
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -28,7 +21,9 @@ from typing import Callable
 
 from sr_bench.errors import UserError, unknown
 from sr_bench.models.card_files import model_cards
+from sr_bench.models.ensemble import self_ensemble_factory
 from sr_bench.models.interface import Upscaler
+from sr_bench.models.modelcard import ModelCard, read_card, release_name
 
 ENTRY_POINT_GROUP = "sr_bench.models"
 SUFFIX = "+"  # NAME+ = NAME with x8 geometric self-ensemble (models/ensemble.py)
@@ -45,11 +40,6 @@ class Entry:
     builtin: bool = False
     override: bool = False
     module_file: str | None = None  # the plugin's module file, beside which its card may lie
-
-    @property
-    def dotted(self) -> str | None:
-        t = self.target
-        return t if isinstance(t, str) else f"{getattr(t, '__module__', '?')}:{getattr(t, '__qualname__', '?')}"
 
 
 _registered: dict[str, Entry] = {}
@@ -115,7 +105,10 @@ def _entry_point_entries() -> list[tuple[str, Entry]]:
 
 def _same_target(a: Entry, b: Entry) -> bool:
     """An entry point and the @register_model of the object it names (the module registers itself on import)."""
-    return a.target is b.target or (a.dotted is not None and a.dotted == b.dotted)
+    def dotted(t) -> str:
+        return t if isinstance(t, str) else f"{getattr(t, '__module__', '?')}:{getattr(t, '__qualname__', '?')}"
+
+    return a.target is b.target or dotted(a.target) == dotted(b.target)
 
 
 @dataclass
@@ -214,8 +207,6 @@ def resolve(name: str, checkpoint: str | None = None) -> Callable[..., Upscaler]
     e = _entries()
     found, clashes = e.found, e.clashes
     if name.endswith(SUFFIX) and len(name) > 1 and name not in found:
-        from sr_bench.models.ensemble import self_ensemble_factory
-
         return self_ensemble_factory(resolve(name[: -len(SUFFIX)]), name)
     if name.startswith("basicsr:"):
         from sr_bench.models.basicsr_bridge import BasicSRModel
@@ -227,11 +218,8 @@ def resolve(name: str, checkpoint: str | None = None) -> Callable[..., Upscaler]
     entry = found[name]
     target = entry.target
     if isinstance(target, str):
-        module, _, attr = target.partition(":")
         try:
-            obj = importlib.import_module(module)
-            for part in attr.split("."):
-                obj = getattr(obj, part)
+            obj = pkgutil.resolve_name(target)
         except ImportError as e:
             raise UserError(f"model {name!r} needs a package that is not installed ({e.name or e}); "
                             "install it or pick another model") from None
@@ -308,11 +296,6 @@ def load_plugin(path: str | Path) -> list[str]:
     return added
 
 
-# --------------------------------------------------------------------------------------------------------------------
-# Plugin cards: <model name>.toml beside the plugin's module (same fields as registry/*.toml, `entry` optional)
-# --------------------------------------------------------------------------------------------------------------------
-
-
 def _module_dir(module: str) -> Path | None:
     """The folder of ``module``'s file, found without importing it (``srbench models`` must not import plugins)."""
     top, *rest = module.split(".")
@@ -335,28 +318,20 @@ def _module_dir(module: str) -> Path | None:
 
 
 def _plugin_card_file(name: str, entry: Entry) -> Path | None:
+    """A plugin's card: ``NAME.toml`` beside its module (the fields of registry/*.toml, ``entry`` optional)."""
     if entry.builtin:
         return None
     if entry.module_file:
         folder = Path(entry.module_file).parent
-    elif isinstance(entry.target, str):
-        folder = _module_dir(entry.target.partition(":")[0])
     else:
-        folder = None
+        folder = _module_dir(entry.target.partition(":")[0]) if isinstance(entry.target, str) else None
     path = folder / f"{name}.toml" if folder else None
     return path if path is not None and path.is_file() else None
 
 
 @functools.lru_cache(maxsize=64)
 def _read_plugin_card(path: str, name: str) -> dict:
-    from sr_bench.models.modelcard import ModelCard, keep_printed
-
-    try:
-        text = Path(path).read_text()
-        card = keep_printed(tomllib.loads(text), text)  # published values as printed (38.00, not 38.0)
-    except (OSError, tomllib.TOMLDecodeError) as e:
-        raise UserError(f"model card {path} of plugin model {name!r} is not valid TOML ({e}); "
-                        "fix or remove it") from None
+    card = read_card(path, f" of plugin model {name!r}")
     card.setdefault("name", name)
     if card["name"] != name:
         raise UserError(f"model card {path} says name = {card['name']!r} but sits beside the plugin model {name!r}; "
@@ -365,35 +340,22 @@ def _read_plugin_card(path: str, name: str) -> dict:
     return card
 
 
-def plugin_card(name: str) -> dict | None:
-    """The card of a plugin model (or of one of its card's aliases), or None."""
+def card_for(name: str) -> dict | None:
+    """The card of the model ``name`` runs: a built-in's, or a plugin's (named after its registered name, also for an
+    alias and when the plugin replaces a built-in on purpose), or None."""
     found = _entries().found
     entry = found.get(name)
     if entry is None or entry.builtin:
-        return None
-    for key, e in found.items():  # an alias: the card file is named after the registered name
-        path = _plugin_card_file(key, e) if e is entry else None
-        if path is not None:
-            return _read_plugin_card(str(path), key)
-    return None
-
-
-def card_for(name: str) -> dict | None:
-    """The card of the model ``name`` runs: a built-in's, or a plugin's (a ``NAME.toml`` beside its module; also
-    when the plugin replaces a built-in on purpose), or None."""
-    entry = _entries().found.get(name)
-    if entry is None or entry.builtin:
         return model_cards().get(name)
-    return plugin_card(name)
+    paths = ((key, _plugin_card_file(key, e)) for key, e in found.items() if e is entry)
+    return next((_read_plugin_card(str(path), key) for key, path in paths if path is not None), None)
 
 
 @functools.lru_cache(maxsize=1024)
 def release_of(name: str, sha256: str) -> str:
     """The card release a checkpoint is (``LapSRN_x2.mat``), ``unreleased``, or ``""`` without weights: what rows
     and run.json record next to ``checkpoint_sha256``. ``NAME+`` uses NAME's card."""
-    from sr_bench.models.modelcard import release_name
-
-    if not sha256:
+    if not sha256:  # a model without weights has no release, whatever its card (even one that cannot be read)
         return ""
     card = card_for(name)
     if card is None and name.endswith(SUFFIX):

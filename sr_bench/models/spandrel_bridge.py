@@ -1,18 +1,8 @@
-"""Run any single-image SR checkpoint that spandrel (chaiNNer's model loader) recognises as an sr_bench model.
+"""Any single-image SR checkpoint spandrel (chaiNNer's model loader) recognises, as an sr_bench model:
+``--models spandrel=PATH`` (row ``spandrel:ARCH(FILE STEM)``) or ``--models NAME=spandrel:PATH`` (row NAME).
 
-``--models spandrel=PATH`` (a row named ``spandrel:ARCH(FILE STEM)``, e.g. ``spandrel:SwinIR(001_classicalSR_DIV2K_
-s48w8_SwinIR-M_x2)``) or ``--models NAME=spandrel:PATH`` (a row named NAME). spandrel detects the architecture and
-its hyper-parameters from the state dict's keys and shapes and returns a descriptor (scale, channels, size
-requirements, tiling advice, fp16/bf16 support, purpose); sr_bench runs the descriptor's own call (which pads the
-input to the size requirements and crops the output back) through ``tiling.run_network``, so ``--tile`` cuts tiles
-around it, and MATLAB-exact protocols score what it returns.
-
-The descriptor's scale is the only native one; another scale is refused before any image is read unless the user
-names a decimal-scale strategy (``--model-opt NAME.strategy=floor-then-up``: ``strategies.PluginStrategy`` around
-the native network). Under ``--precision fp16``/``bf16`` a network spandrel marks as not supporting that dtype runs
-in float32 instead (as chaiNNer does); run.json's model config says which dtype each precision gives it.
-
-spandrel is imported only here and only when such a model is named.
+What sr_bench takes from spandrel's descriptor (scale, size requirements, fp16/bf16 support, purpose): README,
+"Models from other libraries". spandrel is imported only here and only when such a model is named.
 """
 
 from __future__ import annotations
@@ -30,15 +20,9 @@ from sr_bench.errors import UserError
 from sr_bench.hashing import file_sha256
 from sr_bench.models.archs.blocks import crop_to
 from sr_bench.models.interface import ScaleSupport, Upscaler, scale_refusal
-from sr_bench.models.strategies import (
-    CEIL_THEN_DOWN,
-    FLOOR_THEN_UP,
-    NATIVE,
-    PLUGIN_STRATEGIES,
-    RECURSIVE_X2,
-    PluginStrategy,
-)
+from sr_bench.models.strategies import NATIVE, PLUGIN_STRATEGIES, PluginStrategy, held_scale
 from sr_bench.models.tiling import run_network
+from sr_bench.scales import scale_text
 
 NAME = "spandrel"
 PREFIX = "spandrel:"
@@ -52,9 +36,6 @@ def spandrel_package():
     except ImportError:
         raise UserError(f"spandrel models need the spandrel package: {INSTALL}") from None
     return spandrel
-
-
-# ------------------------------------------------------------------------------------------ names and specs ----
 
 
 def is_spandrel(name: str, checkpoint: str | None = None) -> bool:
@@ -87,10 +68,10 @@ def architecture_of(path: str) -> str:
 def _detected(path: str, size: int, mtime_ns: int) -> str:  # size and mtime: a rewritten file is read again
     spandrel = spandrel_package()
     sd = read_state_dict(Path(path), NAME)
-    for support in spandrel.MAIN_REGISTRY.architectures("detection"):
-        if support.detect(sd):
-            return str(support.architecture.id)
-    raise _unsupported(Path(path), spandrel)
+    found = next((s.architecture.id for s in spandrel.MAIN_REGISTRY.architectures("detection") if s.detect(sd)), None)
+    if found is None:
+        raise _unsupported(Path(path), spandrel)
+    return str(found)
 
 
 def _existing(path: str, name: str) -> Path:
@@ -120,16 +101,11 @@ def read_state_dict(path: Path, name: str) -> dict:
                         f"({type(e).__name__}: {reason})") from None
 
 
-def architectures() -> list[tuple[str, str]]:
-    """(id, name) of every architecture the installed spandrel detects, in its detection order."""
-    spandrel = spandrel_package()
-    return [(str(s.architecture.id), s.architecture.name) for s in spandrel.MAIN_REGISTRY.architectures("detection")]
-
-
 def architectures_text() -> str:
-    """What ``srbench models spandrel`` prints."""
+    """What ``srbench models spandrel`` prints: every architecture the installed spandrel detects."""
     spandrel = spandrel_package()
-    archs = sorted(architectures(), key=lambda a: a[0].lower())
+    archs = sorted(((str(s.architecture.id), s.architecture.name) for s in spandrel.MAIN_REGISTRY.architectures(
+        "detection")), key=lambda a: a[0].lower())
     width = max(len(i) for i, _ in archs)
     lines = [f"spandrel {spandrel.__version__}: {len(archs)} architectures, detected from a checkpoint's keys",
              f"{'id':<{width}}  name"]
@@ -140,27 +116,23 @@ def architectures_text() -> str:
     return "\n".join(lines)
 
 
-# ---------------------------------------------------------------------------------------------------- models ----
-
 _PURPOSES = {"FaceSR": "a face restoration model", "Inpainting": "an inpainting model",
              "Restoration": "a 1x restoration model"}
 
 
-def _refusal(descriptor, path: Path, name: str) -> str | None:
-    """Why the descriptor is not a single-image SR network sr_bench can run (None: it is)."""
+def _refuse_non_sr(descriptor, path: Path, name: str) -> None:
+    """A UserError when the descriptor is not a single-image SR network sr_bench can run."""
     arch = descriptor.architecture.id
     purpose = getattr(descriptor, "purpose", "?")
     spandrel = spandrel_package()
     if not isinstance(descriptor, spandrel.ImageModelDescriptor) or purpose != "SR" or descriptor.scale < 2:
         what = _PURPOSES.get(purpose, f"a {purpose!r} model at x{descriptor.scale}")
-        return (f"model {name!r}: {str(path)!r} is {what} (spandrel {arch}, purpose {purpose}), not single-image "
-                f"SR; sr_bench runs "
-                f"spandrel's SR models (purpose SR, scale > 1)")
+        raise UserError(f"model {name!r}: {str(path)!r} is {what} (spandrel {arch}, purpose {purpose}), not "
+                        f"single-image SR; sr_bench runs spandrel's SR models (purpose SR, scale > 1)")
     if descriptor.input_channels != 3 or descriptor.output_channels != 3:
-        return (f"model {name!r}: {str(path)!r} (spandrel {arch}) maps {descriptor.input_channels} to "
-                f"{descriptor.output_channels} channels; sr_bench feeds RGB and scores RGB, so it runs 3-to-3 "
-                f"channel models only")
-    return None
+        raise UserError(f"model {name!r}: {str(path)!r} (spandrel {arch}) maps {descriptor.input_channels} to "
+                        f"{descriptor.output_channels} channels; sr_bench feeds RGB and scores RGB, so it runs "
+                        f"3-to-3 channel models only")
 
 
 class SpandrelModel(Upscaler):
@@ -181,9 +153,7 @@ class SpandrelModel(Upscaler):
         except Exception as e:  # detection matched but the hyper-parameters do not build (a damaged checkpoint)
             raise UserError(f"spandrel could not build model {name!r} from {str(path)!r} "
                             f"({type(e).__name__}: {' '.join(str(e).split())[:160]})") from None
-        problem = _refusal(descriptor, path, name)
-        if problem:
-            raise UserError(problem)
+        _refuse_non_sr(descriptor, path, name)
         self._descriptor = descriptor.float().eval()
         self.native_scale = int(descriptor.scale)
         req = descriptor.size_requirements
@@ -212,20 +182,18 @@ class SpandrelModel(Upscaler):
         s, k = Fraction(scale), self.native_scale
         if s == k:
             return None
-        reach = [name for name in PLUGIN_STRATEGIES if _reaches(name, k, s)]
-        return (f"it is a x{k} network (spandrel {self.config['architecture']}); drop x{_text(s)} from --scales, or "
-                f"name a decimal-scale strategy that reaches it: --model-opt '{self.name}.strategy={reach[0]}'"
+        reach = [name for name in PLUGIN_STRATEGIES if held_scale(name, {k}, s) is not None]
+        return (f"it is a x{k} network (spandrel {self.config['architecture']}); drop x{scale_text(s)} from --scales, "
+                f"or name a decimal-scale strategy that reaches it: --model-opt '{self.name}.strategy={reach[0]}'"
                 + (f" (or {', '.join(reach[1:])})" if reach[1:] else ""))
 
     def _dtype_guard(self):
         """Autocast off for a dtype spandrel says the network does not support: it then runs in float32."""
         kind = self._device.type
-        if not torch.is_autocast_enabled(kind):
-            return contextlib.nullcontext()
-        dtype = torch.get_autocast_dtype(kind)
-        ok = {torch.float16: self._descriptor.supports_half,
-              torch.bfloat16: self._descriptor.supports_bfloat16}.get(dtype, True)
-        return contextlib.nullcontext() if ok else torch.autocast(kind, enabled=False)
+        supported = {torch.float16: self._descriptor.supports_half, torch.bfloat16: self._descriptor.supports_bfloat16}
+        if torch.is_autocast_enabled(kind) and not supported.get(torch.get_autocast_dtype(kind), True):
+            return torch.autocast(kind, enabled=False)
+        return contextlib.nullcontext()
 
     def super_resolve(self, lr: torch.Tensor, scale: Fraction, size: tuple[int, int]) -> torch.Tensor:
         s, k = Fraction(scale), self.native_scale
@@ -238,20 +206,6 @@ class SpandrelModel(Upscaler):
             # the descriptor pads to its size requirements, clamps to [0, 1] and crops back (per tile when tiled)
             y = run_network(self._descriptor, x, k)
         return crop_to(y.to(torch.float64), size, self.name)
-
-
-def _reaches(strategy: str, k: int, s: Fraction) -> bool:
-    if strategy == CEIL_THEN_DOWN:
-        return k >= s
-    if strategy == FLOOR_THEN_UP:
-        return 2 <= k <= s
-    return strategy == RECURSIVE_X2 and k == 2
-
-
-def _text(s: Fraction) -> str:
-    from sr_bench.scales import scale_text
-
-    return scale_text(s)
 
 
 class SpandrelStrategy(PluginStrategy):

@@ -1,61 +1,31 @@
-"""Named decimal-scale strategies: how a model reaches a scale it has no network for.
+"""Named decimal-scale strategies: how a model reaches a scale it has no network for (papers.md §4).
 
-Every result row stores the name ``model.strategy_for(scale)`` returns, so the name must say exactly what ran.
-Resizing is always MATLAB bicubic (``sr_bench.imaging.resize.imresize``, a = -0.5, antialiased when shrinking) on
-the float64 network output in 0..255, before the result is divided by 255 and clipped to [0, 1].
-
-Names (papers.md §4):
-
-``native``
-    The model has a network for this scale (an integer-scale model at one of its held scales) or handles it
-    directly (ASDN in its LFR range (1, 2], Meta-SR in (1, 4], LIIF). Never chosen; it is what a held scale reports.
-``ceil-then-down``
-    LapSRN style (§4 item 2, option b): run the smallest held integer scale k >= s, then MATLAB-bicubic-resize the
-    k-times output to the requested size (a downscale). This is ``IntegerScaleUpscaler.super_resolve`` in
-    ``archs/blocks.py``; the function here calls it rather than repeating it. A held scale with a smaller (floored)
-    requested size is the top-left crop of the network output.
-``floor-then-up``
-    Option c: run the largest held integer scale k <= s (k >= 2), then MATLAB-bicubic-upscale to the requested size.
-    Below the smallest held scale there is nothing to floor to, so those scales run ``ceil-then-down`` and
-    ``strategy_for`` reports ``ceil-then-down`` for them.
-``bicubic-pre``
-    Meta-SR's RDN(x1)/EDSR(x1) baseline (§4 item 1, option a): MATLAB-bicubic-upsample the LR to the requested size,
-    then run the model's x1 network (the same body with a x1 tail: identity upsampler + final conv). Needs a x1
-    network: a x1 checkpoint, or an untrained smoke build (which then also builds x1).
-``recursive-x2``
-    ASDN style (§1.9 "recursive deployment", option d). For R > 1: N = ceil(log2 R) passes; the first N - 1 are x2
-    passes (each doubles the size exactly), the last is a pass at r = R / 2^(N-1) in (1, 2] that produces exactly
-    the requested size (largest scale first, as ASDN found best). Examples: x3 = x2, x1.5; x4 = x2, x2;
-    x5.7 = x2, x2, x1.425; x8 = x2, x2, x2. Between passes the image stays float (not rounded) but is clipped to
-    0..255. How one pass is done depends on the model:
-    - an integer-scale model: every pass runs its x2 network; the last pass then MATLAB-bicubic-resizes the x2 output
-      to the requested size (a downscale by r/2; nothing when r = 2, only the top-left crop of a floored size);
-    - ASDN: every pass is its own LFR pass (``archs/asdn.py``); ASDN reports ``native`` in (1, 2] and
-      ``recursive-x2`` above 2.
-
-Picking a strategy for an integer-only model: the adapters built on ``StrategicIntegerUpscaler`` (EDSR,
-EDSR-baseline, RDN, RCAN, DBDN, CSFM, FSDN)
-take ``strategy=`` (default ``ceil-then-down``, the suite-wide default)::
-
-    create_model("dbdn", checkpoint="DBDN_x2.pt", strategy="recursive-x2")
-    create_model("csfm", allow_untrained=True, strategy="bicubic-pre")
-
-An unknown name, or a strategy whose network is missing (``bicubic-pre`` without x1, ``recursive-x2`` without x2),
-is a ``UserError`` naming the options. The default is the card's ``[scales] strategy``
-(``default_strategy`` reads it).
+Every row stores the name ``model.strategy_for(scale)`` returns, so the name must say exactly what ran. What each
+strategy runs, and how a model picks one: docs/strategies.md.
 """
 
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import Callable
+from typing import Callable, ClassVar, Mapping
 
 import torch
+import torch.nn as nn
 
 from sr_bench.errors import UserError
 from sr_bench.imaging.resize import imresize
-from sr_bench.models.archs.blocks import IntegerScaleUpscaler, crop_to
-from sr_bench.models.interface import Upscaler, scale_refusal
+from sr_bench.models.archs.blocks import (
+    FromCard,
+    PerScaleNetworks,
+    build_module,
+    crop_to,
+    load_strict,
+    read_checkpoint,
+    sub_pixel_tail_scale,
+    unwrap_state_dict,
+)
+from sr_bench.models.interface import TrainingForward, Upscaler, WrappedUpscaler, scale_refusal
+from sr_bench.models.tiling import run_network
 
 NATIVE = "native"
 CEIL_THEN_DOWN = "ceil-then-down"
@@ -64,7 +34,8 @@ BICUBIC_PRE = "bicubic-pre"
 RECURSIVE_X2 = "recursive-x2"
 
 INTEGER_STRATEGIES = (CEIL_THEN_DOWN, FLOOR_THEN_UP, BICUBIC_PRE, RECURSIVE_X2)
-ALL_STRATEGIES = (NATIVE, *INTEGER_STRATEGIES)
+PLUGIN_STRATEGIES = (CEIL_THEN_DOWN, FLOOR_THEN_UP, RECURSIVE_X2)  # bicubic-pre needs a x1 network no plugin declares
+NETWORK_NEEDED = {BICUBIC_PRE: 1, RECURSIVE_X2: 2}  # the one network these strategies run, whatever the scale
 
 
 def check_strategy(name: str, model: str, allowed=INTEGER_STRATEGIES) -> str:
@@ -73,20 +44,39 @@ def check_strategy(name: str, model: str, allowed=INTEGER_STRATEGIES) -> str:
     return name
 
 
-# --------------------------------------------------------------------------------------------------------------------
-# Recursive deployment (shared by ASDN and the integer-model recursive-x2)
-# --------------------------------------------------------------------------------------------------------------------
+def held_scale(strategy: str, held, scale: Fraction) -> int | None:
+    """The held integer scale whose network ``strategy`` runs for ``scale``, or None when no held scale serves it."""
+    s = Fraction(scale)
+    if strategy == NATIVE:
+        return int(s) if s.denominator == 1 else None
+    if strategy == FLOOR_THEN_UP:
+        return max((k for k in held if 2 <= k <= s), default=None)
+    if strategy in NETWORK_NEEDED:
+        return NETWORK_NEEDED[strategy] if NETWORK_NEEDED[strategy] in held else None
+    return min((k for k in held if k >= s), default=None)
+
+
+def strategy_name(model, strategy: str, scale: Fraction) -> str:
+    """What actually runs for ``scale`` (the ``strategy`` column): below the smallest held scale >= 2 there is
+    nothing to floor to, so ``floor-then-up`` runs (and names) ``ceil-then-down`` there."""
+    s = Fraction(scale)
+    if model.scales.native(s):
+        return NATIVE
+    if strategy == FLOOR_THEN_UP and held_scale(FLOOR_THEN_UP, model.scales.integers, s) is None:
+        return CEIL_THEN_DOWN
+    return strategy
 
 
 def recursion_count(scale: Fraction) -> int:
-    """N = ceil(log2 R), exactly (the smallest N with 2^N >= R); 1 for R in (1, 2]."""
+    """The passes of recursive deployment (ASDN's, and the integer models' recursive-x2): N = ceil(log2 R), exactly
+    (the smallest N with 2^N >= R); 1 for R in (1, 2]."""
     r = Fraction(scale)
     if r <= 1:
         raise UserError(f"scale x{r} must be > 1")
-    n = 0
+    n = 1
     while Fraction(2) ** n < r:
         n += 1
-    return max(n, 1)
+    return n
 
 
 def recursive_plan(scale: Fraction) -> list[Fraction]:
@@ -96,27 +86,17 @@ def recursive_plan(scale: Fraction) -> list[Fraction]:
     return [Fraction(2)] * (n - 1) + [r / Fraction(2) ** (n - 1)]
 
 
-Step = Callable[[torch.Tensor, Fraction, tuple[int, int]], torch.Tensor]
-
-
-def run_recursive(step: Step, x: torch.Tensor, scale: Fraction, size: tuple[int, int],
-                  log: list | None = None, clip: tuple[float, float] | None = (0.0, 255.0)) -> torch.Tensor:
-    """Apply ``step(x, r, out_size)`` for each pass of ``recursive_plan(scale)``.
-
-    The intermediate x2 passes produce exactly twice their input size; the last pass produces ``size``. Between
-    passes the image is clipped to ``clip`` (an image, not rounded); the last pass's output is returned as is.
-    ``log``, if given, receives one ``(r, in_size, out_size)`` per pass.
-    """
+def run_recursive(step: Callable[[torch.Tensor, Fraction, tuple[int, int]], torch.Tensor], x: torch.Tensor,
+                  scale: Fraction, size: tuple[int, int]) -> torch.Tensor:
+    """``x = step(x, r, out_size)`` for each pass of ``recursive_plan(scale)``: the x2 passes give exactly twice
+    their input size, the last one ``size``. Between passes the image is clipped to 0..255 (an image, not rounded)."""
     plan = recursive_plan(scale)
     for k, r in enumerate(plan):
         last = k == len(plan) - 1
         h, w = x.shape[-2], x.shape[-1]
-        out = (int(size[0]), int(size[1])) if last else (2 * h, 2 * w)
-        if log is not None:
-            log.append((r, (h, w), out))
-        x = step(x, r, out)
-        if not last and clip is not None:
-            x = x.clamp(*clip)
+        x = step(x, r, (int(size[0]), int(size[1])) if last else (2 * h, 2 * w))
+        if not last:
+            x = x.clamp(0.0, 255.0)
     return x
 
 
@@ -131,97 +111,42 @@ def fit(y: torch.Tensor, size: tuple[int, int], exact: bool, what: str) -> torch
     return imresize(y, size=size)
 
 
-# --------------------------------------------------------------------------------------------------------------------
-# Strategies for integer-scale adapters (anything with .net(k), .scales.integers, ._input, .name)
-# --------------------------------------------------------------------------------------------------------------------
+class StrategicIntegerUpscaler(PerScaleNetworks):
+    """EDSR-style models (RGB in 0..255, EDSR-PyTorch ``rgb_range`` 255, and out): one network per integer scale,
+    native at the scales it holds; other scales by ``strategy`` (one of ``INTEGER_STRATEGIES``; default: the card's
+    ``[scales] strategy``; docs/strategies.md). Untrained smoke builds also hold the network their strategy needs (x1
+    for ``bicubic-pre``, x2 for ``recursive-x2``); with checkpoints, it must be among them."""
 
-
-def _held(model) -> list[int]:
-    return sorted(model.scales.integers)
-
-
-def _run(model, k: int, x255: torch.Tensor) -> torch.Tensor:
-    """The x``k`` network on a float32 0..255 batch, returned as float64 0..255."""
-    from sr_bench.models.tiling import run_network
-
-    net = model.net(k)
-    with torch.inference_mode():
-        return run_network(net, x255, k).to(torch.float64)
-
-
-def ceil_then_down(model: IntegerScaleUpscaler, lr: torch.Tensor, scale: Fraction, size) -> torch.Tensor:
-    return IntegerScaleUpscaler.super_resolve(model, lr, scale, size)
-
-
-def floor_then_up(model, lr: torch.Tensor, scale: Fraction, size) -> torch.Tensor:
-    s = Fraction(scale)
-    below = [k for k in _held(model) if 2 <= k <= s]
-    if not below:
-        return ceil_then_down(model, lr, s, size)
-    k = below[-1]
-    y = _run(model, k, model._input(lr) * 255.0)
-    return (fit(y, size, s == k, f"{model.name} x{k}") / 255.0).clamp_(0.0, 1.0)
-
-
-def bicubic_pre(model, lr: torch.Tensor, scale: Fraction, size) -> torch.Tensor:
-    s = Fraction(scale)
-    if s.denominator == 1 and int(s) in model.scales.integers and int(s) != 1:
-        return ceil_then_down(model, lr, s, size)  # a held scale: the network itself (native)
-    if 1 not in model.scales.integers:
-        raise UserError(f"model {model.name!r} strategy {BICUBIC_PRE!r} needs a x1 network; pass a x1 checkpoint "
-                        f"or pick {CEIL_THEN_DOWN!r}")
-    x = imresize(model._input(lr).to(torch.float64) * 255.0, size=(int(size[0]), int(size[1])))
-    y = _run(model, 1, x.to(torch.float32))
-    return (y / 255.0).clamp_(0.0, 1.0)
-
-
-def recursive_x2(model, lr: torch.Tensor, scale: Fraction, size, log: list | None = None) -> torch.Tensor:
-    s = Fraction(scale)
-    if s.denominator == 1 and int(s) in model.scales.integers:
-        return ceil_then_down(model, lr, s, size)  # native
-    if 2 not in model.scales.integers:
-        raise UserError(f"model {model.name!r} strategy {RECURSIVE_X2!r} needs a x2 network; pass a x2 checkpoint "
-                        f"or pick {CEIL_THEN_DOWN!r}")
-
-    def step(x, r, out):
-        y = _run(model, 2, x.to(torch.float32))
-        return fit(y, out, r == 2, f"{model.name} x2")
-
-    y = run_recursive(step, model._input(lr).to(torch.float64) * 255.0, s, size, log)
-    return (y / 255.0).clamp_(0.0, 1.0)
-
-
-STRATEGY_FUNCTIONS: dict[str, Callable] = {
-    CEIL_THEN_DOWN: ceil_then_down,
-    FLOOR_THEN_UP: floor_then_up,
-    BICUBIC_PRE: bicubic_pre,
-    RECURSIVE_X2: recursive_x2,
-}
-
-
-def strategy_name(model, strategy: str, scale: Fraction) -> str:
-    """What actually runs for ``scale`` (the ``strategy`` column)."""
-    s = Fraction(scale)
-    if model.scales.native(s):
-        return NATIVE
-    if strategy == FLOOR_THEN_UP and not [k for k in _held(model) if 2 <= k <= s]:
-        return CEIL_THEN_DOWN
-    return strategy
-
-
-class StrategicIntegerUpscaler(IntegerScaleUpscaler):
-    """``IntegerScaleUpscaler`` plus a ``strategy`` constructor argument (one of ``INTEGER_STRATEGIES``).
-
-    Untrained smoke builds also hold the network their strategy needs (x1 for ``bicubic-pre``, x2 for
-    ``recursive-x2``). With checkpoints, the strategy's network must be among them.
-    """
+    default_strategy = FromCard(lambda card: card.strategy, CEIL_THEN_DOWN)  # how other scales are reached
+    network: ClassVar[Callable[..., nn.Module]]  # built with scale= and the variant's keyword arguments
+    variants: ClassVar[dict[str, dict]] = {}
+    default_variant: ClassVar[str] = ""
 
     def __init__(self, checkpoint=None, allow_untrained: bool = False, scale: int | None = None,
                  variant: str | None = None, strategy: str | None = None):
         strategy = check_strategy(strategy or self.default_strategy, self.model_name)
-        super().__init__(checkpoint=checkpoint, allow_untrained=allow_untrained, scale=scale, variant=variant)
+        variant = variant or self.default_variant
+        if variant not in self.variants:
+            raise UserError(f"model {self.model_name!r} has no variant {variant!r}; known: {', '.join(self.variants)}")
+        if scale is not None and int(scale) not in self.network_scales:
+            raise UserError(f"model {self.model_name!r} has tails for x{', x'.join(map(str, self.network_scales))}, "
+                            f"not x{scale}")
+        self.variant = variant
+        self.nets: dict[int, nn.Module] = {}
+        paths = self._setup(checkpoint, allow_untrained, {"variant": variant, **self.variants[variant]})
+        for path in paths:
+            obj, sha = read_checkpoint(path, self.model_name)
+            sd, spec = unwrap_state_dict(obj, path, self.model_name)
+            if spec is not None:
+                raise UserError(f"checkpoint {str(path)!r} is a LIIF-repo {spec.get('name', '?')!r} model "
+                                f"(['model']['sd']), not {self.model_name}; use --models liif=PATH or liif-rdn=PATH")
+            k = self._claim(path, self.infer_scale(sd), scale)
+            net = build_module(lambda k=k: self.build(k), meta=True)
+            load_strict(net, sd, self.model_name, path, self.mismatch_hint(sd))
+            self.nets[k], self.scale_sha256[k] = self._prepare(net), sha
+        self._hold(paths, scale)
         held = set(self.scales.integers)
-        need = {BICUBIC_PRE: 1, RECURSIVE_X2: 2}.get(strategy)
+        need = NETWORK_NEEDED.get(strategy)
         if need is not None and need not in held:
             if not self.untrained:
                 raise UserError(f"model {self.model_name!r} strategy {strategy!r} needs a x{need} network, but the "
@@ -233,72 +158,85 @@ class StrategicIntegerUpscaler(IntegerScaleUpscaler):
         self.strategy = strategy
         self.config["strategy"] = strategy
 
+    def build(self, scale: int) -> nn.Module:
+        return self.network(scale=scale, **self.variants[self.variant])
+
+    def training_forward(self, scale: Fraction | None = None) -> TrainingForward:
+        net = self.net(int(scale))
+
+        def predict(lr, hr, s, gen):
+            return net(lr * 255.0) / 255.0, hr
+        return TrainingForward(net, predict, "rgb")
+
+    def infer_scale(self, sd: Mapping[str, torch.Tensor]) -> int | None:
+        """The scale of a checkpoint's network, read from its shapes (None: unknown)."""
+        return sub_pixel_tail_scale(sd)
+
+    def mismatch_hint(self, sd: Mapping[str, torch.Tensor]) -> str:
+        return ""
+
+    def scale_problem(self, scale: Fraction) -> str | None:
+        s = Fraction(scale)
+        if self.strategy_for(s) == CEIL_THEN_DOWN and not any(k >= s for k in self.scales.integers):
+            return self._none_above(s, "add that checkpoint or use --model-opt strategy=floor-then-up or recursive-x2")
+        return None
+
     def strategy_for(self, scale: Fraction) -> str:
         return strategy_name(self, self.strategy, scale)
 
     def networks_for(self, scale: Fraction) -> list:
         s = Fraction(scale)
         name = self.strategy_for(s)
-        if name == NATIVE or name == CEIL_THEN_DOWN:
-            return [self.net(self.scale_for(s))]
-        if name == FLOOR_THEN_UP:
-            return [self.net(max(k for k in _held(self) if 2 <= k <= s))]
-        return [self.net({BICUBIC_PRE: 1, RECURSIVE_X2: 2}[name])]
+        return [self.net(self.scale_for(s) if name in (NATIVE, CEIL_THEN_DOWN)
+                         else held_scale(name, self.scales.integers, s))]
+
+    def _run_net(self, k: int, x255: torch.Tensor) -> torch.Tensor:
+        """The x``k`` network on a float32 0..255 batch, returned as float64 0..255."""
+        net = self.net(k)
+        with torch.inference_mode():
+            return run_network(net, x255, k).to(torch.float64)
 
     def super_resolve(self, lr: torch.Tensor, scale: Fraction, size: tuple[int, int]) -> torch.Tensor:
         s = Fraction(scale)
-        if self.scales.native(s):
-            return ceil_then_down(self, lr, s, size)
-        return STRATEGY_FUNCTIONS[self.strategy](self, lr, s, size)
+        name = self.strategy_for(s)
+        if name in (NATIVE, CEIL_THEN_DOWN):  # the held scale's crop, or ceil-then-down's resize
+            k = self.scale_for(s)
+            y = self._run_net(k, self._input(lr) * 255.0)
+            y = crop_to(y, size, f"{self.name} x{k}") if s == k else imresize(y, size=(int(size[0]), int(size[1])))
+        elif name == FLOOR_THEN_UP:
+            k = held_scale(name, self.scales.integers, s)
+            y = fit(self._run_net(k, self._input(lr) * 255.0), size, False, f"{self.name} x{k}")
+        elif name == BICUBIC_PRE:  # Meta-SR's x1 baseline: the x1 network on the bicubic-upsampled LR
+            x = imresize(self._input(lr).to(torch.float64) * 255.0, size=(int(size[0]), int(size[1])))
+            y = self._run_net(1, x.to(torch.float32))
+        else:
+            def step(x, r, out):
+                return fit(self._run_net(2, x.to(torch.float32)), out, r == 2, f"{self.name} x2")
+
+            y = run_recursive(step, self._input(lr).to(torch.float64) * 255.0, s, size)
+        return (y / 255.0).clamp_(0.0, 1.0)
 
 
-# --------------------------------------------------------------------------------------------------------------------
-# The same strategies for a plugin that opts in (``strategies = ("ceil-then-down", ...)`` on its class)
-# --------------------------------------------------------------------------------------------------------------------
-
-PLUGIN_STRATEGIES = (CEIL_THEN_DOWN, FLOOR_THEN_UP, RECURSIVE_X2)  # bicubic-pre needs a x1 network no plugin declares
-
-
-class PluginStrategy(Upscaler):
-    """A plugin model with integer scales, reaching other scales by a built-in strategy around its own
-    ``super_resolve``: the held scale ``k`` the strategy picks runs at its full size ``k x`` the LR, and the result
-    (0..255, float64) is MATLAB-bicubic-resized to the requested size (``recursive-x2``: x2 passes, clipped to 0..255
-    between them), as the built-in integer models do with their networks' outputs. Held scales run the plugin as is.
-    Its output is what the plugin returns (usually already clipped to [0, 1]) where a built-in resizes the raw
-    network output, so the two differ in the few pixels the network pushes out of range."""
+class PluginStrategy(WrappedUpscaler):
+    """A plugin model with integer scales (``strategies = (...)`` on its class) reaching other scales by a built-in
+    strategy around its own ``super_resolve``, run at the held scale's full size and MATLAB-bicubic-resized. What is
+    resized is what the plugin returns (usually clipped to [0, 1]) where a built-in resizes the raw network output, so
+    the two differ in the few pixels the network pushes out of range."""
 
     def __init__(self, inner: Upscaler, strategy: str):
         strategy = check_strategy(strategy, inner.name, type(inner).strategies)
-        super().__init__(name=inner.name, scales=inner.scales, learned=inner.learned,
-                         checkpoint_sha256=inner.checkpoint_sha256, untrained=inner.untrained, strategy=strategy,
-                         config={**inner.config, "strategy": strategy}, scale_sha256=dict(inner.scale_sha256))
-        self.inner = inner
-
-    @property
-    def tile_overlap(self) -> int:
-        return self.inner.tile_overlap
-
-    def to(self, device) -> "PluginStrategy":
-        self.inner = self.inner.to(device)
-        return self
-
-    def _held(self) -> list[int]:
-        return sorted(self.inner.scales.integers)
+        super().__init__(inner, inner.name, strategy, {"strategy": strategy})
 
     def strategy_for(self, scale: Fraction) -> str:
         return strategy_name(self.inner, self.strategy, scale)
 
     def network_scale(self, scale: Fraction) -> int | None:
         """The held scale that serves ``scale`` (None: none can)."""
-        s, held = Fraction(scale), self._held()
-        name = self.strategy_for(s)
-        if name == NATIVE:
-            return int(s) if s.denominator == 1 else None
-        if name == FLOOR_THEN_UP:
-            return max(k for k in held if 2 <= k <= s)
-        if name == RECURSIVE_X2:
-            return 2 if 2 in held else None
-        return next((k for k in held if k >= s), None)
+        return held_scale(self.strategy_for(scale), self.inner.scales.integers, scale)
+
+    def _served(self, scale: Fraction) -> Fraction:
+        k = self.network_scale(scale)
+        return Fraction(k) if k is not None else Fraction(scale)
 
     def scale_problem(self, scale: Fraction) -> str | None:
         s = Fraction(scale)
@@ -309,16 +247,13 @@ class PluginStrategy(Upscaler):
                 f"--model-opt {self.name}.strategy=... ({', '.join(type(self.inner).strategies)})")
 
     def networks_for(self, scale: Fraction) -> list:
-        k = self.network_scale(scale)
-        return self.inner.networks_for(Fraction(k) if k is not None else Fraction(scale))
+        return self.inner.networks_for(self._served(scale))
 
     def parameter_count(self, scale: Fraction) -> int:
-        k = self.network_scale(scale)
-        return self.inner.parameter_count(Fraction(k) if k is not None else Fraction(scale))
+        return self.inner.parameter_count(self._served(scale))
 
     def checkpoint_sha256_for(self, scale: Fraction) -> str:
-        k = self.network_scale(scale)
-        return self.inner.checkpoint_sha256_for(Fraction(k) if k is not None else Fraction(scale))
+        return self.inner.checkpoint_sha256_for(self._served(scale))
 
     def _run(self, x255: torch.Tensor, k: int) -> torch.Tensor:
         h, w = x255.shape[-2], x255.shape[-1]
@@ -337,12 +272,3 @@ class PluginStrategy(Upscaler):
         else:
             y = fit(self._run(x, k), size, False, f"{self.name} x{k}")
         return (y / 255.0).clamp_(0.0, 1.0)
-
-
-__all__ = [
-    "ALL_STRATEGIES", "BICUBIC_PRE", "CEIL_THEN_DOWN", "FLOOR_THEN_UP", "INTEGER_STRATEGIES", "NATIVE",
-    "PLUGIN_STRATEGIES", "PluginStrategy", "RECURSIVE_X2", "STRATEGY_FUNCTIONS", "StrategicIntegerUpscaler",
-    "bicubic_pre", "ceil_then_down", "check_strategy", "fit",
-    "floor_then_up", "recursion_count", "recursive_plan", "recursive_x2", "run_recursive",
-    "strategy_name",
-]

@@ -1,30 +1,7 @@
-"""Tiled inference (``srbench run --tile N --tile-overlap K``): a model's network run on overlapping tiles.
-
-Where the tiles are cut. Built-in adapters pass every image-to-image network they run through ``run_network(fn, x,
-factor)`` (a network whose output is ``factor`` times its input, ``factor`` an integer: the EDSR-style networks at
-their integer scale, the LR feature extractors of Meta-SR and LIIF at 1, the networks on a bicubic-upscaled input at
-1). Everything that depends on output coordinates or on the requested size runs on the whole image, outside
-``run_network``: Meta-SR's meta-upscale, LIIF's decoder, ASDN's LFR level blending and recursive passes, the MATLAB
-resizes of the decimal-scale strategies, the colour steps of the Y-channel pipeline. So tiles are always cut at an
-integer ratio, whatever the scale or the protocol's SR size, and nothing about the output size changes.
-
-Seams are exact: the image is split into cores of ``tile x tile`` input pixels; each core is run with ``overlap``
-pixels of context on every side that has image there (the image border keeps the network's own padding), and only
-the core's part of the output is kept. An output pixel therefore equals the whole-image one whenever the overlap
-covers the network's receptive field. Networks with global pooling (the channel attention of RCAN, CSFM, ASDN,
-FSDN) pool through ``image_statistic`` and run in passes that feed every tile the image-wide statistics of the pass
-before (``run_network``). docs/tiling.md gives each family's recommended overlap (``Upscaler.tile_overlap``) and the
-differences and passes measured with it.
-
-Sizes are in LR pixels. A network whose input is r times the LR (SRCNN, VDSR, ASDN's levels, ``bicubic-pre``; later
-passes of ``recursive-x2``) gets cores of ``ceil(r * tile)`` and ``ceil(r * overlap)`` context pixels.
-
-Models that do not route their networks here (plugins with ``tiles_networks = False``) are tiled around
-``super_resolve`` itself by ``super_resolve_tiled``: LR tiles whose origins are multiples of the scale's denominator
-q (s = p/q), so that each tile's output starts on an exact SR pixel (origin * s), each tile asked for its exact
-share of the requested size. That is exact for a model whose SR pixel i depends on LR pixels near (i + 0.5)/s - 0.5
-through the scale alone, with a smaller requested size being the top-left part of a larger one (MATLAB imresize with
-a scale; a network after such a resize), and approximate otherwise (a model resizing to the requested size).
+"""Tiled inference (``srbench run --tile N --tile-overlap K``): the networks a model runs through ``run_network``
+on cores of ``tile x tile`` LR pixels with ``overlap`` pixels of context, the cores' outputs kept; other models tiled
+around ``super_resolve`` (``super_resolve_tiled``). Where tiles are cut, channel attention's passes, each family's
+overlap and the measured differences: docs/tiling.md.
 """
 
 from __future__ import annotations
@@ -49,26 +26,26 @@ class Tiling:
     overlap: int
 
     def __post_init__(self):
-        if int(self.tile) != self.tile or self.tile < 1:
-            raise UserError(f"--tile must be a whole number of pixels >= 1, got {self.tile}")
-        if int(self.overlap) != self.overlap or self.overlap < 0:
-            raise UserError(f"--tile-overlap must be a whole number of pixels >= 0, got {self.overlap}")
-
-    def text(self) -> str:
-        return f"{self.tile}+{self.overlap}"
+        for option, value, low in (("--tile", self.tile, 1), ("--tile-overlap", self.overlap, 0)):
+            if int(value) != value or value < low:
+                raise UserError(f"{option} must be a whole number of pixels >= {low}, got {value}")
 
 
 _ACTIVE: contextvars.ContextVar[tuple[Tiling, tuple[int, int]] | None] = contextvars.ContextVar("tiling", default=None)
 
 
 @contextlib.contextmanager
-def tiles(tiling: Tiling | None, lr_size: tuple[int, int]):
-    """``run_network`` calls inside tile their input by ``tiling`` (sizes relative to an LR of ``lr_size``)."""
-    token = _ACTIVE.set((tiling, (int(lr_size[0]), int(lr_size[1]))) if tiling is not None else None)
+def _setting(var: contextvars.ContextVar, value):
+    token = var.set(value)
     try:
         yield
     finally:
-        _ACTIVE.reset(token)
+        var.reset(token)
+
+
+def tiles(tiling: Tiling | None, lr_size: tuple[int, int]):
+    """``run_network`` calls inside tile their input by ``tiling`` (sizes relative to an LR of ``lr_size``)."""
+    return _setting(_ACTIVE, (tiling, (int(lr_size[0]), int(lr_size[1]))) if tiling is not None else None)
 
 
 def tiling_active() -> bool:
@@ -82,12 +59,10 @@ def _spans(n: int, core: int, context: int) -> list[tuple[int, int, int, int]]:
 
 
 class _ImageStatistics:
-    """The image-wide statistics of one tiled forward (channel attention's pooled features), in call order.
-
-    Each tile's pooling calls are numbered in order (every tile runs the same network, so call i is the same layer in
-    every tile); call i returns ``given[i]`` (the previous pass's image-wide value) when there is one, else the tile's
-    own statistic, and adds the tile's core to the image-wide value of call i. Only the core counts: it is the part
-    of a tile whose features equal the whole image's."""
+    """The image-wide statistics of one tiled forward (channel attention's pooled features), in call order: every
+    tile runs the same network, so a tile's pooling call i is the same layer in every tile. Call i returns ``given[i]``
+    (the previous pass's value) when there is one, else the tile's own, and adds the tile's core (the part whose
+    features equal the whole image's) to the image-wide value of call i."""
 
     def __init__(self, given: list[torch.Tensor] | None):
         self.given = given
@@ -150,12 +125,8 @@ def image_statistic(x: torch.Tensor, local: torch.Tensor, kind: str = "mean") ->
 
 def run_network(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, factor: int = 1) -> torch.Tensor:
     """``fn(x)`` for a network mapping (..., h, w) to (..., factor*h, factor*w): tile by tile inside ``tiles()``,
-    else on the whole input.
-
-    A network that pools over the whole image (``image_statistic``) is run pass after pass: each pass feeds every
-    tile the image-wide statistics gathered from the tiles' cores in the pass before, until they stop changing
-    (``SETTLED``); the first pass uses each tile's own. Statistic i is exact in pass i + 1 at the latest, and in
-    practice two to four passes settle every one (docs/tiling.md)."""
+    else on the whole input. A network that pools over the whole image (``image_statistic``) runs pass after pass,
+    each feeding every tile the image-wide statistics of the pass before, until the output settles (docs/tiling.md)."""
     active = _ACTIVE.get()
     if active is None:
         return fn(x)
@@ -169,11 +140,8 @@ def run_network(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, fac
     given, last = None, None
     for _ in range(MAX_PASSES):
         stats = _ImageStatistics(given)
-        token = _STATISTICS.set(stats)
-        try:
+        with _setting(_STATISTICS, stats):
             out = _tiled_pass(fn, x, int(factor), core, context, stats)
-        finally:
-            _STATISTICS.reset(token)
         if not stats.sums or not stats.aligned:
             return out
         if last is not None and (out - last).abs().max() <= SETTLED * last.abs().max().clamp(min=1e-12):
@@ -217,8 +185,8 @@ def _aligned_spans(n: int, out: int, s: Fraction, core: int, context: int) -> li
 
 def super_resolve_tiled(model, lr: torch.Tensor, scale: Fraction, size: tuple[int, int],
                         tiling: Tiling) -> torch.Tensor:
-    """``model.super_resolve`` on LR tiles aligned to the scale (see the module docstring), for models that do not
-    tile their own networks."""
+    """``model.super_resolve`` on LR tiles whose origins are multiples of the scale's denominator, for models that do
+    not tile their own networks."""
     s = Fraction(scale)
     h, w = lr.shape[-2], lr.shape[-1]
     H, W = int(size[0]), int(size[1])

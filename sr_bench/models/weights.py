@@ -1,10 +1,5 @@
-"""Checkpoints for learned plugins, read and loaded the way the built-in models read and load theirs.
-
-``--models NAME=a.pth`` gives a model one file; ``--models NAME=x2.pth:x4.pth`` (files joined by ``os.pathsep``,
-``;`` on Windows) one file per scale. ``read_weights`` reads each (``torch.load(weights_only=True)``, the state_dict
-found inside common containers, ``module.`` prefixes stripped, sha256 of the file); ``load_weights`` loads one into a
-network strictly, with the built-ins' one-line error naming missing / unexpected keys and shape mismatches. Both are
-thin names for the loaders in ``archs/blocks.py``, which every built-in adapter uses.
+"""Checkpoints for learned plugins, read and loaded the way the built-in models read and load theirs (README,
+"Weights"): thin names for the loaders in ``archs/blocks.py``, which every built-in adapter uses.
 """
 
 from __future__ import annotations

@@ -1,15 +1,7 @@
-"""C kernels for the evaluation's hot loops, compiled on first use with the machine's C compiler.
-
-Each kernel repeats the float64 operations of its torch formulation one for one (the same roundings, fused
-multiply-adds and order), so it returns the same bits as the torch path, only without streaming image-sized
-intermediates through memory once per op; ``tests/test_native.py`` compares the two bit for bit. On first use in a
-process each kernel is also probed against the torch path on small inputs (``kernel``): where no compiler works, or
-the probe finds another bit (a torch whose ``add_(alpha=)`` is not a fused multiply-add, say), the torch path runs
-instead, with the same numbers, and ``unavailable`` says why: the kernels change speed, never results.
-
-The library is built once per (source, flags, compiler, CPU) into ``native/`` under the cache root
-(``sr_bench.cache``) and loaded from there afterwards. ``SRBENCH_NATIVE`` switches pieces off (``switched_off``);
-``CC`` picks the compiler (default ``cc``). ``docs/native.md`` has what each piece saves.
+"""C kernels for the evaluation's hot loops, compiled on first use with the machine's C compiler. Each returns the
+bits of its torch formulation and is probed against it on first use (``kernel``); where none can be built or the
+probe finds another bit, the torch path runs and ``unavailable`` says why: the kernels change speed, never results.
+Build, probe, ``SRBENCH_NATIVE`` and ``CC``, and what each piece saves: docs/native.md.
 """
 
 from __future__ import annotations
@@ -20,7 +12,6 @@ import os
 import platform
 import shutil
 import subprocess
-import tempfile
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -51,15 +42,14 @@ def library(name: str) -> ctypes.CDLL | None:
     (``unavailable(name)`` says why)."""
     with _lock:
         if name not in _loaded:
-            _loaded[name] = _build_and_load(name)
+            built = _build_and_load(name)
+            _loaded[name], _why_not[name] = (built, "") if isinstance(built, ctypes.CDLL) else (None, built)
         return _loaded[name]
 
 
 def declare(lib: ctypes.CDLL, symbol: str, argtypes: list, restype=None):
-    """``symbol`` of ``lib`` with its C signature declared."""
     fn = getattr(lib, symbol)
-    if fn.argtypes is None:
-        fn.argtypes, fn.restype = argtypes, restype
+    fn.argtypes, fn.restype = argtypes, restype
     return fn
 
 
@@ -69,15 +59,11 @@ def kernel(name: str, bind: Callable[[ctypes.CDLL], T], probe: Callable[[T], str
     found a difference (``unavailable(name)`` says which). Probed once per process."""
     if name not in _probed:
         lib = library(name)
-        found = None
-        if lib is not None:
-            bound = bind(lib)
-            why = probe(bound)  # outside the lock: a probe splits its work over ``pool``, which takes it
-            if why:
-                _why_not[name] = f"{name}.c gave other bits than torch's path ({why}); torch's path is used"
-            else:
-                found = bound
-        _probed.setdefault(name, found)
+        bound = None if lib is None else bind(lib)
+        why = "" if bound is None else probe(bound)  # outside the lock: a probe splits its work over ``pool``
+        if why:
+            _why_not[name] = f"{name}.c gave other bits than torch's path ({why}); torch's path is used"
+        _probed.setdefault(name, None if why else bound)
     return _probed[name]
 
 
@@ -144,32 +130,34 @@ def switched_off(piece: str) -> str:
     return ""
 
 
-def _build_and_load(name: str) -> ctypes.CDLL | None:
+def _build_and_load(name: str) -> ctypes.CDLL | str:
+    """The library, or why there is none."""
     why = switched_off(name)
     if why:
-        _why_not[name] = why
-        return None
+        return why
     source = resources.files(__package__).joinpath(f"{name}.c").read_bytes()
     compiler = os.environ.get("CC", "cc")
     path = shutil.which(compiler.split()[0]) if compiler.strip() else None
     if not path:
-        _why_not[name] = f"no C compiler {compiler!r} on PATH (install one, e.g. gcc, or set CC)"
-        return None
+        return f"no C compiler {compiler!r} on PATH (install one, e.g. gcc, or set CC)"
     target = cache_dir() / f"{name}-{_key(source, compiler)}.so"
     if not target.is_file():
-        try:
-            _compile(source, compiler, target)
+        # imported here: sr_bench.store loads pyarrow, which a process that finds its kernels built never needs
+        from sr_bench.store.atomic import atomic_write
+
+        try:  # the source on stdin; a concurrent process loads either nothing or the whole library
+            atomic_write(target, lambda out: subprocess.run(
+                [*compiler.split(), *FLAGS, "-x", "c", "-", "-o", out, "-lm"], input=source, check=True,
+                capture_output=True, timeout=COMPILE_SECONDS))
         except (OSError, subprocess.SubprocessError) as e:
             detail = getattr(e, "stderr", b"") or b""
             status = f"exit status {e.returncode}" if isinstance(e, subprocess.CalledProcessError) else str(e)
             last = detail.decode(errors="replace").strip().splitlines()[-1:] or [status]
-            _why_not[name] = f"compiling {name}.c with {compiler!r} failed: {last[0][:200]}"
-            return None
+            return f"compiling {name}.c with {compiler!r} failed: {last[0][:200]}"
     try:
         return ctypes.CDLL(str(target))
     except OSError as e:
-        _why_not[name] = f"loading {target} failed: {e}"
-        return None
+        return f"loading {target} failed: {e}"
 
 
 def _key(source: bytes, compiler: str) -> str:
@@ -182,27 +170,9 @@ def _key(source: bytes, compiler: str) -> str:
 def _cpu_identity() -> str:
     """What -march=native depends on: a cached library must never be loaded on a CPU lacking its instructions
     (a shared home directory across a Ray cluster's nodes, say)."""
-    ident = [platform.machine(), platform.processor()]
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("flags", "Features", "model name")):
-                ident.append(line)
-                if len(ident) > 3:
-                    break
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
-        pass
-    return "\n".join(ident)
-
-
-def _compile(source: bytes, compiler: str, target: Path) -> None:
-    # imported here: sr_bench.store loads pyarrow, which a process that finds its kernels built never needs
-    from sr_bench.store.atomic import atomic_write
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".build-") as tmp:
-        src = Path(tmp) / "kernel.c"
-        src.write_bytes(source)
-        # a concurrent process loads either nothing or the whole library
-        atomic_write(target, lambda out: subprocess.run(
-            [*compiler.split(), *FLAGS, str(src), "-o", out, "-lm"], check=True, capture_output=True,
-            timeout=COMPILE_SECONDS, stdin=subprocess.DEVNULL))
+        lines = []
+    found = [line for line in lines if line.startswith(("flags", "Features", "model name"))][:2]
+    return "\n".join([platform.machine(), platform.processor(), *found])

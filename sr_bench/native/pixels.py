@@ -2,7 +2,7 @@
 
 Each function returns what its torch formulation returns, the same bits laid out the same way (the layout decides
 the order of every later sum), or None when it does not apply (no kernel, not a CPU float64 tensor, autograd
-watching, a layout it does not read); the caller then runs the torch formulation.
+watching, a layout it does not read); the caller then runs the torch formulation (``torch_luma_*`` for the lumas).
 """
 
 from __future__ import annotations
@@ -15,10 +15,7 @@ from sr_bench import native
 from sr_bench.threads import configured, is_dense
 
 MIN_PART = 1 << 16  # values below which a second thread costs more than it saves
-_P, _L = ctypes.c_void_p, ctypes.c_long
-
-
-_D = ctypes.POINTER(ctypes.c_double)
+_P, _L, _D = ctypes.c_void_p, ctypes.c_long, ctypes.POINTER(ctypes.c_double)
 _SIGNATURES = {
     "srb_round_u8": [_P, _P, _L, _L],
     "srb_unit_round_u8": [_P, _P, _L, _L],
@@ -79,9 +76,7 @@ def luma_linear(rgb: torch.Tensor, c: tuple[float, float, float]) -> torch.Tenso
 def unit_round_u8_with_lumas(x: torch.Tensor, c: tuple[float, float, float], t: tuple[float, float, float]):
     """(``unit_round_u8(x)``, ``luma_linear`` of it, ``luma_u8`` of it) from one read of ``x`` (3, H, W); None
     when it does not apply."""
-    if not is_dense(x):
-        return None
-    return _planes(x, unit=True, lin=c, u8=t)
+    return _planes(x, unit=True, lin=c, u8=t) if is_dense(x) else None
 
 
 def _planes(rgb: torch.Tensor, unit: bool, lin, u8, fns: dict | None = None):
@@ -97,8 +92,8 @@ def _planes(rgb: torch.Tensor, unit: bool, lin, u8, fns: dict | None = None):
     q = torch.empty_like(rgb) if unit else None
     ylin = torch.empty_like(r) if lin is not None else None
     yu8 = torch.empty_like(r) if u8 else None
-    dims = [(h, rgb.stride(-2), *_hw(q, -2), *_hw(ylin, -2), *_hw(yu8, -2)),
-            (w, rgb.stride(-1), *_hw(q, -1), *_hw(ylin, -1), *_hw(yu8, -1))]
+    dims = [(n, rgb.stride(d), *(0 if t is None else t.stride(d) for t in (q, ylin, yu8)))
+            for n, d in ((h, -2), (w, -1))]
     if h > 1 and w > 1 and dims[0][1] < dims[1][1]:  # visit the source's smaller stride innermost
         dims.reverse()
     (n_out, sh, qh, lh, uh), (n_in, sw, qw, lw, uw) = dims
@@ -110,18 +105,14 @@ def _planes(rgb: torch.Tensor, unit: bool, lin, u8, fns: dict | None = None):
     return (q, None if ylin is None else ylin.unsqueeze(-3), None if yu8 is None else yu8.unsqueeze(-3))
 
 
-def _hw(t: torch.Tensor | None, dim: int) -> tuple[int]:
-    return (t.stride(dim) if t is not None else 0,)
-
-
 def _ptr(t: torch.Tensor | None) -> int | None:
     return t.data_ptr() if t is not None else None
 
 
 def _probe(fns: dict) -> str:
-    """"" when each kernel gives the bits of the torch operations ``imaging/quantize.py`` and ``imaging/color.py``
-    run (written once more here: they import this module) on rounding ties, out-of-range values and random colours;
-    otherwise the first that differs."""
+    """"" when each kernel gives the bits of the torch operations ``imaging/quantize.py`` (written once more here: it
+    imports this module) and ``torch_luma_*`` run on rounding ties, out-of-range values and random colours; otherwise
+    the first that differs."""
     gen = torch.Generator().manual_seed(0)
     ties = torch.arange(-3, 260, dtype=torch.float64) + 0.5
     x = torch.cat([ties, ties / 255.0, torch.rand(3 * 17 * 23 - 2 * ties.numel(), generator=gen,
@@ -134,9 +125,9 @@ def _probe(fns: dict) -> str:
         "srb_round_u8": (_per_value(x * 255, "srb_round_u8", None, fns), torch.floor(x * 255 + 0.5).clamp_(0, 255)),
         "srb_unit_round_u8": (_per_value(x, "srb_unit_round_u8", None, fns), unit),
         "srb_planes": (torch.cat(_planes(x, unit=True, lin=c, u8=t, fns=fns)),
-                       torch.cat([unit, _luma_linear(unit, c), _luma_u8(unit, t)])),
+                       torch.cat([unit, torch_luma_linear(unit, c), torch_luma_u8(unit, t)])),
         "srb_planes, integers": (torch.cat(_planes(rgb, unit=False, lin=c, u8=t, fns=fns)[1:]),
-                                 torch.cat([_luma_linear(rgb, c), _luma_u8(rgb, t)])),
+                                 torch.cat([torch_luma_linear(rgb, c), torch_luma_u8(rgb, t)])),
     }
     for name, (ours, torchs) in checks.items():
         if not torch.equal(ours, torchs):
@@ -144,16 +135,26 @@ def _probe(fns: dict) -> str:
     return ""
 
 
-def _luma_linear(rgb: torch.Tensor, c) -> torch.Tensor:
+def torch_luma_linear(rgb: torch.Tensor, c) -> torch.Tensor:
+    """``color.rgb2y_linear`` in torch, where the kernel does not run."""
     r, g, b = rgb.unbind(-3)
     return (r * c[0]).add_(g, alpha=c[1]).add_(b, alpha=c[2]).unsqueeze(-3)
 
 
-def _luma_u8(rgb: torch.Tensor, t) -> torch.Tensor:
-    r, g, b = rgb.unbind(-3)
-    y = r * t[0]
-    y += g * t[1]
-    y += b * t[2]
-    y += 16.0
-    y += 0.5
-    return y.floor_().clamp_(0, 255).unsqueeze(-3)
+def torch_luma_u8(rgb: torch.Tensor, t) -> torch.Tensor:
+    """``color.rgb2y_matlab_uint8`` in torch, where the kernel does not run: MATLAB's ``imlincomb`` order (T1*R + T2*G
+    + T3*B + offset, in double), which is part of the definition: 194 of the 2^24 colours sit exactly on a .5 tie."""
+    y = imlincomb(rgb, t, 16.0)
+    y += 0.5  # separately: adding 16.5 at once could absorb the last bit that decides a tie
+    return y.floor_().clamp_(0, 255).unsqueeze(-3)  # Y >= 16 > 0: half away from zero is floor(y + .5)
+
+
+def imlincomb(x: torch.Tensor, t, offset: float) -> torch.Tensor:
+    """``t . x + offset`` over the 3 channels of ``x`` in MATLAB ``imlincomb``'s order (T1*X1 + T2*X2 + T3*X3 +
+    offset, in double); in-place ops keep that order while saving image-sized temporaries."""
+    a, b, c = x.unbind(-3)
+    y = a * t[0]
+    y += b * t[1]
+    y += c * t[2]
+    y += offset
+    return y

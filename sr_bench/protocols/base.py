@@ -16,7 +16,6 @@ from typing import Callable
 
 import torch
 
-from sr_bench.errors import UserError
 from sr_bench.scales import scale_text
 
 
@@ -68,15 +67,12 @@ class Views:
     a run without LPIPS never pays for the RGB view, one with PSNR only never builds the SSIM luma."""
 
     def __init__(self, **builders: Callable[[], tuple[torch.Tensor, torch.Tensor]]):
-        self._builders = builders
-        self._built: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._builders = {view: functools.cache(build) for view, build in builders.items()}
 
     def pair(self, view: str) -> tuple[torch.Tensor, torch.Tensor]:
-        if view not in self._built:
-            if view not in self._builders:
-                raise KeyError(f"this protocol provides no {view!r} view (has: {', '.join(self._builders)})")
-            self._built[view] = self._builders[view]()
-        return self._built[view]
+        if view not in self._builders:
+            raise KeyError(f"this protocol provides no {view!r} view (has: {', '.join(self._builders)})")
+        return self._builders[view]()
 
     def __getattr__(self, view: str) -> tuple[torch.Tensor, torch.Tensor]:
         if view.startswith("_"):
@@ -86,14 +82,18 @@ class Views:
 
 @dataclass(frozen=True)
 class Protocol:
-    """Base of named protocols. Every dataclass field is a rule and enters the fingerprint."""
+    """Base of named protocols. Every dataclass field is a rule and enters the fingerprint; the defaults here are
+    every protocol's."""
 
     name: str
-    version: int
-    summary: str
+    version: int = 1
+    summary: str = ""
+    lpips_region: str = "full SR image, RGB in [-1, 1], not shaved"
 
     def rules(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        # lpips_region is declared here, first, but listed after the protocol's own rules (run.json, report)
+        fields = sorted(dataclasses.fields(self), key=lambda f: f.name == "lpips_region")
+        return {f.name: getattr(self, f.name) for f in fields}
 
     @functools.cached_property  # rules are frozen; every row of a run carries it
     def fingerprint(self) -> str:
@@ -115,25 +115,14 @@ class Protocol:
 
 
 def shave(x: torch.Tensor, n: int) -> torch.Tensor:
-    if n <= 0:
-        return x
-    return x[..., n:-n, n:-n]
+    return x[..., n:-n, n:-n] if n > 0 else x
 
 
-def require_size(h: int, w: int, need_h: int, need_w: int, what: str, s: Fraction,
-                 original: tuple[int, int] | None = None) -> None:
-    """``original``: the image's own size, when ``h``x``w`` is what the protocol's crop left of it (the message names
-    the size the user knows, not a crop of 0x0)."""
-    if h < need_h or w < need_w:
-        if original is not None and original != (h, w):
-            oh, ow = original
-            raise ImageTooSmall(f"{what} {oh}x{ow} is too small for scale {scale_text(s)}: the protocol's crop leaves "
-                                f"{h}x{w}, and it needs at least {need_h}x{need_w}")
-        raise ImageTooSmall(f"{what} {h}x{w} is too small for scale {scale_text(s)} (needs at least {need_h}x{need_w})")
-
-
-def integer_only(name: str, s: Fraction) -> None:
-    if s.denominator != 1:
-        raise UserError(
-            f"protocol {name!r} is defined for integer scales only, got {scale_text(s)}; use --protocol metasr or liif"
-        )
+def require_size(h: int, w: int, need: int, s: Fraction, image: tuple[int, int]) -> None:
+    """ImageTooSmall unless ``h``x``w``, the image's size ``image`` or what the protocol's crop left of it, is at least
+    ``need``x``need`` (the message names the size the user knows, not a crop of 0x0)."""
+    if h < need or w < need:
+        size = f"image {image[0]}x{image[1]} is too small for scale {scale_text(s)}"
+        if image != (h, w):
+            raise ImageTooSmall(f"{size}: the protocol's crop leaves {h}x{w}, and it needs at least {need}x{need}")
+        raise ImageTooSmall(f"{size} (needs at least {need}x{need})")

@@ -21,24 +21,15 @@ _MATLAB_LR_SCALES = frozenset({2, 3, 4})
 _Y_T = (65.481 / 255.0, 128.553 / 255.0, 24.966 / 255.0)
 
 
-def _round_half_even(x: Fraction) -> int:
-    # Python's round() on LIIF's float product; exact ties go to the even integer as Python does
-    return round(x)
-
-
-def _pil_bicubic(hr: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    arr = hr.permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
-    img = Image.fromarray(arr if arr.shape[2] == 3 else arr[:, :, 0])
-    out = np.asarray(img.resize((size[1], size[0]), Image.BICUBIC))
-    if out.ndim == 2:
-        out = out[:, :, None]
-    return torch.from_numpy(out.copy()).permute(2, 0, 1).to(hr.dtype)
+def _pil_bicubic(rgb: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    arr = rgb.permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
+    out = np.asarray(Image.fromarray(arr).resize((size[1], size[0]), Image.BICUBIC))
+    return torch.from_numpy(out.copy()).permute(2, 0, 1).to(rgb.dtype)
 
 
 @dataclass(frozen=True)
 class LIIFProtocol(Protocol):
     name: str = "liif"
-    version: int = 1
     summary: str = "LIIF: x2-x4 MATLAB LR (benchmark.tar), other scales PIL bicubic; float SR, Y-diff PSNR /256"
     scales: str = "any decimal > 1"
     color_input: str = "RGB (gray replicated)"
@@ -50,7 +41,6 @@ class LIIFProtocol(Protocol):
     shave_px: str = "s for integer s; ceil(s) otherwise (LIIF only evaluates integer scales on benchmarks)"
     psnr: str = "on Y of the difference: (65.738 R + 129.057 G + 25.064 B)/256; peak 255"
     ssim: str = "ssim_index on float Y = 16 + (65.481 R + 128.553 G + 24.966 B)/255, not rounded (LIIF reports no SSIM)"
-    lpips_region: str = "full SR image, RGB in [-1, 1], not shaved"
 
     def prepare(self, hr: torch.Tensor | HRSource, s: Fraction) -> Case:
         src = as_source(hr)
@@ -60,14 +50,14 @@ class LIIFProtocol(Protocol):
         k = math.ceil(s)
         if s.denominator == 1 and int(s) in _MATLAB_LR_SCALES:
             hl, wl = h // int(s), w // int(s)
-            require_size(hl * int(s), wl * int(s), 2 * k + 1, 2 * k + 1, "image", s, original=(h, w))
+            require_size(hl * int(s), wl * int(s), 2 * k + 1, s, (h, w))
             hr_c = hr[:, : hl * int(s), : wl * int(s)]
             lr = to_uint8_values(imresize(hr_c, scale=1 / s))
         else:
             hl, wl = math.floor(Fraction(h) / s), math.floor(Fraction(w) / s)
-            require_size(hl, wl, 1, 1, "image", s, original=(h, w))
-            hc, wc = _round_half_even(hl * s), _round_half_even(wl * s)
-            require_size(hc, wc, 2 * k + 1, 2 * k + 1, "image", s, original=(h, w))
+            require_size(hl, wl, 1, s, (h, w))
+            hc, wc = round(hl * s), round(wl * s)  # as LIIF's Python round(): an exact tie goes to the even integer
+            require_size(hc, wc, 2 * k + 1, s, (h, w))
             hr_c = hr[:, :hc, :wc]
             lr = _pil_bicubic(hr_c, (hl, wl))
         return Case(hr=hr_c, lr=lr, sr_size=(hr_c.shape[1], hr_c.shape[2]), shave=k, gray=gray, full=hr, source=src)

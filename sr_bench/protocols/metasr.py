@@ -11,14 +11,13 @@ import torch
 from sr_bench.imaging.color import gray2rgb, quantized_with_lumas, rgb2y_linear, rgb2y_matlab_uint8
 from sr_bench.imaging.quantize import to_uint8_values, unit_to_uint8_values
 from sr_bench.imaging.resize import imresize
-from sr_bench.protocols.base import Case, HRSource, Protocol, Views, as_source, require_size, shave
-from sr_bench.scales import ceil_div, divisible, floor_mul
+from sr_bench.protocols.base import Case, HRSource, ImageTooSmall, Protocol, Views, as_source, require_size, shave
+from sr_bench.scales import ceil_div, divisible, floor_mul, scale_text
 
 
 @dataclass(frozen=True)
 class MetaSRProtocol(Protocol):
     name: str = "metasr"
-    version: int = 1
     summary: str = "Meta-SR: minus-4 crop, imresize bicubic, SR = floor(s*LR), Y-diff PSNR /256, shave ceil(s)"
     scales: str = "any decimal > 1"
     color_input: str = "images read as RGB (gray replicated, as Meta-SR's loader does)"
@@ -30,7 +29,6 @@ class MetaSRProtocol(Protocol):
     shave_px: str = "ceil(s)"
     psnr: str = "on Y of the difference: (65.738 R + 129.057 G + 25.064 B)/256, not rounded; peak 255"
     ssim: str = "ssim_index on Y = round(rgb2ycbcr uint8) (not Meta-SR's /255 Y), shave ceil(s)"
-    lpips_region: str = "full SR image, RGB in [-1, 1], not shaved"
 
     def prepare(self, hr: torch.Tensor | HRSource, s: Fraction) -> Case:
         src = as_source(hr)
@@ -39,13 +37,14 @@ class MetaSRProtocol(Protocol):
         _, h, w = hr.shape
         hc = h if divisible(h, s) else h - 4
         wc = w if divisible(w, s) else w - 4
-        require_size(hc, wc, 1, 1, "image", s, original=(h, w))
+        require_size(hc, wc, 1, s, (h, w))
         lr_size = (ceil_div(hc, s), ceil_div(wc, s))
         sr_size = (floor_mul(lr_size[0], s), floor_mul(lr_size[1], s))
         k = math.ceil(s)
-        require_size(sr_size[0], sr_size[1], 2 * k + 1, 2 * k + 1, "image", s, original=(h, w))
-        if sr_size[0] > h or sr_size[1] > w:
-            raise ValueError(f"SR size {sr_size} exceeds HR {h}x{w}")  # cannot happen with exact sizes
+        require_size(sr_size[0], sr_size[1], 2 * k + 1, s, (h, w))
+        if sr_size[0] > h or sr_size[1] > w:  # after the minus-4 crop, floor(ceil(h'/s) * s) can pass h at a large s
+            raise ImageTooSmall(f"image {h}x{w} is too small for scale {scale_text(s)}: Meta-SR's sizes give an SR of "
+                                f"{sr_size[0]}x{sr_size[1]}, larger than the image")
         # the resize reads the HR with its rows first (H, C, W in memory; one copy per image and crop width): its
         # first pass (along H) then multiplies those rows where they are instead of gathering them from interleaved
         # pixels. The values are the same; case.hr keeps the decoded layout (LPIPS's network sees it unchanged).

@@ -1,9 +1,5 @@
-"""Paired comparison of two models on the same images (``srbench compare``, README): is B really better than A, and
-by how much? Rows pair on (dataset, image, scale_text) when both sides have an error-free row; the rest are counted as
-dropped. Rows from different protocol fingerprints are refused: their numbers are not comparable. A dataset's "all"
-row averages each image over its paired scales first, because one image's differences at several scales are not
-independent observations.
-"""
+"""Paired comparison of two models on the same images (``srbench compare``; the README says what is paired, dropped
+and refused): statistics per (dataset, scale, metric), and their CSV and Markdown."""
 
 from __future__ import annotations
 
@@ -59,11 +55,10 @@ class Pairing:
 
 
 # ----------------------------------------------------------------------------------------------- statistics ----
-def bootstrap_ci(diff, n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
-                 level: float = LEVEL) -> tuple[float, float]:
+def bootstrap_ci(diff, n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> tuple[float, float]:
     """Percentile-method paired bootstrap interval of ``mean(diff)``: resample b (0-based, in order) draws ``n``
     uniforms ``u`` from ``np.random.default_rng(seed).random`` and takes the pairs ``floor(u * n)``; the interval is
-    the (1-level)/2 and (1+level)/2 percentiles (numpy's linear rule) of the resample means. (NaN, NaN) without pairs.
+    the (1-LEVEL)/2 and (1+LEVEL)/2 percentiles (numpy's linear rule) of the resample means. (NaN, NaN) without pairs.
     """
     d = np.asarray(diff, dtype=np.float64)
     n = d.size
@@ -78,7 +73,7 @@ def bootstrap_ci(diff, n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT
         k = min(chunk, n_resamples - start)
         idx = np.minimum((rng.random((k, n)) * n).astype(np.intp), n - 1)
         means[start:start + k] = d[idx].mean(axis=1)
-    tail = (1.0 - level) / 2.0
+    tail = (1.0 - LEVEL) / 2.0
     lo, hi = np.percentile(means, [100.0 * tail, 100.0 * (1.0 - tail)])
     return float(lo), float(hi)
 
@@ -146,14 +141,13 @@ def pair_rows(rows_a: pd.DataFrame, rows_b: pd.DataFrame, a: Side, b: Side,
     without an error-free row on both sides are counted (``one_side_only``, ``with_error``). ``metrics``: default
     every metric column with a value on both sides."""
     # a re-measured key keeps its newest row, as sr_bench.store.load_rows does (for frames read some other way)
-    ra = rows_a[rows_a["model"] == a.model].sort_values("created").drop_duplicates(PAIR_KEYS, keep="last")
-    rb = rows_b[rows_b["model"] == b.model].sort_values("created").drop_duplicates(PAIR_KEYS, keep="last")
+    ra, rb = (r[r["model"] == s.model].sort_values("created").drop_duplicates(PAIR_KEYS, keep="last")
+              for r, s in ((rows_a, a), (rows_b, b)))
     for side, r in ((a, ra), (b, rb)):
         if r.empty:
             raise UserError(f"run {side.run} has no rows for model {side.model!r}")
     protocol, fingerprint = check_same_protocol(ra, rb, a, b)
-    ok_a = ra[ra["error"].fillna("") == ""]
-    ok_b = rb[rb["error"].fillna("") == ""]
+    ok_a, ok_b = (r[r["error"].fillna("") == ""] for r in (ra, rb))
     measured = lambda m: m in ok_a and m in ok_b and ok_a[m].notna().any() and ok_b[m].notna().any()  # noqa: E731
     if metrics is None:
         metrics = tuple(m for m in metric_columns(ok_a) if measured(m))
@@ -181,8 +175,9 @@ def pair_rows(rows_a: pd.DataFrame, rows_b: pd.DataFrame, a: Side, b: Side,
 
 def compare_table(pairing: Pairing, n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> pd.DataFrame:
     """One row per (dataset, scale, metric) in ``COLUMNS``; scale is the scale text, or ``"all"`` for the per-image
-    means over a dataset's scales (only for a dataset paired at two or more scales). Each cell's bootstrap starts
-    from a fresh generator seeded with ``seed``, so a cell's interval does not depend on what else is compared."""
+    means over a dataset's scales (one image's differences at several scales are not independent), for a dataset
+    paired at two or more scales. Each cell's bootstrap starts from a fresh generator seeded with ``seed``, so a
+    cell's interval does not depend on what else is compared."""
     out = []
     p = pairing.pairs
     for dataset, part in p.groupby("dataset", sort=False):
@@ -245,8 +240,7 @@ def to_markdown(table: pd.DataFrame, pairing: Pairing, n_resamples: int = DEFAUL
                 seed: int = DEFAULT_SEED) -> str:
     """A heading line, one table per metric (headers from the metric's metadata), and what the columns mean."""
     a, b = pairing.a, pairing.b
-    la = a.label + (" (untrained)" if a.untrained else "")
-    lb = b.label + (" (untrained)" if b.untrained else "")
+    la, lb = (s.label + (" (untrained)" if s.untrained else "") for s in (a, b))
     runs = f"run {a.run}" if a.run == b.run else f"runs {a.run} (A) and {b.run} (B)"
     dropped = (f"{pairing.dropped} dropped as unpaired ({pairing.one_side_only} measured for one model only, "
                f"{pairing.with_error} with an error row)" if pairing.dropped else "none dropped as unpaired")

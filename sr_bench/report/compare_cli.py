@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from sr_bench.cli_group import RESULTS_DIR
 from sr_bench.errors import UserError
 
 
@@ -36,7 +37,7 @@ from sr_bench.errors import UserError
 @click.option("--device", default="auto", show_default=True,
               help="Device for the --visual re-run (auto | cpu | cuda | cuda:N); use the run's for exact numbers.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar of the --visual re-run.")
-@click.option("--results-dir", type=click.Path(file_okay=False), default="results", show_default=True)
+@RESULTS_DIR
 @click.pass_context
 def compare(ctx, run_a, run_b, models, metrics, fmt, resamples, seed, visual, scale, box, out_path, save_sr, device,
             no_progress, results_dir):
@@ -69,10 +70,9 @@ def compare(ctx, run_a, run_b, models, metrics, fmt, resamples, seed, visual, sc
         for name, value in (("--scale", scale), ("--box", box), ("--out", out_path), ("--save-sr", save_sr)):
             if value is not None:
                 raise UserError(f"{name} belongs to --visual DATASET/IMAGE; add --visual, e.g. --visual Set5/baby")
-    results_dir = Path(results_dir)
-    dir_a = resolve_run(run_a, results_dir)
+    dir_a = resolve_run(run_a, Path(results_dir))
+    dir_b = resolve_run(run_b, Path(results_dir)) if run_b else dir_a
     rows_a = load_rows(dir_a)
-    dir_b = resolve_run(run_b, results_dir) if run_b else dir_a
     rows_b = load_rows(dir_b) if run_b else rows_a
     names = _pick_models(models, dir_a, rows_a, dir_b, rows_b, two_runs=bool(run_b))
     a, b = (Side(model, run_dir.name, f"{model}@{run_dir.name}" if names[0] == names[1] else model,
@@ -100,12 +100,10 @@ def compare(ctx, run_a, run_b, models, metrics, fmt, resamples, seed, visual, sc
 
 
 def _pick_models(models, dir_a, rows_a, dir_b, rows_b, two_runs: bool) -> tuple[str, str]:
-    import pandas as pd
-
     from sr_bench.errors import unknown
     from sr_bench.run.grid import split_list
 
-    in_a, in_b = list(pd.unique(rows_a["model"])), list(pd.unique(rows_b["model"]))
+    in_a, in_b = list(dict.fromkeys(rows_a["model"])), list(dict.fromkeys(rows_b["model"]))
     if models:
         names = split_list(models)
         if len(names) != 2:
@@ -136,8 +134,8 @@ def _visual(a, b, dir_a, rows_a, dir_b, rows_b, visual, scale, box, out_path, sa
 
     mine = rows_a[rows_a["model"] == a.model]
     check_same_protocol(mine, rows_b[rows_b["model"] == b.model], a, b)
-    dataset_text, sep, image = visual.strip().rpartition("/")
-    if not sep or not dataset_text or not image:
+    dataset_text, _, image = visual.strip().rpartition("/")
+    if not dataset_text or not image:  # no "/" leaves dataset_text empty
         raise UserError(f"bad --visual {visual!r}: write DATASET/IMAGE, e.g. Set5/baby (names as in the run's rows)")
     datasets = list(dict.fromkeys(mine["dataset"]))
     dataset = next((d for d in datasets if d.lower() == dataset_text.lower()), None)

@@ -1,7 +1,6 @@
 """A run as one Markdown document (``srbench report``): what was asked, under which rules, the means next to the
-papers', scale curves, and every row that failed — the page a reader needs to trust or reproduce the numbers. All of
-it comes from the run folder: ``run.json`` for provenance, the per-image rows for every number.
-"""
+papers', scale curves and every row that failed, all of it from the run folder (run.json for provenance, the per-image
+rows for every number)."""
 
 from __future__ import annotations
 
@@ -10,9 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from sr_bench.report.formats import render_plain
 from sr_bench.report.paper import with_paper_for_run
 from sr_bench.report.run_cards import RunCards
-from sr_bench.report.tables import present_metrics, summarize, to_csv, to_markdown
+from sr_bench.report.tables import present_metrics, to_csv, to_markdown
 
 # A fact is a list of spans: (text, style) with style "" (plain), "code" or "strong"; each document renders them.
 Fact = list[tuple[str, str]]
@@ -92,9 +92,9 @@ def _provenance(manifest: dict, rows: pd.DataFrame) -> list[str]:
     lines += [f"- {_markdown_fact(f)}" for f in provenance_facts(manifest, rows)]
     rules = manifest.get("protocol", {}).get("rules") or {}
     if rules:
-        lines += ["", "<details><summary>Protocol rules</summary>", "", "| rule | value |", "|---|---|"]
-        lines += [f"| {k} | {str(v).replace('|', '/')} |" for k, v in rules.items()]
-        lines += ["", "</details>"]
+        table = render_plain(["rule", "value"], [[k, str(v).replace("|", "/")] for k, v in rules.items()], [],
+                             "markdown", numeric_from=2)
+        lines += ["", "<details><summary>Protocol rules</summary>", "", table, "</details>"]
     return lines
 
 
@@ -104,7 +104,7 @@ def write_report(run_dir: Path, rows: pd.DataFrame, manifest: dict, out: Path, p
     out.mkdir(parents=True, exist_ok=True)
     metrics = present_metrics(rows)
     cards = RunCards(run_dir)
-    summary, sources = with_paper_for_run(summarize(rows, manifest), rows, manifest, metrics, cards)
+    summary, sources = with_paper_for_run(rows, manifest, metrics, cards)
     (out / "summary.csv").write_text(to_csv(summary, sources))
 
     ok = rows["error"].fillna("") == ""
@@ -122,11 +122,10 @@ def write_report(run_dir: Path, rows: pd.DataFrame, manifest: dict, out: Path, p
     if plots and rows["scale_text"].nunique() > 1:
         lines += _plots(rows, metrics, summary, out, manifest)
     if (~ok).any():
-        bad = rows[~ok][["model", "dataset", "image", "scale_text", "error"]]
-        lines += ["## Rows with errors", "", "| model | dataset | image | scale | error |", "|---|---|---|---|---|"]
-        lines += [f"| {r.model} | {r.dataset} | {r.image} | x{r.scale_text} | {str(r.error).replace('|', '/')} |"
-                  for r in bad.itertuples()]
-        lines.append("")
+        bad = [[r.model, r.dataset, r.image, f"x{r.scale_text}", str(r.error).replace("|", "/")]
+               for r in rows[~ok].itertuples()]
+        lines += ["## Rows with errors", "", render_plain(["model", "dataset", "image", "scale", "error"], bad, [],
+                                                          "markdown", numeric_from=5)]
     lines += _provenance(manifest, rows)
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
@@ -138,14 +137,12 @@ def _plots(rows: pd.DataFrame, metrics, summary: pd.DataFrame, out: Path, manife
         import matplotlib  # noqa: F401
     except ImportError:
         return ["(Scale curves skipped: matplotlib is not installed; pip install 'sr_bench[plot]'.)", ""]
-    from sr_bench.report.plot import paper_points, plot_scale_curves
+    from sr_bench.report.plot import paper_points, plot_scale_curves, pyplot
 
-    lines = ["## Scale curves", ""]
+    plt, lines = pyplot(None), ["## Scale curves", ""]
     for metric in metrics:
         name = f"{metric}_vs_scale.png"
         fig = plot_scale_curves(rows, metric, out / name, paper=paper_points(summary, metric), manifest=manifest)
-        import matplotlib.pyplot as plt
-
         plt.close(fig)
         lines += [f"![{metric} against scale]({name})", ""]
     return lines

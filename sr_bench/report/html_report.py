@@ -1,8 +1,5 @@
-"""A run as one self-contained HTML file (``srbench report --format html``): the paper table(s), the scale curves as
-inline SVG, each model against bicubic (paired statistics), the rows that failed and the provenance. No network and
-no external file: the style sheet and the figures live inside the page. As in the Markdown report, every number comes
-from the run folder's per-image rows, provenance from run.json, reported rows from the model cards.
-"""
+"""A run as one self-contained HTML file (``srbench report --format html``; docs/paper-tables.md "HTML report"), from
+the run folder's per-image rows, its run.json and the model cards, as the Markdown report."""
 
 from __future__ import annotations
 
@@ -19,7 +16,7 @@ from sr_bench.report.formats.html import STYLE, escape
 from sr_bench.report.paper import with_paper_for_run
 from sr_bench.report.paper_table import BASELINE, paper_layout, scales_layout
 from sr_bench.report.run_cards import RunCards
-from sr_bench.report.tables import long_table, present_metrics, summarize
+from sr_bench.report.tables import long_table, present_metrics
 from sr_bench.store.atomic import atomic_write_text
 
 PAPER_LAYOUT_MAX_SCALES = 6  # more scales than this read better as methods x scales tables (Meta-SR's layout)
@@ -40,19 +37,6 @@ def _fact_html(fact: Fact) -> str:
     return "".join(f"<{s}>{escape(t)}</{s}>" if s else escape(t) for t, s in fact)  # styles are tag names
 
 
-def _svg(rows: pd.DataFrame, metric: str, paper: pd.DataFrame | None, manifest: dict) -> str:
-    import matplotlib.pyplot as plt
-
-    from sr_bench.report.plot import plot_scale_curves
-
-    buf = io.StringIO()
-    fig = plot_scale_curves(rows, metric, None, paper=paper, title=None, manifest=manifest)
-    fig.savefig(buf, format="svg")  # text as paths: the page needs no font
-    plt.close(fig)
-    text = buf.getvalue()
-    return text[text.index("<svg"):]
-
-
 def _curves(rows: pd.DataFrame, metrics: tuple[str, ...], summary_paper: pd.DataFrame, manifest: dict) -> list[str]:
     if rows["scale_text"].nunique() < 2:
         return []
@@ -60,9 +44,9 @@ def _curves(rows: pd.DataFrame, metrics: tuple[str, ...], summary_paper: pd.Data
         import matplotlib  # noqa: F401
     except ImportError:
         return ["<h2>Scale curves</h2>", "<p>(skipped: matplotlib is not installed; pip install 'sr_bench[plot]')</p>"]
-    from sr_bench.report.plot import paper_points
+    from sr_bench.report.plot import paper_points, plot_scale_curves, pyplot
 
-    out = ["<h2>Scale curves</h2>"]
+    plt, out = pyplot(None), ["<h2>Scale curves</h2>"]
     for m in metrics:
         points = paper_points(summary_paper, m)
         caption = f"{metric_info(m).name.upper()} against scale"
@@ -70,7 +54,12 @@ def _curves(rows: pd.DataFrame, metrics: tuple[str, ...], summary_paper: pd.Data
             caption += "; open markers: published values (model cards, same protocol)"
         if (summary_paper["n_images"] < summary_paper["n_total"]).any():
             caption += "; × on a point: a mean over fewer images than the dataset has"
-        out += [f"<figure>{_svg(rows, m, points, manifest)}<figcaption>{escape(caption)}</figcaption></figure>"]
+        fig = plot_scale_curves(rows, m, None, paper=points, title=None, manifest=manifest)
+        buf = io.StringIO()
+        fig.savefig(buf, format="svg")  # text as paths: the page needs no font
+        plt.close(fig)
+        svg = buf.getvalue()
+        out += [f"<figure>{svg[svg.index('<svg'):]}<figcaption>{escape(caption)}</figcaption></figure>"]
     return out
 
 
@@ -89,7 +78,7 @@ def _against_baseline(rows: pd.DataFrame, run_id: str, metrics: tuple[str, ...])
             continue
         untrained = bool(rows.loc[rows["model"] == model, "untrained"].any())
         pairing = pair_rows(rows, rows, Side(BASELINE, run_id, BASELINE), Side(model, run_id, model, untrained),
-                            tuple(m for m in metrics))
+                            metrics)
         table = compare_table(pairing)
         head = ["dataset", "scale", "metric", "n", "bicubic", model, "B − A", "95% CI", "W/T/L", "p"]
         lines = [[r["dataset"], "all" if r["scale"] == ALL_SCALES else f"×{r['scale']}", r["metric"].upper(),
@@ -139,7 +128,7 @@ def html_report(run_dir: Path, rows: pd.DataFrame, manifest: dict, reported: tup
     else:
         tables = scales_layout(rows, manifest, metrics=table_metrics, reported=reported, cards=cards)
     body.append(render(tables, "html"))
-    summary, sources = with_paper_for_run(summarize(rows, manifest), rows, manifest, metrics, cards)
+    summary, sources = with_paper_for_run(rows, manifest, metrics, cards)
     body += [f'<p class="warning">{escape(note)}</p>' for note in cards.notes]
     if sources:
         head, lines, notes = long_table(summary, metrics, sources)

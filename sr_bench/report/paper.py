@@ -1,11 +1,10 @@
-"""Published numbers next to measured ones (``table --paper``, the reports, ``plot --paper``): the model cards'
-``[[published]]`` blocks read once, by ``report.reported`` (the same merge as ``--reported``), for the run's protocol
-and each model's variant and self-ensemble. A run's ``--plugin`` files are loaded again from run.json to find their
-cards; the values come from the copy stored with the run (``report.run_cards``). Nothing here computes a measured
-value: those come from the per-image rows.
-"""
+"""Published numbers next to measured ones (``table --paper``, the reports, ``plot --paper``), read by
+``report.reported`` (the same merge as ``--reported``) for the run's protocol and each model's variant and
+self-ensemble, from the copy stored with the run (``report.run_cards``); measured values come from the rows only."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pandas as pd
 
@@ -13,6 +12,7 @@ from sr_bench.metrics import metric_info
 from sr_bench.models.cards import card_for
 from sr_bench.report.reported import CardLookup, published_for
 from sr_bench.report.tables import UNVERIFIED_MARK as UNVERIFIED
+from sr_bench.report.tables import summarize
 
 __all__ = ["published_for", "with_paper", "with_paper_for_run"]
 
@@ -50,8 +50,6 @@ def with_paper(summary: pd.DataFrame, configs: dict[str, dict], protocol: str, m
 def load_run_plugins(manifest: dict) -> None:
     """The run's ``--plugin`` files, so that their models' cards are found (files since moved are skipped: their
     models then have no published values unless the run stored them)."""
-    from pathlib import Path
-
     from sr_bench.models.registry import load_plugin
 
     for path in (manifest.get("request") or {}).get("plugins") or []:
@@ -59,10 +57,10 @@ def load_run_plugins(manifest: dict) -> None:
             load_plugin(path)
 
 
-def with_paper_for_run(summary: pd.DataFrame, rows: pd.DataFrame, manifest: dict, metrics: tuple[str, ...],
-                       cards: CardLookup | None = None) -> tuple[pd.DataFrame, list[str]]:
-    """``with_paper`` with the models' configs and the protocol read from a run's run.json (``manifest``)."""
+def with_paper_for_run(rows: pd.DataFrame, manifest: dict, metrics: tuple[str, ...], cards: CardLookup | None = None
+                       ) -> tuple[pd.DataFrame, list[str]]:
+    """``with_paper`` of the run's summary, with the models' configs and the protocol its run.json records."""
     load_run_plugins(manifest)
     configs = {m["name"]: m.get("config") or {} for m in manifest.get("models", [])}
     protocol = manifest.get("protocol", {}).get("name") or str(rows["protocol"].iloc[0])
-    return with_paper(summary, configs, protocol, metrics, cards or card_for)
+    return with_paper(summarize(rows, manifest), configs, protocol, metrics, cards or card_for)

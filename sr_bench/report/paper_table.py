@@ -1,16 +1,6 @@
-"""The tables SR papers print, built from per-image rows and model cards (rendered by ``report/formats``); layouts,
-ranking and marks as docs/paper-tables.md describes them.
-
-``paper``: methods x datasets (one sub-column per metric), one block of rows per scale (ASDN, RCAN, DBDN, CSFM,
-MS-LapSRN). ``scales``: one table per (dataset, metric), methods x scales in chunks of ``max_columns`` (Meta-SR's B100
-table, ASDN Table 2). A measured cell is a mean of the run's error-free per-image rows, a reported cell a card value
-(``report/reported.py``); nothing else is printed.
-
-Ranks are per column within a block, in the metric's direction, on the values as printed (rounded to the coarsest
-precision among the ranked cells; dense ranks, equal values tie). Never ranked: incomplete means (``*``) and rows
-reported under another protocol (``Block.others``). ``ci``: bootstrap half-widths (``report.compare``), and ‡ on a
-unique measured best whose paired interval against some measured second includes 0.
-"""
+"""The tables SR papers print, built from per-image rows and model cards and rendered by ``report/formats``: the
+``paper`` layout (methods x datasets, one block per scale) and the ``scales`` layout (one table per dataset and metric,
+methods x scales). Cells, ranks, marks and notes follow docs/paper-tables.md."""
 
 from __future__ import annotations
 
@@ -132,9 +122,12 @@ class _Run:
     scales: list[str]  # scale texts, ascending
     all_rows: pd.DataFrame = None  # error rows included
     totals: dict[str, int] = field(default_factory=dict)  # images per dataset
+    reported: dict[str, ReportedModel] = field(default_factory=dict)  # by the --reported text
+    methods: list[Method] = field(default_factory=list)  # the table's rows, in order
 
 
-def _load(rows: pd.DataFrame, manifest: dict, metrics: tuple[str, ...]) -> _Run:
+def _load(rows: pd.DataFrame, manifest: dict, metrics: tuple[str, ...], reported: tuple[str, ...], order: str,
+          cards: CardLookup | None) -> _Run:
     for m in metrics:
         metric_info(m)  # an unknown name fails with a suggestion
         if m not in rows or rows[m].isna().all():
@@ -146,9 +139,12 @@ def _load(rows: pd.DataFrame, manifest: dict, metrics: tuple[str, ...]) -> _Run:
     fingerprint = manifest.get("protocol", {}).get("fingerprint") or str(rows["protocol_fingerprint"].iloc[0])
     configs = {m["name"]: m.get("config") or {} for m in manifest.get("models", [])}
     scales = sorted(pd.unique(rows["scale_text"]), key=parse_scale)
-    return _Run(rows=ok, summary=summary, protocol=protocol, fingerprint=fingerprint, configs=configs,
-                datasets=list(pd.unique(summary["dataset"])), scales=scales, all_rows=rows,
-                totals=dataset_sizes(rows, manifest))
+    run = _Run(rows=ok, summary=summary, protocol=protocol, fingerprint=fingerprint, configs=configs,
+               datasets=list(pd.unique(summary["dataset"])), scales=scales, all_rows=rows,
+               totals=dataset_sizes(rows, manifest))
+    reps = [reported_model(r, protocol, cards or card_for) for r in reported]
+    run.reported, run.methods = {r.name: r for r in reps}, _methods(run, reps, order)
+    return run
 
 
 def _measured_label(model: str, config: dict) -> tuple[str, str | None]:
@@ -238,11 +234,9 @@ def significantly_better(best: pd.Series, other: pd.Series, higher_is_better: bo
 
 # ---------------------------------------------------------------------------------------------- the builder ----
 class _Builder:
-    def __init__(self, run: _Run, reported: list[ReportedModel], metrics: tuple[str, ...], methods: list[Method],
-                 rank: str, ci: bool, cost: bool):
+    def __init__(self, run: _Run, metrics: tuple[str, ...], rank: str, ci: bool, cost: bool):
         check_choice("--rank", rank, RANKS)
-        self.run, self.metrics, self.methods = run, metrics, methods
-        self.reported = {r.name: r for r in reported}
+        self.run, self.metrics = run, metrics
         self.rank, self.ci, self.cost = rank, ci, cost
         self.footnotes: list[str] = []
         self.incomplete: list[str] = []  # one line per incomplete (method, dataset, scale)
@@ -258,7 +252,7 @@ class _Builder:
     def cell(self, method: Method, col: Column) -> Cell:
         info = metric_info(col.metric)
         if method.reported:
-            rep = self.reported[method.key]
+            rep = self.run.reported[method.key]
             table = rep.other if method.other_protocol else rep.cells
             v = table.get((col.dataset.lower(), col.scale_text)).get(col.metric)
             if v is None:
@@ -283,7 +277,7 @@ class _Builder:
     def block(self, label: str, columns: list[Column], cost_columns: list[Column] | None = None) -> Block:
         """One block of rows; ``cost_columns`` (default ``columns``): the cells the cost columns summarise."""
         rows, others = [], []
-        for method in self.methods:
+        for method in self.run.methods:
             variants = [method, replace(method, other_protocol=True)] if method.reported else [method]
             for m in variants:
                 cells = [self.cell(m, c) for c in columns]
@@ -296,7 +290,7 @@ class _Builder:
         return Block(label, columns, rows, others)
 
     def _reported_notes(self, method: Method, columns: list[Column]) -> tuple[int, ...]:
-        rep = self.reported[method.key]
+        rep = self.run.reported[method.key]
         table = rep.other if method.other_protocol else rep.cells
         keys = [(c.dataset.lower(), c.scale_text) for c in columns]
         out = []
@@ -346,9 +340,8 @@ class _Builder:
     def _cost(self, method: Method, columns: list[Column]) -> tuple[str, ...]:
         scales = sorted({c.scale_text for c in columns}, key=parse_scale)
         params = params_text(method.card_name, self.run.configs.get(method.key, {}), scales)
-        extra = len(cost_heads(self.run.rows)) - 2
         if method.reported:
-            return (params, "–", *["–"] * extra)
+            return (params, *["–"] * (len(cost_heads(self.run.rows)) - 1))
         r = self.run.rows
         datasets = {c.dataset for c in columns}
         part = r[(r["model"] == method.key) & r["scale_text"].isin(scales) & r["dataset"].isin(datasets)]
@@ -482,9 +475,8 @@ def paper_layout(rows: pd.DataFrame, manifest: dict, metrics: tuple[str, ...] = 
                  reported: tuple[str, ...] = (), rank: str = "comparable", ci: bool = False, cost: bool = False,
                  order: str = "given", joined: bool = True, cards: CardLookup | None = None) -> Table:
     """Methods x (dataset, metric), one block per scale."""
-    run = _load(rows, manifest, metrics)
-    reps = [reported_model(r, run.protocol, cards or card_for) for r in reported]
-    builder = _Builder(run, reps, metrics, _methods(run, reps, order), rank, ci, cost)
+    run = _load(rows, manifest, metrics, reported, order, cards)
+    builder = _Builder(run, metrics, rank, ci, cost)
     blocks = []
     for s in run.scales:
         columns = [Column(d, m, metric_info(m).name.upper(), d, s) for d in run.datasets for m in metrics]
@@ -498,13 +490,11 @@ def scales_layout(rows: pd.DataFrame, manifest: dict, metrics: tuple[str, ...] =
     """One table per (dataset, metric): methods x scales, ``max_columns`` scales per block."""
     if max_columns < 1:
         raise UserError(f"--max-columns must be >= 1, got {max_columns}")
-    run = _load(rows, manifest, metrics)
-    reps = [reported_model(r, run.protocol, cards or card_for) for r in reported]
-    methods = _methods(run, reps, order)
+    run = _load(rows, manifest, metrics, reported, order, cards)
     tables = []
     for d in run.datasets:
         for m in metrics:
-            builder = _Builder(run, reps, (m,), methods, rank, ci, cost)
+            builder = _Builder(run, (m,), rank, ci, cost)
             every = [Column("", m, f"×{s}", d, s) for s in run.scales]
             blocks = []
             for start in range(0, len(every), max_columns):

@@ -30,30 +30,22 @@ def pyplot(out: Path | None, what: str = "plot file", needs: str = "plots need")
     return plt
 
 
-def curve_data(rows: pd.DataFrame, metric: str, manifest: dict | None = None) -> pd.DataFrame:
-    """(model, dataset, scale as float, scale_text, value, n_images, n_total, untrained) per plotted point,
-    scale-ordered; ``n_images`` (the images this metric's mean covers) ``< n_total``: fewer than the dataset has."""
-    if metric not in rows or rows[metric].isna().all():
-        measured = present_metrics(rows)
-        raise UserError(f"metric {metric!r} was not measured in this run; plot one of: {', '.join(measured) or 'none'}")
-    s = summarize(rows, manifest)
-    s = s[s[metric].notna()]
-    out = pd.DataFrame({"model": s["model"], "dataset": s["dataset"], "scale": s["scale"].astype(float),
-                        "scale_text": s["scale_text"], "value": s[metric], "n_images": s[f"n_{metric}"],
-                        "n_total": s["n_total"], "untrained": s["untrained"]})
-    return out.reset_index(drop=True)  # summarize's order: models and datasets as run, scales ascending
-
-
 def plot_scale_curves(rows: pd.DataFrame, metric: str, out: Path | None, paper: pd.DataFrame | None = None,
                       title: str | None = None, manifest: dict | None = None):
     """Write the figure to ``out`` (.png/.pdf/.svg; None: do not write); returns the matplotlib Figure (its lines
     carry the data). Lines are labelled with the tables' method names (``MS-LapSRN (D5R8)``); a mean over fewer
     images than the dataset has gets an ``x`` over its point."""
     from sr_bench.report.paper_table import method_label
+
     out = Path(out) if out is not None else None
     plt = pyplot(out)
     info = metric_info(metric)
-    data = curve_data(rows, metric, manifest)
+    if metric not in rows or rows[metric].isna().all():
+        measured = present_metrics(rows)
+        raise UserError(f"metric {metric!r} was not measured in this run; plot one of: {', '.join(measured) or 'none'}")
+    s = summarize(rows, manifest)  # its order: models and datasets as run, scales ascending
+    # a point's n_images: the images this metric's mean covers (< n_total: fewer than the dataset has)
+    data = s[s[metric].notna()].assign(scale=s["scale"].astype(float), value=s[metric], n_images=s[f"n_{metric}"])
     configs = {m["name"]: m.get("config") or {} for m in (manifest or {}).get("models", [])}
     names = {m: method_label(m, configs.get(m, {})) for m in pd.unique(data["model"])}
     datasets = list(pd.unique(data["dataset"]))
@@ -90,7 +82,7 @@ def plot_scale_curves(rows: pd.DataFrame, metric: str, out: Path | None, paper: 
 
 
 def paper_points(summary_with_paper: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Published points from ``report.paper.with_paper``'s output, in ``curve_data``'s columns."""
+    """Published points from ``report.paper.with_paper``'s output: model, dataset, scale (a float), value."""
     col = f"paper_{metric}"
     if col not in summary_with_paper:
         return pd.DataFrame(columns=["model", "dataset", "scale", "value"])

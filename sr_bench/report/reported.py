@@ -1,11 +1,6 @@
-"""The one reading of a model card's published numbers (``[[published]]`` blocks), used by every view: ``table
---paper``, ``table --reported``, the reports and ``plot --paper``. The rules are docs/paper-tables.md's "Reported
-rows": ``NAME+`` takes the self-ensemble blocks, ``NAME`` the others, a block with a ``variant`` only for that variant;
-per protocol the blocks merge in card order, the first block holding a (dataset, scale) giving all of that cell's
-metrics; two values for one cell are an error unless the later block is ``secondary``; values print as the card
-writes them (the loaders keep the digits: ``models.modelcard.keep_printed``; a dict without them falls back to the
-most decimals among the block's values of that metric).
-"""
+"""The one reading of a model card's published numbers (``[[published]]`` blocks), used by every view (``table
+--reported``, ``table --paper``, the reports, ``plot --paper``), by the rules of docs/paper-tables.md's "Reported
+rows"."""
 
 from __future__ import annotations
 
@@ -90,7 +85,9 @@ def _row_values(row) -> dict:
 
 
 def block_values(block: dict) -> list[tuple[Key, dict[str, ReportedValue]]]:
-    """One block's cells as printed values (the metrics its ``compare`` list keeps)."""
+    """One block's cells as printed values (the metrics its ``compare`` list keeps): with the card's own digits
+    (``models.modelcard.keep_printed``), else its ``decimals``, else the most decimals among its values of that
+    metric."""
     printed = block.get("decimals", {})
     most: dict[str, int] = {}
     for row in block["rows"]:
@@ -115,10 +112,6 @@ def block_values(block: dict) -> list[tuple[Key, dict[str, ReportedValue]]]:
     return out
 
 
-def _dataset_label(key: Key) -> str:
-    return f"{key[0]} ×{key[1]}"
-
-
 def _same(a: ReportedValue, b: ReportedValue) -> bool:
     """Two values agree when they print the same at the coarser precision (38.27 and a repo's exact 38.274168)."""
     d = min(a.decimals, b.decimals)
@@ -126,7 +119,7 @@ def _same(a: ReportedValue, b: ReportedValue) -> bool:
 
 
 def merge_blocks(card_name: str, blocks: list[dict]) -> PublishedTable:
-    """Blocks of one protocol, in card order, as one table (see the module doc)."""
+    """Blocks of one protocol, in card order, as one table."""
     out = PublishedTable()
     for block in blocks:
         kept = set(block.get("compare", ["psnr", "ssim"]))
@@ -134,7 +127,7 @@ def merge_blocks(card_name: str, blocks: list[dict]) -> PublishedTable:
         if measured - kept:
             out.dropped.setdefault(block["source"], set()).update(measured - kept)
         for key, values in block_values(block):
-            before = out.cells.get(key)
+            before, cell = out.cells.get(key), f"{key[0]} ×{key[1]}"
             if before is None:
                 out.cells[key] = values
                 continue
@@ -143,11 +136,10 @@ def merge_blocks(card_name: str, blocks: list[dict]) -> PublishedTable:
                 if old is None or _same(old, v):
                     continue
                 if block.get("secondary"):
-                    out.disagree.setdefault(block["source"], []).append(
-                        (key, f"{_dataset_label(key)} {m.upper()} {v.printed()}"))
+                    out.disagree.setdefault(block["source"], []).append((key, f"{cell} {m.upper()} {v.printed()}"))
                 elif key not in out.conflicts:
                     out.conflicts[key] = (
-                        f"model card {card_name!r}: two published {m.upper()} values for {_dataset_label(key)} under "
+                        f"model card {card_name!r}: two published {m.upper()} values for {cell} under "
                         f"protocol {v.protocol}: {old.printed()} in {old.source!r} and {v.printed()} in {v.source!r}; "
                         "keep one (drop the cell from one block) or mark the later block secondary = true "
                         "(docs/model-cards.md)")
@@ -198,8 +190,8 @@ def parse_reported(text: str) -> tuple[str, bool, str | None]:
 
 
 def reported_model(text: str, protocol: str, cards: CardLookup = card_for) -> ReportedModel:
-    """The published values of ``text`` (see module doc): under ``protocol`` in ``cells``, under others in
-    ``other``. ``cards``: where cards are read (the installed ones, or the copy stored with a run)."""
+    """The published values of ``text``: under ``protocol`` in ``cells``, under others in ``other``. ``cards``: where
+    cards are read (the installed ones, or the copy stored with a run)."""
     base, ensemble, variant = parse_reported(text)
     card = cards(base)
     if card is None:

@@ -1,7 +1,6 @@
-"""What a run was compared with: the published values of the model cards a table, report or plot of the run uses,
-stored in the run folder (``published.json``) the first time they are used, with the sha256 of each card's
-``[[published]]`` blocks. Later views read the stored copy, so reinstalling an edited card never changes an existing
-run's tables; when the installed card differs, the views say so."""
+"""What a run was compared with: the published values of the model cards its views use, stored in the run folder
+(``published.json``, with each card's ``[[published]]`` sha256) on first use, so that an edited card never changes an
+existing run's tables (docs/paper-tables.md, "Reported rows")."""
 
 from __future__ import annotations
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pandas as pd
 
 from sr_bench.metrics import metric_info
+from sr_bench.report.compare import half_width
 from sr_bench.store.schema import metric_columns
 
 KEYS = ["model", "dataset", "scale_text"]
@@ -101,8 +103,6 @@ def memory_text(n: float | None) -> str:
 def with_ci(summary: pd.DataFrame, rows: pd.DataFrame, metrics: tuple[str, ...]) -> pd.DataFrame:
     """``summary`` plus ``<metric>_ci95``: half the width of the 95% bootstrap interval of each mean over its images
     (``report.compare.half_width``), from the same error-free rows the means come from."""
-    from sr_bench.report.compare import half_width
-
     ok = rows[rows["error"].fillna("") == ""]
     out = summary.copy()
     groups = ok.groupby(KEYS, sort=False)
@@ -194,8 +194,6 @@ def present_metrics(rows: pd.DataFrame) -> tuple[str, ...]:
 
 def provenance_line(rows: pd.DataFrame) -> str:
     """Where the numbers of a table come from, in one line (protocols, devices, versions, checkpoints)."""
-    import json
-
     protocols = sorted({f"{p} ({f})" for p, f in zip(rows["protocol"], rows["protocol_fingerprint"], strict=True)})
     devices = sorted(set(rows["device"]))
     versions = sorted(set(rows["package_versions"]))
@@ -210,9 +208,8 @@ def provenance_line(rows: pd.DataFrame) -> str:
             releases = sorted({r for rel in rows["release"].dropna() for r in rel.split("+") if r})
             if releases:
                 parts.append(f"releases {', '.join(releases)}")
-    plugins = sorted({f"metric {k.removesuffix('_plugin')}: {v}" for w in set(rows["metric_weights"].dropna())
-                      for k, v in json.loads(w or "{}").items() if k.endswith("_plugin")})
-    parts += plugins
+    parts += sorted({f"metric {k.removesuffix('_plugin')}: {v}" for w in set(rows["metric_weights"].dropna())
+                     for k, v in json.loads(w or "{}").items() if k.endswith("_plugin")})
     if rows["untrained"].any():
         parts.append("UNTRAINED rows present (random weights)")
     return "; ".join(parts)

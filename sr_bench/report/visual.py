@@ -1,11 +1,6 @@
-"""Where two models differ visually: one image re-run under the run's protocol, a paper-style crop figure.
-
-The models are re-created from each run's run.json request (``sr_bench.run.replay``) and run on the image exactly as
-``srbench run`` does. Each model's PSNR/SSIM must equal the run's stored row within ``TOLERANCE``: the figure shows
-the images that produced the table's numbers, or nothing. The default box is the quarter-size window (at least
-``MIN_BOX`` pixels) with the largest sum of |A - B| over the colour channels, searched inside the protocol's shave
-border (the whole image when it does not fit there); ties go to the top-most, then left-most window.
-"""
+"""Where two models differ visually (``srbench compare --visual``, README): one image re-run under the run's protocol
+as ``srbench run`` does, a paper-style crop figure. Each model's PSNR/SSIM must equal the run's stored row within
+``TOLERANCE``: the figure shows the images that produced the table's numbers, or nothing."""
 
 from __future__ import annotations
 
@@ -81,8 +76,9 @@ def parse_box(text: str, width: int, height: int) -> tuple[int, int, int, int]:
 
 
 def default_box(sr_a: np.ndarray, sr_b: np.ndarray, margin: int = 0) -> tuple[int, int, int, int]:
-    """The ``max(MIN_BOX, side // 4)`` window (capped at the image) with the largest sum of |A - B| (module
-    docstring), searched inside ``margin`` pixels from every edge when it fits there."""
+    """The ``max(MIN_BOX, side // 4)`` window (capped at the image) with the largest sum of |A - B| over the colour
+    channels, searched inside ``margin`` pixels from every edge when it fits there; ties go to the top-most, then
+    left-most window."""
     height, width = sr_a.shape[:2]
     h, w = min(height, max(MIN_BOX, height // 4)), min(width, max(MIN_BOX, width // 4))
     diff = np.abs(sr_a.astype(np.int64) - sr_b.astype(np.int64)).reshape(height, width, -1).sum(axis=2)
@@ -140,9 +136,7 @@ def _tensor(arr: np.ndarray, device):
 def _same(a: float | None, b: float | None) -> bool:
     if a is None or b is None:
         return a is None and b is None
-    if math.isinf(a) or math.isinf(b):
-        return a == b
-    return abs(a - b) <= TOLERANCE
+    return math.isclose(a, b, rel_tol=0.0, abs_tol=TOLERANCE)  # infinities equal only themselves
 
 
 def _stored_row(src: Source, dataset: str, image: str, scale_text: str) -> pd.Series:

@@ -6,6 +6,7 @@ pool worker, a Ray actor, training validation, ``compare --visual`` — builds i
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 
@@ -13,23 +14,25 @@ import torch
 
 from sr_bench.errors import UserError, unknown
 from sr_bench.metrics import (
-    DEFAULT_METRICS,
     MetricUnavailable,
     create_metric,
     is_builtin,
     is_pyiqa,
     list_metrics,
     metric_info,
+    metric_options,
     metric_source,
 )
+from sr_bench.metrics.lpips import LPIPS
 from sr_bench.models import load_plugin
 from sr_bench.models.building import build_model, check_model_opts
 from sr_bench.models.interface import Upscaler
 from sr_bench.protocols import Protocol, get_protocol
 from sr_bench.provenance import device_name, package_versions_json, resolve_device
 from sr_bench.run.grid import ModelSpec
-from sr_bench.run.levers import Levers
-from sr_bench.run.memory import load_guard
+from sr_bench.run.levers import Levers, engage
+from sr_bench.run.memory import keep_freed_memory, load_guard
+from sr_bench.run.precision import check_precision, hold_tf32_switches
 from sr_bench.run.precision import device_label as precision_label
 from sr_bench.run.request import RunRequest
 
@@ -59,16 +62,19 @@ class Context:
     versions: str
     metric_prov: str
     notes: list[str] = field(default_factory=list)
-    drift_metric: object = None  # a PSNR for the precision drift when the run's metrics have none
 
     @property
     def request(self) -> RunRequest:
         return self.setup.request
 
-    @property
-    def metric_names(self) -> tuple[str, ...]:
-        """The requested metrics (each a row column, also one that could not load)."""
-        return DEFAULT_METRICS if self.request.metrics is None else self.request.metrics
+    @functools.cached_property
+    def drift_psnr(self):
+        """The PSNR the precision drift uses: the run's own, or one made for it when the run measures no PSNR."""
+        if "psnr" in self.metrics:
+            return self.metrics["psnr"]
+        metric = create_metric("psnr")
+        metric.load(self.device)
+        return metric
 
 
 def build_context(setup: Setup, extra: tuple[tuple[ModelSpec, Upscaler], ...] = ()) -> Context:
@@ -85,28 +91,39 @@ def build_context(setup: Setup, extra: tuple[tuple[ModelSpec, Upscaler], ...] = 
     if setup.max_memory is not None and device.type == "cpu":
         load_guard()
     notes: list[str] = []
-    explicit = req.metrics is not None
-    metrics, prov = _load_metrics(req.metrics if explicit else DEFAULT_METRICS, explicit, device, req.lpips_weights,
-                                  notes, req.metric_options)
+    metrics, prov = _load_metrics(req, device, notes)
     return Context(setup=setup, protocol=get_protocol(req.protocol), models=models, metrics=metrics, device=device,
                    device_label=precision_label(device_name(device), req.precision), versions=package_versions_json(),
                    metric_prov=json.dumps(prov, sort_keys=True), notes=notes)
 
 
-def _load_metrics(names, explicit: bool, device, lpips_weights, notes, options_of=lambda name: {}):
+def worker_context(setup: Setup) -> tuple[Context, dict]:
+    """The context of a process that only evaluates (a pool worker, a Ray actor): the precision checked on the
+    device it got (a Ray actor's GPU is not the driver's device), its TF32 switches held and its speed levers engaged
+    for good; and what the levers did."""
+    keep_freed_memory()
+    ctx = build_context(setup)
+    check_precision(setup.request.precision, ctx.device.type)
+    hold_tf32_switches(setup.request.precision, ctx.device)
+    return ctx, engage(ctx)
+
+
+def _load_metrics(req: RunRequest, device, notes: list[str]) -> tuple[dict, dict]:
+    """The request's metrics loaded, and their provenance; a default metric that cannot load is left out with a
+    note, a requested one is an error."""
     known = list_metrics()
-    for n in names:
+    for n in req.metric_names:
         if is_pyiqa(n):
             metric_info(n)  # an unknown pyiqa name (or pyiqa not installed) fails here, before any weights load
         elif n not in known:
             raise unknown("metric", n, known)
     loaded, provenance = {}, {}
-    for n in names:
-        m = _lpips(lpips_weights) if n == "lpips" else create_metric(n, options_of(n))
+    for n in req.metric_names:
+        m = LPIPS(weights=req.lpips_weights) if n == "lpips" else create_metric(n, metric_options(n, req.metric_opts))
         try:
             m.load(device)
         except MetricUnavailable as e:
-            if explicit:
+            if req.metrics is not None:
                 raise UserError(str(e)) from None
             notes.append(f"{e} (continuing without {n}; its column stays empty)")
             continue
@@ -119,11 +136,5 @@ def _load_metrics(names, explicit: bool, device, lpips_weights, notes, options_o
             if getattr(m, attr, None):
                 provenance[f"{n}_{attr}"] = getattr(m, attr)
         if not is_builtin(n):  # every row then names the package (and version) that computed the column
-            provenance[f"{n}_plugin"] = metric_source(n, options_of(n))
+            provenance[f"{n}_plugin"] = metric_source(n, metric_options(n, req.metric_opts))
     return loaded, provenance
-
-
-def _lpips(weights: str | None):
-    from sr_bench.metrics.lpips import LPIPS
-
-    return LPIPS(weights=weights)

@@ -1,18 +1,16 @@
 """What a model forward costs: seconds, FLOPs, peak memory, parameters (``srbench profile``, ``srbench run --profile``).
 
-- seconds: wall time of ``super_resolve`` with the device synchronised at the end (CUDA: this thread's stream).
-- FLOPs: ``torch.utils.flop_counter.FlopCounterMode`` over the same forward at the real input size: matrix
-  multiplications and convolutions, 2 per multiply-add, biases not counted; element-wise ops and pooling are not
-  counted, and neither are the MATLAB resizes, products with a banded sparse matrix that the counter would count as
-  dense (``_NetworkFlops``; a few FLOPs per pixel, against thousands for a network).
-- peak memory: ``memory.ForwardMemory`` (CUDA: peak allocated bytes; CPU: peak RSS of the process).
-- parameters: ``Upscaler.parameter_count(scale)``, the trainable parameters of the networks that serve the scale,
-  counted as the model cards count them.
+What each figure counts (FLOPs: matrix products and convolutions, 2 per multiply-add, not biases, element-wise ops,
+pooling or the resizes' banded sparse products; peak memory: ``memory.ForwardMemory``): docs/tiling.md, "Cost".
 """
 
 from __future__ import annotations
 
 import contextlib
+import csv
+import functools
+import io
+import re
 import statistics
 import time
 from dataclasses import dataclass
@@ -20,10 +18,18 @@ from fractions import Fraction
 
 import torch
 
+from sr_bench.errors import UserError
+from sr_bench.imaging.resize import output_size
+from sr_bench.models import load_plugin
+from sr_bench.models.building import build_model, check_model_opts, check_scales
 from sr_bench.models.tiling import Tiling
 from sr_bench.models.tiling import super_resolve as tiled_super_resolve
-from sr_bench.run.memory import ForwardMemory
-from sr_bench.run.precision import forward_precision
+from sr_bench.provenance import device_name, resolve_device
+from sr_bench.run.grid import ModelSpec
+from sr_bench.run.memory import ForwardMemory, size_text
+from sr_bench.run.peaks import flops_per_second, mfu, mfu_text, rate_text
+from sr_bench.run.precision import check_precision, device_label, forward_precision
+from sr_bench.scales import scale_text
 
 
 def timed_forward(model, lr: torch.Tensor, scale: Fraction, size: tuple[int, int], precision: str = "fp32",
@@ -31,7 +37,7 @@ def timed_forward(model, lr: torch.Tensor, scale: Fraction, size: tuple[int, int
                   count_flops: bool = False) -> tuple[torch.Tensor, float, int | None]:
     """(SR in [0, 1], seconds, FLOPs or None): ``model.super_resolve`` under inference mode and ``precision``,
     tiled by ``tiling``, inside ``memory`` (its peak is then on it)."""
-    counter = _NetworkFlops(display=False) if count_flops else None
+    counter = _network_flops()(display=False) if count_flops else None
     with torch.inference_mode(), forward_precision(precision, lr.device), memory or contextlib.nullcontext():
         with counter or contextlib.nullcontext():
             start = time.perf_counter()
@@ -43,13 +49,14 @@ def timed_forward(model, lr: torch.Tensor, scale: Fraction, size: tuple[int, int
     return sr01, seconds, (int(counter.get_total_flops()) if counter is not None else None)
 
 
-def _network_flops_class():
+@functools.cache
+def _network_flops():
+    """FlopCounterMode without the products that have a sparse operand (the resizes' banded matrices: dense, the
+    counter would count a few FLOPs per pixel as millions). Imported on first use: it takes a third of a second."""
     from torch.utils._pytree import tree_leaves
     from torch.utils.flop_counter import FlopCounterMode
 
     class NetworkFlops(FlopCounterMode):
-        """FlopCounterMode without the products that have a sparse operand (the resizes' banded matrices)."""
-
         def _count_flops(self, func_packet, out, args, kwargs):
             if any(isinstance(t, torch.Tensor) and t.layout != torch.strided for t in tree_leaves((args, kwargs))):
                 return out
@@ -58,14 +65,14 @@ def _network_flops_class():
     return NetworkFlops
 
 
-def _NetworkFlops(**kwargs):
-    global _NETWORK_FLOPS
-    if _NETWORK_FLOPS is None:
-        _NETWORK_FLOPS = _network_flops_class()
-    return _NETWORK_FLOPS(**kwargs)
+def model_tiling(model, tile: int | None, overlap: int | None) -> Tiling | None:
+    """``--tile N --tile-overlap K`` for ``model`` (K defaults to the model family's ``tile_overlap``)."""
+    return Tiling(tile, model.tile_overlap if overlap is None else overlap) if tile else None
 
 
-_NETWORK_FLOPS = None
+def random_lr(size: tuple[int, int], device) -> torch.Tensor:
+    """A seeded random (1, 3, h, w) float64 LR in [0, 1): the input of profiles and compile warm-ups."""
+    return torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(0), dtype=torch.float64).to(device)
 
 
 @dataclass
@@ -87,33 +94,14 @@ class Profile:
     device: str = ""  # provenance.device_name: cuda:NVIDIA H100 80GB HBM3, cpu:x86_64:8threads
     precision: str = "fp32"
 
-    @property
-    def flops_per_second(self) -> float | None:
-        """Achieved FLOP/s: the counted FLOPs over the median seconds."""
-        from sr_bench.run.peaks import flops_per_second
-
-        return flops_per_second(self.flops, self.seconds)
-
-    @property
-    def mfu(self) -> float | None:
-        """The fraction of the device's dense peak in this precision (run/peaks.py); None where none is listed."""
-        from sr_bench.run.peaks import mfu
-
-        return mfu(self.flops, self.seconds, self.device, self.precision)
-
 
 def profile_forward(name: str, model, scale: Fraction, lr_size: tuple[int, int], device: torch.device,
                     precision: str = "fp32", repeat: int = 3, tiling: Tiling | None = None) -> Profile:
     """A warm-up forward that counts the FLOPs (lazy builds, kernel choice and first-touch pages happen there, and
     the counter's per-op overhead stays out of the timings), then ``repeat`` timed forwards, the first also measuring
     peak memory; on a seeded random LR of ``lr_size``, the SR size MATLAB's ceil(scale * size)."""
-    from sr_bench.imaging.resize import output_size
-    from sr_bench.provenance import device_name
-    from sr_bench.scales import scale_text
-
     s = Fraction(scale)
-    gen = torch.Generator().manual_seed(0)
-    lr = torch.rand(1, 3, *lr_size, generator=gen, dtype=torch.float64).to(device)
+    lr = random_lr(lr_size, device)
     size = output_size(lr_size, s)
     flops = timed_forward(model, lr, s, size, precision, tiling, count_flops=True)[2]
     times, peak, added = [], None, None
@@ -133,33 +121,19 @@ def profile_forward(name: str, model, scale: Fraction, lr_size: tuple[int, int],
 
 def parse_input_size(text: str) -> tuple[int, int]:
     """'256x256' / '320x240' (height x width) / '256' -> (h, w)."""
-    from sr_bench.errors import UserError
-
-    parts = str(text).lower().replace("×", "x").split("x")
-    try:
-        h, w = (int(parts[0]), int(parts[0])) if len(parts) == 1 else (int(parts[0]), int(parts[1]))
-    except ValueError:
-        h = w = 0
-    if len(parts) > 2 or h < 1 or w < 1:
+    m = re.fullmatch(r"\s*(\d+)\s*(?:[x×]\s*(\d+)\s*)?", str(text).lower())
+    if m is None or int(m[1]) < 1 or int(m[2] or m[1]) < 1:
         raise UserError(f"--size {text!r} is not HEIGHTxWIDTH in pixels, e.g. 256x256")
-    return h, w
+    return int(m[1]), int(m[2] or m[1])
 
 
 def profile_models(models: list[str], scales: list[Fraction], lr_size: tuple[int, int], device: str = "auto",
                    precision: str = "fp32", repeat: int = 3, model_opts: dict | None = None,
                    plugins: tuple[str, ...] = (), tile: int | None = None, tile_overlap: int | None = None,
                    progress=None) -> tuple[list[Profile], str]:
-    """``profile_forward`` for every (model, scale), models built as ``srbench run`` builds them, except that a
-    learned model given no checkpoint runs on seeded random weights (its ``weights`` column says ``untrained``):
-    parameters, FLOPs, time and memory do not depend on the values of the weights. Returns the profiles and the
-    device label."""
-    from sr_bench.errors import UserError
-    from sr_bench.models import load_plugin
-    from sr_bench.models.building import build_model, check_model_opts, check_scales
-    from sr_bench.provenance import device_name, resolve_device
-    from sr_bench.run.grid import ModelSpec
-    from sr_bench.run.precision import check_precision, device_label
-
+    """(``profile_forward`` of every (model, scale), the device label); models built as ``srbench run`` builds them,
+    except that one given no checkpoint runs on seeded random weights (``weights``: ``untrained``): parameters,
+    FLOPs, time and memory do not depend on the values of the weights."""
     if repeat < 1:
         raise UserError(f"--repeat must be >= 1, got {repeat}")
     if tile_overlap is not None and tile is None:
@@ -175,7 +149,7 @@ def profile_models(models: list[str], scales: list[Fraction], lr_size: tuple[int
     check_scales(built, scales)
     out = []
     for name, model in built:
-        tiling = Tiling(tile, model.tile_overlap if tile_overlap is None else tile_overlap) if tile else None
+        tiling = model_tiling(model, tile, tile_overlap)
         for s in scales:
             out.append(profile_forward(name, model, s, lr_size, dev, precision, repeat, tiling))
             if progress:
@@ -184,22 +158,16 @@ def profile_models(models: list[str], scales: list[Fraction], lr_size: tuple[int
 
 
 def profiles_table(profiles: list[Profile], fmt: str = "markdown") -> str:
-    """The profiles as a Markdown table (or CSV with exact integers); achieved FLOP/s, and MFU where the device has
-    a listed peak (run/peaks.py; "–" elsewhere, CPUs included)."""
-    from sr_bench.run.memory import size_text
-    from sr_bench.run.peaks import mfu_text, rate_text
-
+    """The profiles as a Markdown table (or CSV with exact integers); achieved FLOP/s (the counted FLOPs over the
+    median seconds), and MFU where the device has a listed peak (run/peaks.py; "–" elsewhere, CPUs included)."""
+    rates = [(flops_per_second(p.flops, p.seconds), mfu(p.flops, p.seconds, p.device, p.precision)) for p in profiles]
     if fmt == "csv":
-        import csv
-        import io
-
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(["model", "scale", "strategy", "lr_height", "lr_width", "sr_height", "sr_width", "parameters",
                     "flops", "seconds", "runs", "peak_memory", "added_memory", "checkpoint", "flops_per_second",
                     "mfu"])
-        for p in profiles:
-            rate, share = p.flops_per_second, p.mfu
+        for p, (rate, share) in zip(profiles, rates, strict=True):
             w.writerow([p.model, p.scale, p.strategy, *p.lr_size, *p.sr_size, p.parameters, p.flops,
                         f"{p.seconds:.6f}", p.runs, "" if p.peak_memory is None else p.peak_memory,
                         "" if p.added_memory is None else p.added_memory, p.checkpoint,
@@ -207,9 +175,9 @@ def profiles_table(profiles: list[Profile], fmt: str = "markdown") -> str:
         return buf.getvalue()
     lines = ["| model | scale | strategy | LR | SR | parameters | GFLOPs | seconds | FLOP/s | MFU | peak memory | "
              "forward added | weights |", "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
-    for p in profiles:
+    for p, (rate, share) in zip(profiles, rates, strict=True):
         lines.append(f"| {p.model} | x{p.scale} | {p.strategy} | {p.lr_size[0]}x{p.lr_size[1]} | "
                      f"{p.sr_size[0]}x{p.sr_size[1]} | {p.parameters:,} | {p.flops / 1e9:,.1f} | "
-                     f"{p.seconds:.3f} | {rate_text(p.flops_per_second)} | {mfu_text(p.mfu)} | "
+                     f"{p.seconds:.3f} | {rate_text(rate)} | {mfu_text(share)} | "
                      f"{size_text(p.peak_memory)} | {size_text(p.added_memory)} | {p.checkpoint[:12] or '-'} |")
     return "\n".join(lines)

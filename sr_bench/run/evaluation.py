@@ -1,45 +1,40 @@
 """The evaluator: one image -> rows, the same steps wherever it runs (this process, a pool worker, a Ray actor,
-training validation, ``compare --visual``).
-
-Per image: decode once, the protocol's case per scale (``protocol.prepare``), then per (scale, model) the forward
-(tiled on request, retried on smaller tiles when out of memory: ``forward``) and the metrics (``score``).
-``evaluate_images`` runs the same steps with a helper thread that decodes and prepares the next ``N`` images and
-computes the metrics of finished forwards, while this thread runs only forwards, so a GPU is not idle while the CPU
-decodes; the steps and their inputs are the same, so the rows are the same numbers (``tests/test_runner.py``).
-On CUDA the helper queues its work on a stream of its own and synchronises it before handing anything over; the
-forward's timing waits on its own stream only. Memory stays bounded: at most ``N`` prepared images and
-``MAX_PENDING`` SR images waiting for their metrics.
+training validation, ``compare --visual``): decode once, the protocol's case per scale, then per (scale, model) the
+forward and the metrics. ``evaluate_images`` moves decoding and metrics to a helper thread (on CUDA, on a stream of
+its own, synchronised before anything is handed over) so that a GPU is not idle while the CPU decodes; the steps and
+their inputs are the same, so the rows are the same numbers (``tests/test_runner.py``). Memory stays bounded: at most
+``N`` prepared images and ``MAX_PENDING`` SR images waiting for their metrics.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import io
 import json
 import math
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Iterator
 
 import numpy as np
 import torch
+from PIL import Image
 
 from sr_bench.data.items import ImageItem
 from sr_bench.errors import UserError
 from sr_bench.imaging.color import gray2rgb
-from sr_bench.metrics import create_metric
 from sr_bench.models.interface import Upscaler
 from sr_bench.models.registry import release_of
 from sr_bench.models.tiling import Tiling, halved
 from sr_bench.protocols import HRSource, ImageTooSmall, Protocol
 from sr_bench.run.context import Context
-from sr_bench.run.cost import timed_forward
+from sr_bench.run.cost import model_tiling, timed_forward
 from sr_bench.run.grid import ModelSpec
 from sr_bench.run.memory import ForwardMemory, MemoryBudgetExceeded
 from sr_bench.run.precision import REFERENCE_KEY
-from sr_bench.run.request import RunRequest
 from sr_bench.scales import scale_text
 from sr_bench.store import METRIC_COLUMNS
 
@@ -54,7 +49,7 @@ def new_row(ctx: Context, spec: ModelSpec, model: Upscaler, dataset: str, image:
         "scale": float(s), "scale_text": scale_text(s), "protocol": ctx.protocol.name,
         "protocol_fingerprint": ctx.protocol.fingerprint, "strategy": model.strategy_for(s),
         "untrained": bool(model.untrained), "checkpoint_sha256": sha, "release": release_of(spec.name, sha),
-        **dict.fromkeys((*METRIC_COLUMNS, *ctx.metric_names)), "seconds": None,
+        **dict.fromkeys((*METRIC_COLUMNS, *ctx.request.metric_names)), "seconds": None,
         "hr_height": None, "hr_width": None, "lr_height": None, "lr_width": None, "error": "", "error_kind": "",
         "device": ctx.device_label, "metric_weights": ctx.metric_prov, "package_versions": ctx.versions,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"),
@@ -94,94 +89,60 @@ def prepare_image(ctx: Context, dataset: str, item: ImageItem, scales: list[Frac
     return prep
 
 
-def _now(fn, *args):
-    fn(*args)
-
-
-def measure_image(ctx: Context, prep: Prepared, reference: bool, submit=_now, tick=None, emit=None) -> list:
-    """The evaluations of a prepared image as (row, spec, measured): forwards here, metrics through ``submit(score,
-    ...)`` (at once, or on a helper). ``emit(entries)``: called with each scale's entries, which are then not
-    returned. ``reference``: each measured evaluation also runs in fp32 for the precision drift."""
-    out = []
+def measure_image(ctx: Context, prep: Prepared, reference: bool, submit=lambda fn, *args: fn(*args),
+                  tick=None) -> Iterator[list]:
+    """Per scale, the rows of a prepared image: forwards here, metrics through ``submit(score, ...)`` (at once, or
+    on a helper). ``reference``: each measured evaluation also runs in fp32 for the precision drift."""
     for s, todo, case, error in prep.cases:
-        entries = []
+        rows = []
         for spec, model in todo:
             row = new_row(ctx, spec, model, prep.dataset, prep.item.name, s)
             if case is None:
                 row["error"], row["error_kind"] = error, "data"
-            else:
-                sr = forward(row, model, case, s, ctx)
-                if sr is None:
-                    row["error_kind"] = "model"
-                else:
-                    submit(score, row, sr, case, ctx, reference_forward(model, case, s, ctx) if reference else None)
-            entries.append((row, spec, case is not None))
+            elif (sr := forward(row, model, case, s, ctx)) is not None:  # None: the row says why
+                submit(score, row, sr, case, ctx, reference_forward(model, case, s, ctx) if reference else None)
+            rows.append(row)
             if tick:
                 tick(1)
-        if emit is not None and entries:
-            emit(entries)
-        else:
-            out += entries
-    return out
+        yield rows
 
 
-def finished(prep: Prepared, entries: list) -> tuple[list[dict], list[str]]:
-    """The rows of measured entries, and the warnings of those that failed (or of their metrics that failed)."""
+def failures(prep: Prepared, rows: list[dict]) -> list[str]:
+    """The warnings of measured evaluations that failed, or whose metrics failed (an unusable image's rows are said
+    once, by ``prep.warnings``)."""
     warns = []
-    for row, spec, measured in entries:
-        where = f"{prep.dataset}/{prep.item.name} x{row['scale_text']} {spec.name}"
-        if measured and row["error"]:
+    for row in rows:
+        where = f"{prep.dataset}/{prep.item.name} x{row['scale_text']} {row['model']}"
+        if row["error"] and row["error_kind"] != "data":
             warns.append(f"{where}: {row['error']}")
         elif row.get("metric_errors"):
             warns += [f"{where}: metric {name} failed ({why}); the other metrics are kept"
                       for name, why in json.loads(row["metric_errors"]).items()]
-    return [row for row, _, _ in entries], warns
+    return warns
 
 
 def evaluate_image(ctx: Context, dataset: str, item: ImageItem, scales: list[Fraction],
-                   skip: frozenset = frozenset(), tick=None, reference: bool = False,
-                   emit=None) -> tuple[list[dict], list[str]]:
+                   skip: frozenset = frozenset(), tick=None, reference: bool = False) -> tuple[list[dict], list[str]]:
     """Rows for one image at every scale and model not in ``skip`` ({(model, scale_text)}), and warnings.
-    ``reference``: also run each evaluation in fp32 for the precision drift (``REFERENCE_KEY`` on the rows).
-    ``emit(rows, warnings)``: called after each scale with that scale's rows, which are then not returned (a slow
-    model's finished scales can be saved before the image is done)."""
+    ``reference``: also run each evaluation in fp32 for the precision drift (``REFERENCE_KEY`` on the rows)."""
     prep = prepare_image(ctx, dataset, item, scales, skip)
-    warns = list(prep.warnings)
-
-    def scale_done(entries) -> None:
-        rows, more = finished(prep, entries)
-        emit(rows, warns + more)
-        warns.clear()
-
-    rows, more = finished(prep, measure_image(ctx, prep, reference, tick=tick, emit=scale_done if emit else None))
-    return rows, warns + more
+    rows = [row for scale in measure_image(ctx, prep, reference, tick=tick) for row in scale]
+    return rows, prep.warnings + failures(prep, rows)
 
 
-@dataclass
-class _Image:
-    prep: Prepared
-    entries: list = field(default_factory=list)
-    futures: list = field(default_factory=list)
-
-    def done(self) -> bool:
-        return all(f.done() for f in self.futures)
-
-    def result(self) -> tuple[str, list[dict], list[str]]:
-        for f in self.futures:
-            f.result()  # re-raises a bug in the helper; measurement errors are already on the rows
-        rows, warns = finished(self.prep, self.entries)
-        return self.prep.dataset, rows, self.prep.warnings + warns
-
-
-def evaluate_images(ctx: Context, jobs: list, scales: list[Fraction], prefetch: int, reference_jobs: int = 0,
-                    tick=None, emit=None) -> Iterator[tuple[str, list[dict], list[str]]]:
+def evaluate_images(ctx: Context, jobs: list, scales: list[Fraction], prefetch: int, reference_jobs: int, tick,
+                    emit) -> Iterator[tuple[str, list[dict], list[str]]]:
     """(dataset, rows, warnings) per job [(dataset, ImageItem, skip)], in order. The first ``reference_jobs`` jobs
     also run in fp32 for the precision drift. ``prefetch`` 0 is the plain sequential loop, where ``emit(dataset,
-    rows, warnings)`` receives each scale's rows as soon as they exist."""
+    rows, warnings)`` receives each scale's rows as soon as they exist (a slow image is saved as it goes)."""
     if prefetch <= 0:
         for i, (dataset, item, skip) in enumerate(jobs):
-            each = (lambda rows, warns, d=dataset: emit(d, rows, warns)) if emit else None
-            yield dataset, *evaluate_image(ctx, dataset, item, scales, skip, tick, i < reference_jobs, each)
+            prep = prepare_image(ctx, dataset, item, scales, skip)
+            warns = prep.warnings
+            for rows in measure_image(ctx, prep, i < reference_jobs, tick=tick):
+                emit(dataset, rows, warns + failures(prep, rows))
+                warns = []
+            yield dataset, [], warns
         return
     side = torch.cuda.Stream(ctx.device) if ctx.device.type == "cuda" else None
 
@@ -197,7 +158,7 @@ def evaluate_images(ctx: Context, jobs: list, scales: list[Fraction], prefetch: 
                                 initializer=torch.set_num_threads, initargs=(torch.get_num_threads(),))
     prepared: deque[tuple[Future, int]] = deque()
     pending: deque[Future] = deque()
-    waiting: deque[_Image] = deque()
+    waiting: deque[tuple[Prepared, list, list[Future]]] = deque()  # measured images: (prep, rows, metrics)
     upcoming = iter(enumerate(jobs))
 
     def refill() -> None:
@@ -206,25 +167,30 @@ def evaluate_images(ctx: Context, jobs: list, scales: list[Fraction], prefetch: 
             if len(prepared) >= prefetch:
                 return
 
+    def result(prep, rows, futures):
+        for f in futures:
+            f.result()  # re-raises a bug in the helper; measurement errors are already on the rows
+        return prep.dataset, rows, prep.warnings + failures(prep, rows)
+
     try:
         refill()
         while prepared:
             fut, index = prepared.popleft()
-            image = _Image(fut.result())
+            prep, futures = fut.result(), []
             refill()  # the helper decodes the next images while this one runs
 
-            def submit(fn, *args, image=image):
+            def submit(fn, *args, futures=futures):
                 while len(pending) >= MAX_PENDING:
                     pending.popleft().result()
                 pending.append(helper.submit(on_helper, fn, *args))
-                image.futures.append(pending[-1])
+                futures.append(pending[-1])
 
-            image.entries = measure_image(ctx, image.prep, index < reference_jobs, submit, tick)
-            waiting.append(image)
-            while waiting and (waiting[0].done() or len(waiting) > 1):
-                yield waiting.popleft().result()
+            rows = [row for scale in measure_image(ctx, prep, index < reference_jobs, submit, tick) for row in scale]
+            waiting.append((prep, rows, futures))
+            while waiting and (all(f.done() for f in waiting[0][2]) or len(waiting) > 1):
+                yield result(*waiting.popleft())
         while waiting:
-            yield waiting.popleft().result()
+            yield result(*waiting.popleft())
     finally:
         for f, _ in prepared:
             f.cancel()
@@ -234,14 +200,8 @@ def evaluate_images(ctx: Context, jobs: list, scales: list[Fraction], prefetch: 
 def unmeasured_rows(ctx: Context, dataset: str, item: ImageItem, scales: list[Fraction], skip: frozenset,
                     error: str, kind: str) -> list[dict]:
     """Error rows for every evaluation of an image that could not be run at all (e.g. it took its workers down)."""
-    rows = []
-    for s in scales:
-        for spec, model in ctx.models:
-            if (spec.name, scale_text(s)) not in skip:
-                row = new_row(ctx, spec, model, dataset, item.name, s)
-                row["error"], row["error_kind"] = error, kind
-                rows.append(row)
-    return rows
+    return [{**new_row(ctx, spec, model, dataset, item.name, s), "error": error, "error_kind": kind}
+            for s in scales for spec, model in ctx.models if (spec.name, scale_text(s)) not in skip]
 
 
 def model_input(case) -> torch.Tensor:
@@ -270,13 +230,6 @@ def super_resolve_case(model: Upscaler, case, s: Fraction, protocol: Protocol, p
     return sr, seconds
 
 
-def requested_tiling(request: RunRequest, model: Upscaler) -> Tiling | None:
-    """``--tile N --tile-overlap K`` for this model (K defaults to the model family's ``tile_overlap``)."""
-    if not request.tile:
-        return None
-    return Tiling(request.tile, model.tile_overlap if request.tile_overlap is None else request.tile_overlap)
-
-
 def forward(row: dict, model: Upscaler, case, s: Fraction, ctx: Context) -> torch.Tensor | None:
     """Fill the row's sizes, ``seconds``, tiling and memory (and with ``--profile`` its cost); the quantised SR, or
     None with the row's error set. A forward that runs out of memory (CUDA, or ``--max-memory`` on CPU) is retried
@@ -284,7 +237,7 @@ def forward(row: dict, model: Upscaler, case, s: Fraction, ctx: Context) -> torc
     lr_size = (case.lr.shape[-2], case.lr.shape[-1])
     row.update(hr_height=case.sr_size[0], hr_width=case.sr_size[1], lr_height=lr_size[0], lr_width=lr_size[1])
     setup, budget = ctx.request, ctx.setup.max_memory
-    tiling = requested_tiling(setup, model)
+    tiling = model_tiling(model, setup.tile, setup.tile_overlap)
     reason = "--tile" if tiling else ""
     measure = model.learned or setup.profile  # a trim before an interpolation's forward costs more than it does
     try:
@@ -320,65 +273,43 @@ def forward(row: dict, model: Upscaler, case, s: Fraction, ctx: Context) -> torc
 
 def reference_forward(model: Upscaler, case, s: Fraction, ctx: Context):
     """(fp32 SR, seconds) of the same evaluation, for the drift of a non-fp32 run; None if it fails."""
-    if ctx.request.precision == "fp32":
-        return None
     try:
-        return super_resolve_case(model, case, s, ctx.protocol, "fp32", requested_tiling(ctx.request, model))
+        tiling = model_tiling(model, ctx.request.tile, ctx.request.tile_overlap)
+        return super_resolve_case(model, case, s, ctx.protocol, "fp32", tiling)
     except Exception:  # the drift then skips this evaluation; the row itself is unaffected
         return None
 
 
 def score(row: dict, sr: torch.Tensor, case, ctx: Context, ref=None) -> None:
-    """The metrics of ``sr`` into the row (or its error); with ``ref`` (fp32 SR, seconds), the drift's PSNRs."""
-    _measure_metrics(row, sr, case, ctx.protocol, ctx.metrics)
-    if ref is not None and not row["error"] and not row["metric_errors"]:
-        psnr = drift_psnr(ctx)
-        with torch.inference_mode():
-            pair = (ctx.protocol.views(sr, case).pair(psnr.info.view),
-                    ctx.protocol.views(ref[0], case).pair(psnr.info.view))
-            row[REFERENCE_KEY] = {"psnr": psnr.compute(*pair[0]), "psnr_fp32": psnr.compute(*pair[1]),
-                                  "seconds_fp32": ref[1]}
-
-
-def drift_psnr(ctx: Context):
-    """The PSNR metric the drift uses: the run's own, or one made for it when the run measures no PSNR."""
-    if "psnr" in ctx.metrics:
-        return ctx.metrics["psnr"]
-    if ctx.drift_metric is None:
-        ctx.drift_metric = create_metric("psnr")
-        ctx.drift_metric.load(ctx.device)
-    return ctx.drift_metric
-
-
-def _measure_metrics(row: dict, sr: torch.Tensor, case, protocol: Protocol, metrics: dict) -> None:
-    """Each metric into its column. One that raises leaves its column empty and its error in ``metric_errors``,
-    the others keep their values (pyiqa's MS-SSIM refuses images under 176 px; PSNR still holds); the row's
-    ``error`` is set only when no metric gave a value."""
+    """Each metric of ``sr`` into its column. One that raises leaves its column empty and its error in
+    ``metric_errors``, the others keep their values (pyiqa's MS-SSIM refuses images under 176 px; PSNR still holds);
+    the row's ``error`` is set only when no metric gave a value. With ``ref`` (fp32 SR, seconds): the drift's PSNRs."""
     try:
-        views = protocol.views(sr, case)
+        views = ctx.protocol.views(sr, case)
     except Exception as e:  # one image's failure must not lose the run; the row says what happened
         row["error"], row["error_kind"] = f"{type(e).__name__}: {e}", "metric"
         return
     failed = {}
     with torch.inference_mode():
-        for name, metric in metrics.items():
+        for name, metric in ctx.metrics.items():
             try:
                 row[name] = metric_value(name, metric.compute(*views.pair(metric.info.view)))
             except Exception as e:
                 row[name] = None
                 failed[name] = f"{type(e).__name__}: {str(e).strip()}"
-    if failed:
-        row["metric_errors"] = json.dumps(failed, sort_keys=True)
-        if len(failed) == len(metrics):
-            row["error"], row["error_kind"] = "; ".join(f"{n}: {why}" for n, why in failed.items()), "metric"
+        if failed:
+            row["metric_errors"] = json.dumps(failed, sort_keys=True)
+            if len(failed) == len(ctx.metrics):
+                row["error"], row["error_kind"] = "; ".join(f"{n}: {why}" for n, why in failed.items()), "metric"
+        elif ref is not None:
+            psnr = ctx.drift_psnr
+            row[REFERENCE_KEY] = {"psnr": psnr.compute(*views.pair(psnr.info.view)),
+                                  "psnr_fp32": psnr.compute(*ctx.protocol.views(ref[0], case).pair(psnr.info.view)),
+                                  "seconds_fp32": ref[1]}
 
 
 def png_bytes(sr: torch.Tensor) -> bytes:
     """A quantised SR (C, H, W, 0..255) as a lossless 8-bit PNG (exact when the protocol quantises to integers)."""
-    import io
-
-    from PIL import Image
-
     arr = sr.round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
     buf = io.BytesIO()
     Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr).save(buf, format="PNG")

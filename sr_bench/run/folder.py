@@ -1,17 +1,16 @@
-"""A run folder belongs to one request and one writer at a time.
+"""A run folder belongs to one request and one writer at a time (docs/results.md).
 
-- **Lock**: a writer holds an exclusive ``flock`` on ``<run folder>/.lock`` for as long as it runs; the OS drops it
-  when the process dies (however it dies), so a crashed run never leaves a stale lock, and a second writer is
-  refused while the first one lives. The file itself stays (deleting a lock file races with a process opening it).
-- **Request**: ``run.json``'s ``request`` is what the folder measures. Running into the folder again with the same
-  request continues it (as ``--resume``); a different one is refused, naming what differs, since rows of two
-  requests would mix in one table.
-- **Data**: ``run.json`` records the sha256 of every dataset file. A resumed run hashes them again and refuses to
-  continue when a file changed, appeared or disappeared: its rows would describe two different datasets.
+- **Lock**: a writer holds an exclusive ``flock`` on ``<run folder>/.lock``; the OS drops it when the process dies,
+  so a crashed run leaves no stale lock. The file stays (deleting a lock file races with a process opening it).
+- **Request**: the same request continues the folder (as ``--resume``); another is refused, naming what differs,
+  since rows of two requests would mix in one table.
+- **Data**: a resume hashes the dataset files again and refuses to continue when one changed, appeared or
+  disappeared: its rows would describe two different datasets.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import math
@@ -23,7 +22,7 @@ from pathlib import Path
 from sr_bench.data.items import Dataset
 from sr_bench.errors import UserError
 from sr_bench.hashing import file_sha256
-from sr_bench.metrics import metric_info, metric_source
+from sr_bench.metrics import metric_info, metric_options, metric_source
 from sr_bench.models.registry import release_of
 from sr_bench.provenance import package_versions
 from sr_bench.run.evaluation import quantises_to_integers
@@ -40,70 +39,51 @@ _REQUEST_DEFAULTS = {"model_opts": {}, "metric_opts": {}, "save_images": False, 
 # request keys that do not decide what is measured: the data root only says where the files are (their hashes
 # are checked instead); a memory budget only decides which images are retried tiled, and each row records that
 _LOCATION_KEYS = ("data_root", "max_memory")
-# how a request key is spelled on the command line
-_FLAGS = {"models": "--models", "datasets": "--datasets", "scales": "--scales", "protocol": "--protocol",
-          "metrics": "--metrics", "lpips_weights": "--lpips-weights", "plugins": "--plugin",
-          "allow_untrained": "--allow-untrained", "model_opts": "--model-opt", "metric_opts": "--metric-opt",
-          "save_images": "--save-images", "precision": "--precision", "tile": "--tile",
-          "tile_overlap": "--tile-overlap", "profile": "--profile"}
+# request keys whose option is not spelled --key-with-dashes
+_FLAGS = {"plugins": "--plugin", "model_opts": "--model-opt", "metric_opts": "--metric-opt"}
 
 
-class FolderLock:
-    """An exclusive lock on a run folder, held until ``release`` (or the process's death)."""
-
-    def __init__(self, run_dir: Path):
-        self.run_dir = Path(run_dir)
-        self._file = None
-        self.held = False
-
-    def __enter__(self) -> "FolderLock":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.release()
-
-    def acquire(self) -> "FolderLock":
-        try:
-            import fcntl
-        except ImportError:  # not POSIX: no advisory locks; the run works, unguarded
-            self.held = True
-            return self
-        path = self.run_dir / LOCK_NAME
-        try:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            f = open(path, "a+")
-        except OSError as e:
-            raise UserError(f"cannot write the run folder {str(self.run_dir)!r} ({e.strerror}); give a writable "
-                            f"--out") from None
+@contextlib.contextmanager
+def folder_lock(run_dir: Path):
+    """An exclusive lock on a run folder for the block (the OS drops it when the process dies first)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no advisory locks; the run works, unguarded
+        yield
+        return
+    run_dir = Path(run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        f = open(run_dir / LOCK_NAME, "a+")
+    except OSError as e:
+        raise UserError(f"cannot write the run folder {str(run_dir)!r} ({e.strerror}); give a writable --out") from None
+    with f:  # closing drops the flock
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             f.seek(0)
-            holder = f.read().strip() or "another process"
-            f.close()
-            raise UserError(f"run folder {str(self.run_dir)!r} is in use by another srbench run ({holder}); wait "
-                            f"for it to finish, or give another --out") from None
+            raise UserError(f"run folder {str(run_dir)!r} is in use by another srbench run "
+                            f"({f.read().strip() or 'another process'}); wait for it to finish, or give another "
+                            f"--out") from None
         f.seek(0)
         f.truncate()
         f.write(f"pid {os.getpid()} since {dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')}\n")
         f.flush()
-        self._file, self.held = f, True
-        return self
-
-    def release(self) -> None:
-        if self._file is not None:
-            self._file.close()  # closing drops the flock
-            self._file = None
-        self.held = False
+        yield
 
 
-def check_creatable(run_dir: Path) -> None:
-    """A one-line error unless ``run_dir`` exists as a folder or can be created (checked before any model loads)."""
+def check_new_folder(run_dir: Path) -> None:
+    """A one-line error unless ``run_dir`` can become a run folder before any model loads: a creatable folder that
+    holds no files but the lock (rows must not land among someone's other files)."""
     run_dir = Path(run_dir)
+    if run_dir.is_dir():
+        other = sorted(p.name for p in run_dir.iterdir() if p.name != LOCK_NAME)
+        if other:
+            shown = ", ".join(other[:3]) + (", ..." if len(other) > 3 else "")
+            raise UserError(f"--out {str(run_dir)!r} holds other files ({shown}) and no run.json, so it is not a run "
+                            f"folder; give a new or empty folder")
     probe = run_dir
-    while not probe.exists():
-        if probe.parent == probe:
-            break
+    while not probe.exists() and probe.parent != probe:
         probe = probe.parent
     if not probe.is_dir():
         raise UserError(f"cannot create the run folder {str(run_dir)!r}: {str(probe)!r} is a file; give another --out")
@@ -112,29 +92,10 @@ def check_creatable(run_dir: Path) -> None:
         raise UserError(f"cannot write the run folder {str(run_dir)!r}{where}; give a writable --out")
 
 
-def check_not_foreign(run_dir: Path) -> None:
-    """Refuse a folder that holds files but no run.json: it is not a run folder, and rows must not land among
-    someone's other files."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir() or (run_dir / "run.json").is_file():
-        return
-    other = sorted(p.name for p in run_dir.iterdir() if p.name != LOCK_NAME)
-    if other:
-        shown = ", ".join(other[:3]) + (", ..." if len(other) > 3 else "")
-        raise UserError(f"--out {str(run_dir)!r} holds other files ({shown}) and no run.json, so it is not a run "
-                        f"folder; give a new or empty folder")
-
-
-def remove_partial_writes(run_dir: Path) -> int:
+def remove_partial_writes(run_dir: Path) -> None:
     """Delete the temporary files of writes a crash cut short (only under the lock: a live writer's are its own)."""
-    run_dir = Path(run_dir)
-    found = list(run_dir.glob(f"{TMP_PREFIX}*"))  # run.json's
-    for sub in ("rows", "images"):
-        if (run_dir / sub).is_dir():
-            found += (run_dir / sub).rglob(f"{TMP_PREFIX}*")
-    for p in found:
+    for p in list(Path(run_dir).rglob(f"{TMP_PREFIX}*")):  # run.json, rows/ and images/
         p.unlink(missing_ok=True)
-    return len(found)
 
 
 def _plain(value):
@@ -151,18 +112,17 @@ def request_differences(stored: dict, given: dict) -> list[str]:
         old = _plain(stored.get(key, _REQUEST_DEFAULTS.get(key)))
         new = _plain(value)
         if old != new:
-            out.append(f"{_FLAGS.get(key, key)} {_show(new)} (the run has {_show(old)})")
+            flag = _FLAGS.get(key, f"--{key.replace('_', '-')}")
+            out.append(f"{flag} {_show(new)} (the run has {_show(old)})")
     return out
 
 
 def _show(value) -> str:
-    if value is None:
-        return "default"
+    if isinstance(value, dict):
+        value = [f"{k}={v}" for k, v in value.items()]
     if isinstance(value, list):
         return ",".join(map(str, value)) or "none"
-    if isinstance(value, dict):
-        return ",".join(f"{k}={v}" for k, v in value.items()) or "none"
-    return str(value)
+    return "default" if value is None else str(value)
 
 
 def dataset_record(ds: Dataset) -> dict:
@@ -183,23 +143,21 @@ def _sha256(path: Path) -> str | None:
         return None
 
 
-def data_change(stored: list[dict], current: list[dict]) -> str | None:
-    """Why the datasets now differ from the ones the run started on (one line, naming a file), or None."""
+def check_data(run_dir: Path, stored: list[dict], current: list[dict]) -> None:
+    """A one-line error, naming a file, when the datasets differ from the ones the run started on."""
     old = {d["name"]: d for d in stored}
     for d in current:
         before = (old.get(d["name"]) or {}).get("files_sha256")
         if before is None:  # recorded by an sr_bench that did not hash the data: nothing to compare
             continue
         now = d["files_sha256"]
-        changed = [n for n in now if n in before and now[n] != before[n]]
-        gone = [n for n in before if n not in now]
-        new = [n for n in now if n not in before]
-        for names, what in ((changed, "changed"), (gone, "is gone"), (new, "is new")):
-            if names:
-                more = f" (and {len(changed) + len(gone) + len(new) - 1} more)" if len(changed + gone + new) > 1 else ""
-                return (f"dataset {d['name']}: file {names[0]} {what} since the run started{more}; restore the "
-                        f"data it measured, or start a new run with another --out")
-    return None
+        found = ([(n, "changed") for n in now if n in before and now[n] != before[n]]
+                 + [(n, "is gone") for n in before if n not in now] + [(n, "is new") for n in now if n not in before])
+        if found:
+            more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+            raise UserError(f"cannot continue {run_dir}: dataset {d['name']}: file {found[0][0]} {found[0][1]} "
+                            f"since the run started{more}; restore the data it measured, or start a new run with "
+                            f"another --out")
 
 
 def continues(run_dir: Path, request: dict, protocol, data: list[dict]) -> bool:
@@ -208,9 +166,7 @@ def continues(run_dir: Path, request: dict, protocol, data: list[dict]) -> bool:
     if not (run_dir / "run.json").is_file():
         return False
     old = read_manifest(run_dir)
-    change = data_change(old.get("datasets") or [], data)
-    if change:
-        raise UserError(f"cannot continue {run_dir}: {change}")
+    check_data(run_dir, old.get("datasets") or [], data)
     stored = old.get("request")
     if stored is None:
         raise UserError(f"{run_dir}/run.json has no stored request (made by an older sr_bench); give another --out")
@@ -229,8 +185,7 @@ def continues(run_dir: Path, request: dict, protocol, data: list[dict]) -> bool:
 
 def new_manifest(run_dir: Path, request: dict, ctx, data: list[dict], resumed: bool, session: dict) -> dict:
     """run.json of a session: the request, what each model and metric is, the data's hashes, the protocol's rules,
-    and ``execution``: one ``session`` entry per session, since a resume may switch a speed lever
-    (``run.levers.session_entry``; the executor adds what it did)."""
+    and ``execution``: one ``session`` entry per session, since a resume may switch a speed lever."""
     protocol = ctx.protocol
     manifest = {
         "run_id": run_dir.name,
@@ -245,7 +200,7 @@ def new_manifest(run_dir: Path, request: dict, ctx, data: list[dict], resumed: b
         "scales": request["scales"],
         "protocol": {"name": protocol.name, "fingerprint": protocol.fingerprint, "rules": protocol.rules()},
         "metrics": list(ctx.metrics),
-        "metric_info": {n: _info_json(n, ctx.request.metric_options(n)) for n in ctx.metrics},
+        "metric_info": {n: _info_json(n, metric_options(n, ctx.request.metric_opts)) for n in ctx.metrics},
         "metric_weights": json.loads(ctx.metric_prov),
         "images": ({"folder": IMAGES_DIR, "pattern": f"{IMAGES_DIR}/<model>/<dataset>/x<scale>/<image>.png",
                     "format": "png, 8-bit, lossless", "exact": quantises_to_integers(protocol)}

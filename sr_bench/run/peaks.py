@@ -1,16 +1,8 @@
 """Peak dense FLOP/s of known GPUs per precision, and how close a measured forward came to it (MFU).
 
-MFU (model FLOP utilisation) = achieved FLOP/s / peak FLOP/s. Achieved: the forward's counted FLOPs
-(``sr_bench.run.cost``: matrix multiplications and convolutions, 2 per multiply-add) over its measured seconds.
-Peak: the vendor's dense figure (no structured sparsity: the datasheets' "with sparsity" numbers halved) for the
-arithmetic the forward ran in:
-
-- ``fp32``: the CUDA cores' FP32 rate (sr_bench's fp32 turns cuDNN's TF32 off, so no tensor cores);
-- ``tf32``: the TF32 tensor-core rate;
-- ``bf16`` / ``fp16``: the 16-bit tensor-core rate with FP32 accumulation (what autocast's convolutions use).
-
-Unknown devices, MIG slices (a fraction of the chip) and CPUs have no peak: only FLOP/s are reported. The table, each
-number's source and how to add a GPU are in docs/gpu-check.md ("Peak FLOP/s and MFU").
+MFU = achieved FLOP/s (the FLOPs ``sr_bench.run.cost`` counts over the forward's seconds) / the vendor's dense peak
+for the arithmetic the forward ran in; CPUs, MIG slices and unlisted GPUs have FLOP/s only. The table's sources and
+how to add a GPU: docs/gpu-check.md ("Peak FLOP/s and MFU").
 """
 
 from __future__ import annotations
@@ -19,43 +11,37 @@ import math
 import re
 from dataclasses import dataclass
 
+from sr_bench.run.precision import PRECISIONS
+
 TERA = 1e12
+
+
+def _rates(fp32: float, tf32: float | None, half: float) -> dict[str, float]:
+    """TFLOP/s: CUDA-core FP32 (sr_bench's fp32 turns cuDNN's TF32 off), TF32 and 16-bit tensor cores (FP32
+    accumulation, as autocast's convolutions); a chip without TF32 (before Ampere) has no bf16 either."""
+    return {"fp32": fp32, "tf32": tf32, "bf16": half, "fp16": half} if tf32 else {"fp32": fp32, "fp16": half}
+
 
 # (pattern on the CUDA device name, the chip as shown, TFLOP/s per precision, source); the first match wins, so a
 # variant (H100 PCIe) comes before its family's default (H100 SXM, named "NVIDIA H100 80GB HBM3" by the driver)
 _PEAKS: tuple[tuple[str, str, dict[str, float], str], ...] = (
-    (r"\bH100 PCIe\b", "H100 PCIe", {"fp32": 51.0, "tf32": 378.0, "bf16": 756.5, "fp16": 756.5},
-     "NVIDIA H100 datasheet"),
-    (r"\bH100 NVL\b", "H100 NVL", {"fp32": 60.0, "tf32": 417.5, "bf16": 835.5, "fp16": 835.5},
-     "NVIDIA H100 datasheet"),
-    (r"\bH100\b", "H100 SXM", {"fp32": 67.0, "tf32": 494.5, "bf16": 989.5, "fp16": 989.5},
-     "NVIDIA H100 datasheet"),
-    (r"\bGH200\b", "GH200", {"fp32": 67.0, "tf32": 494.5, "bf16": 989.5, "fp16": 989.5},
-     "NVIDIA GH200 datasheet"),
-    (r"\bH200 NVL\b", "H200 NVL", {"fp32": 60.0, "tf32": 417.5, "bf16": 835.5, "fp16": 835.5},
-     "NVIDIA H200 datasheet"),
-    (r"\bH200\b", "H200 SXM", {"fp32": 67.0, "tf32": 494.5, "bf16": 989.5, "fp16": 989.5},
-     "NVIDIA H200 datasheet"),
-    (r"\bA100\b", "A100", {"fp32": 19.5, "tf32": 156.0, "bf16": 312.0, "fp16": 312.0},
-     "NVIDIA A100 datasheet"),
-    (r"\bA10\b", "A10", {"fp32": 31.2, "tf32": 62.5, "bf16": 125.0, "fp16": 125.0},
-     "NVIDIA A10 datasheet"),
-    (r"\bL40S\b", "L40S", {"fp32": 91.6, "tf32": 183.0, "bf16": 362.05, "fp16": 362.05},
-     "NVIDIA L40S datasheet"),
-    (r"\bL40\b", "L40", {"fp32": 90.5, "tf32": 90.5, "bf16": 181.05, "fp16": 181.05},
-     "NVIDIA L40 datasheet"),
-    (r"\bL4\b", "L4", {"fp32": 30.3, "tf32": 60.0, "bf16": 121.0, "fp16": 121.0},
-     "NVIDIA L4 datasheet"),
-    (r"\bRTX 4090\b", "GeForce RTX 4090", {"fp32": 82.6, "tf32": 82.6, "bf16": 165.2, "fp16": 165.2},
-     "NVIDIA Ada GPU architecture whitepaper"),
-    (r"\bRTX 3090\b", "GeForce RTX 3090", {"fp32": 35.6, "tf32": 35.6, "bf16": 71.0, "fp16": 71.0},
-     "NVIDIA Ampere GA102 GPU architecture whitepaper"),
-    (r"\bV100-PCIE\b", "V100 PCIe", {"fp32": 14.0, "fp16": 112.0}, "NVIDIA V100 datasheet"),
-    (r"\bV100\b", "V100 SXM2", {"fp32": 15.7, "fp16": 125.0}, "NVIDIA V100 datasheet"),
-    (r"\bT4\b", "T4", {"fp32": 8.1, "fp16": 65.0}, "NVIDIA T4 datasheet"),
+    (r"\bH100 PCIe\b", "H100 PCIe", _rates(51.0, 378.0, 756.5), "NVIDIA H100 datasheet"),
+    (r"\bH100 NVL\b", "H100 NVL", _rates(60.0, 417.5, 835.5), "NVIDIA H100 datasheet"),
+    (r"\bH100\b", "H100 SXM", _rates(67.0, 494.5, 989.5), "NVIDIA H100 datasheet"),
+    (r"\bGH200\b", "GH200", _rates(67.0, 494.5, 989.5), "NVIDIA GH200 datasheet"),
+    (r"\bH200 NVL\b", "H200 NVL", _rates(60.0, 417.5, 835.5), "NVIDIA H200 datasheet"),
+    (r"\bH200\b", "H200 SXM", _rates(67.0, 494.5, 989.5), "NVIDIA H200 datasheet"),
+    (r"\bA100\b", "A100", _rates(19.5, 156.0, 312.0), "NVIDIA A100 datasheet"),
+    (r"\bA10\b", "A10", _rates(31.2, 62.5, 125.0), "NVIDIA A10 datasheet"),
+    (r"\bL40S\b", "L40S", _rates(91.6, 183.0, 362.05), "NVIDIA L40S datasheet"),
+    (r"\bL40\b", "L40", _rates(90.5, 90.5, 181.05), "NVIDIA L40 datasheet"),
+    (r"\bL4\b", "L4", _rates(30.3, 60.0, 121.0), "NVIDIA L4 datasheet"),
+    (r"\bRTX 4090\b", "GeForce RTX 4090", _rates(82.6, 82.6, 165.2), "NVIDIA Ada GPU architecture whitepaper"),
+    (r"\bRTX 3090\b", "GeForce RTX 3090", _rates(35.6, 35.6, 71.0), "NVIDIA Ampere GA102 GPU architecture whitepaper"),
+    (r"\bV100-PCIE\b", "V100 PCIe", _rates(14.0, None, 112.0), "NVIDIA V100 datasheet"),
+    (r"\bV100\b", "V100 SXM2", _rates(15.7, None, 125.0), "NVIDIA V100 datasheet"),
+    (r"\bT4\b", "T4", _rates(8.1, None, 65.0), "NVIDIA T4 datasheet"),
 )
-
-PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 
 
 @dataclass(frozen=True)
@@ -75,7 +61,6 @@ def peak_flops(device: str, precision: str = "fp32") -> Peak | None:
     name = str(device)
     if name.startswith("cpu") or " MIG " in f" {name} ":
         return None
-    name = name[len("cuda:"):] if name.startswith("cuda:") else name
     for pattern, chip, rates, source in _PEAKS:
         if re.search(pattern, name, flags=re.IGNORECASE):
             rate = rates.get(precision)
@@ -124,9 +109,8 @@ def peak_note(device: str, precision: str = "fp32") -> str:
 
 
 def rows_utilisation(rows) -> list[dict]:
-    """Per (model, device label) of a run's measured rows that carry FLOPs (``srbench run --profile``): evaluations,
-    mean FLOPs per evaluation, achieved FLOP/s (summed FLOPs / summed forward seconds) and MFU (None without a
-    listed peak)."""
+    """Per (model, device label) of a run's measured rows with FLOPs (``srbench run --profile``): evaluations, mean
+    FLOPs per evaluation, achieved FLOP/s (summed FLOPs / summed seconds) and MFU (None without a listed peak)."""
     ok = rows[(rows["error"].fillna("") == "") & rows["flops"].notna() & rows["seconds"].notna()] \
         if "flops" in rows else rows.iloc[0:0]
     out = []

@@ -1,15 +1,8 @@
-"""Numeric precision of the model forward: ``srbench run --precision`` and ``srbench train --precision``.
-
-- ``fp32``: IEEE float32. On CUDA this turns TF32 off for matmuls *and* cuDNN convolutions (PyTorch's default lets
-  cuDNN convolutions use TF32), so an fp32 row is a float32 result on every device.
-- ``tf32``: float32 tensors, matmuls and convolutions on the TF32 tensor cores (CUDA only: a CPU has no TF32 mode).
-- ``bf16``: ``torch.autocast`` to bfloat16 around the forward (CUDA and CPU); the ops autocast keeps in float32 stay
-  IEEE float32, and float64 work (the MATLAB-bicubic resizes some adapters run) is never cast.
-- ``fp16``: ``torch.autocast`` to float16 (CUDA only: CPU float16 convolutions are slow and not what a GPU computes).
-
-Weights stay float32 in every mode; only the arithmetic changes. Autocast is thread-local; the TF32 switches are
-process-wide, which is why an evaluation holds them for its whole loop (``tf32_switches``) so that metrics computed
-on a helper thread (LPIPS runs float32 convolutions) see one setting for the whole run.
+"""Numeric precision of the model forward: ``srbench run --precision`` and ``srbench train --precision`` (README,
+"GPU path"): fp32 (TF32 off on CUDA, also for cuDNN convolutions), tf32 (CUDA only), bf16 and fp16 (autocast; fp16
+CUDA only: CPU float16 convolutions are slow and not what a GPU computes). Autocast is thread-local; the TF32
+switches are process-wide, which is why an evaluation holds them for its whole loop (``tf32_switches``) so that
+metrics computed on a helper thread (LPIPS runs float32 convolutions) see one setting.
 """
 
 from __future__ import annotations
@@ -50,27 +43,22 @@ def device_label(label: str, name: str) -> str:
     return label if name == "fp32" else f"{label} [{name}]"
 
 
+def hold_tf32_switches(name: str, device: torch.device) -> None:
+    """PyTorch's TF32 switches on a CUDA device, on for tf32 and off otherwise, for the rest of the process."""
+    if torch.device(device).type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = name == "tf32"
+
+
 @contextlib.contextmanager
 def tf32_switches(name: str, device: torch.device):
-    """Set PyTorch's TF32 switches for ``name`` on a CUDA device (on for tf32, off otherwise) and restore them."""
-    if torch.device(device).type != "cuda":
-        yield
-        return
-    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    on = name == "tf32"
-    torch.backends.cuda.matmul.allow_tf32 = on
-    torch.backends.cudnn.allow_tf32 = on
+    """``hold_tf32_switches`` within the block; the switches are restored afterwards."""
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    hold_tf32_switches(name, device)
     try:
         yield
     finally:
-        torch.backends.cuda.matmul.allow_tf32 = matmul
-        torch.backends.cudnn.allow_tf32 = cudnn
-
-
-def hold_tf32_switches(name: str, device: torch.device) -> None:
-    """``tf32_switches`` for the rest of the process (a worker process that only evaluates)."""
-    if torch.device(device).type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = name == "tf32"
+        if torch.device(device).type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
 
 
 def autocast(name: str, device: torch.device):
@@ -93,12 +81,9 @@ REFERENCE_KEY = "_fp32_reference"  # set on a row dict by the measuring process;
 
 @dataclass
 class Drift:
-    """PSNR of a run's precision against fp32 on the first images, per model: what run.json's precision.drift says.
+    """run.json's precision.drift: per model, the PSNR (the protocol's Y view) of each measured evaluation of the
+    first images against the same evaluation run in fp32."""
 
-    Each measured evaluation of those images is also run in fp32; its PSNR (the protocol's Y view) is compared with
-    the same evaluation's PSNR under the run's precision."""
-
-    precision: str
     images: int  # how many images of the run are also measured in fp32
     seen: set = field(default_factory=set)  # (dataset, image)
     deltas: dict = field(default_factory=dict)  # model -> [psnr(precision) - psnr(fp32)]

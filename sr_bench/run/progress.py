@@ -1,10 +1,6 @@
-"""What a run shows while it works.
-
-A bar of evaluations labelled with the latest (model, dataset, scale) and an ETA per model; with ``--no-progress``
-no bar, but one log line per saved shard, so a long unattended run still says how far it got. A model's ETA is its
-evaluations left times its mean seconds per evaluation (its own forward time plus its share of the time the run
-spends outside forwards: decoding, LR making, metrics), divided by the number of workers.
-"""
+"""What a run shows while it works: a bar of evaluations labelled with the latest (model, dataset, scale) and an ETA
+per model; with ``--no-progress`` no bar, but one log line per saved shard, so a long unattended run still says how
+far it got."""
 
 from __future__ import annotations
 
@@ -37,10 +33,7 @@ class Progress:
         self.started = time.perf_counter()
         self.bar = tqdm(total=total, initial=done, disable=not enabled, unit="eval", file=sys.stderr,
                         dynamic_ncols=True)
-
-    def update(self, n: int = 1) -> None:
-        """Evaluations finished (the evaluation loops tick this as they go)."""
-        self.bar.update(n)
+        self.update, self.close = self.bar.update, self.bar.close  # update: evaluations finished, ticked as they go
 
     def rows(self, rows: list[dict]) -> None:
         """Rows that reached the driver: the label, the per-model counts and times."""
@@ -58,7 +51,9 @@ class Progress:
             self.bar.set_postfix_str(self.eta_text())
 
     def eta(self) -> dict[str, float | None]:
-        """Seconds each model still needs (None until it has finished an evaluation)."""
+        """Seconds each model still needs: its evaluations left times its mean seconds per evaluation (its forward
+        time plus its share of the time outside forwards: decoding, LR making, metrics), over the workers; None until
+        it has finished an evaluation."""
         measured = sum(n for _, n in self.forward.values())
         forward = sum(s for s, _ in self.forward.values())
         wall = (time.perf_counter() - self.started) * self.parallel
@@ -79,6 +74,3 @@ class Progress:
         images = len({r["image"] for r in rows})
         tqdm.write(f"saved {len(rows)} row(s) of {images} {dataset} image(s) to rows/{Path(path).name}; "
                    f"{self.done}/{self.total} evaluations done; {self.eta_text()}", file=sys.stderr)
-
-    def close(self) -> None:
-        self.bar.close()

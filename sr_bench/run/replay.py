@@ -1,8 +1,5 @@
-"""Re-creating a finished run's models and protocol from the request stored in its run.json.
-
-The same machinery as ``srbench run`` (``RunRequest`` -> ``Setup`` -> ``build_context``), fed from run.json instead
-of the command line, for anything that must reproduce a run's numbers (``srbench compare --visual``).
-"""
+"""A finished run's models and protocol re-created by ``srbench run``'s machinery from the request in its run.json,
+for anything that must reproduce a run's numbers (``srbench compare --visual``)."""
 
 from __future__ import annotations
 
@@ -38,11 +35,9 @@ def rebuild_context(run_dir: Path, models: list[str], metrics: tuple[str, ...] =
     for name in models:
         if name not in specs:
             raise UserError(f"{unknown('model', name, specs)} (models of run {run_dir.name})")
-    chosen = [specs[n][0] for n in models]
     # options the run gave for its other models only would make build_context refuse; keep the ones these take
-    names = [s.name for s in chosen]
-    opts = {k: v for k, v in request.model_opts if split_key(k)[0] in names or split_key(k)[0] is None
-            and any(takes_option(resolve_model(n), split_key(k)[1]) for n in names)}
+    opts = {k: v for k, v in request.model_opts if split_key(k)[0] in models or split_key(k)[0] is None
+            and any(takes_option(resolve_model(n), split_key(k)[1]) for n in models)}
     protocol = run_protocol(run_dir, manifest)
     kept = tuple((k, v) for k, v in request.metric_opts if k.rpartition(".")[0] in metrics)  # the run's, of these
     request = replace(request, models=[specs[n][1] for n in models], model_opts=opts, plugins=(),
@@ -65,8 +60,7 @@ def saved_images(run_dir: Path, manifest: dict, models: list[str], dataset: str,
                  image: str) -> list[Path] | None:
     """The SR PNGs ``srbench run --save-images`` kept for ``models`` on one image, or None unless every one is
     there and exact (the protocol quantises to integers, so the PNG is the image the metrics saw)."""
-    info = manifest.get("images") or {}
-    if not info.get("exact"):
+    if not (manifest.get("images") or {}).get("exact"):
         return None
     paths = [Path(run_dir) / image_path(m, dataset, scale_text, image) for m in models]
     return paths if all(p.is_file() for p in paths) else None

@@ -1,10 +1,8 @@
 """What a run measures (``RunRequest``: run.json's ``request``) and how this session executes it (``RunOptions``).
 
 A request is everything that decides a row's numbers; ``--resume`` rebuilds it from run.json and a folder refuses
-another one (``sr_bench.run.folder``). The options decide only where and how fast (device, workers, executor,
-prefetch, memory budget, progress, the speed levers of ``run.levers``: float32 rounding at most), so a resume may
-change them. Both check themselves when made: a bad value fails before any image is read, with one line naming the
-option.
+another one. The options decide only where and how fast (float32 rounding at most: the speed levers), so a resume
+may change them. Both check themselves when made: a bad value fails before any image is read, naming the option.
 """
 
 from __future__ import annotations
@@ -14,16 +12,17 @@ from fractions import Fraction
 from pathlib import Path
 
 from sr_bench.errors import UserError, unknown
-from sr_bench.metrics import DEFAULT_METRICS, check_metric_opts, metric_column, metric_options
+from sr_bench.metrics import DEFAULT_METRICS, check_metric_opts, metric_column
+from sr_bench.models.tiling import Tiling
 from sr_bench.protocols import choose_protocol
 from sr_bench.run.grid import ModelSpec
-from sr_bench.run.levers import Levers
+from sr_bench.run.levers import DEFAULT_BACKEND, Levers
 from sr_bench.run.memory import parse_size
-from sr_bench.run.precision import PRECISIONS
+from sr_bench.run.precision import check_precision
 from sr_bench.scales import parse_scale, scale_text
 from sr_bench.store import read_manifest
 
-EXECUTORS = ("local", "ray")  # local: this process (--workers 1) or a spawn pool; ray: run/ray_executor.py
+EXECUTORS = ("local", "ray")  # local: this process (--workers 1) or a spawn pool; ray: run/executors.py
 DRIFT_IMAGES = 5  # a non-fp32 run also measures its first images in fp32 (run.json's precision.drift)
 
 
@@ -60,29 +59,25 @@ class RunRequest:
         opts = dict(self.metric_opts or {})
         put("metric_opts", tuple(sorted({f"{metric_column(k.rpartition('.')[0])}.{k.rpartition('.')[2]}": v
                                          for k, v in opts.items()}.items())))
-        check_metric_opts(self.metric_opts, DEFAULT_METRICS if self.metrics is None else self.metrics)
-        if not self.models:
-            raise UserError("no models given; use --models bicubic (see `srbench models`)")
-        if not self.datasets:
-            raise UserError("no datasets given; use --datasets set5 (see `srbench datasets list`)")
-        if not self.scales:
-            raise UserError("no scales given; use --scales 2,3,4")
+        check_metric_opts(self.metric_opts, self.metric_names)
+        for name, example in (("models", "bicubic (see `srbench models`)"),
+                              ("datasets", "set5 (see `srbench datasets list`)"), ("scales", "2,3,4")):
+            if not getattr(self, name):
+                raise UserError(f"no {name} given; use --{name} {example}")
         names = [s.name for s in self.specs]
         if len(set(names)) != len(names):
             raise UserError("a model name appears twice in --models; give each model once")
-        if self.precision not in PRECISIONS:
-            raise unknown("precision", self.precision, PRECISIONS)
+        check_precision(self.precision, "cuda")  # the name; the device is checked when the run starts
         if self.tile is not None:
-            from sr_bench.models.tiling import Tiling
-
             Tiling(self.tile, self.tile_overlap or 0)  # checks both
         elif self.tile_overlap is not None:
             raise UserError("--tile-overlap needs --tile N (the tile size in LR pixels)")
         put("protocol", choose_protocol(self.protocol, self.scales).name)
 
-    def metric_options(self, column: str) -> dict:
-        """The ``--metric-opt`` options of metric ``column`` (its KEY -> value)."""
-        return metric_options(column, self.metric_opts)
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        """The requested metrics (each a row column, also one that could not load)."""
+        return DEFAULT_METRICS if self.metrics is None else self.metrics
 
     @property
     def specs(self) -> tuple[ModelSpec, ...]:
@@ -91,14 +86,11 @@ class RunRequest:
     def to_json(self) -> dict:
         """run.json's ``request`` (keys added since the first stored request have a default in
         ``run.folder._REQUEST_DEFAULTS``)."""
-        return {"models": list(self.models), "datasets": list(self.datasets),
-                "scales": [scale_text(s) for s in self.scales], "protocol": self.protocol,
-                "metrics": None if self.metrics is None else list(self.metrics), "data_root": self.data_root,
-                "lpips_weights": self.lpips_weights, "plugins": list(self.plugins),
-                "allow_untrained": self.allow_untrained, "model_opts": dict(self.model_opts),
-                "metric_opts": dict(self.metric_opts),
-                "save_images": self.save_images, "precision": self.precision, "tile": self.tile,
-                "tile_overlap": self.tile_overlap, "profile": self.profile}
+        listed = {name: list(getattr(self, name)) for name in ("models", "datasets", "plugins")}
+        return {**{f.name: getattr(self, f.name) for f in fields(self)}, **listed,
+                "scales": [scale_text(s) for s in self.scales],
+                "metrics": None if self.metrics is None else list(self.metrics),
+                "model_opts": dict(self.model_opts), "metric_opts": dict(self.metric_opts)}
 
     @staticmethod
     def from_json(stored: dict) -> "RunRequest":
@@ -107,10 +99,6 @@ class RunRequest:
         given = {k: v for k, v in stored.items() if k in known and v is not None}
         given["scales"] = [parse_scale(s) for s in stored["scales"]]
         return RunRequest(**given)
-
-    @staticmethod
-    def from_run_json(run_dir: Path) -> "RunRequest":
-        return RunRequest.from_json(stored_request(run_dir))
 
 
 def stored_request(run_dir: Path) -> dict:
@@ -147,20 +135,15 @@ class RunOptions:
     def __post_init__(self):
         if isinstance(self.max_memory, str):
             object.__setattr__(self, "max_memory", parse_size(self.max_memory))
-        if self.workers < 1:
-            raise UserError(f"--workers must be >= 1, got {self.workers}")
+        for name, least in (("workers", 1), ("gpus_per_worker", 0), ("prefetch", 0), ("drift_images", 0)):
+            value = getattr(self, name)
+            if value is not None and value < least:
+                raise UserError(f"--{name.replace('_', '-')} must be >= {least}, got {value}")
         if self.executor not in EXECUTORS:
             raise unknown("executor", self.executor, EXECUTORS)
-        if self.ray_address and self.executor != "ray":
-            raise UserError("--ray-address needs --executor ray")
-        if self.gpus_per_worker < 0:
-            raise UserError(f"--gpus-per-worker must be >= 0, got {self.gpus_per_worker}")
-        if self.gpus_per_worker and self.executor != "ray":
-            raise UserError("--gpus-per-worker needs --executor ray (a local run uses --device)")
-        if self.prefetch is not None and self.prefetch < 0:
-            raise UserError(f"--prefetch must be >= 0, got {self.prefetch}")
-        if self.drift_images < 0:
-            raise UserError(f"--drift-images must be >= 0, got {self.drift_images}")
+        for name, why in (("ray_address", ""), ("gpus_per_worker", " (a local run uses --device)")):
+            if getattr(self, name) and self.executor != "ray":
+                raise UserError(f"--{name.replace('_', '-')} needs --executor ray{why}")
         Levers(self.compile, self.channels_last, self.cudnn_benchmark)  # checks the --compile backend
 
     @property
@@ -174,14 +157,15 @@ class RunOptions:
             value = getattr(self, name)
             if value != getattr(default, name):
                 out += [f"--{name.replace('_', '-')}", f"{value:g}" if isinstance(value, float) else str(value)]
-        return out + self.levers.flags() + ([] if self.progress else ["--no-progress"])
+        if self.compile is not None:
+            out += ["--compile"] + ([] if self.compile == DEFAULT_BACKEND else [self.compile])
+        out += ["--channels-last"] * self.channels_last + ["--cudnn-benchmark"] * self.cudnn_benchmark
+        return out + ([] if self.progress else ["--no-progress"])
 
 
 def split_fields(**given) -> tuple[RunRequest, RunOptions]:
-    """A request and options from their fields by name (``models=[...], workers=2``), for scripts and tests."""
+    """A request and options from their fields by name (``models=[...], workers=2``), for scripts and tests; a name
+    neither has is RunOptions' TypeError."""
     names = {f.name for f in fields(RunRequest)}
-    unknown_names = set(given) - names - {f.name for f in fields(RunOptions)}
-    if unknown_names:
-        raise TypeError(f"unknown run field(s): {', '.join(sorted(unknown_names))}")
     return (RunRequest(**{k: v for k, v in given.items() if k in names}),
             RunOptions(**{k: v for k, v in given.items() if k not in names}))

@@ -10,8 +10,9 @@ image, scale) that already has a measured row. The run folder is locked and tied
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -27,16 +28,14 @@ from sr_bench.provenance import resolve_device
 from sr_bench.run.context import Setup, build_context
 from sr_bench.run.executors import Plan, executor_for
 from sr_bench.run.folder import (
-    FolderLock,
-    check_creatable,
-    check_not_foreign,
+    check_new_folder,
     continues,
     dataset_record,
+    folder_lock,
     new_manifest,
     remove_partial_writes,
 )
 from sr_bench.run.grid import new_run_id
-from sr_bench.run.levers import session_entry
 from sr_bench.run.memory import keep_freed_memory, rss_bytes, size_text
 from sr_bench.run.precision import Drift, check_precision
 from sr_bench.run.progress import Progress
@@ -60,11 +59,6 @@ class RunResult:
 class RunInterrupted(KeyboardInterrupt):
     """Ctrl-C (or SIGTERM, through the CLI) stopped a run after its finished rows were saved."""
 
-    def __init__(self, run_dir: Path, resume_command: str, done: int, total: int):
-        super().__init__(f"interrupted: {done} of {total} evaluations are saved in {run_dir}; continue with: "
-                         f"{resume_command}")
-        self.run_dir, self.resume_command = run_dir, resume_command
-
 
 def run(request: RunRequest | None = None, options: RunOptions | None = None, **fields) -> RunResult:
     """Measure ``request`` into the run folder under ``options`` (``srbench run --help``); ``fields``: both by name
@@ -83,8 +77,7 @@ def run(request: RunRequest | None = None, options: RunOptions | None = None, **
                else Path(options.results_dir) / new_run_id(request.models, request.datasets, request.scales))
     if options.resume:
         stored_request(run_dir)  # a one-line error unless the folder holds a run
-    recorded = (read_manifest(run_dir).get("datasets") or []) if (run_dir / "run.json").is_file() else []
-    resolved = _resolve_datasets(request, recorded)
+    resolved = _resolve_datasets(request, run_dir)
     # one intra-op thread per worker process or Ray actor (each holds one CPU); a single local process takes all
     threads = torch.get_num_threads() if options.workers == 1 and options.executor == "local" else 1
     setup = Setup(request, run_id=run_dir.name, device=options.device, threads=threads, max_memory=options.max_memory,
@@ -92,14 +85,14 @@ def run(request: RunRequest | None = None, options: RunOptions | None = None, **
     stored = {**request.to_json(), "max_memory": options.max_memory}  # the budget, for a resume to reuse
     protocol = get_protocol(request.protocol)
 
-    with FolderLock(run_dir) as lock:
-        if (run_dir / "run.json").is_file():
-            lock.acquire()  # a concurrent writer is refused before any model loads
+    with contextlib.ExitStack() as stack:
+        locked = (run_dir / "run.json").is_file()
+        if locked:
+            stack.enter_context(folder_lock(run_dir))  # a concurrent writer is refused before any model loads
         data = [dataset_record(d) for d in resolved]
         continuing = continues(run_dir, stored, protocol, data)
         if not continuing:
-            check_not_foreign(run_dir)
-            check_creatable(run_dir)
+            check_new_folder(run_dir)
         ctx = build_context(setup)
         check_scales([(spec.name, model) for spec, model in ctx.models], request.scales)
         budget = options.max_memory
@@ -108,52 +101,51 @@ def run(request: RunRequest | None = None, options: RunOptions | None = None, **
                             f"already holds (Python, torch, the models); give a larger budget")
         for n in ctx.notes:
             tqdm.write(f"note: {n}", file=sys.stderr)
-        if not lock.held:
-            lock.acquire()  # the folder is made only now: a request that fails above leaves nothing behind
+        if not locked:  # the folder is made only now: a request that fails above leaves nothing behind
+            stack.enter_context(folder_lock(run_dir))
             continuing = continues(run_dir, stored, protocol, data)  # another run may have made it meanwhile
         if continuing:
             remove_partial_writes(run_dir)
-        session = session_entry(options.levers, options.executor, options.workers)
+        # this session's entry in run.json's execution; the evaluating processes add what their levers did
+        session = {**asdict(options.levers), "executor": options.executor, "workers": options.workers}
         manifest = new_manifest(run_dir, stored, ctx, data, continuing, session)
-        return _evaluate(run_dir, setup, ctx, resolved, manifest, continuing, options)
+        return _evaluate(run_dir, ctx, resolved, manifest, continuing, options)
 
 
 def resume_run(run_dir: Path, options: RunOptions | None = None, data_root: str | None = None,
                **fields) -> RunResult:
     """Finish an interrupted run with the request stored in its run.json (``data_root``: where its datasets are
     now, when they moved; their hashes must match). ``fields``: the options by name instead of ``options``."""
-    request = RunRequest.from_run_json(run_dir)
+    stored = stored_request(run_dir)
+    request = RunRequest.from_json(stored)
     if data_root is not None:
         request = replace(request, data_root=str(data_root))
     options = replace(options or RunOptions(**fields), out=Path(run_dir), resume=True)
     if options.max_memory is None:  # the budget the run was started with, unless this session gives one
-        options = replace(options, max_memory=stored_request(run_dir).get("max_memory"))
+        options = replace(options, max_memory=stored.get("max_memory"))
     return run(request, options)
 
 
-def _resolve_datasets(request: RunRequest, recorded: list[dict]):
+def _resolve_datasets(request: RunRequest, run_dir: Path):
     """The request's datasets; a resumed run without a data root of its own reads each from where it was read
     before (run.json's ``folder``) while that folder exists."""
+    recorded = (read_manifest(run_dir).get("datasets") or []) if (run_dir / "run.json").is_file() else []
     out = []
     for i, name in enumerate(request.datasets):
         before = recorded[i].get("folder") if i < len(recorded) else None
         if request.data_root is None and before and Path(before).is_dir():
-            try:
+            with contextlib.suppress(UserError):
                 out.append(resolve_dataset(name, data_root=Path(before).parent))
                 continue
-            except UserError:
-                pass
         out.append(resolve_dataset(name, data_root=request.data_root))
     return out
 
 
-def _evaluate(run_dir: Path, setup: Setup, ctx, resolved, manifest: dict, continuing: bool,
-              options: RunOptions) -> RunResult:
+def _evaluate(run_dir: Path, ctx, resolved, manifest: dict, continuing: bool, options: RunOptions) -> RunResult:
     """The evaluation loop of a locked run folder: the images left, an executor, a sink."""
-    request = setup.request
-    specs, scales = request.specs, request.scales
+    request, specs = ctx.request, ctx.request.specs
     done: set[tuple[str, str, str, str]] = set()
-    drift = Drift(request.precision, options.drift_images if request.precision != "fp32" else 0)
+    drift = Drift(options.drift_images if request.precision != "fp32" else 0)
     old = read_manifest(run_dir) if continuing else {}
     if ((old.get("precision") or {}).get("drift") or {}).get("images"):
         drift.images, drift.kept = 0, old["precision"]["drift"]  # measured by the interrupted session
@@ -166,25 +158,24 @@ def _evaluate(run_dir: Path, setup: Setup, ctx, resolved, manifest: dict, contin
     tqdm.write(f"protocol: {ctx.protocol.name} ({ctx.protocol.fingerprint})  device: {ctx.device_label}  results: "
                f"{run_dir}", file=sys.stderr)
 
-    per_image = len(scales) * len(specs)
-    total = sum(len(d.items) for d in resolved) * per_image
-    jobs, todo, skipped = [], dict.fromkeys((s.name for s in specs), 0), 0
+    keys = [(spec.name, scale_text(s)) for spec in specs for s in request.scales]  # an image's evaluations
+    total = sum(len(d.items) for d in resolved) * len(keys)
+    jobs, todo = [], dict.fromkeys((s.name for s in specs), 0)
     for ds in resolved:
         for item in ds.items:
-            skip = frozenset((spec.name, scale_text(s)) for spec in specs for s in scales
-                             if (spec.name, ds.name, item.name, scale_text(s)) in done)
-            skipped += len(skip)
-            for spec in specs:
-                todo[spec.name] += sum((spec.name, scale_text(s)) not in skip for s in scales)
-            if len(skip) < per_image:
+            skip = frozenset((m, t) for m, t in keys if (m, ds.name, item.name, t) in done)
+            for m, t in keys:
+                todo[m] += (m, t) not in skip
+            if len(skip) < len(keys):
                 jobs.append((ds.name, item, skip))
-    bar = Progress(total, skipped, todo, enabled=options.progress, parallel=options.workers)
+    bar = Progress(total, total - sum(todo.values()), todo, enabled=options.progress, parallel=options.workers)
     reference_jobs = min(drift.images, len(jobs))
     sink = Sink(run_dir, manifest, bar, drift, reference_jobs)
     try:
-        executor_for(options)(Plan(setup, ctx, jobs, list(scales), reference_jobs, options), sink)
+        executor_for(options)(Plan(ctx, jobs, reference_jobs, options), sink)
     except KeyboardInterrupt:
-        raise RunInterrupted(run_dir, _resume_command(run_dir, request, options), bar.done, total) from None
+        raise RunInterrupted(f"interrupted: {bar.done} of {total} evaluations are saved in {run_dir}; continue with: "
+                             f"{_resume_command(run_dir, request, options)}") from None
     finally:  # whatever finished is kept, even on Ctrl-C
         sink.close(images=len(jobs), workers=options.workers, executor=options.executor)
     return RunResult(run_dir=run_dir, rows=load_rows(run_dir), protocol=ctx.protocol, metrics=tuple(ctx.metrics),

@@ -1,10 +1,6 @@
-"""Where a run's rows go: Parquet shards, SR images, the precision drift, the timing, the progress bar.
-
-Rows are saved in atomic Parquet shards every ``FLUSH_IMAGES`` images and at least every ``FLUSH_SECONDS`` (checked
-as rows arrive; a sequential run hands over each scale's rows as soon as they exist), so a crash loses at most the
-evaluations since the last shard. A row's SR image (``--save-images``) is written before its shard, so a stored row's
-image is on disk.
-"""
+"""Where a run's rows go: Parquet shards (a crash loses at most the evaluations since the last one), SR images
+(``--save-images``: written before their shard, so a stored row's image is on disk), the precision drift, the
+timing, the progress bar."""
 
 from __future__ import annotations
 
@@ -40,38 +36,26 @@ class Sink:
         self.reference_jobs = reference_jobs
         self.buffer: dict[str, list] = {}
         self.last_write = time.monotonic()
-        self.evaluations, self.forward_seconds = 0, 0.0
-        self.started = time.perf_counter()
-
-    def tick(self, n: int = 1) -> None:
-        """Evaluations finished (the bar moves as they go, before their rows arrive)."""
-        self.bar.update(n)
+        self.tick = bar.update  # evaluations finished: the bar moves as they go, before their rows arrive
 
     def collect(self, dataset: str, rows: list[dict], warns: list[str], image_done: bool = True) -> None:
-        """Rows as they come back (``image_done``: the image's last ones): their images saved at once, the rows
-        themselves in a shard of the dataset's buffer once it holds FLUSH_IMAGES finished images, and whenever
-        FLUSH_SECONDS passed since the last shard (so a slow model loses at most the evaluations since then)."""
+        """Rows as they come back (``image_done``: the image's last ones): images saved at once, rows in shards."""
         for w in warns:
             tqdm.write(f"warning: {w}", file=sys.stderr)
         drift = self.drift
         for r in rows:
-            ref = r.pop(REFERENCE_KEY, None)
+            ref, data = r.pop(REFERENCE_KEY, None), r.pop(IMAGE_KEY, None)
             if ref is not None:
                 drift.add(r, ref)
-            if r["seconds"] is not None:
-                self.evaluations += 1
-                self.forward_seconds += r["seconds"]
+            if data is not None:
+                atomic_write_bytes(self.run_dir / image_path(r["model"], r["dataset"], r["scale_text"], r["image"]),
+                                   data)
         self.bar.rows(rows)
         all_seen = drift.images and len(drift.seen) == self.reference_jobs
         if image_done and all_seen and "models" not in (drift.kept or {}):
             drift.kept = drift.summary()  # the drift images are done: on disk before the long rest of the run
             self.manifest["precision"]["drift"] = drift.kept
             write_manifest(self.run_dir, self.manifest)
-        for r in rows:
-            data = r.pop(IMAGE_KEY, None)
-            if data is not None:
-                atomic_write_bytes(self.run_dir / image_path(r["model"], r["dataset"], r["scale_text"], r["image"]),
-                                   data)
         self.buffer.setdefault(dataset, []).extend(rows)
         if time.monotonic() - self.last_write >= FLUSH_SECONDS:
             self.flush()
@@ -91,8 +75,10 @@ class Sink:
         self.flush()
         self.bar.close()
         # the share of the loop's wall time outside model forwards is what a faster loader could still win
-        self.manifest["timing"] = {"wall_seconds": round(time.perf_counter() - self.started, 6),
-                                   "evaluations": self.evaluations, "forward_seconds": round(self.forward_seconds, 6),
+        measured = self.bar.forward.values()  # [forward seconds, evaluations] per model
+        self.manifest["timing"] = {"wall_seconds": round(time.perf_counter() - self.bar.started, 6),
+                                   "evaluations": sum(n for _, n in measured),
+                                   "forward_seconds": round(sum(s for s, _ in measured), 6),
                                    "fp32_reference_seconds": round(self.drift.seconds_fp32, 6), **timing}
         if self.drift.images:
             self.manifest["precision"]["drift"] = self.drift.summary()

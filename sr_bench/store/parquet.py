@@ -15,18 +15,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sr_bench.errors import UserError
-from sr_bench.store.atomic import atomic_write
+from sr_bench.errors import UserError, closest
+from sr_bench.store.atomic import atomic_write, atomic_write_text
 from sr_bench.store.schema import SCHEMA, extended_schema, row_schema
 
 
 def _safe(part: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", part)
-
-
-def shard_name(dataset: str, first_image: str) -> str:
-    # unique per write; load_rows de-duplicates by (model, dataset, image, scale) anyway
-    return f"{_safe(dataset)}__{_safe(first_image)}__{uuid.uuid4().hex[:8]}.parquet"
 
 
 def write_shard(run_dir: Path, rows: list[dict], dataset: str) -> Path:
@@ -38,13 +33,15 @@ def write_shard(run_dir: Path, rows: list[dict], dataset: str) -> Path:
     # rows read back through pandas hold NaN where an integer column is empty; stored empty, not as a float
     rows = [{**r, **{k: None for k in ints if isinstance(r.get(k), float) and r[k] != r[k]}} for r in rows]
     table = pa.Table.from_pylist(rows, schema=schema)
-    path = run_dir / "rows" / shard_name(dataset, rows[0]["image"] if rows else "empty")
+    # unique per write; load_rows de-duplicates by (model, dataset, image, scale) anyway
+    first = rows[0]["image"] if rows else "empty"
+    path = run_dir / "rows" / f"{_safe(dataset)}__{_safe(first)}__{uuid.uuid4().hex[:8]}.parquet"
     atomic_write(path, lambda tmp: pq.write_table(table, tmp))
     return path
 
 
 def write_manifest(run_dir: Path, manifest: dict) -> None:
-    atomic_write(run_dir / "run.json", lambda tmp: Path(tmp).write_text(json.dumps(manifest, indent=2, default=str)))
+    atomic_write_text(run_dir / "run.json", json.dumps(manifest, indent=2, default=str))
 
 
 def read_manifest(run_dir: Path) -> dict:
@@ -58,10 +55,8 @@ def load_rows(run_dir: Path) -> pd.DataFrame:
     tables = [pq.read_table(p) for p in shards]
     # shards of other sr_bench versions or metric sets: every column of any shard, empty where a shard lacks it
     extra: dict[str, pa.Field] = {}
-    for t in tables:
-        for f in t.schema:
-            if f.name not in SCHEMA.names:
-                extra.setdefault(f.name, f)
+    for f in (f for t in tables for f in t.schema if f.name not in SCHEMA.names):
+        extra.setdefault(f.name, f)
     schema = extended_schema(extra.values())
     df = pa.concat_tables([_conform(t, schema) for t in tables]).to_pandas()
     if any(name.startswith("pyiqa_") for name in extra) and (run_dir / "run.json").is_file():
@@ -92,8 +87,6 @@ def resolve_run(spec: str, results_dir: Path) -> Path:
     if (cand / "run.json").is_file():
         return cand
     known = [r.parent.name for r in results_dir.glob("*/run.json")]
-    from sr_bench.errors import closest
-
     near = closest(spec, known)
     hint = f"did you mean {', '.join(near)}?" if near else "give a run folder, a run id under results/, or 'latest'"
     raise UserError(f"run {spec!r} not found; {hint}")

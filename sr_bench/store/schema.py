@@ -1,8 +1,7 @@
 """The one schema of a result row. Per-image rows are the single source of truth; every summary derives from them.
 
-A row has the fixed ``COLUMNS`` (psnr, ssim and lpips among them) plus one float64 column per plugin metric the run
-measured, named after the metric and placed after ``lpips``. docs/results.md renders ``COLUMNS`` (``columns_markdown``;
-``tests/test_schema_doc.py`` fails when they differ).
+A row has the fixed ``COLUMNS`` (psnr, ssim and lpips among them; docs/results.md renders them) plus one float64
+column per plugin metric the run measured, named after the metric and placed after ``lpips``.
 """
 
 from __future__ import annotations
@@ -68,8 +67,7 @@ _FIXED = frozenset(n for n, _, _ in COLUMNS) - set(METRIC_COLUMNS)
 # what summaries add beside the metric columns (report.tables.summarize, report.paper.with_paper): no metric may
 # take these names, so that a summary's metric columns are found the same way as a row frame's
 _SUMMARY = frozenset({"n_images", "source", "paper_source", "params", "gflops", "flops_per_second", "mfu"})
-_DERIVED_PREFIX = "paper_"
-_COUNT_PREFIX = "n_"  # report.tables.summarize: n_<metric>, the images a metric's mean covers
+_PREFIXES = ("paper_", "n_")  # report.paper: paper_<metric>; report.tables.summarize: n_<metric>, a mean's images
 _DERIVED_SUFFIX = "_ci95"  # report.tables.with_ci
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 
@@ -78,7 +76,7 @@ def check_metric_name(name: str) -> str | None:
     """Why ``name`` cannot be a metric column, or None when it can."""
     if not _NAME.fullmatch(name):
         return "a metric column name is lower-case letters, digits and _, starting with a letter"
-    if (name in _FIXED or name in _SUMMARY or name.startswith((_DERIVED_PREFIX, _COUNT_PREFIX))
+    if (name in _FIXED or name in _SUMMARY or name.startswith(_PREFIXES)
             or name.endswith(_DERIVED_SUFFIX)):
         return f"{name!r} is a column sr_bench already writes (rows or summaries)"
     return None

@@ -1,13 +1,7 @@
-"""The three files a training run writes, each atomically (``store.atomic``: a temporary file, synced, then
-renamed), so an interruption at any moment leaves the previous complete version of each:
-
-- ``PATH``: the network's plain state_dict, the layout ``srbench run --models NAME=PATH`` loads strictly; its
-  sha256 is what the runner puts on every result row.
-- ``PATH.json``: the record of how it was made (``sidecar_path``).
-- ``PATH.best`` (with ``--val``): the weights of the best validation so far.
-- ``PATH.resume``: what continuing needs beyond the weights: the optimizer's state, the step, the loss and
-  validation logs (batches are a function of the seed and the step, so no generator state is needed). It holds its
-  own copy of the weights, so it never depends on which of the files a crash interrupted.
+"""The files a training run writes (``PATH``, ``PATH.json``, ``PATH.resume``, ``PATH.best``: README, "Training"), each
+atomically (``store.atomic``: a temporary file, synced, then renamed), so an interruption at any moment leaves the
+previous complete version of each. ``PATH.resume`` holds its own copy of the weights, so it never depends on which of
+the files a crash interrupted, and no generator state, as batches are a function of the seed and the step.
 """
 
 from __future__ import annotations
@@ -37,7 +31,6 @@ def resume_path(out: Path) -> Path:
 
 
 def best_path(out: Path) -> Path:
-    """``PATH.best``: the weights of the best validation so far (``--val``), a state_dict like ``PATH``."""
     return out.with_name(out.name + ".best")
 
 

@@ -1,14 +1,11 @@
 """Several processes training one model: ``torchrun --nproc-per-node N -m sr_bench.train ...`` (or ``srbench train
---nproc N``, which runs exactly that), one process per GPU (NCCL) or per CPU share (gloo).
-
-torchrun starts the processes and sets RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR / MASTER_PORT; sr_bench joins
-the process group from those, wraps the network in DistributedDataParallel, gives each rank its slice of every
-global batch (``patches.step_batch``) and lets rank 0 alone write files, validate and print. Multi-node runs are
-torchrun's usual ``--nnodes/--node-rank/--rdzv-endpoint`` flags; nothing here depends on them.
+--nproc N``, which runs exactly that; docs/training.md). torchrun sets RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR /
+MASTER_PORT; sr_bench joins the process group from those and wraps the network in DistributedDataParallel.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import subprocess
 import sys
@@ -36,11 +33,6 @@ class Ranks:
     def active(self) -> bool:
         return self.world > 1
 
-    def slice(self, batch: int) -> tuple[int, int]:
-        """(first sample, count) of this rank in a global batch of ``batch``."""
-        per = batch // self.world
-        return self.rank * per, per
-
 
 def from_env() -> Ranks:
     """This process's place in a torchrun launch (a single process when not launched by torchrun)."""
@@ -53,14 +45,8 @@ def from_env() -> Ranks:
     return Ranks(rank, world, local)
 
 
-def check_batch(batch: int, ranks: Ranks) -> None:
-    if batch % ranks.world:
-        raise UserError(f"--batch {batch} (the global batch) does not split over {ranks.world} processes; give a "
-                        f"multiple of {ranks.world}, e.g. --batch {max(ranks.world, batch - batch % ranks.world)}")
-
-
 def start(ranks: Ranks, device: torch.device) -> None:
-    """Join the process group: NCCL for CUDA devices, gloo for CPU."""
+    """Join the process group (NCCL for CUDA devices, gloo for CPU), and leave it when the process exits."""
     if not ranks.active or dist.is_initialized():
         return
     backend = "nccl" if device.type == "cuda" else "gloo"
@@ -68,23 +54,12 @@ def start(ranks: Ranks, device: torch.device) -> None:
         torch.cuda.set_device(device)
     # rank 0 validates and writes files while the others wait in the next collective: allow for a long validation
     dist.init_process_group(backend, rank=ranks.rank, world_size=ranks.world, timeout=timedelta(minutes=60))
+    atexit.register(_stop)
 
 
-def stop(ranks: Ranks) -> None:
-    if ranks.active and dist.is_initialized():
+def _stop() -> None:
+    if dist.is_initialized():
         dist.destroy_process_group()
-
-
-def barrier(ranks: Ranks) -> None:
-    if ranks.active:
-        dist.barrier()
-
-
-def sum_over_ranks(t: torch.Tensor, ranks: Ranks) -> torch.Tensor:
-    """``t`` summed over every rank (in place; ``t`` itself with one process)."""
-    if ranks.active:
-        dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    return t
 
 
 class StepModule(nn.Module):
@@ -101,14 +76,6 @@ class StepModule(nn.Module):
         return self._predict(lr, hr, scale, gen)
 
 
-def _tensors(x):
-    if isinstance(x, torch.Tensor):
-        yield x
-    elif isinstance(x, (list, tuple)):
-        for y in x:
-            yield from _tensors(y)
-
-
 def every_parameter_used(net: nn.Module, predict, scales, device: torch.device) -> bool:
     """Whether a forward at the smallest and at the largest scale gives every trainable parameter a gradient (on a
     tiny input; the gradients are cleared after). ASDN's reconstruction branches, for one, depend on the scale."""
@@ -120,7 +87,8 @@ def every_parameter_used(net: nn.Module, predict, scales, device: torch.device) 
         lr = torch.rand(1, 3, side, side, generator=torch.Generator().manual_seed(0)).to(device)
         hr = torch.rand(1, 3, hr_side, hr_side, generator=torch.Generator().manual_seed(1)).to(device)
         pred, _ = predict(lr, hr, s, torch.Generator().manual_seed(2))
-        sum(t.float().sum() for t in _tensors(pred)).backward()
+        preds = pred if isinstance(pred, (list, tuple)) else [pred]  # pyramid nets: one per level
+        sum(x.float().sum() for x in preds).backward()
         used |= {i for i, p in enumerate(params) if p.grad is not None}
         for p in params:
             p.grad = None
@@ -139,9 +107,14 @@ def wrap(net: nn.Module, predict, scales, ranks: Ranks, device: torch.device):
 
 def launch(nproc: int, argv: list[str]) -> int:
     """Run ``torchrun --nproc-per-node nproc -m sr_bench.train ARGV`` and return its exit status."""
-    if nproc < 1:
-        raise UserError(f"--nproc must be >= 1, got {nproc}")
+    # torchrun's parser reads every option, even after the script's name: ARGV's --nproc (the launched processes do
+    # without it, they see WORLD_SIZE) would be an ambiguous abbreviation of its --nproc-per-node
+    args, skip = [], False
+    for a in argv:
+        if not skip and a != "--nproc" and not a.startswith("--nproc="):
+            args.append(a)
+        skip = a == "--nproc"
     # torchrun is `python -m torch.distributed.run`; this interpreter's, so the processes import this sr_bench
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc), "--standalone", "-m",
-           "sr_bench.train", *argv]
+           "sr_bench.train", *args]
     return subprocess.call(cmd)

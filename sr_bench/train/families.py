@@ -1,20 +1,16 @@
 """What ``srbench train`` trains for a model: the module the optimizer updates and saves, the differentiable forward,
 the scales a run draws, and what ``srbench run`` needs to load the saved file.
 
-The forward lives with each model's adapter (``Upscaler.training_forward``, next to the ``super_resolve`` it
-mirrors): the adapters run their networks under ``torch.inference_mode()`` (no autograd), so training calls the
-network modules they hold, with the adapter's own pre- and post-processing: the value range (0..255 for the
-EDSR-PyTorch style nets, [-1, 1] for LIIF, Y in 0..1 units for the MATLAB-style luma nets), the same MATLAB bicubic
-inputs (VDSR/SRCNN, ASDN's LFR levels), the same crop or resize to the requested size. What is left out on purpose is
-the final clamp to [0, 1]: it would zero the gradient of every pixel a fresh network puts out of range.
-
-The module's own ``state_dict()`` is what gets saved, so its keys are exactly the ones the adapter's strict loader
-builds: a trained file loads with ``--models NAME=PATH`` like an official release.
+The forward is the adapter's (``Upscaler.training_forward``, next to the ``super_resolve`` it mirrors, with the same
+value range, bicubic inputs and crop) without the final clamp to [0, 1], which would zero the gradient of every pixel
+a fresh network puts out of range. The module's own ``state_dict()`` is what gets saved, so its keys are the ones the
+adapter's strict loader builds: a trained file loads with ``--models NAME=PATH`` like an official release.
 """
 
 from __future__ import annotations
 
 import inspect
+import math
 import os
 import shlex
 from dataclasses import dataclass, field
@@ -24,14 +20,63 @@ from typing import Callable
 import torch
 
 from sr_bench.errors import UserError
+from sr_bench.models.building import takes_option
 from sr_bench.models.interface import Upscaler
 from sr_bench.models.options import option_text
 from sr_bench.models.registry import call_model_code, resolve
-from sr_bench.scales import scale_text
-from sr_bench.train.scales import DEFAULT_HIGH, default_range, parse_train_scales
+from sr_bench.scales import parse_scale, parse_scales, scale_text
 
-# (lr, hr, scale, generator) -> (prediction, target), both float32 and in the same units; the loss is their L1.
-Predict = Callable[[torch.Tensor, torch.Tensor, Fraction, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
+# Training scales stay exact fractions, as everywhere in sr_bench: floor(patch * s) and ceil(hr / s) are
+# computed on them, so 1.4 never turns into 1.3999999 and moves a patch by a pixel.
+# A continuous range LOW:HIGH is drawn on this grid: fine enough that neighbouring scales give HR patches one pixel
+# apart at the default patch of 48, coarse enough that the MATLAB resize weights (cached per scale) are reused.
+GRID = Fraction(1, 100)
+# Default top of a continuous range: the x1..x4 range Meta-SR and LIIF train on.
+DEFAULT_HIGH = Fraction(4)
+
+
+def grid_range(low: Fraction, high: Fraction) -> list[Fraction]:
+    """Every multiple of ``GRID`` in [low, high] that is > 1 (scale 1 would be no super-resolution)."""
+    first, last = math.ceil(low / GRID), math.floor(high / GRID)
+    return [k * GRID for k in range(first, last + 1) if k * GRID > 1]
+
+
+def _bound(text: str, part: str) -> Fraction:
+    # LOW may be exactly 1, meaning "just above 1" (1:4 reads as LIIF's range); parse_scale refuses 1 on its own.
+    if text.strip() in ("1", "1.0"):
+        return Fraction(1)
+    if not text.strip():
+        raise UserError(f"bad scale range {part!r}: write LOW:HIGH, e.g. 1:4, or a list such as 2,3,4")
+    return parse_scale(text)
+
+
+def parse_train_scales(text: str) -> list[Fraction]:
+    """``2`` / ``2,3,4`` / ``1.1:4:0.1`` as in ``srbench run``, plus ``LOW:HIGH`` for a continuous range drawn on the
+    0.01 grid. Sorted, without duplicates."""
+    if not text or not text.strip():
+        raise UserError("empty --scales: give e.g. --scale 2, or a range such as --scales 1:4")
+    out: set[Fraction] = set()
+    for part in (p.strip() for p in text.split(",")):
+        if part.count(":") == 1:
+            lo, hi = part.split(":")
+            low, high = _bound(lo, part), _bound(hi, part)
+            if high <= 1 or high < low:
+                raise UserError(f"bad scale range {part!r}: HIGH must be > 1 and >= LOW, e.g. 1:4")
+            values = grid_range(low, high)
+            if not values:
+                raise UserError(f"scale range {part!r} holds no scale on the {scale_text(GRID)} grid above 1")
+            out.update(values)
+        else:
+            out.update(parse_scales(part))
+    return sorted(out)
+
+
+def describe_scales(scales: list[Fraction]) -> str:
+    """``2``, ``2,4`` or ``1.01:4 (300 scales)``: short enough for a progress line or an error."""
+    if len(scales) <= 4:
+        return ",".join(scale_text(s) for s in scales)
+    return f"{scale_text(scales[0])}:{scale_text(scales[-1])} ({len(scales)} scales)"
+
 
 # Options that a training run sets itself, or that only matter at test time.
 _RESERVED = {
@@ -48,7 +93,7 @@ class Trainable:
     model: Upscaler
     module: torch.nn.Module  # what the optimizer updates and the checkpoint holds
     scales: list[Fraction]  # one is drawn per batch
-    predict: Predict
+    predict: Callable  # TrainingForward.predict
     target: str  # "rgb" or "y": what the loss compares
     reload_opts: dict = field(default_factory=dict)  # --model-opt values `srbench run` needs for the file
     per_scale: bool = False  # one network per scale: the file is that scale's network
@@ -66,18 +111,21 @@ class Trainable:
         return f"srbench run --models {self.name}={path}{opts}{scales}"
 
 
+def per_scale_training(factory) -> tuple[int, ...]:
+    """The scales of a one-network-per-scale model (it builds the network of one), else ()."""
+    return getattr(factory, "per_scale_training", ()) if inspect.isclass(factory) else ()
+
+
 def _create(name: str, factory, opts: dict, **fixed) -> Upscaler:
     for key, why in _RESERVED.items():
         if key in opts:
             raise UserError(f"--model-opt {key}: {why}")
-    params = inspect.signature(factory).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     for key in opts:
-        if key not in params and not takes_any:
-            known = [p for p in params if p not in _RESERVED]
+        if not takes_option(factory, key):
+            known = [p for p in inspect.signature(factory).parameters if p not in _RESERVED]
             raise UserError(f"model {name!r} takes no option {key!r}; its options: {', '.join(known) or 'none'}")
     kwargs = {**opts, **fixed}
-    if "allow_untrained" in params or takes_any:
+    if takes_option(factory, "allow_untrained"):
         kwargs["allow_untrained"] = True
     return call_model_code(name, "while creating it", factory, **kwargs)
 
@@ -94,14 +142,6 @@ def _one_integer_scale(name: str, scales: list[Fraction] | None, allowed: list[i
         raise UserError(f"model {name!r} trains {listed} (one network each), not x{scale_text(s)}; decimal scales "
                         f"run through its strategy at test time")
     return int(s)
-
-
-def _within(name: str, scales: list[Fraction], low: Fraction, high: Fraction, beyond: str) -> None:
-    outside = [s for s in scales if not low < s <= high]
-    if outside:
-        raise UserError(f"model {name!r} trains scales in ({scale_text(low)}, {scale_text(high)}], not "
-                        f"x{scale_text(outside[0])}{beyond}; e.g. --scales {scale_text(low)}:"
-                        f"{scale_text(min(high, DEFAULT_HIGH))}")
 
 
 def build(name: str, scales_text: str | None, opts: dict, device: torch.device) -> Trainable:
@@ -122,7 +162,7 @@ def build(name: str, scales_text: str | None, opts: dict, device: torch.device) 
     scales = parse_train_scales(scales_text) if scales_text is not None else None
 
     # one network per scale: the scale must be known before the model is built, as it builds only that network
-    per_scale = getattr(factory, "per_scale_training", ()) if inspect.isclass(factory) else ()
+    per_scale = per_scale_training(factory)
     if per_scale:
         k = _one_integer_scale(name, scales, list(per_scale))
         model = _create(name, factory, opts, scale=k).to(device)
@@ -147,9 +187,14 @@ def build(name: str, scales_text: str | None, opts: dict, device: torch.device) 
             raise UserError(f"model {name!r} trains x{', x'.join(map(str, held))} (its pyramid levels), not "
                             f"x{scale_text(bad[0])}")
     else:
-        beyond_strategy = model.strategy_for(model.scales.high + 1) if model.scales.high < 64 else "native"
+        low, high = model.scales.low, model.scales.high
+        beyond_strategy = model.strategy_for(high + 1) if high < 64 else "native"
         beyond = " (larger scales run recursively at test time)" if beyond_strategy == "recursive-x2" else ""
-        scales = scales or default_range(model.scales)
-        _within(name, scales, model.scales.low, model.scales.high, beyond)
+        scales = scales or grid_range(low, min(high, DEFAULT_HIGH))  # the trained range, capped at x4
+        outside = [s for s in scales if not low < s <= high]
+        if outside:
+            raise UserError(f"model {name!r} trains scales in ({scale_text(low)}, {scale_text(high)}], not "
+                            f"x{scale_text(outside[0])}{beyond}; e.g. --scales {scale_text(low)}:"
+                            f"{scale_text(min(high, DEFAULT_HIGH))}")
     return Trainable(name, model, fwd.module, scales, fwd.predict, fwd.target, {**opts, **fwd.reload_opts},
                      predict_levels=fwd.predict_levels)

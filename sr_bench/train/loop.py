@@ -1,23 +1,11 @@
-"""``srbench train``: the loop. One recipe (``recipe.Recipe``: sr_bench's defaults or a paper's, field by field)
-drives the loss, the optimizer (Adam or SGD) and the step schedule of the learning rate.
+"""``srbench train``: the loop. One recipe (``recipe.Recipe``) drives the loss, the optimizer (Adam or SGD) and the
+step schedule of the learning rate; README's Training section and docs/training.md describe the options.
 
 Resuming is exact on CPU: the weights and the optimizer's state are saved between two steps, the learning rate is a
 function of the step alone, and every batch is a function of (seed, step) (``patches.step_batch``); so N steps in
-one go and N/2 + ``--resume`` to N give the same bits. (CUDA kernels are not bit-reproducible, so there it is only
-close.)
-
-Several processes (``torchrun``, see ``distributed``): ``--batch`` is the global batch; rank r makes samples
-r*B/N .. (r+1)*B/N - 1 of it, DistributedDataParallel averages the gradients, so N processes take the step one
-process takes with the whole batch, up to the order of float additions. Rank 0 alone writes files, validates and
-prints. The files do not depend on the number of processes, so a run resumes on any number of them.
-
-GPU options, all off by default (then a step is exactly the plain float32 step): ``--precision bf16`` (autocast
-around the forward; weights, loss and the optimizer stay float32) or ``tf32``, ``--channels-last`` (NHWC weights and
-inputs), ``--compile`` (``torch.compile`` of the network's forward), ``--ema DECAY`` (``sr_bench.train.ema``),
-``--clip-grad``. The host never waits for the device inside a step: the next batches are made on a helper thread
-(``--prefetch``, in pinned memory, copied ``non_blocking``), the loss stays on the device, summed there, and is read
-(the one synchronisation) every ``--log-every`` steps and before a checkpoint or a validation, where a non-finite
-loss stops the run before anything is written. Throughput (images/s) is logged every ``--log-every`` steps.
+one go and N/2 + ``--resume`` to N give the same bits (CUDA kernels are not bit-reproducible, so there it is only
+close). With N processes ``--batch`` is the global batch and rank 0 alone writes files, validates and prints, so
+the files do not depend on the number of processes.
 """
 
 from __future__ import annotations
@@ -34,30 +22,25 @@ import torch.distributed as tdist
 from tqdm import tqdm
 
 from sr_bench.data import resolve_dataset
-from sr_bench.errors import UserError
+from sr_bench.errors import UserError, unknown
 from sr_bench.hashing import file_sha256
+from sr_bench.models.modelcard import TRAIN_CLIP_KINDS, TRAIN_LOSSES, TRAIN_OPTIMIZERS
 from sr_bench.provenance import device_name, package_versions, resolve_device
 from sr_bench.run.precision import autocast, check_precision, describe, tf32_switches
 from sr_bench.scales import scale_text
 from sr_bench.train import checkpoint as ckpt
 from sr_bench.train import distributed as dist
-from sr_bench.train.ema import EMA
-from sr_bench.train.families import Trainable, build
-from sr_bench.train.losses import DESCRIPTIONS, check_loss, loss_value, multilevel
+from sr_bench.train import patches
+from sr_bench.train.families import Trainable, build, describe_scales
+from sr_bench.train.losses import DESCRIPTIONS, loss_value, multilevel
 from sr_bench.train.patches import DEFAULT_CACHE_MB, ImageBank, check_patch, files_sha256, hr_side, seeded, step_batch
-from sr_bench.train.prefetch import Batches
 from sr_bench.train.recipe import FLAGS, Recipe, resolve_recipe
-from sr_bench.train.scales import describe as describe_scales
 
 # The fields that decide the weights, and their flags: a resumed run must repeat them (--steps, --save-every,
 # --log-every, --device, --nproc and the validation options may change).
-_SAME_ON_RESUME = {"model": "MODEL", "model_opts": "--model-opt", "scales": "--scales", "seed": "--seed",
+_SAME_ON_RESUME = {"model": "MODEL", "model_opts": "--model-opt", "seed": "--seed",
                    "data_sha256": "--data (the files' sha256)", "ema": "--ema",
-                   **{k: FLAGS[k] for k in ("batch", "patch", "loss", "charbonnier_eps", "optimizer", "betas", "eps",
-                                            "momentum", "weight_decay", "lr", "lr_decay_every", "lr_gamma", "lr_min",
-                                            "clip_grad", "clip_grad_kind")}}
-TRAIN_PRECISIONS = ("fp32", "tf32", "bf16")
-OPTIMIZERS = {"adam": "Adam", "sgd": "SGD"}
+                   **{k: flag for k, flag in FLAGS.items() if k not in ("data", "steps")}}
 
 
 def _short(value) -> str:
@@ -101,52 +84,66 @@ def lr_schedule(steps: int, lr: float, every: int, gamma: float = 0.5, lr_min: f
     return out
 
 
+class EMA:
+    """An exponential moving average of the weights (``--ema DECAY``), BasicSR's ``net_g_ema``: it starts as the
+    initial weights and after every optimizer step becomes ``decay * ema + (1 - decay) * weights``. Every entry of
+    the state_dict is averaged, so fixed tensors (EDSR's mean shift) stay what they are."""
+
+    def __init__(self, module: torch.nn.Module, decay: float):
+        self.decay = decay
+        self.live = module.state_dict()  # detached views of the parameters: they follow the optimizer's steps
+        self.state = {k: v.detach().clone() for k, v in self.live.items()}
+        floats = [k for k, v in self.live.items() if v.is_floating_point()]
+        self._pairs = ([self.state[k] for k in floats], [self.live[k] for k in floats])
+        self._other = [k for k in self.live if k not in set(floats)]
+
+    @torch.no_grad()
+    def update(self) -> None:
+        torch._foreach_lerp_(self._pairs[0], self._pairs[1], 1.0 - self.decay)  # ema += (1-d) (w - ema)
+        for k in self._other:
+            self.state[k].copy_(self.live[k])
+
+    @torch.no_grad()
+    def load(self, state: dict[str, torch.Tensor]) -> None:
+        for k, v in self.state.items():
+            v.copy_(state[k])
+
+
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _check_gpu_options(precision: str, device: torch.device, ema: float) -> None:
+def _check_options(r: Recipe, save_every: int, log_every: int, val_every: int, precision: str, device: torch.device,
+                   ema: float, ranks: dist.Ranks) -> None:
     if precision == "fp16":
         raise UserError("--precision fp16 is not offered for training (float16 gradients need loss scaling); "
                         "use bf16, which has float32's range")
-    check_precision(precision, device.type, TRAIN_PRECISIONS)
-    if not (math.isfinite(ema) and 0 <= ema < 1):
-        raise UserError(f"--ema must be a decay in [0, 1) (0: off; e.g. 0.999), got {ema}")
-
-
-def _check_recipe(r: Recipe, save_every: int, log_every: int, val_every: int) -> None:
+    check_precision(precision, device.type, ("fp32", "tf32", "bf16"))
     for flag, value, least in (("--steps", r.steps, 1), ("--batch", r.batch, 1), ("--patch", r.patch, 2),
                                ("--lr-decay-every", r.lr_decay_every, 0), ("--save-every", save_every, 0),
                                ("--log-every", log_every, 1), ("--val-every", val_every, 0)):
         if int(value) != value or value < least:
             raise UserError(f"{flag} must be a whole number >= {least}, got {value}")
-    if not (math.isfinite(r.lr) and r.lr > 0):
-        raise UserError(f"--lr must be a positive number, got {r.lr}")
     for flag, value, ok, want in (
+            ("--lr", r.lr, r.lr > 0, "a positive number"),
             ("--lr-gamma", r.lr_gamma, 0 < r.lr_gamma <= 1, "in (0, 1]"),
             ("--lr-min", r.lr_min, 0 <= r.lr_min, ">= 0"),
             ("--momentum", r.momentum, 0 <= r.momentum < 1, "in [0, 1)"),
             ("--weight-decay", r.weight_decay, 0 <= r.weight_decay, ">= 0"),
             ("--adam-eps", r.eps, r.eps > 0, "> 0"),
             ("--clip-grad", r.clip_grad, r.clip_grad >= 0, "a gradient norm >= 0 (0: off)"),
-            ("--betas", r.betas, len(r.betas) == 2 and all(0 <= b < 1 for b in r.betas), "two numbers in [0, 1)")):
+            ("--betas", r.betas, len(r.betas) == 2 and all(0 <= b < 1 for b in r.betas), "two numbers in [0, 1)"),
+            ("--ema", ema, 0 <= ema < 1, "a decay in [0, 1) (0: off; e.g. 0.999)"),
+            ("--charbonnier-eps", r.charbonnier_eps, 0 < r.charbonnier_eps < 1, "in (0, 1)")):
         if not ok or (isinstance(value, float) and not math.isfinite(value)):
             raise UserError(f"{flag} must be {want}, got {value}")
-    if r.optimizer not in OPTIMIZERS:
-        from sr_bench.errors import unknown
-
-        raise unknown("optimizer", r.optimizer, OPTIMIZERS)
-    if r.clip_grad_kind not in ("norm", "adjustable"):
-        from sr_bench.errors import unknown
-
-        raise unknown("--clip-grad-kind", r.clip_grad_kind, ("norm", "adjustable"))
-    check_loss(r.loss, r.charbonnier_eps)
-
-
-def _optimizer(r: Recipe, params) -> torch.optim.Optimizer:
-    if r.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=r.lr, momentum=r.momentum, weight_decay=r.weight_decay)
-    return torch.optim.Adam(params, lr=r.lr, betas=r.betas, eps=r.eps, weight_decay=r.weight_decay)
+    for kind, value, known in (("optimizer", r.optimizer, TRAIN_OPTIMIZERS), ("loss", r.loss, TRAIN_LOSSES),
+                               ("--clip-grad-kind", r.clip_grad_kind, TRAIN_CLIP_KINDS)):
+        if value not in known:
+            raise unknown(kind, value, known)
+    if r.batch % ranks.world:
+        raise UserError(f"--batch {r.batch} (the global batch) does not split over {ranks.world} processes; give a "
+                        f"multiple of {ranks.world}, e.g. --batch {max(ranks.world, r.batch - r.batch % ranks.world)}")
 
 
 def _agree(ranks: dist.Ranks, fn):
@@ -184,8 +181,8 @@ def train(model: str, data: list[str] | None, out: Path, *, steps: int | None = 
           save_every: int = 1000, log_every: int = 100, data_root: str | None = None, model_opts: dict | None = None,
           resume: bool = False, overwrite: bool = False, progress: bool = True, precision: str = "fp32",
           channels_last: bool = False, compile: bool | str = False, ema: float = 0.0, prefetch: int | None = None,
-          cache_mb: int = DEFAULT_CACHE_MB, val: str | None = None, val_scales: str | None = None,
-          val_every: int = 0, val_metric: str = "psnr") -> TrainResult:
+          cache_mb: int = DEFAULT_CACHE_MB, val: str | None = None, val_scales: str | None = None, val_every: int = 0,
+          val_metric: str = "psnr") -> TrainResult:
     """Train ``model`` from its untrained init on HR images of ``data`` (dataset names, ``demo`` or folders; None:
     the recipe's) and write ``out`` (state_dict), ``out.json`` and ``out.resume`` (and ``out.best`` with ``val``).
     See ``srbench train --help``. Recipe fields left None come from ``recipe`` ("paper": the model card's
@@ -202,37 +199,24 @@ def train(model: str, data: list[str] | None, out: Path, *, steps: int | None = 
              "clip_grad_kind": clip_grad_kind}
     ranks = dist.from_env()
     rec = resolve_recipe(model, recipe, given)
-    _check_recipe(rec, save_every, log_every, val_every)
+    dev = _device(device, ranks)
+    _check_options(rec, save_every, log_every, val_every, precision, dev, ema, ranks)
     if not rec.data:
         raise UserError("no training data: give --data with a dataset name, demo, or a folder of HR images "
                         "(or --recipe paper for the paper's data)")
-    if val_every and not val:
-        raise UserError("--val-every needs --val DATASET (the images to validate on, e.g. set5)")
+    if (val_every or val_scales) and not val:
+        raise UserError(f"{'--val-every' if val_every else '--val-scales'} needs --val DATASET (the images to "
+                        f"validate on, e.g. set5)")
     out = Path(out).expanduser()
     opts = dict(model_opts or {})
-    dev = _device(device, ranks)
-    _check_gpu_options(precision, dev, ema)
-    dist.check_batch(rec.batch, ranks)
     t = build(model, rec.scales, opts, dev)
     if multilevel(rec.loss) and t.predict_levels is None:
         raise UserError(f"--loss {rec.loss} needs the outputs of every pyramid level (LapSRN, MS-LapSRN); "
                         f"{model!r} has one output: use --loss charbonnier or l1")
-    if ranks.active:
-        dist.start(ranks, dev)
-    try:
-        return _train(t, rec, ranks, dev, out, opts, seed=seed, save_every=save_every, log_every=log_every,
-                      data_root=data_root, resume=resume, overwrite=overwrite, progress=progress and ranks.main,
-                      precision=precision, channels_last=channels_last, compile=compile, ema=ema,
-                      prefetch=(2 if dev.type == "cuda" else 0) if prefetch is None else prefetch,
-                      cache_mb=cache_mb, val=val, val_scales=val_scales, val_every=val_every, val_metric=val_metric)
-    finally:
-        dist.stop(ranks)
-
-
-def _train(t: Trainable, rec: Recipe, ranks: dist.Ranks, dev: torch.device, out: Path, opts: dict, *, seed, save_every,
-           log_every, data_root, resume, overwrite, progress, precision, channels_last, compile, ema, prefetch,
-           cache_mb, val, val_scales, val_every, val_metric) -> TrainResult:
-    model, steps, batch, patch = t.name, rec.steps, rec.batch, rec.patch
+    dist.start(ranks, dev)  # left at exit: a later train() in the process reuses the group
+    steps, batch, patch = rec.steps, rec.batch, rec.patch
+    progress = progress and ranks.main
+    prefetch = (2 if dev.type == "cuda" else 0) if prefetch is None else prefetch
     _agree(ranks, lambda: ckpt.check_out(out, resume, overwrite))
     layout = torch.channels_last if channels_last else torch.preserve_format
     if channels_last:
@@ -259,22 +243,23 @@ def _train(t: Trainable, rec: Recipe, ranks: dist.Ranks, dev: torch.device, out:
         small = [items[i].name for i in range(len(items)) if i not in set(pool)]
         note(f"{len(small)} image(s) smaller than the {hr_side(patch, max(t.scales))}-pixel HR patch are not used: "
              f"{', '.join(small[:5])}{' ...' if len(small) > 5 else ''}")
-    if bank.total_bytes > bank.cache_bytes:
-        note(f"the {len(items)} images take {bank.total_bytes / 2**20:.0f} MiB decoded, more than --cache-mb "
+    decoded = sum(3 * h * w for h, w in bank.sizes)  # bytes, as (3, H, W) uint8
+    if decoded > bank.cache_bytes:
+        note(f"the {len(items)} images take {decoded / 2**20:.0f} MiB decoded, more than --cache-mb "
              f"{cache_mb}: images are decoded again when the cache has dropped them (raise --cache-mb if memory "
              f"allows)")
-    request = {
-        "model": model, "model_opts": opts, "scales": [scale_text(s) for s in t.scales], "batch": batch,
-        "patch": patch, "seed": seed, "ema": float(ema), **{k: v for k, v in rec.values().items()
-                                                             if k not in ("data", "scales", "steps", "batch", "patch")},
-    }
-    request["betas"] = list(rec.betas)
-    # only rank 0 compares it and writes it: one read of the data, not one per process
-    request["data_sha256"] = files_sha256([it.path for it in items]) if ranks.main else ""
+    request = {"model": model, "model_opts": opts, "seed": seed, "ema": float(ema),
+               **{k: v for k, v in rec.values().items() if k not in ("data", "steps")},
+               "scales": [scale_text(s) for s in t.scales], "betas": list(rec.betas),
+               # only rank 0 compares it and writes it: one read of the data, not one per process
+               "data_sha256": files_sha256([it.path for it in items]) if ranks.main else ""}
 
     params = [p for p in t.module.parameters() if p.requires_grad]
-    opt = _optimizer(rec, params)
+    opt = (torch.optim.SGD(params, lr=rec.lr, momentum=rec.momentum, weight_decay=rec.weight_decay)
+           if rec.optimizer == "sgd" else
+           torch.optim.Adam(params, lr=rec.lr, betas=rec.betas, eps=rec.eps, weight_decay=rec.weight_decay))
     average = EMA(t.module, ema) if ema else None  # starts as the initial weights
+    kept = average.state if average is not None else t.module  # what PATH and PATH.best hold
     start, losses, window, sessions, created, speed = 0, [], [0.0, 0], [], _now(), []
     curve, baseline, best = [], None, None
     if overwrite and not resume and ranks.main and ckpt.best_path(out).exists():
@@ -301,8 +286,7 @@ def _train(t: Trainable, rec: Recipe, ranks: dist.Ranks, dev: torch.device, out:
         curve, baseline, best = list(checks.get("curve", [])), checks.get("baseline"), checks.get("best")
         if start >= steps:
             note(f"{out} is already at step {start} >= --steps {steps}; raise --steps to train longer")
-            return _result(t, out, start, losses, notes, sha=file_sha256(out) if out.is_file() else "", speed=speed,
-                           curve=curve, best=best)
+            return _result(t, out, start, losses, notes, file_sha256(out) if out.is_file() else "", speed, curve, best)
     validator = None
     if val and ranks.main:
         from sr_bench.train.validation import Validator
@@ -310,8 +294,6 @@ def _train(t: Trainable, rec: Recipe, ranks: dist.Ranks, dev: torch.device, out:
         validator = Validator(t, val, val_scales, val_metric, dev, data_root)
         if baseline is None or baseline.get("scales") != [scale_text(s) for s in validator.scales]:
             baseline = {"scales": [scale_text(s) for s in validator.scales], "means": validator.baseline()}
-    elif val_scales and not val:
-        raise UserError("--val-scales needs --val DATASET (the images to validate on, e.g. set5)")
     session = {"from_step": start, "to_step": start, "device": device_name(dev), "started": _now(), "seconds": 0.0,
                "processes": ranks.world, "precision": precision, "channels_last": channels_last, "compile": compile,
                "images_per_second": None}
@@ -332,29 +314,27 @@ def _train(t: Trainable, rec: Recipe, ranks: dist.Ranks, dev: torch.device, out:
                                "sessions": sessions, "created": created, "throughput": speed,
                                "validation": validation,
                                **({"ema": ckpt.cpu_state_dict(average.state)} if average is not None else {})})
-        sha = ckpt.save_checkpoint(out, average.state if average is not None else t.module)
+        sha = ckpt.save_checkpoint(out, kept)
         ckpt.write_sidecar(out, _record(t, out, rec, request, datasets, items, pool, done, losses, sessions, created,
                                         sha, speed, session, ranks, validator, validation))
         return sha
 
     def validate(done: int) -> None:
         nonlocal best
-        weights = average.state if average is not None else None
-        with _weights_swapped(t.module, weights):
-            means = validator.evaluate()
-            value = validator.score(means)
-            curve.append([done, means])
-            if best is None or value > best["value"]:
-                sha = ckpt.save_checkpoint(ckpt.best_path(out), t.module)
-                best = {"step": done, "value": value, "metric": validator.metric,
-                        "file": ckpt.best_path(out).name, "sha256": sha}
+        means = validator.evaluate(average.state if average is not None else None)
+        value = validator.score(means)
+        curve.append([done, means])
+        if best is None or value > best["value"]:
+            best = {"step": done, "value": value, "metric": validator.metric, "file": ckpt.best_path(out).name,
+                    "sha256": ckpt.save_checkpoint(ckpt.best_path(out), kept)}
         if progress:
             shown = ", ".join(f"x{s} {m[validator.metric]:.4f}" for s, m in means.items())
             floor = ", ".join(f"x{s} {m[validator.metric]:.4f}" for s, m in baseline["means"].items())
             tqdm.write(f"step {done}: {validator.dataset.name} {validator.metric} {shown} (bicubic {floor})",
                        file=sys.stderr)
 
-    first, count = ranks.slice(batch)
+    count = batch // ranks.world  # rank r makes samples r * count .. (r + 1) * count - 1 of every global batch
+    first = ranks.rank * count
     pinned = dev.type == "cuda"
 
     def make(step: int):
@@ -376,14 +356,14 @@ def _train(t: Trainable, rec: Recipe, ranks: dist.Ranks, dev: torch.device, out:
     n_window = int(window[1])
     # throughput window: steps since `tick`, less the time spent writing files and validating
     tick, timed, paused = time.perf_counter(), 0, 0.0
-    batches = Batches(make, start, steps, prefetch, pin=pinned)
+    batches = patches.prefetched(make, start, steps, prefetch, pin=pinned)
     try:
         with tf32_switches(precision, dev):
             for step in range(start, steps):
                 rate = lr_at(step, rec.lr, rec.lr_decay_every, rec.lr_gamma, rec.lr_min)
                 for group in opt.param_groups:
                     group["lr"] = rate
-                s, lr_b, hr_b, gen = batches.next()
+                s, lr_b, hr_b, gen = next(batches)
                 with autocast(precision, dev):
                     pred, target = forward(lr_b.to(dev, memory_format=layout, non_blocking=pinned),
                                            hr_b.to(dev, memory_format=layout, non_blocking=pinned), s, gen)
@@ -406,8 +386,10 @@ def _train(t: Trainable, rec: Recipe, ranks: dist.Ranks, dev: torch.device, out:
                 save_now = bool(save_every) and done % save_every == 0 and done < steps
                 val_now = bool(val) and ((val_every and done % val_every == 0) or done == steps)
                 if log_now or save_now or val_now:
-                    total = dist.sum_over_ranks(acc.clone(), ranks).item()
-                    total = total / ranks.world if ranks.active else total
+                    total = acc.clone()
+                    if ranks.active:
+                        tdist.all_reduce(total)
+                    total = total.item() / ranks.world
                     if not math.isfinite(total):
                         raise UserError(f"the loss became {total} at or before step {done} (x{scale_text(s)}); lower "
                                         f"--lr (it was {rate:g}); the last saved checkpoint is kept")
@@ -422,17 +404,16 @@ def _train(t: Trainable, rec: Recipe, ranks: dist.Ranks, dev: torch.device, out:
                     bar.set_postfix(loss=f"{losses[-1][1]:.4f}", lr=f"{rate:.3g}", img_s=f"{speed[-1][1]:.4g}",
                                     refresh=False)
                 bar.update(1)
+                began = time.perf_counter()
                 if val_now and validator is not None:
-                    began = time.perf_counter()
                     validate(done)
-                    paused += time.perf_counter() - began  # validating is not a step
                 if save_now and ranks.main:
-                    saving = time.perf_counter()
                     save(done)
-                    paused += time.perf_counter() - saving  # writing files is not a step
+                paused += time.perf_counter() - began  # validating and writing files are not steps
             if ranks.main:
                 sha = save(steps)
-            dist.barrier(ranks)
+            if ranks.active:
+                tdist.barrier()
     finally:
         batches.close()
         bar.close()
@@ -440,27 +421,10 @@ def _train(t: Trainable, rec: Recipe, ranks: dist.Ranks, dev: torch.device, out:
     return _result(t, out, steps, losses, notes, sha, speed, curve, best)
 
 
-class _weights_swapped:
-    """The module holds ``weights`` (e.g. the EMA average) inside the block and its own weights again after."""
-
-    def __init__(self, module: torch.nn.Module, weights: dict | None):
-        self.module, self.weights, self.saved = module, weights, None
-
-    def __enter__(self):
-        if self.weights is not None:
-            self.saved = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
-            self.module.load_state_dict(self.weights)
-
-    def __exit__(self, *exc):
-        if self.saved is not None:
-            self.module.load_state_dict(self.saved)
-
-
-def _result(t: Trainable, out: Path, done: int, losses, notes, sha: str, speed=None, curve=None,
-            best=None) -> TrainResult:
+def _result(t: Trainable, out: Path, done: int, losses, notes, sha: str, speed, curve, best) -> TrainResult:
     return TrainResult(checkpoint=out, sidecar=ckpt.sidecar_path(out), resume_file=ckpt.resume_path(out), sha256=sha,
                        steps_done=done, losses=losses, run_command=t.run_command(str(out)), notes=notes,
-                       throughput=speed or [], validation=curve or [], best=best)
+                       throughput=speed, validation=curve, best=best)
 
 
 def _record(t: Trainable, out: Path, rec: Recipe, request: dict, datasets, items, pool, done: int, losses, sessions,

@@ -2,18 +2,9 @@
 
 A batch shares one scale s. Its HR patches are ``floor(patch * s)`` pixels square and its LR patches are
 ``ceil(hr / s) = patch`` pixels square (for every s > 1), so every batch is one tensor and the model is asked for
-the HR patch's size, as a protocol asks for its SR size. The LR is ``imresize(HR, 1/s)`` (MATLAB bicubic,
-antialiased) rounded to uint8 values: the ``matlab`` / ``metasr`` degradation, so the network trains on the inputs
-it is scored on.
-
-Randomness is counter-based: step k's scale comes from a generator seeded with (seed, k), and sample j of its
-global batch from one seeded with (seed, k, j) (image, row, column, three flip bits, in that order). A batch is
-therefore a function of (seed, step), whoever makes it: a resumed run needs no generator state, a helper thread
-can make the next batch ahead, and with N processes each one makes its own slice j = r*B/N .. (r+1)*B/N - 1 of
-the same global batch, so the union of the ranks' batches is exactly the one-process batch.
-
-The HR images are decoded on first use and kept in a cache bounded in bytes (``ImageBank``): their sizes come
-from the file headers, so 800 DIV2K images (6.6 GB as uint8) need not fit in memory.
+the HR patch's size, as a protocol asks for its SR size. The LR is the ``matlab`` / ``metasr`` degradation, so the
+network trains on the inputs it is scored on. Randomness is counter-based, so a batch is a function of (seed, step)
+whoever makes it (docs/training.md, "How a step is made"), and ``prefetched`` can make it early on a helper thread.
 """
 
 from __future__ import annotations
@@ -21,8 +12,11 @@ from __future__ import annotations
 import hashlib
 import math
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -102,31 +96,16 @@ class ImageBank:
                 self._held += size
         return im
 
-    @property
-    def total_bytes(self) -> int:
-        """Bytes of every image decoded (3 channels, uint8)."""
-        return sum(3 * h * w for h, w in self.sizes)
-
 
 def files_sha256(paths: list[Path]) -> str:
     """One hash over the file names and bytes, in order: resuming on other data is caught, renaming a folder is not."""
     h = hashlib.sha256()
     for p in paths:
-        h.update(p.name.encode() + b"\0")
-        with open(p, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        h.update(b"\0")
+        h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
     return h.hexdigest()
 
 
-def usable(sizes: list[tuple[int, int]], side: int) -> list[int]:
-    """Indices of the images (given as (H, W)) that hold a ``side`` x ``side`` crop."""
-    return [i for i, (h, w) in enumerate(sizes) if h >= side and w >= side]
-
-
 def draw(high: int, gen: torch.Generator) -> int:
-    """A uniform integer in [0, high) from ``gen``."""
     return int(torch.randint(high, (1,), generator=gen).item())
 
 
@@ -134,11 +113,6 @@ def seeded(*key: int | str) -> torch.Generator:
     """A generator seeded from ``key`` (e.g. seed, step, sample), independent of every other key's."""
     digest = hashlib.blake2b(repr(key).encode(), digest_size=8).digest()
     return torch.Generator().manual_seed(int.from_bytes(digest, "little") & ((1 << 63) - 1))
-
-
-def step_scale(scales: list[Fraction], seed: int, step: int) -> Fraction:
-    """The scale of step ``step``: uniform over ``scales``, one per batch."""
-    return scales[draw(len(scales), seeded(seed, step, "scale"))] if len(scales) > 1 else scales[0]
 
 
 def random_crop(images, sizes: list[tuple[int, int]], pool: list[int], side: int,
@@ -160,15 +134,10 @@ def random_crop(images, sizes: list[tuple[int, int]], pool: list[int], side: int
     return crop
 
 
-def degrade(hr255: torch.Tensor, scale: Fraction) -> torch.Tensor:
-    """LR of float64 HR values in 0..255: MATLAB ``imresize(HR, 1/s)`` rounded to uint8 values (still float)."""
-    return to_uint8_values(imresize(hr255, scale=1 / Fraction(scale)))
-
-
 def pairs(crops: list[torch.Tensor], patch: int, scale: Fraction) -> tuple[torch.Tensor, torch.Tensor]:
     """(LR, HR) float32 RGB in [0, 1] of uint8 HR crops: (n, 3, patch, patch) and (n, 3, hr, hr)."""
     hr = torch.stack(crops).to(torch.float64)
-    lr = degrade(hr, scale)
+    lr = to_uint8_values(imresize(hr, scale=1 / Fraction(scale)))  # MATLAB imresize(HR, 1/s), uint8 values
     if lr.shape[-2:] != (patch, patch):  # ceil(floor(p s) / s) = p for every s > 1; a failure here is a bug
         raise RuntimeError(f"LR patch {tuple(lr.shape[-2:])} for HR {hr.shape[-1]} at x{scale}, expected {patch}")
     return (lr / 255.0).float(), (hr / 255.0).float()
@@ -177,7 +146,7 @@ def pairs(crops: list[torch.Tensor], patch: int, scale: Fraction) -> tuple[torch
 def step_batch(images, sizes: list[tuple[int, int]], pool: list[int], scales: list[Fraction], patch: int, seed: int,
                step: int, first: int, count: int) -> tuple[Fraction, torch.Tensor, torch.Tensor]:
     """(scale, LR, HR) of samples ``first`` .. ``first + count - 1`` of step ``step``'s global batch."""
-    s = step_scale(scales, seed, step)
+    s = scales[draw(len(scales), seeded(seed, step, "scale"))] if len(scales) > 1 else scales[0]
     side = hr_side(patch, s)
     crops = [random_crop(images, sizes, pool, side, seeded(seed, step, j)) for j in range(first, first + count)]
     lr, hr = pairs(crops, patch, s)
@@ -196,10 +165,33 @@ def check_patch(sizes: list[tuple[int, int]], patch: int, scales: list[Fraction]
     """The images every scale can crop from, or a UserError saying how small the patch must be."""
     top = max(scales)
     side = hr_side(patch, top)
-    pool = usable(sizes, side)
+    pool = [i for i, (h, w) in enumerate(sizes) if h >= side and w >= side]
     if not pool:
         best = max(min(hw) for hw in sizes)
         fits = max(math.floor(best / top), 1)
         raise UserError(f"no training image is at least {side}x{side} pixels (--patch {patch} at x{scale_text(top)}); "
                         f"the largest has a shorter side of {best}: lower --patch to {fits} or train on larger images")
     return pool
+
+
+def prefetched(make: Callable[[int], tuple], start: int, stop: int, depth: int, pin: bool = False) -> Iterator[tuple]:
+    """``make(step)`` for step in ``range(start, stop)``, in order, ``depth`` ahead on a helper thread (``depth`` 0:
+    made on the calling thread when asked for). An exception in ``make`` is raised by the ``next()`` that would have
+    returned its batch; ``close()`` stops the helper. On CUDA (``pin``) batches go to pinned memory, so the copy to
+    the device is asynchronous (``non_blocking``). docs/training.md, "How a step is made, and throughput"."""
+    def prepare(step: int) -> tuple:
+        item = make(step)
+        return tuple(x.pin_memory() if isinstance(x, torch.Tensor) else x for x in item) if pin else item
+
+    if depth <= 0:
+        yield from map(prepare, range(start, stop))
+        return
+    helper = ThreadPoolExecutor(1, thread_name_prefix="srbench-batches")
+    steps = iter(range(start, stop))
+    try:
+        ahead = deque(helper.submit(prepare, step) for step in islice(steps, depth))
+        while ahead:
+            ahead.extend(helper.submit(prepare, step) for step in islice(steps, 1))
+            yield ahead.popleft().result()
+    finally:
+        helper.shutdown(wait=True, cancel_futures=True)

@@ -1,22 +1,18 @@
-"""What a training run does, field by field: sr_bench's defaults, or a paper's recipe from the model card.
-
-``srbench train NAME`` uses ``DEFAULTS``; ``--recipe paper`` starts from the card's ``[train]`` block (the paper's
-data, patch, batch, scales, loss, optimiser, schedule and iterations, with the sections they come from; see
-docs/model-cards.md and docs/training.md). Either way a flag given on the command line replaces that one field,
-and the resolved values, where each came from and what the card says about them go to ``PATH.json``
-(``record``).
+"""What a training run does, field by field: a flag given on the command line, else the model card's ``[train]``
+block (``--recipe paper``), else ``DEFAULTS``; the resolved values and where each came from go to ``PATH.json``
+(``record``). docs/training.md, "Recipes".
 """
 
 from __future__ import annotations
 
-import inspect
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from sr_bench.errors import UserError, unknown
 from sr_bench.models.cards import card_for
 from sr_bench.models.modelcard import TRAIN_VALUES, ModelCard
 from sr_bench.models.registry import resolve
 from sr_bench.scales import parse_scale, scale_text
+from sr_bench.train.families import per_scale_training
 
 RECIPES = ("paper",)
 # sr_bench's own recipe: EDSR-PyTorch's defaults (LR patch 48, batch 16, L1, Adam 0.9/0.999/1e-8, lr 1e-4) with a
@@ -26,13 +22,8 @@ DEFAULTS = {
     "optimizer": "adam", "betas": (0.9, 0.999), "eps": 1e-8, "momentum": 0.9, "weight_decay": 0.0, "lr": 1e-4,
     "lr_decay_every": 0, "lr_gamma": 0.5, "lr_min": 0.0, "clip_grad": 0.0, "clip_grad_kind": "norm",
 }
-FLAGS = {  # field -> the flag that sets it
-    "data": "--data", "scales": "--scales", "patch": "--patch", "batch": "--batch", "steps": "--steps",
-    "loss": "--loss", "charbonnier_eps": "--charbonnier-eps", "optimizer": "--optimizer", "betas": "--betas",
-    "eps": "--adam-eps", "momentum": "--momentum", "weight_decay": "--weight-decay", "lr": "--lr",
-    "lr_decay_every": "--lr-decay-every", "lr_gamma": "--lr-gamma", "lr_min": "--lr-min",
-    "clip_grad": "--clip-grad", "clip_grad_kind": "--clip-grad-kind",
-}
+# field -> the flag that sets it
+FLAGS = {**{k: "--" + k.replace("_", "-") for k in DEFAULTS}, "eps": "--adam-eps"}
 assert set(FLAGS) == set(DEFAULTS) == set(TRAIN_VALUES)
 
 
@@ -64,35 +55,15 @@ class Recipe:
     card: tuple[tuple[str, object], ...] = ()  # the card's source, status, choices, notes (recipe paper)
 
     def values(self) -> dict:
-        d = asdict(self)
-        for k in ("name", "origin", "card"):
-            d.pop(k)
-        return d
+        return {k: getattr(self, k) for k in DEFAULTS}
 
     def record(self) -> dict:
         """What PATH.json says about the recipe."""
         origin = dict(self.origin)
-        return {"name": self.name, **dict(self.card), "values": {k: _plain(v) for k, v in self.values().items()},
+        values = {k: list(v) if isinstance(v, tuple) else v for k, v in self.values().items()}
+        return {"name": self.name, **dict(self.card), "values": values,
                 "from_flags": sorted(k for k, o in origin.items() if o == "flag"),
                 "from_card": sorted(k for k, o in origin.items() if o == "card")}
-
-
-def _plain(v):
-    return list(v) if isinstance(v, tuple) else v
-
-
-def train_block(model: str) -> dict:
-    """The card's checked ``[train]`` block, or a UserError saying the model has none."""
-    card = card_for(model)
-    if not card or "train" not in card:
-        raise UserError(f"model {model!r} has no [train] block in its card, so --recipe paper has nothing to use; "
-                        f"give the training options as flags (see `srbench train --help`)")
-    return ModelCard.from_dict(card, f"registry/{card['name']}.toml").train
-
-
-def _per_scale(model: str) -> bool:
-    factory = resolve(model)
-    return bool(getattr(factory, "per_scale_training", ())) if inspect.isclass(factory) else False
 
 
 def _patch_for(model: str, table: dict, scales: str | None) -> int:
@@ -114,20 +85,21 @@ def _patch_for(model: str, table: dict, scales: str | None) -> int:
 def resolve_recipe(model: str, recipe: str | None, given: dict) -> Recipe:
     """The run's values: ``given`` (the flags set, field -> value; None entries are not set) over the card's
     ``[train]`` values (``recipe="paper"``) over ``DEFAULTS``."""
-    given = {k: v for k, v in given.items() if v is not None}
-    bad = set(given) - set(DEFAULTS)
-    if bad:
-        raise TypeError(f"unknown recipe fields {sorted(bad)}")
+    given = {k: v for k, v in given.items() if v is not None}  # a field Recipe lacks is its TypeError below
     values, origin, card = dict(DEFAULTS), dict.fromkeys(DEFAULTS, "default"), {}
     if recipe is not None:
         if recipe not in RECIPES:
             raise unknown("recipe", recipe, RECIPES)
-        block = train_block(model)
+        found = card_for(model)
+        if not found or "train" not in found:
+            raise UserError(f"model {model!r} has no [train] block in its card, so --recipe paper has nothing to "
+                            f"use; give the training options as flags (see `srbench train --help`)")
+        block = ModelCard.from_dict(found, f"registry/{found['name']}.toml").train  # checked
         card = {k: block[k] for k in ("source", "status", "choices", "notes") if k in block}
         for key in DEFAULTS:
             if key in block:
                 values[key], origin[key] = block[key], "card"
-        if origin["scales"] == "card" and _per_scale(model):
+        if origin["scales"] == "card" and per_scale_training(resolve(model)):
             # one network per scale: the card lists the paper's scales, a run trains the one --scale names
             values["scales"], origin["scales"] = None, "default"
     for key, v in given.items():

@@ -1,10 +1,6 @@
-"""``srbench train --val DATASET --val-scales 2,3.5 --val-every N``: the model in training scored like a result row.
-
-Each image goes through the runner's own path (``sr_bench.run.evaluation.evaluate_image``: the protocol's LR, the
-adapter's ``super_resolve`` in fp32 under inference mode, the protocol's quantisation, shave and metrics), so a
-validation value is what ``srbench run`` would print for the weights of that step under the same protocol
-(``matlab`` when every validation scale is an integer, else ``metasr``). Bicubic is scored once beside it, as the
-floor a curve should rise above.
+"""``srbench train --val DATASET --val-scales 2,3.5 --val-every N``: the model in training scored like a result row,
+through the runner's own ``sr_bench.run.evaluation.evaluate_image``, with bicubic beside it (docs/training.md,
+"Validation and the best checkpoint").
 """
 
 from __future__ import annotations
@@ -31,8 +27,6 @@ BASELINE = "bicubic"
 
 def default_scales(t: Trainable) -> list[Fraction]:
     """The trained scale of a one-network-per-scale model; else x2, x3, x4 where trained, else the largest."""
-    if t.per_scale:
-        return [t.scales[0]]
     ints = [s for s in t.scales if s.denominator == 1 and 2 <= s <= 4]
     return ints or [max(t.scales)]
 
@@ -45,22 +39,18 @@ class Validator:
         self.t, self.metric = t, metric
         self.dataset = resolve_dataset(dataset, data_root=data_root)
         self.scales = parse_scales(scales_text) if scales_text else default_scales(t)
-        protocol = choose_protocol("auto", self.scales)
         check_scales([(t.name, t.model)], self.scales)
         request = RunRequest(models=(BASELINE,), datasets=(self.dataset.name,), scales=self.scales,
-                             protocol=protocol.name, metrics=METRICS)
+                             protocol=choose_protocol("auto", self.scales).name, metrics=METRICS)
         self.ctx = build_context(Setup(request, run_id="train-validation", device=str(device),
                                        threads=torch.get_num_threads()), extra=((ModelSpec(t.name), t.model),))
-        self.protocol = self.ctx.protocol
 
     def _means(self, model: str) -> dict[str, dict[str, float]]:
         """{scale text: {metric: mean over the images}} of ``model`` (one of the context's two)."""
         other = self.t.name if model == BASELINE else BASELINE
         skip = frozenset((other, scale_text(s)) for s in self.scales)
-        rows = []
-        for item in self.dataset.items:
-            got, _ = evaluate_image(self.ctx, self.dataset.name, item, self.scales, skip=skip)
-            rows += got
+        rows = [row for item in self.dataset.items
+                for row in evaluate_image(self.ctx, self.dataset.name, item, self.scales, skip=skip)[0]]
         bad = [r for r in rows if r["error"]]
         if bad:
             r = bad[0]
@@ -72,16 +62,20 @@ class Validator:
     def baseline(self) -> dict[str, dict[str, float]]:
         return self._means(BASELINE)
 
-    def evaluate(self) -> dict[str, dict[str, float]]:
-        """The trained network's means now (its modules in eval mode for the evaluation, then back)."""
-        mods = [m for m in self.t.module.modules()]
-        modes = [m.training for m in mods]
-        self.t.module.eval()
+    def evaluate(self, weights: dict | None = None) -> dict[str, dict[str, float]]:
+        """The trained network's means now, or holding ``weights`` (e.g. the EMA average) for the evaluation; in eval
+        mode for it, then back in training mode with its own weights."""
+        module = self.t.module
+        saved = None if weights is None else {k: v.detach().clone() for k, v in module.state_dict().items()}
+        if weights is not None:
+            module.load_state_dict(weights)
+        module.eval()
         try:
             return self._means(self.t.name)
         finally:
-            for m, mode in zip(mods, modes, strict=True):
-                m.train(mode)
+            module.train()
+            if saved is not None:
+                module.load_state_dict(saved)
 
     def score(self, means: dict[str, dict[str, float]]) -> float:
         """The number the best checkpoint is chosen by: the metric's mean over the validation scales."""
@@ -89,7 +83,7 @@ class Validator:
 
     def describe(self) -> dict:
         return {"dataset": self.dataset.name, "images": len(self.dataset.items),
-                "scales": [scale_text(s) for s in self.scales], "protocol": self.protocol.name,
-                "protocol_fingerprint": self.protocol.fingerprint, "metric": self.metric,
+                "scales": [scale_text(s) for s in self.scales], "protocol": self.ctx.protocol.name,
+                "protocol_fingerprint": self.ctx.protocol.fingerprint, "metric": self.metric,
                 "metrics": list(METRICS), "precision": "fp32",
                 "path": "sr_bench.run.evaluation.evaluate_image (the rows `srbench run` computes)"}

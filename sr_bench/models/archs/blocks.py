@@ -1,15 +1,11 @@
 """Shared pieces of the PyTorch architectures, and the adapter machinery every network ``Upscaler`` uses.
 
-Layers mirror ``thstkdgus35/EDSR-PyTorch`` ``src/model/common.py`` so that ``state_dict()`` keys and shapes are the
-official ones (``sub_mean.weight``, ``tail.0.0.weight``, ...). The second half of the file holds what the adapters
-share: the "needs weights" error, checkpoint reading (``weights_only``, container unwrapping, ``module.`` prefixes,
-sha256), strict loading with a one-line error that names the keys, deterministic untrained init, and the
-integer-scale adapter base with the ``ceil-then-down`` strategy for scales that have no tail.
+Layers mirror ``thstkdgus35/EDSR-PyTorch`` ``src/model/common.py``, so ``state_dict()`` keys and shapes are the official
+ones (``sub_mean.weight``, ``tail.0.0.weight``, ...).
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import pickle
@@ -20,11 +16,14 @@ from typing import Callable, ClassVar, Iterable, Mapping
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from sr_bench.errors import UserError
 from sr_bench.hashing import file_sha256
 from sr_bench.models.card_files import builtin_card, model_cards
-from sr_bench.models.interface import ScaleSupport, TrainingForward, Upscaler, scale_refusal
+from sr_bench.models.interface import ScaleSupport, Upscaler, held_modules, scale_refusal
+from sr_bench.models.tiling import image_statistic
+from sr_bench.scales import scale_text
 
 DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
 
@@ -33,42 +32,37 @@ DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def default_conv(in_channels: int, out_channels: int, kernel_size: int, bias: bool = True) -> nn.Conv2d:
-    """'same'-padded convolution (padding = kernel_size // 2)."""
-    return nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=bias)
+def default_conv(in_channels: int, out_channels: int, kernel_size: int) -> nn.Conv2d:
+    return nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
 
 
 class MeanShift(nn.Conv2d):
-    """Fixed 1x1 conv adding/subtracting the DIV2K RGB mean scaled by ``rgb_range``.
+    """Fixed 1x1 conv adding (``sign=1``) or subtracting the DIV2K RGB mean scaled by ``rgb_range``.
 
-    As in EDSR-PyTorch it is a ``Conv2d`` whose weight and bias are Parameters with ``requires_grad=False``: they are
-    in ``state_dict()`` (``sub_mean.weight``/``sub_mean.bias``) but not in trainable parameter counts.
+    As in EDSR-PyTorch its weight and bias are Parameters with ``requires_grad=False``: they are in ``state_dict()``
+    (``sub_mean.weight``/``sub_mean.bias``) but not in trainable parameter counts.
     """
 
-    def __init__(self, rgb_range: float, rgb_mean=DIV2K_RGB_MEAN, rgb_std=(1.0, 1.0, 1.0), sign: int = -1):
+    def __init__(self, rgb_range: float, sign: int = -1):
         super().__init__(3, 3, kernel_size=1)
         dev = self.weight.device  # building on the meta device must not mix in CPU tensors
-        std = torch.tensor(rgb_std, dtype=torch.float32, device=dev)
-        mean = torch.tensor(rgb_mean, dtype=torch.float32, device=dev)
         with torch.no_grad():
-            self.weight.copy_(torch.eye(3, device=dev).view(3, 3, 1, 1) / std.view(3, 1, 1, 1))
-            self.bias.copy_(sign * rgb_range * mean / std)
+            self.weight.copy_(torch.eye(3, device=dev).view(3, 3, 1, 1))
+            self.bias.copy_(sign * rgb_range * torch.tensor(DIV2K_RGB_MEAN, dtype=torch.float32, device=dev))
         for p in self.parameters():
             p.requires_grad = False
 
 
 class Upsampler(nn.Sequential):
-    """Sub-pixel upsampler: [conv n->4n, PixelShuffle(2)] per factor 2 for 2^k, or conv n->9n + PixelShuffle(3)."""
+    """Sub-pixel upsampler: conv n->4n + PixelShuffle(2) per factor 2 (none for x1), or n->9n + PixelShuffle(3)."""
 
-    def __init__(self, conv: Callable, scale: int, n_feats: int, bias: bool = True):
+    def __init__(self, scale: int, n_feats: int):
         m: list[nn.Module] = []
         if scale >= 1 and (scale & (scale - 1)) == 0:
             for _ in range(int(math.log2(scale))):
-                m.append(conv(n_feats, 4 * n_feats, 3, bias))
-                m.append(nn.PixelShuffle(2))
+                m += [default_conv(n_feats, 4 * n_feats, 3), nn.PixelShuffle(2)]
         elif scale == 3:
-            m.append(conv(n_feats, 9 * n_feats, 3, bias))
-            m.append(nn.PixelShuffle(3))
+            m += [default_conv(n_feats, 9 * n_feats, 3), nn.PixelShuffle(3)]
         else:
             raise ValueError(f"sub-pixel upsampler supports x2^k and x3, not x{scale}")
         super().__init__(*m)
@@ -89,6 +83,66 @@ def upsampler_scale(sd: Mapping[str, torch.Tensor], prefix: str, n_feats: int) -
     return 2**n
 
 
+def sub_pixel_tail_scale(sd: Mapping[str, torch.Tensor]) -> int | None:
+    """The scale of an EDSR-style network (``head.0``, sub-pixel ``tail.0``, last conv ``tail.1``), or None; a x1
+    network has an empty upsampler and stores ``tail.1`` only."""
+    head = sd.get("head.0.weight")
+    if head is None or head.dim() != 4:
+        return None
+    return upsampler_scale(sd, "tail.0.", int(head.shape[0])) or (1 if "tail.1.weight" in sd else None)
+
+
+# global pooling of a channel attention: the statistic, and its kind for tiling.image_statistic
+_POOLS = {
+    "avg": (lambda x: x.mean(dim=(-2, -1), keepdim=True), "mean"),
+    "max": (lambda x: x.amax(dim=(-2, -1), keepdim=True), "max"),
+    # RCAN's nn.AdaptiveAvgPool2d(1): it rounds differently from mean(), and the official weights were trained with it
+    "adaptive-avg": (lambda x: F.adaptive_avg_pool2d(x, 1), "mean"),
+}
+
+
+class ChannelAttention(nn.Module):
+    """RCAN's channel attention: global pool -> 1x1 (C -> C/r) -> ReLU -> 1x1 (C/r -> C) -> sigmoid, times the input."""
+
+    def __init__(self, channels: int, reduction: int = 16, pool: str = "avg"):
+        super().__init__()
+        if pool not in _POOLS:
+            raise ValueError(f"pool must be one of {', '.join(_POOLS)}, not {pool!r}")
+        self.pool = pool
+        self.conv_du = nn.Sequential(
+            nn.Conv2d(channels, channels // reduction, 1), nn.ReLU(inplace=True),
+            nn.Conv2d(channels // reduction, channels, 1), nn.Sigmoid(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        statistic, kind = _POOLS[self.pool]
+        return x * self.conv_du(image_statistic(x, statistic(x), kind))
+
+
+class Residual(nn.Module):
+    """``body(x) * res_scale + x`` with the layers under ``body``: EDSR's ResBlock, RCAN's RCAB and residual group."""
+
+    def __init__(self, *layers: nn.Module, res_scale: float = 1.0):
+        super().__init__()
+        self.body = nn.Sequential(*layers)
+        self.res_scale = res_scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        res = self.body(x)
+        if self.res_scale != 1:
+            res = res.mul(self.res_scale)
+        res += x
+        return res
+
+
+def dense_chain(units: Iterable[nn.Module], first: torch.Tensor) -> list[torch.Tensor]:
+    """``[first, u0(first), u1(cat(first, u0(first))), ...]``: each unit sees everything before it, concatenated."""
+    stack = [first]
+    for unit in units:
+        stack.append(unit(torch.cat(stack, 1) if len(stack) > 1 else first))
+    return stack
+
+
 def count_trainable(module: nn.Module) -> int:
     """Trainable parameters (MeanShift weights/biases have requires_grad=False and are excluded, as in papers.md)."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
@@ -100,14 +154,12 @@ def count_trainable(module: nn.Module) -> int:
 
 
 def needs_weights(name: str, example: str, builtin: bool = True) -> UserError:
+    head = f"model {name!r} needs weights: --models {name}=PATH/TO/{example}"
     if not builtin:  # a plugin: no card in registry/, not trainable here
-        return UserError(f"model {name!r} needs weights: --models {name}=PATH/TO/{example} (several files, one per "
-                         f"scale, joined by '{os.pathsep}'; releases: see `srbench models {name}`)")
-    return UserError(
-        f"model {name!r} needs weights: --models {name}=PATH/TO/{example} "
-        f"(releases: see `srbench models {name}`), or train one with `srbench train`, "
-        f"or --allow-untrained for a smoke run"
-    )
+        return UserError(f"{head} (several files, one per scale, joined by '{os.pathsep}'; releases: see "
+                         f"`srbench models {name}`)")
+    return UserError(f"{head} (releases: see `srbench models {name}`), or train one with `srbench train`, or "
+                     f"--allow-untrained for a smoke run")
 
 
 def checkpoint_paths(checkpoint) -> list[Path]:
@@ -176,9 +228,7 @@ def unwrap_state_dict(obj, path: Path | str = "?", name: str = "?") -> tuple[dic
     """
     spec = None
     for _ in range(4):
-        if _is_state_dict(obj):
-            break
-        if not isinstance(obj, Mapping):
+        if _is_state_dict(obj) or not isinstance(obj, Mapping):
             break
         if isinstance(obj.get("model"), Mapping) and "sd" in obj["model"]:
             spec = {k: v for k, v in obj["model"].items() if k != "sd"}
@@ -231,21 +281,15 @@ def load_strict(module: nn.Module, sd: Mapping[str, torch.Tensor], name: str, pa
                            strict=True, assign=True)
 
 
-@contextlib.contextmanager
-def seeded(seed: int = 0):
-    """Deterministic random init (for untrained smoke runs) without disturbing the global RNG."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
-
-
 def build_module(factory: Callable[[], nn.Module], meta: bool) -> nn.Module:
-    """Build a network outside inference mode: on the meta device (weights come from a checkpoint), or seeded."""
+    """Build a network outside inference mode: on the meta device (weights come from a checkpoint), or with seed-0
+    random weights (untrained smoke runs) that leave the global RNG as it was."""
     with torch.inference_mode(False):
         if meta:
             with torch.device("meta"):
                 return factory()
-        with seeded(0):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
             return factory()
 
 
@@ -290,11 +334,6 @@ def buildable_scales(card) -> tuple[int, ...]:
     return tuple(sorted({*card.integers, *card.also_builds}))
 
 
-def trainable_scales(card) -> tuple[int, ...]:
-    """The scales ``srbench train --scale K`` takes for a one-network-per-scale model: every buildable scale above 1."""
-    return tuple(k for k in buildable_scales(card) if k > 1)
-
-
 class NetworkUpscaler(Upscaler):
     """Common state of the network adapters: device, float32 inference, checkpoint bookkeeping."""
 
@@ -321,8 +360,29 @@ class NetworkUpscaler(Upscaler):
         self.untrained = not paths
         return paths
 
+    def _refuse_scale(self, scale) -> None:
+        if scale is not None:
+            raise UserError(f"model {self.model_name!r} handles every scale with one network; it takes no scale")
+
+    def _one_checkpoint(self, paths: list[Path]) -> tuple[dict | None, dict | None]:
+        """(state_dict, LIIF-style spec) of a one-network model's checkpoint; (None, None) without one."""
+        if len(paths) > 1:
+            raise UserError(f"model {self.model_name!r} takes one checkpoint, got {len(paths)}")
+        if not paths:
+            return None, None
+        obj, self.checkpoint_sha256 = read_checkpoint(paths[0], self.model_name)
+        return unwrap_state_dict(obj, paths[0], self.model_name)
+
+    def _network(self, factory: Callable[[], nn.Module], sd, paths: list[Path], hint: Callable | None = None):
+        """``factory()`` holding ``sd`` (loaded strictly from ``paths[0]``; ``hint(sd)`` ends a mismatch error), or
+        seeded random weights when ``sd`` is None; prepared for inference."""
+        net = build_module(factory, meta=sd is not None)
+        if sd is not None:
+            load_strict(net, sd, self.model_name, paths[0], hint(sd) if hint else "")
+        return self._prepare(net)
+
     def modules(self) -> Iterable[nn.Module]:
-        raise NotImplementedError
+        return held_modules(self)
 
     def to(self, device) -> "NetworkUpscaler":
         self._device = torch.device(device)
@@ -339,100 +399,40 @@ class NetworkUpscaler(Upscaler):
         return lr.to(self._device, torch.float32)
 
 
-class IntegerScaleUpscaler(NetworkUpscaler):
-    """EDSR / RDN / RCAN: one network per integer scale (each release has one tail).
-
-    Native only at the scales it holds a network for. Any other scale s uses ``ceil-then-down``: run the smallest
-    held scale k >= s, then MATLAB-bicubic-resize the k-times output (0..255, float64) to the requested size.
-    Networks take RGB in 0..255 (EDSR-PyTorch ``rgb_range`` 255) and return 0..255.
-    """
+class PerScaleNetworks(NetworkUpscaler):
+    """One network per integer scale (``nets``, e.g. EDSR's tails or LapSRN's pyramids); any other scale s is served
+    by the smallest held scale k >= s. Untrained, ``net(k)`` builds the x``k`` network (``build(k)``) on first use."""
 
     tiles_networks: ClassVar[bool] = True  # every network call goes through tiling.run_network
     family_scales: ClassVar[tuple[int, ...]] = (2, 3, 4)  # what an untrained smoke build holds
     network_scales = FromCard(buildable_scales, ())  # every scale a network (checkpoint or scale=) can have
-    per_scale_training = FromCard(trainable_scales, ())
-    default_strategy = FromCard(lambda card: card.strategy, "ceil-then-down")  # how other scales are reached
-    variants: ClassVar[dict[str, dict]] = {}
-    default_variant: ClassVar[str] = ""
+    # the scales ``srbench train --scale K`` takes: every buildable scale above 1
+    per_scale_training = FromCard(lambda card: tuple(k for k in buildable_scales(card) if k > 1), ())
 
-    def __init__(self, checkpoint=None, allow_untrained: bool = False, scale: int | None = None,
-                 variant: str | None = None):
-        variant = variant or self.default_variant
-        if variant not in self.variants:
-            raise UserError(f"model {self.model_name!r} has no variant {variant!r}; known: {', '.join(self.variants)}")
-        if scale is not None and int(scale) not in self.network_scales:
-            raise UserError(f"model {self.model_name!r} has tails for x{', x'.join(map(str, self.network_scales))}, "
-                            f"not x{scale}")
-        self.variant = variant
-        self.nets: dict[int, nn.Module] = {}
-        paths = self._setup(checkpoint, allow_untrained,
-                            {"variant": variant, **self.variants[variant]})
+    def _claim(self, path: Path, k: int | None, scale: int | None) -> int:
+        """The scale a checkpoint serves: ``k`` as read from it, else ``scale=``, else the family's first."""
+        if scale is not None and k is not None and k != int(scale):
+            raise UserError(f"checkpoint {str(path)!r} is a x{k} {self.model_name} model, but scale={scale} was asked")
+        k = k or (int(scale) if scale is not None else self.family_scales[0])
+        if k in self.nets:
+            raise UserError(f"two checkpoints for x{k} given to model {self.model_name!r}; give one per scale")
+        return k
+
+    def _hold(self, paths: list[Path], scale: int | None) -> None:
+        """The held scales: the checkpoints' (loaded into ``nets``), or ``scale=`` / ``family_scales`` untrained."""
         if paths:
-            shas = []
-            for path in paths:
-                obj, sha = read_checkpoint(path, self.model_name)
-                sd, spec = unwrap_state_dict(obj, path, self.model_name)
-                if spec is not None:
-                    raise UserError(f"checkpoint {str(path)!r} is a LIIF-repo {spec.get('name', '?')!r} model "
-                                    f"(['model']['sd']), not {self.model_name}; "
-                                    "use --models liif=PATH or liif-rdn=PATH")
-                k = self.infer_scale(sd)
-                if scale is not None and k is not None and k != int(scale):
-                    raise UserError(f"checkpoint {str(path)!r} is a x{k} {self.model_name} model, "
-                                    f"but scale={scale} was asked")
-                k = k or (int(scale) if scale is not None else self.family_scales[0])
-                if k in self.nets:
-                    raise UserError(f"two checkpoints for x{k} given to model {self.model_name!r}; give one per scale")
-                net = build_module(lambda k=k: self.build(k), meta=True)
-                load_strict(net, sd, self.model_name, path, self.mismatch_hint(sd))
-                self.nets[k] = self._prepare(net)
-                self.scale_sha256[k] = sha
-                shas.append(sha)
-            self.checkpoint_sha256 = "+".join(shas)
+            self.checkpoint_sha256 = "+".join(self.scale_sha256.values())
             available = frozenset(self.nets)
         else:
             available = frozenset([int(scale)]) if scale is not None else frozenset(self.family_scales)
         self.scales = ScaleSupport(integers=available)
         self.config["scales"] = sorted(available)
 
-    def training_forward(self, scale: Fraction | None = None) -> TrainingForward:
-        """The x``scale`` network on RGB in 0..255, in and out (EDSR-PyTorch style: EDSR, RDN, RCAN, DBDN, CSFM,
-        FSDN)."""
-        net = self.net(int(scale))
-
-        def predict(lr, hr, s, gen):
-            return net(lr * 255.0) / 255.0, hr
-        return TrainingForward(net, predict, "rgb")
-
-    # -- per family ---------------------------------------------------------------------------------------------------
-    def build(self, scale: int) -> nn.Module:
-        raise NotImplementedError
-
-    def infer_scale(self, sd: Mapping[str, torch.Tensor]) -> int | None:
-        raise NotImplementedError
-
-    def mismatch_hint(self, sd: Mapping[str, torch.Tensor]) -> str:
-        return ""
-
-    # -- running ------------------------------------------------------------------------------------------------------
-    def modules(self) -> Iterable[nn.Module]:
-        return list(self.nets.values())
-
     def net(self, k: int) -> nn.Module:
         if k not in self.nets:  # untrained: built on first use, seeded (outside any caller's inference mode)
             with torch.inference_mode(False):
                 self.nets[k] = self._prepare(build_module(lambda: self.build(k), meta=False))
         return self.nets[k]
-
-    def scale_problem(self, scale: Fraction) -> str | None:
-        s = Fraction(scale)
-        if self.strategy_for(s) == "ceil-then-down" and not any(k >= s for k in self.scales.integers):
-            from sr_bench.scales import scale_text
-
-            return (f"it holds x{', x'.join(map(str, sorted(self.scales.integers)))} only and ceil-then-down needs a "
-                    f"network of scale >= {scale_text(s)}: add that checkpoint or use --model-opt "
-                    f"strategy=floor-then-up or recursive-x2")
-        return None
 
     def networks_for(self, scale: Fraction) -> list[nn.Module]:
         return [self.net(self.scale_for(Fraction(scale)))]
@@ -443,19 +443,6 @@ class IntegerScaleUpscaler(NetworkUpscaler):
             raise scale_refusal(self.model_name, s, self.scale_problem(s) or "no network of a larger scale")
         return above[0]
 
-    def super_resolve(self, lr: torch.Tensor, scale: Fraction, size: tuple[int, int]) -> torch.Tensor:
-        from sr_bench.imaging.resize import imresize
-        from sr_bench.models.tiling import run_network
-
-        s = Fraction(scale)
-        k = self.scale_for(s)
-        net = self.net(k)
-        x = self._input(lr) * 255.0
-        with torch.inference_mode():
-            y = run_network(net, x, k).to(torch.float64)
-            if s == k:
-                y = crop_to(y, size, f"{self.name} x{k}")
-            else:
-                y = imresize(y, size=(int(size[0]), int(size[1])))
-            return (y / 255.0).clamp_(0.0, 1.0)
-
+    def _none_above(self, s: Fraction, fix: str) -> str:
+        return (f"it holds x{', x'.join(map(str, sorted(self.scales.integers)))} only and ceil-then-down needs a "
+                f"network of scale >= {scale_text(s)}: {fix}")

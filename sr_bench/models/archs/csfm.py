@@ -1,20 +1,6 @@
 """CSFM, Channel-wise and Spatial Feature Modulation network (Hu, Li, Huang, Gao, IEEE TCSVT, arXiv 1809.11130).
 
-No official repository is known. The layout follows the EDSR-framework PyTorch file headed "IEEE TCSVT paper - CSFM"
-(papers.md §1.7, [3rd-code]; it agrees with the paper figure), and the state_dict keys are that file's, so a
-checkpoint saved from it loads strictly:
-
-- ``sub_mean`` / ``add_mean``: fixed DIV2K mean shift (rgb_range 255).
-- ``head.0``: conv 3x3 3->64; ``conv_3x3``: conv 3x3 64->64, giving P0.
-- ``fmm{m}`` (m = 1..8): a feature-modulation memory module, ``CSAR_chain.{b}`` (b = 0..15) CSAR blocks:
-  U = ``convs.0`` (3x3) -> ReLU -> ``convs.2`` (3x3); channel attention ``CA.conv_du`` (global average pool, 1x1
-  64->4, ReLU, 1x1 4->64, sigmoid) times U; spatial attention ``SA.convs`` (1x1 64->128, ReLU, 1x1 128->1, sigmoid)
-  times U; ``conv_1x1`` fuses the two (128->64); plus the block input.
-- ``node{m}``: gated-fusion node, 1x1 conv over [FMM_m output, P_{m-1}, ..., P_0] ((m+1)*64 -> 64), giving P_m.
-- ``conv_3x3_bu``: conv 3x3 on P_8; + the head output (global skip).
-- ``tail.0``: EDSR sub-pixel ``Upsampler`` (no activation); ``tail.1``: conv 3x3 64->3.
-
-Trainable parameters (MeanShift excluded), papers.md §0: x2 12,071,875; x3 12,256,515; x4 12,219,587.
+Layout, key names and departures from the paper: docs/architectures.md, "CSFM".
 """
 
 from __future__ import annotations
@@ -24,23 +10,8 @@ from typing import ClassVar
 import torch
 import torch.nn as nn
 
-from sr_bench.models.archs.blocks import MeanShift, Upsampler, default_conv, upsampler_scale
+from sr_bench.models.archs.blocks import ChannelAttention, MeanShift, Upsampler, default_conv, upsampler_scale
 from sr_bench.models.strategies import StrategicIntegerUpscaler
-from sr_bench.models.tiling import image_statistic
-
-
-class ChannelAttention(nn.Module):
-    """GAP -> 1x1 (C -> C/r) -> ReLU -> 1x1 (C/r -> C) -> sigmoid, times the input."""
-
-    def __init__(self, channels: int, reduction: int = 16):
-        super().__init__()
-        self.conv_du = nn.Sequential(
-            nn.Conv2d(channels, channels // reduction, 1), nn.ReLU(inplace=True),
-            nn.Conv2d(channels // reduction, channels, 1), nn.Sigmoid(),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.conv_du(image_statistic(x, x.mean(dim=(-2, -1), keepdim=True)))
 
 
 class SpatialAttention(nn.Module):
@@ -74,8 +45,6 @@ class CSAR(nn.Module):
 
 
 class FMM(nn.Module):
-    """A chain of ``n_blocks`` CSAR blocks (key ``CSAR_chain``)."""
-
     def __init__(self, n_feats: int = 64, n_blocks: int = 16):
         super().__init__()
         self.CSAR_chain = nn.Sequential(*[CSAR(n_feats) for _ in range(n_blocks)])
@@ -98,7 +67,7 @@ class CSFM(nn.Module):
             setattr(self, f"fmm{m}", FMM(n_feats, n_blocks))
             setattr(self, f"node{m}", nn.Conv2d((m + 1) * n_feats, n_feats, 1))
         self.conv_3x3_bu = default_conv(n_feats, n_feats, 3)
-        self.tail = nn.Sequential(Upsampler(default_conv, scale, n_feats), default_conv(n_feats, n_colors, 3))
+        self.tail = nn.Sequential(Upsampler(scale, n_feats), default_conv(n_feats, n_colors, 3))
         self.add_mean = MeanShift(rgb_range, sign=1)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -114,16 +83,12 @@ class CSFM(nn.Module):
 
 
 class CSFMUpscaler(StrategicIntegerUpscaler):
-    """CSFM (8 FMMs x 16 CSARs, 64 features): one network per integer scale x2/x3/x4 (x1 and x8 also build).
-    Decimal scales: ``strategy=`` (default ``ceil-then-down``; see ``sr_bench.models.strategies``)."""
+    """CSFM (8 FMMs x 16 CSARs, 64 features): one network per integer scale x2/x3/x4 (x1 and x8 also build)."""
 
     model_name: ClassVar[str] = "csfm"
-    family_scales: ClassVar[tuple[int, ...]] = (2, 3, 4)
+    network = CSFM
     variants: ClassVar[dict[str, dict]] = {"csfm": {"n_feats": 64, "n_modules": 8, "n_blocks": 16}}
     default_variant: ClassVar[str] = "csfm"
-
-    def build(self, scale: int) -> nn.Module:
-        return CSFM(scale=scale, rgb_range=255, **self.variants[self.variant])
 
     def infer_scale(self, sd):
         head = sd.get("head.0.weight")

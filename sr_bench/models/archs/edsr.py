@@ -1,9 +1,6 @@
 """EDSR and EDSR-baseline (Lim et al., CVPRW'17), key-compatible with ``thstkdgus35/EDSR-PyTorch``
-``src/model/edsr.py``.
-
-Keys: ``sub_mean.*``, ``add_mean.*`` (fixed MeanShift convs), ``head.0.*``, ``body.{i}.body.{0,2}.*`` (resblocks),
-``body.{n_resblocks}.*``, ``tail.0.{0,2,..}.*`` (sub-pixel upsampler), ``tail.1.*``. The LIIF encoder variant
-(``no_upsampling=True``, mean shift unused in ``forward`` as in ``yinboc/liif`` ``models/edsr.py``) has no ``tail``.
+``src/model/edsr.py``. The LIIF encoder variant (``no_upsampling=True``, mean shift unused in ``forward`` as in
+``yinboc/liif`` ``models/edsr.py``) has no ``tail``.
 """
 
 from __future__ import annotations
@@ -13,54 +10,28 @@ from typing import ClassVar, Mapping
 import torch
 import torch.nn as nn
 
-from sr_bench.models.archs.blocks import (
-    MeanShift,
-    Upsampler,
-    default_conv,
-    upsampler_scale,
-)
+from sr_bench.models.archs.blocks import MeanShift, Residual, Upsampler, default_conv
 from sr_bench.models.strategies import StrategicIntegerUpscaler
 
 
-class ResBlock(nn.Module):
-    """conv-ReLU-conv, scaled by ``res_scale``, plus the input (no batch norm)."""
-
-    def __init__(self, conv, n_feats: int, kernel_size: int, bias: bool = True, res_scale: float = 1.0):
-        super().__init__()
-        self.body = nn.Sequential(
-            conv(n_feats, n_feats, kernel_size, bias=bias),
-            nn.ReLU(True),
-            conv(n_feats, n_feats, kernel_size, bias=bias),
-        )
-        self.res_scale = res_scale
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        res = self.body(x).mul(self.res_scale)
-        res += x
-        return res
-
-
 class EDSR(nn.Module):
-    """EDSR: head conv, ``n_resblocks`` resblocks + conv with a global skip, sub-pixel tail. Input/output in
-    0..``rgb_range`` (255 for the EDSR-PyTorch releases)."""
+    """EDSR: head conv, ``n_resblocks`` resblocks (conv-ReLU-conv scaled by ``res_scale``, plus the input; no batch
+    norm) + conv with a global skip, sub-pixel tail. Input/output in 0..``rgb_range`` (255 for the releases)."""
 
     def __init__(self, n_resblocks: int = 16, n_feats: int = 64, res_scale: float = 1.0, scale: int = 2,
                  rgb_range: float = 255, n_colors: int = 3, no_upsampling: bool = False, mean_shift: bool = True):
         super().__init__()
-        conv = default_conv
         self.no_upsampling = no_upsampling
         self.mean_shift = mean_shift
         self.sub_mean = MeanShift(rgb_range)
         self.add_mean = MeanShift(rgb_range, sign=1)
-        self.head = nn.Sequential(conv(n_colors, n_feats, 3))
-        body: list[nn.Module] = [ResBlock(conv, n_feats, 3, res_scale=res_scale) for _ in range(n_resblocks)]
-        body.append(conv(n_feats, n_feats, 3))
-        self.body = nn.Sequential(*body)
-        if no_upsampling:
-            self.out_dim = n_feats
-        else:
-            self.out_dim = n_colors
-            self.tail = nn.Sequential(Upsampler(conv, scale, n_feats), conv(n_feats, n_colors, 3))
+        self.head = nn.Sequential(default_conv(n_colors, n_feats, 3))
+        self.body = nn.Sequential(*[Residual(default_conv(n_feats, n_feats, 3), nn.ReLU(True),
+                                             default_conv(n_feats, n_feats, 3), res_scale=res_scale)
+                                    for _ in range(n_resblocks)], default_conv(n_feats, n_feats, 3))
+        self.out_dim = n_feats if no_upsampling else n_colors
+        if not no_upsampling:
+            self.tail = nn.Sequential(Upsampler(scale, n_feats), default_conv(n_feats, n_colors, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.mean_shift:
@@ -71,9 +42,7 @@ class EDSR(nn.Module):
         if self.no_upsampling:
             return res
         x = self.tail(res)
-        if self.mean_shift:
-            x = self.add_mean(x)
-        return x
+        return self.add_mean(x) if self.mean_shift else x
 
 
 EDSR_VARIANTS = {
@@ -83,33 +52,23 @@ EDSR_VARIANTS = {
 _CARD_OF = {"edsr": "edsr", "baseline": "edsr-baseline"}
 
 
-def edsr_shape_of(sd: Mapping[str, torch.Tensor], prefix: str = "") -> tuple[int, int] | None:
+def edsr_shape_of(sd: Mapping[str, torch.Tensor]) -> tuple[int, int] | None:
     """(n_resblocks, n_feats) of an EDSR state_dict, or None."""
-    head = sd.get(prefix + "head.0.weight")
+    head = sd.get("head.0.weight")
     if head is None or head.dim() != 4:
         return None
-    blocks = {k.split(".")[1] for k in sd if k.startswith(prefix + "body.") and ".body.0.weight" in k}
+    blocks = {k.split(".")[1] for k in sd if k.startswith("body.") and ".body.0.weight" in k}
     return len(blocks), int(head.shape[0])
 
 
 class EDSRUpscaler(StrategicIntegerUpscaler):
     """Full EDSR (32 resblocks, 256 features, res_scale 0.1); one network per scale x2/x3/x4 (x1 builds too: Meta-SR's
-    EDSR(x1) baseline for ``strategy="bicubic-pre"``). Decimal scales: ``strategy=`` (default ``ceil-then-down``)."""
+    EDSR(x1) baseline for ``strategy="bicubic-pre"``)."""
 
     model_name: ClassVar[str] = "edsr"
+    network = EDSR
     variants: ClassVar[dict[str, dict]] = EDSR_VARIANTS
     default_variant: ClassVar[str] = "edsr"
-
-    def build(self, scale: int) -> nn.Module:
-        return EDSR(scale=scale, rgb_range=255, **EDSR_VARIANTS[self.variant])
-
-
-    def infer_scale(self, sd):
-        shape = edsr_shape_of(sd)
-        if not shape:
-            return None
-        # x1 has an empty upsampler: only the final conv, tail.1, is stored
-        return upsampler_scale(sd, "tail.0.", shape[1]) or (1 if "tail.1.weight" in sd else None)
 
     def mismatch_hint(self, sd) -> str:
         shape = edsr_shape_of(sd)

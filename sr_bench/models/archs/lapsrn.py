@@ -1,18 +1,6 @@
 """LapSRN (Lai et al., CVPR'17), as defined by ``phoenix104104/LapSRN`` ``init_LapSRN_model.m``.
 
-Y channel only, progressive x2 pyramid with ``L = log2(scale)`` levels (x2: 1, x4: 2, x8: 3), 64 features, 3x3 filters:
-
-- ``input_conv`` 3x3 1->64, LeakyReLU(0.2);
-- per level: ``convs.{0..depth-1}`` 3x3 64->64 each + LReLU (depth 10), ``upconv`` transposed conv 3x3 stride 2 with
-  MatConvNet crop [top bottom left right] = [0 1 0 1] + LReLU, ``residual`` conv 3x3 64->1 (on the upsampled features);
-- image branch per level: ``img_up`` transposed conv 4x4 stride 2, crop 1 on every side, no bias (bilinear-initialised,
-  trained); level output = ``img_up(previous output) + residual``.
-
-Keys ``levels.{i}`` count pyramid levels from the LR side: MatConvNet names them the other way round
-(``level{L}`` is the first, ``level1`` the last, whose output ``level1_output`` is what ``SR_LapSRN.m`` returns).
-
-Parameters: x2 407,441; x4 814,242; x8 1,221,043 (papers.md §0, depth 10). The released ``LapSRN_x8.mat`` has depth 5
-(667,123 parameters); the depth is read from each file.
+Layout, key names and departures from the paper: docs/architectures.md, "LapSRN".
 """
 
 from __future__ import annotations
@@ -22,25 +10,16 @@ import os
 import re
 from fractions import Fraction
 from pathlib import Path
-from typing import ClassVar, Iterable, Mapping
+from typing import Callable, ClassVar, Iterable, Mapping
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from sr_bench.errors import UserError
-from sr_bench.models.archs.blocks import (
-    FromCard,
-    build_module,
-    buildable_scales,
-    is_matconvnet_file,
-    load_strict,
-    read_checkpoint,
-    trainable_scales,
-    unwrap_state_dict,
-)
+from sr_bench.models.archs.blocks import PerScaleNetworks, build_module, is_matconvnet_file, load_strict
 from sr_bench.models.card_files import builtin_card
-from sr_bench.models.interface import ScaleSupport, TrainingForward, scale_refusal
+from sr_bench.models.interface import TrainingForward
 from sr_bench.models.luma import LumaUpscaler, pyramid_targets, training_net_input, training_y
 from sr_bench.models.matconvnet import check_standard_layer, load_dagnn, read_dagnn
 from sr_bench.models.tiling import run_network
@@ -126,24 +105,22 @@ class LapSRN(nn.Module):
         return outputs if return_all else img
 
 
-# --------------------------------------------------------------------------------------------------------------------
-# Official MatConvNet names
-# --------------------------------------------------------------------------------------------------------------------
+INPUT_CONV_NAMES = {"input_conv_f": "input_conv.weight", "input_conv_b": "input_conv.bias"}
+
+
+def level_names(depth: int) -> dict[str, str]:
+    """MatConvNet param name -> state_dict key in one pyramid level of ``depth`` convs: MS-LapSRN's shared level, and
+    each LapSRN level with ``level{n}_`` / ``levels.{i}.`` in front."""
+    names = {f"conv{d + 1}_{m}": f"convs.{d}.{p}" for d in range(depth) for m, p in (("f", "weight"), ("b", "bias"))}
+    return names | {"upconv_f": "upconv.weight", "upconv_b": "upconv.bias", "residual_conv_f": "residual.weight",
+                    "residual_conv_b": "residual.bias", "img_up_f": "img_up.weight"}
 
 
 def official_names(levels: int, depth: int) -> dict[str, str]:
     """MatConvNet param name -> our state_dict key, for a LapSRN with ``levels`` levels of ``depth`` convs."""
-    names = {"input_conv_f": "input_conv.weight", "input_conv_b": "input_conv.bias"}
-    for i in range(levels):
-        n = levels - i  # level{L} is the first pyramid level
-        for d in range(depth):
-            names[f"level{n}_conv{d + 1}_f"] = f"levels.{i}.convs.{d}.weight"
-            names[f"level{n}_conv{d + 1}_b"] = f"levels.{i}.convs.{d}.bias"
-        names[f"level{n}_upconv_f"] = f"levels.{i}.upconv.weight"
-        names[f"level{n}_upconv_b"] = f"levels.{i}.upconv.bias"
-        names[f"level{n}_residual_conv_f"] = f"levels.{i}.residual.weight"
-        names[f"level{n}_residual_conv_b"] = f"levels.{i}.residual.bias"
-        names[f"level{n}_img_up_f"] = f"levels.{i}.img_up.weight"
+    names = dict(INPUT_CONV_NAMES)
+    for i in range(levels):  # level{L} is the first pyramid level
+        names |= {f"level{levels - i}_{m}": f"levels.{i}.{k}" for m, k in level_names(depth).items()}
     return names
 
 
@@ -180,26 +157,27 @@ def load_official(path: Path, model_name: str) -> tuple[LapSRN, str]:
     return net, dag.sha256
 
 
-# --------------------------------------------------------------------------------------------------------------------
-# Adapter
-# --------------------------------------------------------------------------------------------------------------------
+def pyramid_training(net: nn.Module, run: Callable, reload_opts: dict | None = None) -> TrainingForward:
+    """Training on the LR Y: ``run(y, s, return_all)`` is the pyramid's Y (every level's with ``return_all``, for the
+    multi-level loss, each level against the HR Y resized to its size)."""
+
+    def predict(lr, hr, s, gen):
+        return run(training_net_input(training_y(lr)), s, False), training_y(hr).float()
+
+    def predict_levels(lr, hr, s, gen):
+        outs = run(training_net_input(training_y(lr)), s, True)
+        return outs, pyramid_targets(training_y(hr), [o.shape[-2:] for o in outs])
+    return TrainingForward(net, predict, "y", reload_opts or {}, predict_levels=predict_levels)
 
 
-class LapSRNUpscaler(LumaUpscaler):
-    """LapSRN: one network per power-of-2 scale (official ``LapSRN_x2/x4/x8.mat``; several joined by ``os.pathsep``).
-
-    Native at the scales it holds; any other scale s runs the smallest held scale >= s (2^ceil(log2 s) with all three
-    releases) and MATLAB-bicubic-resizes the Y output to the target size: ``ceil-then-down``, the x3 recipe of
-    ``SR_LapSRN.m`` and the TPAMI table. Accepts the official .mat files or our own state_dicts.
-    """
+class LapSRNUpscaler(PerScaleNetworks, LumaUpscaler):
+    """LapSRN: one network per power-of-2 scale (official ``LapSRN_x2/x4/x8.mat``, joined by ``os.pathsep``, or our
+    state_dicts). Other scales: ``ceil-then-down`` on the Y, the x3 recipe of ``SR_LapSRN.m`` and the TPAMI table."""
 
     model_name: ClassVar[str] = "lapsrn"
-    tiles_networks: ClassVar[bool] = True
     tile_overlap: ClassVar[int] = 24  # >= the receptive field of x2/x4/x8 (docs/tiling.md)
     upsampling: ClassVar[str] = "progressive"
     family_scales: ClassVar[tuple[int, ...]] = (2, 4, 8)
-    network_scales = FromCard(buildable_scales, ())
-    per_scale_training = FromCard(trainable_scales, ())
 
     def __init__(self, checkpoint=None, allow_untrained: bool = False, scale: int | None = None, depth: int = 10):
         if scale is not None and int(scale) not in self.network_scales:
@@ -207,35 +185,24 @@ class LapSRNUpscaler(LumaUpscaler):
         self.depth = int(depth)
         self.nets: dict[int, nn.Module] = {}
         paths = self._setup(checkpoint, allow_untrained, {"depth": self.depth})
-        shas = []
         for path in paths:
             net, sha = self._load(path)
-            k = net.scale
-            if scale is not None and k != int(scale):
-                raise UserError(f"checkpoint {str(path)!r} is a x{k} {self.model_name} model, "
-                                f"but scale={scale} was asked")
-            if k in self.nets:
-                raise UserError(f"two checkpoints for x{k} given to model {self.model_name!r}; give one per scale")
-            self.nets[k] = self._prepare(net)
-            self.scale_sha256[k] = sha
-            shas.append(sha)
-        if paths:
-            self.checkpoint_sha256 = "+".join(shas)
-            available = frozenset(self.nets)
+            k = self._claim(path, net.scale, scale)
+            self.nets[k], self.scale_sha256[k] = self._prepare(net), sha
+        self._hold(paths, scale)
+        if paths:  # the released LapSRN_x8.mat has 5 convs per level, x2/x4 have 10
             depths = {f"x{k}": self.nets[k].depth for k in sorted(self.nets)}
-            # the released LapSRN_x8.mat has 5 convs per level, x2/x4 have 10
-            depth = next(iter(depths.values())) if len(set(depths.values())) == 1 else depths
-        else:
-            available = frozenset([int(scale)]) if scale is not None else frozenset(self.family_scales)
-            depth = self.depth
-        self.scales = ScaleSupport(integers=available)
-        self.config.update(scales=sorted(available), depth=depth)
+            self.config["depth"] = next(iter(depths.values())) if len(set(depths.values())) == 1 else depths
+
+    def net(self, k: int) -> nn.Module:
+        if k not in self.nets:  # untrained: built on first use, seeded
+            self.nets[k] = self._prepare(build_module(lambda: LapSRN(k, self.depth), meta=False))
+        return self.nets[k]
 
     def _load(self, path: Path) -> tuple[LapSRN, str]:
         if is_matconvnet_file(path):
             return load_official(path, self.model_name)
-        obj, sha = read_checkpoint(path, self.model_name)
-        sd, _ = unwrap_state_dict(obj, path, self.model_name)
+        sd, sha = self._read_state_dict(path)
         shape = shape_of_state_dict(sd)
         if shape is None:
             raise UserError(f"checkpoint {str(path)!r} is not a LapSRN state_dict (no levels.N.convs.* keys); "
@@ -245,48 +212,19 @@ class LapSRNUpscaler(LumaUpscaler):
         load_strict(net, sd, self.model_name, path)
         return net, sha
 
-    def modules(self) -> Iterable[nn.Module]:
-        return list(self.nets.values())
-
-    def net(self, k: int) -> nn.Module:
-        if k not in self.nets:  # untrained: built on first use, seeded
-            with torch.inference_mode(False):
-                self.nets[k] = self._prepare(build_module(lambda: LapSRN(k, self.depth), meta=False))
-        return self.nets[k]
-
     def scale_problem(self, scale: Fraction) -> str | None:
         s = Fraction(scale)
         if any(k >= s for k in self.scales.integers):
             return None
-        from sr_bench.scales import scale_text
-
         release = next((r.file for r in sorted(builtin_card(self.model_name).releases, key=lambda r: r.scales or ())
                         if r.scales and min(r.scales) >= s), None)  # the smallest release that reaches s
         add = f"add {release}" if release else "add a checkpoint of that scale"
-        return (f"it holds x{', x'.join(map(str, sorted(self.scales.integers)))} only and ceil-then-down needs a "
-                f"network of scale >= {scale_text(s)}: {add}, joined to the others with '{os.pathsep}'")
-
-    def networks_for(self, scale: Fraction) -> list[nn.Module]:
-        return [self.net(self.scale_for(Fraction(scale)))]
-
-    def scale_for(self, s: Fraction) -> int:
-        above = [k for k in sorted(self.scales.integers) if k >= s]
-        if not above:
-            raise scale_refusal(self.model_name, s, self.scale_problem(s))
-        return above[0]
+        return self._none_above(s, f"{add}, joined to the others with '{os.pathsep}'")
 
     def luma(self, y_lr: torch.Tensor, y_bicubic: torch.Tensor, scale: Fraction) -> torch.Tensor:
         k = self.scale_for(scale)
         return run_network(self.net(k), self._net_input(y_lr), k)
 
     def training_forward(self, scale: Fraction | None = None) -> TrainingForward:
-        """The x``scale`` pyramid on the LR Y; the loss compares its Y with the HR's."""
         net = self.net(int(scale))
-
-        def predict(lr, hr, s, gen):
-            return net(training_net_input(training_y(lr))), training_y(hr).float()
-
-        def predict_levels(lr, hr, s, gen):
-            outs = net(training_net_input(training_y(lr)), return_all=True)
-            return outs, pyramid_targets(training_y(hr), [o.shape[-2:] for o in outs])
-        return TrainingForward(net, predict, "y", predict_levels=predict_levels)
+        return pyramid_training(net, lambda y, s, every: net(y, return_all=every))

@@ -1,46 +1,31 @@
 """LIIF (Chen, Liu, Wang, CVPR'21), key-compatible with ``yinboc/liif`` ``models/liif.py`` + ``models/mlp.py``.
 
-A release ``.pth`` is ``{'model': {'name': 'liif', 'args': {...}, 'sd': state_dict}, 'optimizer': ..., 'epoch': ...}``;
-the state_dict keys are ``encoder.*`` (EDSR-baseline or RDN without upsampler; the EDSR encoder keeps its unused
-``sub_mean``/``add_mean`` convs) and ``imnet.layers.{0,2,4,6,8}.*`` (MLP 580 -> 256 x4 -> 3). The spec's ``args``
-(encoder name, ``local_ensemble``, ``feat_unfold``, ``cell_decode``, MLP ``hidden_list``) configure the network.
-
-Decoding follows ``LIIF.query_rgb`` step by step: 3x3 feature unfolding, the four nearest latent codes (local
-ensemble, area weights swapped diagonally), relative coordinates and cell size scaled by the feature size.
-Input is normalised (x - 0.5) / 0.5 and the output mapped back with * 0.5 + 0.5 then clamped, as in ``demo.py``;
-queries are the HR pixel centres of the requested size (``make_coord``), cell = (2/H, 2/W), in chunks of 30000.
+Layout, key names and departures from the paper: docs/architectures.md, "LIIF".
 """
 
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import ClassVar, Iterable, Sequence
+from typing import ClassVar, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from sr_bench.errors import UserError
-from sr_bench.models.archs.blocks import (
-    NetworkUpscaler,
-    build_module,
-    load_strict,
-    read_checkpoint,
-    unwrap_state_dict,
-)
+from sr_bench.models.archs.blocks import NetworkUpscaler
 from sr_bench.models.archs.edsr import EDSR, EDSR_VARIANTS
 from sr_bench.models.archs.rdn import RDN
 from sr_bench.models.interface import TrainingForward
 from sr_bench.models.tiling import run_network
 
 
-def make_coord(shape: Sequence[int], ranges=None, flatten: bool = True, device=None) -> torch.Tensor:
+def make_coord(shape: Sequence[int], flatten: bool = True, device=None) -> torch.Tensor:
     """Coordinates of pixel centres in [-1, 1] (per axis: -1 + r + 2r*i, r = 1/n), shape (*shape, 2) or (prod, 2)."""
     seqs = []
-    for i, n in enumerate(shape):
-        v0, v1 = (-1, 1) if ranges is None else ranges[i]
-        r = (v1 - v0) / (2 * n)
-        seqs.append(v0 + r + (2 * r) * torch.arange(n, device=device).float())
+    for n in shape:
+        r = 2 / (2 * n)
+        seqs.append(-1 + r + (2 * r) * torch.arange(n, device=device).float())
     ret = torch.stack(torch.meshgrid(*seqs, indexing="ij"), dim=-1)
     return ret.view(-1, ret.shape[-1]) if flatten else ret
 
@@ -82,9 +67,6 @@ class LIIF(nn.Module):
         self.encoder = encoder
         in_dim = encoder.out_dim * (9 if feat_unfold else 1) + 2 + (2 if cell_decode else 0)
         self.imnet = MLP(in_dim, out_dim, hidden_list)
-
-    def gen_feat(self, inp: torch.Tensor) -> torch.Tensor:
-        return self.encoder(inp)
 
     def query_rgb(self, feat: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor | None = None) -> torch.Tensor:
         if self.feat_unfold:
@@ -130,7 +112,7 @@ class LIIF(nn.Module):
         return ret
 
     def forward(self, inp: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
-        return self.query_rgb(self.gen_feat(inp), coord, cell)
+        return self.query_rgb(self.encoder(inp), coord, cell)
 
 
 _DEFAULT_ARGS = {"local_ensemble": True, "feat_unfold": True, "cell_decode": True}
@@ -146,50 +128,32 @@ class LIIFUpscaler(NetworkUpscaler):
 
     def __init__(self, checkpoint=None, allow_untrained: bool = False, scale=None, variant: str | None = None):
         variant = variant or self.default_variant
-        if scale is not None:
-            raise UserError(f"model {self.model_name!r} handles every scale with one network; it takes no scale")
+        self._refuse_scale(scale)
         if variant not in ("edsr-baseline", "edsr", "rdn"):
             raise UserError(f"model {self.model_name!r} has encoders edsr-baseline, edsr and rdn, not {variant!r}")
         paths = self._setup(checkpoint, allow_untrained, {})
-        if len(paths) > 1:
-            raise UserError(f"model {self.model_name!r} takes one checkpoint, got {len(paths)}")
+        sd, spec = self._one_checkpoint(paths)
         encoder_args: dict = {}
         args = dict(_DEFAULT_ARGS)
         hidden, out_dim = [256, 256, 256, 256], 3
-        sd = spec = None
-        if paths:
-            obj, sha = read_checkpoint(paths[0], self.model_name)
-            sd, spec = unwrap_state_dict(obj, paths[0], self.model_name)
-            if spec is not None:
-                if spec.get("name", "liif") != "liif":
-                    raise UserError(f"checkpoint {str(paths[0])!r} is a LIIF-repo {spec.get('name')!r} model, "
-                                    "not 'liif'")
-                margs = spec.get("args") or {}
-                enc = margs.get("encoder_spec") or {}
-                found = enc.get("name", variant)
-                if found != variant:
-                    other = {"rdn": "liif-rdn", "edsr-baseline": "liif"}.get(found, found)
-                    raise UserError(f"checkpoint {str(paths[0])!r} is a LIIF with a {found!r} encoder, but model "
-                                    f"{self.model_name!r} uses {variant!r}; use --models {other}=PATH")
-                encoder_args = dict(enc.get("args") or {})
-                args.update({k: bool(margs[k]) for k in _DEFAULT_ARGS if k in margs})
-                imnet_args = (margs.get("imnet_spec") or {}).get("args") or {}
-                hidden = list(imnet_args.get("hidden_list", hidden))
-                out_dim = int(imnet_args.get("out_dim", out_dim))
-            self.checkpoint_sha256 = sha
+        if spec is not None:
+            if spec.get("name", "liif") != "liif":
+                raise UserError(f"checkpoint {str(paths[0])!r} is a LIIF-repo {spec.get('name')!r} model, not 'liif'")
+            margs = spec.get("args") or {}
+            enc = margs.get("encoder_spec") or {}
+            found = enc.get("name", variant)
+            if found != variant:
+                other = {"rdn": "liif-rdn", "edsr-baseline": "liif"}.get(found, found)
+                raise UserError(f"checkpoint {str(paths[0])!r} is a LIIF with a {found!r} encoder, but model "
+                                f"{self.model_name!r} uses {variant!r}; use --models {other}=PATH")
+            encoder_args = dict(enc.get("args") or {})
+            args.update({k: bool(margs[k]) for k in _DEFAULT_ARGS if k in margs})
+            imnet_args = (margs.get("imnet_spec") or {}).get("args") or {}
+            hidden = list(imnet_args.get("hidden_list", hidden))
+            out_dim = int(imnet_args.get("out_dim", out_dim))
         self.variant = variant
         self.config.update({"encoder": variant, **args, "hidden_list": hidden})
-
-        def factory():
-            return LIIF(make_encoder(variant, encoder_args), hidden, out_dim, **args)
-
-        net = build_module(factory, meta=sd is not None)
-        if sd is not None:
-            load_strict(net, sd, self.model_name, paths[0])
-        self.net = self._prepare(net)
-
-    def modules(self) -> Iterable[nn.Module]:
-        return [self.net]
+        self.net = self._network(lambda: LIIF(make_encoder(variant, encoder_args), hidden, out_dim, **args), sd, paths)
 
     def training_forward(self, scale: Fraction | None = None) -> TrainingForward:
         """LIIF's recipe: the loss sees a random subset of the HR pixels (2304 = 48^2 at patch 48), which bounds the
@@ -203,7 +167,7 @@ class LIIFUpscaler(NetworkUpscaler):
             coord = make_coord((h, w), device=lr.device)[idx]
             cell = torch.empty_like(coord)
             cell[..., 0], cell[..., 1] = 2 / h, 2 / w
-            pred = net.query_rgb(net.gen_feat((lr - 0.5) / 0.5), coord, cell) * 0.5 + 0.5
+            pred = net.query_rgb(net.encoder((lr - 0.5) / 0.5), coord, cell) * 0.5 + 0.5
             target = hr.flatten(2).transpose(1, 2).gather(1, idx[..., None].expand(-1, -1, hr.shape[1]))
             return pred, target
         return TrainingForward(net, predict, "rgb")
@@ -213,11 +177,10 @@ class LIIFUpscaler(NetworkUpscaler):
         x = self._input(lr)
         b = x.shape[0]
         with torch.inference_mode():
-            feat = run_network(self.net.gen_feat, (x - 0.5) / 0.5, 1)  # the decoder reads every query's position
+            feat = run_network(self.net.encoder, (x - 0.5) / 0.5, 1)  # the decoder reads every query's position
             coord = make_coord((h, w), device=x.device).unsqueeze(0).repeat(b, 1, 1)
-            cell = torch.ones_like(coord)
-            cell[:, :, 0] *= 2 / h
-            cell[:, :, 1] *= 2 / w
+            cell = torch.empty_like(coord)
+            cell[..., 0], cell[..., 1] = 2 / h, 2 / w
             preds = [self.net.query_rgb(feat, coord[:, q:q + self.query_chunk], cell[:, q:q + self.query_chunk])
                      for q in range(0, h * w, self.query_chunk)]
             pred = torch.cat(preds, dim=1) * 0.5 + 0.5

@@ -1,42 +1,20 @@
 """Meta-RDN (Hu et al., "Meta-SR", CVPR'19), key-compatible with ``XuecaiHu/Meta-SR-Pytorch`` ``model/metardn.py``
 (the released ``model_1000.pt`` is a bare state_dict with these keys).
 
-Keys: ``sub_mean.*``, ``add_mean.*``, the RDN body without upsampler (``SFENet1``, ``SFENet2``, ``RDBs``, ``GFF``) and
-the weight-prediction network ``P2W.meta_block.{0,2}.*`` (Linear 3->256, ReLU, Linear 256->3*3*64*3).
-
-Meta-upscale, as in the official forward: HR pixel (i, j) at scale r projects to LR pixel (floor(i/r), floor(j/r));
-its RGB value is a 3x3 convolution of the 64-channel LR features around that pixel with a kernel predicted from
-(1/r, i/r - floor(i/r), j/r - floor(j/r)). Coordinates are computed exactly as ``trainer.input_matrix_wpn`` does
-(``torch.arange(out).float().mul(1.0 / r)`` in float32), so the per-pixel inputs are bit-identical.
-
-Differences from the official implementation (same values, different bookkeeping):
-- The official code builds a ceil(r)*h x ceil(r)*w grid (features repeated ceil(r)^2 times, a position matrix with
-  padding entries and a mask) and ``masked_select``s the int(r*h) x int(r*w) valid pixels. Here the kernel is
-  predicted only for the requested output pixels, in row chunks to bound memory; the result is the same image.
-- Output size: the official code returns int(r*h) x int(r*w). Here the caller's ``size`` is produced directly by
-  extending the same coordinate rule to every requested row/column (i in range(size[0])); with size == int(r*h) this
-  is exactly the official output, with a larger size (e.g. ceil) the extra rows/columns follow the same projection
-  (LR index clamped to the last row/column).
+Layout, key names and departures from the paper: docs/architectures.md, "Meta-RDN (Meta-SR)".
 """
 
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import ClassVar, Iterable
+from typing import ClassVar
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from sr_bench.errors import UserError
-from sr_bench.models.archs.blocks import (
-    MeanShift,
-    NetworkUpscaler,
-    build_module,
-    load_strict,
-    read_checkpoint,
-    unwrap_state_dict,
-)
+from sr_bench.models.archs.blocks import MeanShift, NetworkUpscaler
 from sr_bench.models.archs.rdn import RDNBody, rdn_config_of
 from sr_bench.models.interface import TrainingForward
 from sr_bench.models.tiling import run_network
@@ -48,11 +26,8 @@ class Pos2Weight(nn.Module):
     def __init__(self, inC: int, kernel_size: int = 3, outC: int = 3):
         super().__init__()
         self.inC, self.kernel_size, self.outC = inC, kernel_size, outC
-        self.meta_block = nn.Sequential(
-            nn.Linear(3, 256),
-            nn.ReLU(inplace=True),
-            nn.Linear(256, kernel_size * kernel_size * inC * outC),
-        )
+        self.meta_block = nn.Sequential(nn.Linear(3, 256), nn.ReLU(inplace=True),
+                                        nn.Linear(256, kernel_size * kernel_size * inC * outC))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.meta_block(x)
@@ -62,8 +37,7 @@ def meta_projection(in_len: int, out_len: int, scale: float, device=None) -> tup
     """LR index and fractional offset of each of ``out_len`` HR positions (float32, as the official code)."""
     coord = torch.arange(0, out_len, 1, device=device).float().mul(1.0 / scale)
     base = torch.floor(coord)
-    offset = coord - base
-    return base.long().clamp_(0, in_len - 1), offset
+    return base.long().clamp_(0, in_len - 1), coord - base
 
 
 class MetaRDN(RDNBody):
@@ -117,32 +91,20 @@ class MetaSRUpscaler(NetworkUpscaler):
     tiles_networks: ClassVar[bool] = True
 
     def __init__(self, checkpoint=None, allow_untrained: bool = False, scale=None, variant: str = "B"):
-        if scale is not None:
-            raise UserError(f"model {self.model_name!r} handles every scale with one network; it takes no scale")
+        self._refuse_scale(scale)
         if variant not in ("A", "B"):
             raise UserError(f"model {self.model_name!r} has RDN configs 'A' and 'B', not {variant!r}")
         self.variant = variant
         paths = self._setup(checkpoint, allow_untrained, {"variant": variant, "rgb_range": 255})
-        if len(paths) > 1:
-            raise UserError(f"model {self.model_name!r} takes one checkpoint, got {len(paths)}")
-        factory = lambda: MetaRDN(G0=64, RDNkSize=3, RDNconfig=variant, rgb_range=255)  # noqa: E731
-        if paths:
-            obj, sha = read_checkpoint(paths[0], self.model_name)
-            sd, _ = unwrap_state_dict(obj, paths[0], self.model_name)
-            net = build_module(factory, meta=True)
-            cfg = rdn_config_of(sd)
-            hint = f"it looks like an RDN config-{cfg} body (variant={cfg!r})" if cfg and cfg != variant else ""
-            load_strict(net, sd, self.model_name, paths[0], hint)
-            self.checkpoint_sha256 = sha
-        else:
-            net = build_module(factory, meta=False)
-        self.net = self._prepare(net)
+        sd, _ = self._one_checkpoint(paths)
+        self.net = self._network(lambda: MetaRDN(G0=64, RDNkSize=3, RDNconfig=variant, rgb_range=255), sd, paths,
+                                 self._hint)
 
-    def modules(self) -> Iterable[nn.Module]:
-        return [self.net]
+    def _hint(self, sd) -> str:
+        cfg = rdn_config_of(sd)
+        return f"it looks like an RDN config-{cfg} body (variant={cfg!r})" if cfg and cfg != self.variant else ""
 
     def training_forward(self, scale: Fraction | None = None) -> TrainingForward:
-        """The network on RGB 0..255 at the batch's scale and HR size."""
         net = self.net
 
         def predict(lr, hr, s, gen):

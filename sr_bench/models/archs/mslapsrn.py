@@ -1,17 +1,6 @@
 """MS-LapSRN (Lai et al., TPAMI'18), as defined by ``phoenix104104/LapSRN`` ``init_MSLapSRN_model.m``.
 
-One set of weights shared across pyramid levels and recursions; variants D5R2 / D5R5 / D5R8 (D conv layers per
-recursive block, R recursions per level), 222,801 parameters each (papers.md §0):
-
-- ``input_conv`` 3x3 1->64 (no activation after it: the blocks are pre-activation);
-- per level, R recursions of the shared block ``convs.{0..D-1}`` (LeakyReLU(0.2) then conv 3x3 64->64, D times), each
-  recursion's output plus the level input (``LRL = 'SS'``, shared-source local skip);
-- after R recursions: LReLU, then ``upconv`` (transposed conv 3x3 stride 2, MatConvNet crop [0 1 0 1]); its output is
-  the next level's input and feeds ``residual`` (conv 3x3 64->1; no activation in between);
-- image branch: ``img_up`` (transposed conv 4x4 stride 2, crop 1, no bias); level output =
-  ``img_up(previous) + residual``.
-
-The same weights run 1, 2 or 3 levels for x2, x4, x8 (``x{k}SR_{k}x_output`` in ``SR_MSLapSRN.m``).
+Layout, key names and departures from the paper: docs/architectures.md, "MS-LapSRN".
 """
 
 from __future__ import annotations
@@ -19,23 +8,26 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 from pathlib import Path
-from typing import ClassVar, Iterable
+from typing import ClassVar
 
 import torch
 import torch.nn as nn
 
 from sr_bench.errors import UserError
-from sr_bench.models.archs.blocks import (
-    build_module,
-    is_matconvnet_file,
-    load_strict,
-    read_checkpoint,
-    unwrap_state_dict,
+from sr_bench.models.archs.blocks import build_module, is_matconvnet_file, load_strict
+from sr_bench.models.archs.lapsrn import (
+    CONVT_CROPS,
+    INPUT_CONV_NAMES,
+    CroppedConvTranspose2d,
+    image_upsampler,
+    level_names,
+    lrelu,
+    pyramid_training,
 )
-from sr_bench.models.archs.lapsrn import CONVT_CROPS, CroppedConvTranspose2d, image_upsampler, lrelu
 from sr_bench.models.interface import TrainingForward, scale_refusal
-from sr_bench.models.luma import LumaUpscaler, pyramid_targets, training_net_input, training_y
+from sr_bench.models.luma import LumaUpscaler
 from sr_bench.models.matconvnet import check_standard_layer, load_dagnn, read_dagnn
+from sr_bench.models.strategies import recursion_count
 from sr_bench.models.tiling import run_network
 
 MAX_LEVELS = 3  # trained for x2, x4, x8
@@ -73,54 +65,31 @@ class MSLapSRN(nn.Module):
 
 def levels_for(s: Fraction) -> int:
     """Pyramid levels for scale s: ceil(log2 s), at least 1 (x1.5 and x2: 1; x3, x4: 2; x5..x8: 3)."""
-    n = 1
-    while 2**n < s:
-        n += 1
-    return n
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Official MatConvNet files
-# --------------------------------------------------------------------------------------------------------------------
-
-
-def official_names(depth: int) -> dict[str, str]:
-    names = {"input_conv_f": "input_conv.weight", "input_conv_b": "input_conv.bias"}
-    for d in range(depth):
-        names[f"conv{d + 1}_f"] = f"convs.{d}.weight"
-        names[f"conv{d + 1}_b"] = f"convs.{d}.bias"
-    names.update({"upconv_f": "upconv.weight", "upconv_b": "upconv.bias", "img_up_f": "img_up.weight",
-                  "residual_conv_f": "residual.weight", "residual_conv_b": "residual.bias"})
-    return names
+    return recursion_count(max(Fraction(s), Fraction(2)))
 
 
 _BLOCK_CONV = re.compile(r"x\d+SR_level\d+_R(\d+)_conv\d+")
 _BLOCK_SUM = re.compile(r"(x\d+SR)_level(\d+)_R(\d+)_output")
 
 
-def recursions_from_layers(layers) -> int | None:
-    rs = [int(m.group(1)) for la in layers if (m := _BLOCK_CONV.fullmatch(la.name))]
-    return max(rs) if rs else None
-
-
-def recursions_from_name(path: Path) -> tuple[int | None, int | None]:
-    """(D, R) from a file name like ``MSLapSRN_D5R8.mat``."""
+def recursions_from_name(path: Path) -> int | None:
+    """R from a file name like ``MSLapSRN_D5R8.mat``."""
     m = re.search(r"D(\d+)R(\d+)", Path(path).name)
-    return (int(m.group(1)), int(m.group(2))) if m else (None, None)
+    return int(m.group(2)) if m else None
 
 
-def recursions_from_opts(path: Path) -> tuple[int | None, int | None, str | None]:
-    """(depth, recursive, LRL) from the ``<stem>_opts.mat`` beside the model file, if there is one."""
+def recursions_from_opts(path: Path) -> tuple[int | None, str | None]:
+    """(recursive, LRL) from the ``<stem>_opts.mat`` beside the model file, if there is one."""
     opts = Path(path).with_name(Path(path).stem + "_opts.mat")
     if not opts.is_file():
-        return None, None, None
+        return None, None
     import scipy.io
 
     try:
         o = scipy.io.loadmat(str(opts), squeeze_me=True, struct_as_record=False)["opts"]
-        return int(o.depth), int(o.recursive), str(o.LRL)
+        return int(o.recursive), str(o.LRL)
     except Exception:
-        return None, None, None
+        return None, None
 
 
 def check_layer(layer) -> str | None:
@@ -144,36 +113,29 @@ def load_official(path: Path, model_name: str, recursions: int | None) -> tuple[
                 if any(p.startswith("level") for p in dag.params) else "no shared conv{d}_f params found")
         raise UserError(f"MatConvNet file {str(path)!r} is not an MS-LapSRN model; {hint}")
     depth = max(depths)
-    found = {"layers": recursions_from_layers(dag.layers), "file name": recursions_from_name(path)[1],
-             "opts file": recursions_from_opts(path)[1], "recursions option": recursions}
+    opts_r, lrl = recursions_from_opts(path)
+    in_layers = [int(m.group(1)) for la in dag.layers if (m := _BLOCK_CONV.fullmatch(la.name))]
+    found = {"layers": max(in_layers, default=None), "file name": recursions_from_name(path),
+             "opts file": opts_r, "recursions option": recursions}
     known = {k: v for k, v in found.items() if v is not None}
     if not known:
         raise UserError(f"cannot tell the number of recursions R of {str(path)!r}; pass --model-opt recursions=R")
     if len(set(known.values())) > 1:
         raise UserError(f"{str(path)!r}: conflicting recursions R " + ", ".join(f"{k} {v}" for k, v in known.items()))
     r = next(iter(known.values()))
-    lrl = recursions_from_opts(path)[2]
-    if lrl is not None and lrl != "SS":
-        raise UserError(f"{str(path)!r}: opts.LRL = {lrl!r}; "
-                        "only the released shared-source ('SS') skip is implemented")
+    if lrl not in (None, "SS"):
+        raise UserError(f"{str(path)!r}: opts.LRL = {lrl!r}; only the released shared-source ('SS') skip is "
+                        "implemented")
     net = build_module(lambda: MSLapSRN(depth, r), meta=True)
-    load_dagnn(net, dag, official_names(depth), model_name, check_layer=check_layer)
+    load_dagnn(net, dag, INPUT_CONV_NAMES | level_names(depth), model_name, check_layer=check_layer)
     return net, dag.sha256
 
 
-# --------------------------------------------------------------------------------------------------------------------
-# Adapter
-# --------------------------------------------------------------------------------------------------------------------
-
-
 class MSLapSRNUpscaler(LumaUpscaler):
-    """MS-LapSRN: one network for x2/x4/x8 (1/2/3 pyramid levels of shared weights).
-
-    Other scales s <= 8: ``ceil-then-down`` with 2^ceil(log2 s) levels, then MATLAB bicubic to the target size (the
-    TPAMI x3 recipe). R (recursions) comes from the .mat file's layers (cross-checked with the file name and a
-    ``*_opts.mat`` beside it); for one of our state_dicts pass ``recursions`` (``--model-opt recursions=8``) or keep
-    ``D5R8`` in the file name.
-    """
+    """MS-LapSRN: one network for x2/x4/x8 (1/2/3 pyramid levels of shared weights); other scales s <= 8:
+    ``ceil-then-down`` from 2^ceil(log2 s) (the TPAMI x3 recipe). R (recursions) comes from the .mat file's layers
+    (cross-checked with the file name and a ``*_opts.mat`` beside it); for one of our state_dicts pass ``recursions``
+    (``--model-opt recursions=8``) or keep ``D5R8`` in the file name."""
 
     model_name: ClassVar[str] = "mslapsrn"
     tiles_networks: ClassVar[bool] = True
@@ -190,15 +152,12 @@ class MSLapSRNUpscaler(LumaUpscaler):
                 if given is not None and int(given) != value:
                     raise UserError(f"model {self.model_name!r}: variant {variant} contradicts {key}={given}")
             depth, recursions = int(m.group(1)), int(m.group(2))
-        paths = self._setup(checkpoint, allow_untrained, {})
-        if len(paths) > 1:
-            raise UserError(f"model {self.model_name!r} is one network for every scale; give one checkpoint")
+        paths = self._init_single(checkpoint, allow_untrained, {})
         if paths:
             self.net, self.checkpoint_sha256 = self._load(paths[0], recursions, depth)
         else:
             d, r = int(depth or 5), int(recursions or 8)
-            with torch.inference_mode(False):
-                self.net = build_module(lambda: MSLapSRN(d, r), meta=False)
+            self.net = build_module(lambda: MSLapSRN(d, r), meta=False)
         self.net = self._prepare(self.net)
         self.config.update(variant=f"D{self.net.depth}R{self.net.recursions}", depth=self.net.depth,
                            recursions=self.net.recursions)
@@ -207,13 +166,12 @@ class MSLapSRNUpscaler(LumaUpscaler):
         if is_matconvnet_file(path):
             net, sha = load_official(path, self.model_name, None if recursions is None else int(recursions))
         else:
-            obj, sha = read_checkpoint(path, self.model_name)
-            sd, _ = unwrap_state_dict(obj, path, self.model_name)
+            sd, sha = self._read_state_dict(path)
             depths = [int(m.group(1)) for k in sd if (m := re.fullmatch(r"convs\.(\d+)\.weight", k))]
             if not depths:
                 raise UserError(f"checkpoint {str(path)!r} is not an MS-LapSRN state_dict (no convs.N.weight keys); "
                                 f"official weights are the MSLapSRN_D5R{{2,5,8}}.mat files")
-            r = recursions if recursions is not None else recursions_from_name(path)[1]
+            r = recursions if recursions is not None else recursions_from_name(path)
             if r is None:
                 raise UserError(f"an MS-LapSRN state_dict does not record R; pass --model-opt recursions=R "
                                 f"(or name the file ..._D{max(depths) + 1}R8.pt)")
@@ -223,9 +181,6 @@ class MSLapSRNUpscaler(LumaUpscaler):
         if depth is not None and int(depth) != net.depth:
             raise UserError(f"checkpoint {str(path)!r} has depth D={net.depth}, but depth={depth} was asked")
         return net, sha
-
-    def modules(self) -> Iterable[nn.Module]:
-        return [self.net]
 
     def scale_problem(self, scale: Fraction) -> str | None:
         n = levels_for(Fraction(scale))
@@ -243,11 +198,5 @@ class MSLapSRNUpscaler(LumaUpscaler):
         """The pyramid on the LR Y with levels_for(s) levels. A state_dict does not record the recursion count R:
         the saved file loads with ``--model-opt recursions=R``."""
         net = self.net
-
-        def predict(lr, hr, s, gen):
-            return net(training_net_input(training_y(lr)), levels=levels_for(s)), training_y(hr).float()
-
-        def predict_levels(lr, hr, s, gen):
-            outs = net(training_net_input(training_y(lr)), levels=levels_for(s), return_all=True)
-            return outs, pyramid_targets(training_y(hr), [o.shape[-2:] for o in outs])
-        return TrainingForward(net, predict, "y", {"recursions": net.recursions}, predict_levels=predict_levels)
+        return pyramid_training(net, lambda y, s, every: net(y, levels=levels_for(s), return_all=every),
+                                {"recursions": net.recursions})

@@ -1,9 +1,7 @@
 """RDN (Zhang et al., CVPR'18), key-compatible with ``thstkdgus35/EDSR-PyTorch`` ``src/model/rdn.py``.
 
-Keys: ``SFENet1.*``, ``SFENet2.*``, ``RDBs.{i}.convs.{c}.conv.0.*``, ``RDBs.{i}.LFF.*``, ``GFF.{0,1}.*`` and, with an
-upsampler, ``UPNet.{0,2}.*`` (x2/x3) or ``UPNet.{0,2,4}.*`` (x4). No mean shift: the EDSR-PyTorch RDN takes RGB in
-0..255 directly. ``no_upsampling=True`` gives the feature extractor used by Meta-RDN and RDN-LIIF (64 channels out).
-Configs: A = 20 RDBs x 6 convs, growth 32; B = 16 RDBs x 8 convs, growth 64 (the paper's model).
+No mean shift: the EDSR-PyTorch RDN takes RGB in 0..255 directly. ``no_upsampling=True`` gives the feature extractor
+used by Meta-RDN and RDN-LIIF (64 channels out). Config B is the paper's model.
 """
 
 from __future__ import annotations
@@ -75,49 +73,35 @@ class RDN(RDNBody):
         self._make_body(G0, RDNkSize, RDNconfig, n_colors)
         self.no_upsampling = no_upsampling
         G, k, pad = self.G, RDNkSize, (RDNkSize - 1) // 2
-        if no_upsampling:
-            self.out_dim = G0
-        else:
-            self.out_dim = n_colors
-            if scale in (1, 2, 3):  # x1 (PixelShuffle(1) = identity): Meta-SR's RDN(x1) baseline
-                self.UPNet = nn.Sequential(
-                    nn.Conv2d(G0, G * scale * scale, k, padding=pad, stride=1),
-                    nn.PixelShuffle(scale),
-                    nn.Conv2d(G, n_colors, k, padding=pad, stride=1),
-                )
-            elif scale == 4:
-                self.UPNet = nn.Sequential(
-                    nn.Conv2d(G0, G * 4, k, padding=pad, stride=1),
-                    nn.PixelShuffle(2),
-                    nn.Conv2d(G, G * 4, k, padding=pad, stride=1),
-                    nn.PixelShuffle(2),
-                    nn.Conv2d(G, n_colors, k, padding=pad, stride=1),
-                )
-            else:
+        self.out_dim = G0 if no_upsampling else n_colors
+        if not no_upsampling:
+            # x1 (PixelShuffle(1) = identity) is Meta-SR's RDN(x1) baseline; x4 is two x2 steps
+            shuffles = {1: [1], 2: [2], 3: [3], 4: [2, 2]}.get(scale)
+            if shuffles is None:
                 raise ValueError("RDN scale must be 1, 2, 3 or 4")
+            layers: list[nn.Module] = []
+            for i, r in enumerate(shuffles):
+                layers += [nn.Conv2d(G0 if i == 0 else G, G * r * r, k, padding=pad, stride=1), nn.PixelShuffle(r)]
+            self.UPNet = nn.Sequential(*layers, nn.Conv2d(G, n_colors, k, padding=pad, stride=1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.features(x)
         return x if self.no_upsampling else self.UPNet(x)
 
 
-def rdn_config_of(sd, prefix: str = "") -> str | None:
-    """'A' or 'B' from the number of RDBs in a state_dict (keys under ``prefix``), or None."""
-    head = prefix + "RDBs."
-    n = len({k[len(head):].split(".")[0] for k in sd if k.startswith(head)})
-    return {20: "A", 16: "B"}.get(n)
+def rdn_config_of(sd) -> str | None:
+    """'A' or 'B' from the number of RDBs in a state_dict, or None."""
+    return {20: "A", 16: "B"}.get(len({k.split(".")[1] for k in sd if k.startswith("RDBs.")}))
 
 
 class RDNUpscaler(StrategicIntegerUpscaler):
     """RDN (config B by default); one network per scale x2/x3/x4 (x1 builds for ``strategy="bicubic-pre"``, Meta-SR's
-    RDN(x1) baseline); input 0..255, no mean shift. Decimal scales: ``strategy=`` (default ``ceil-then-down``)."""
+    RDN(x1) baseline)."""
 
     model_name: ClassVar[str] = "rdn"
+    network = RDN
     variants: ClassVar[dict[str, dict]] = {"B": {"RDNconfig": "B", "G0": 64}, "A": {"RDNconfig": "A", "G0": 64}}
     default_variant: ClassVar[str] = "B"
-
-    def build(self, scale: int) -> nn.Module:
-        return RDN(G0=64, RDNkSize=3, RDNconfig=self.variant, scale=scale)
 
     def infer_scale(self, sd):
         if "UPNet.4.weight" in sd:
@@ -130,6 +114,4 @@ class RDNUpscaler(StrategicIntegerUpscaler):
 
     def mismatch_hint(self, sd) -> str:
         cfg = rdn_config_of(sd)
-        if cfg and cfg != self.variant:
-            return f"it looks like an RDN config-{cfg} checkpoint (variant={cfg!r})"
-        return ""
+        return f"it looks like an RDN config-{cfg} checkpoint (variant={cfg!r})" if cfg and cfg != self.variant else ""

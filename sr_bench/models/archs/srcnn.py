@@ -1,14 +1,6 @@
-"""SRCNN (Dong et al., ECCV'14 / TPAMI'16): three convolutions on the bicubic-upscaled Y channel.
+"""SRCNN (Dong et al., ECCV'14 / TPAMI'16): three convolutions on the bicubic-upscaled Y channel (9-5-5 or 9-1-5).
 
-``conv1`` 9x9 1->64 + ReLU, ``conv2`` f2 x f2 64->32 + ReLU (f2 = 5 for 9-5-5, 1 for 9-1-5), ``conv3`` 5x5 32->1.
-Parameters: 9-5-5 57,281; 9-1-5 8,129 (papers.md §0).
-
-Padding: the original convolutions are 'valid', so the output is 12 (9-5-5) / 8 (9-1-5) pixels smaller than the input
-and the authors evaluate on the shrunken centre. For benchmarking, where every model must return the full target size,
-all three convolutions are zero-padded 'same' (padding k // 2), as in the common PyTorch reimplementation
-(yjn870/SRCNN-pytorch, whose key names ``conv1/conv2/conv3`` these are). A border of 6 pixels therefore sees zero
-padding; with the usual shave of s pixels this costs a little PSNR at x2/x3 relative to the paper's 'valid' evaluation.
-Y in 0..1 units in and out (MATLAB double), no clipping inside the network.
+Layout, key names and departures from the paper: docs/architectures.md, "SRCNN".
 """
 
 from __future__ import annotations
@@ -19,7 +11,6 @@ import torch
 import torch.nn as nn
 
 from sr_bench.errors import UserError
-from sr_bench.models.archs.blocks import build_module, load_strict
 from sr_bench.models.luma import PreUpsamplingUpscaler
 
 SRCNN_VARIANTS = {"9-5-5": 5, "9-1-5": 1}
@@ -48,22 +39,16 @@ class SRCNNUpscaler(PreUpsamplingUpscaler):
         if variant is not None and variant not in SRCNN_VARIANTS:
             raise UserError(f"model 'srcnn' has no variant {variant!r}; known: {', '.join(SRCNN_VARIANTS)}")
         paths = self._init_single(checkpoint, allow_untrained, {})
-        if paths:
-            sd, self.checkpoint_sha256 = self._read_state_dict(paths[0])
+        sd, self.checkpoint_sha256 = self._read_state_dict(paths[0]) if paths else (None, None)
+        if sd is not None:
             w = sd.get("conv2.weight")
             found = next((v for v, f in SRCNN_VARIANTS.items() if w is not None and w.dim() == 4 and w.shape[-1] == f),
                          None)
             if variant is not None and found is not None and found != variant:
                 raise UserError(f"checkpoint {str(paths[0])!r} is an SRCNN {found} model, "
                                 f"but variant={variant} was asked")
-            variant = variant or found or "9-5-5"
-            f2 = SRCNN_VARIANTS[variant]
-            net = build_module(lambda: SRCNN(f2), meta=True)
-            load_strict(net, sd, self.model_name, paths[0])
-        else:
-            variant = variant or "9-5-5"
-            f2 = SRCNN_VARIANTS[variant]
-            net = build_module(lambda: SRCNN(f2), meta=False)
+            variant = variant or found
+        variant = variant or "9-5-5"
         self.variant = variant
-        self.net = self._prepare(net)
+        self.net = self._network(lambda: SRCNN(SRCNN_VARIANTS[variant]), sd, paths)
         self.config.update(variant=variant, padding="zero-same")

@@ -12,7 +12,6 @@ from typing import ClassVar
 import torch
 import torch.nn as nn
 
-from sr_bench.models.archs.blocks import build_module, load_strict
 from sr_bench.models.luma import PreUpsamplingUpscaler
 
 
@@ -39,10 +38,5 @@ class VDSRUpscaler(PreUpsamplingUpscaler):
 
     def __init__(self, checkpoint=None, allow_untrained: bool = False):
         paths = self._init_single(checkpoint, allow_untrained, {})
-        if paths:
-            sd, self.checkpoint_sha256 = self._read_state_dict(paths[0])
-            net = build_module(VDSR, meta=True)
-            load_strict(net, sd, self.model_name, paths[0])
-        else:
-            net = build_module(VDSR, meta=False)
-        self.net = self._prepare(net)
+        sd, self.checkpoint_sha256 = self._read_state_dict(paths[0]) if paths else (None, None)
+        self.net = self._network(VDSR, sd, paths)

@@ -21,8 +21,7 @@ def render(tables: list, fmt: str) -> str:
     return _module(fmt).render(tables)
 
 
-def render_plain(head: list[str], rows: list[list[str]], notes: list[str], fmt: str, caption: str = "",
-                 numeric_from: int = 0) -> str:
+def render_plain(head: list[str], rows: list[list[str]], notes: list[str], fmt: str, numeric_from: int = 0) -> str:
     """A table without groups or marks (the long layout): ``head`` and string ``rows``; columns from
     ``numeric_from`` on are right-aligned; ``notes`` go below it."""
-    return _module(fmt).render_plain(head, rows, notes, caption, numeric_from)
+    return _module(fmt).render_plain(head, rows, notes, numeric_from)

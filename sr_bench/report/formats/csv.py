@@ -28,9 +28,14 @@ def _cells(cell, ci: bool) -> list[str]:
     return [_num(cell.value), _mark(cell)] + [_num(cell.half_width)] * ci
 
 
-def render(tables: list) -> str:
+def _csv(lines: list[list]) -> str:
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    csv.writer(buf, lineterminator="\n").writerows(lines)
+    return buf.getvalue()
+
+
+def render(tables: list) -> str:
+    out = []
     header_written = False  # the scales layout's tables share one header
     for table in tables:
         ci = any(c.half_width is not None for b in table.blocks for r in b.rows for c in r.cells)
@@ -54,21 +59,17 @@ def render(tables: list) -> str:
                       sorted(notes)) for row, cells, notes in merged.values()]
         if table.grouped or not header_written:
             cost = [h.lower().replace("/", "_per_").replace(" ", "_") for h in table.cost_heads]
-            w.writerow([*ids, "method", "model", "kind", "source",
+            out.append([*ids, "method", "model", "kind", "source",
                         *(x for k in keys for x in [k, f"{k}_mark"] + [f"{k}_ci95"] * ci), *cost])
             header_written |= not table.grouped
         for first, row, cells, notes in lines:
             kind = ("measured" if not row.method.reported else
                     "reported-other-protocol" if row.method.other_protocol else "reported")
             source = " | ".join(table.footnotes[n - 1] for n in notes)
-            w.writerow([*first, row.method.label, row.method.key, kind, source,
+            out.append([*first, row.method.label, row.method.key, kind, source,
                         *(x for c in cells for x in _cells(c, ci)), *row.cost])
-    return buf.getvalue()
+    return _csv(out)
 
 
-def render_plain(head, rows, notes, caption="", numeric_from=0) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(head)
-    w.writerows(rows)
-    return buf.getvalue()
+def render_plain(head, rows, notes, numeric_from=0) -> str:
+    return _csv([head, *rows])

@@ -88,12 +88,10 @@ def render(tables: list) -> str:
     return "\n".join(line for t in tables for line in _table(t)) + "\n"
 
 
-def render_plain(head, rows, notes, caption="", numeric_from=0) -> str:
-    lines = ['<table class="srbench-table">']
-    if caption:
-        lines.append(f"<caption>{escape(caption)}</caption>")
+def render_plain(head, rows, notes, numeric_from=0) -> str:
     cls = lambda j: ' class="method"' if j < numeric_from else ""  # noqa: E731
-    lines += ["<thead>", _tr([f"<th{cls(j)}>{escape(h)}</th>" for j, h in enumerate(head)]), "</thead>", "<tbody>"]
+    lines = ['<table class="srbench-table">', "<thead>",
+             _tr([f"<th{cls(j)}>{escape(h)}</th>" for j, h in enumerate(head)]), "</thead>", "<tbody>"]
     lines += [_tr([f"<td{cls(j)}>{escape(c)}</td>" for j, c in enumerate(r)]) for r in rows]
     lines += ["</tbody>", *_foot([escape(n) for n in notes], len(head))]
     return "\n".join(lines + ["</table>"]) + "\n"

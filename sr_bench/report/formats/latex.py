@@ -98,12 +98,10 @@ def render(tables: list) -> str:
     return "\n\n".join([_HEADER, *("\n".join(_table(t)) for t in tables)]) + "\n"
 
 
-def render_plain(head, rows, notes, caption="", numeric_from=0) -> str:
+def render_plain(head, rows, notes, numeric_from=0) -> str:
     spec = "l" * numeric_from + "r" * (len(head) - numeric_from)
-    lines = [_HEADER, r"\begin{table}[t]", r"\centering"]
-    if caption:
-        lines.append(rf"\caption{{{escape(caption)}}}")
-    lines += [rf"\begin{{tabular}}{{{spec}}}", r"\toprule", _row([escape(h) for h in head]), r"\midrule"]
+    lines = [_HEADER, r"\begin{table}[t]", r"\centering", rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
+             _row([escape(h) for h in head]), r"\midrule"]
     lines += [_row([escape(c) for c in r]) for r in rows]
     lines += [r"\bottomrule", r"\end{tabular}", *_notes([escape(x) for x in notes])]
     return "\n".join(lines + [r"\end{table}"]) + "\n"

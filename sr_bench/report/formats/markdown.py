@@ -59,11 +59,8 @@ def render(tables: list) -> str:
     return "\n\n".join("\n".join(_table(t)) for t in tables) + "\n"
 
 
-def render_plain(head, rows, notes, caption="", numeric_from=0) -> str:
+def render_plain(head, rows, notes, numeric_from=0) -> str:
     esc = MARKUP.escape
-    lines = [caption, ""] if caption else []
-    lines += [_line([esc(h) for h in head]), _align(numeric_from, len(head) - numeric_from)]
+    lines = [_line([esc(h) for h in head]), _align(numeric_from, len(head) - numeric_from)]
     lines += [_line([esc(c) for c in r]) for r in rows]
-    if notes:
-        lines += ["", *notes]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + (["", *notes] if notes else [])) + "\n"
